@@ -1,0 +1,87 @@
+"""Argument parsing and exit codes only. Each subcommand lives in ``safe_pip.commands.<name>``.
+
+A command module must import nothing heavy at module level (no sigstore, no requests), so that
+``safe-pip --help`` starts fast; it defines ``register(subparsers)`` which adds its parser and
+sets ``func`` to a callable taking the parsed namespace and returning an exit code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import pkgutil
+import sys
+from collections.abc import Sequence
+
+from safe_pip import __version__
+from safe_pip.errors import EXIT_CONFIG, EXIT_COULD_NOT_CHECK, SafePipError
+
+# The order subcommands are listed in --help; modules not named here follow, sorted.
+_ORDER = ("install", "verify", "serve", "inspect", "allow", "history")
+
+EPILOG = """\
+exit codes:
+  0  allowed / verified
+  1  refused by policy or failed verification
+  2  usage or configuration error
+  3  could not check (network, index, trust root unavailable)
+  4  pip failed after verification passed
+
+Run 'safe-pip COMMAND --help' for a command's options.
+"""
+
+
+def _command_modules() -> list[str]:
+    import safe_pip.commands as pkg
+
+    names = [m.name for m in pkgutil.iter_modules(pkg.__path__) if not m.name.startswith("_")]
+    ordered = [n for n in _ORDER if n in names]
+    return ordered + sorted(n for n in names if n not in _ORDER)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="safe-pip",
+        description=(
+            "Refuse Python packages that are unsigned, signed by a publisher you did not "
+            "expect, or whose publisher departs from the package's known-good history "
+            "(PEP 740 attestations), before anything is installed."
+        ),
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"safe-pip {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in _command_modules():
+        module = importlib.import_module(f"safe_pip.commands.{name}")
+        module.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``safe-pip`` command. Returns the exit code."""
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    try:
+        args = parser.parse_args(args_list)
+    except SystemExit as exc:  # argparse: --help (0) or a usage error (2)
+        return int(exc.code) if isinstance(exc.code, int) else EXIT_CONFIG
+    func = getattr(args, "func", None)
+    if func is None:
+        parser.print_help()
+        return EXIT_CONFIG
+    try:
+        return int(func(args))
+    except SafePipError as exc:
+        print(f"safe-pip: error: {exc.diagnostics()}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("safe-pip: interrupted; nothing was installed by this run.", file=sys.stderr)
+        return 130
+    except Exception as exc:  # fail closed: never a traceback, never "allowed"
+        print(
+            f"safe-pip: internal error ({type(exc).__name__}: {exc}); treating as "
+            "'could not check'. Please report this.",
+            file=sys.stderr,
+        )
+        return EXIT_COULD_NOT_CHECK

@@ -1,0 +1,1 @@
+"""One module per ``safe-pip`` subcommand (see ``safe_pip._cli``)."""

@@ -1,0 +1,220 @@
+"""Plain data shared by every face of safe-pip.
+
+Everything here is a frozen dataclass with no I/O. The identity shape is PEP 740's publisher
+object, which is also PEP 751's ``attestation-identities`` table: the policy file, the history,
+lockfiles and JSON reports all use :meth:`PublisherIdentity.to_table`.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+#: The predicate types PyPI accepts for PEP 740 attestations.
+PUBLISH_V1 = "https://docs.pypi.org/attestations/publish/v1"
+SLSA_PROVENANCE_V1 = "https://slsa.dev/provenance/v1"
+KNOWN_PREDICATES = frozenset({PUBLISH_V1, SLSA_PROVENANCE_V1})
+
+#: Publisher kinds as PEP 740 spells them.
+GITHUB = "GitHub"
+GITLAB = "GitLab"
+GOOGLE = "Google"
+
+EnvironmentSource = Literal["certificate", "index"]
+
+
+@dataclass(frozen=True)
+class PublisherIdentity:
+    """A Trusted Publisher, in the shape of PEP 740's publisher object.
+
+    Only ``kind`` plus the kind's own keys (``repository``/``workflow``/``environment`` for
+    GitHub, ``repository``/``workflow_filepath``/``environment`` for GitLab, ``email`` for
+    Google) take part in :meth:`to_table`. The remaining fields are facts read from the
+    certificate that policy uses to tell a renamed repository from a re-created one.
+    """
+
+    kind: str
+    repository: str | None = None
+    workflow: str | None = None
+    workflow_filepath: str | None = None
+    environment: str | None = None
+    email: str | None = None
+    # Facts from the certificate (not part of the PEP 740 table).
+    repository_id: str | None = None
+    repository_owner_id: str | None = None
+    ref: str | None = None
+    issuer: str | None = None
+    environment_source: EnvironmentSource | None = None
+
+    def to_table(self) -> dict[str, str]:
+        """The PEP 740 / PEP 751 publisher table (only keys that have values)."""
+        out: dict[str, str] = {"kind": self.kind}
+        for key in ("repository", "workflow", "workflow_filepath", "environment", "email"):
+            value = getattr(self, key)
+            if value:
+                out[key] = value
+        return out
+
+    def to_json(self) -> dict[str, Any]:
+        """The table plus the certificate facts, for reports and history."""
+        out: dict[str, Any] = dict(self.to_table())
+        for key in ("repository_id", "repository_owner_id", "ref", "issuer", "environment_source"):
+            value = getattr(self, key)
+            if value:
+                out[key] = value
+        return out
+
+    @classmethod
+    def from_table(cls, table: dict[str, Any]) -> PublisherIdentity:
+        """Build from a PEP 740 publisher object / PEP 751 identity table (extra keys kept
+        where we know them, ignored otherwise). Raises ValueError on a malformed table."""
+        kind = table.get("kind")
+        if not isinstance(kind, str) or not kind:
+            raise ValueError("publisher identity needs a string 'kind'")
+        known = {
+            "repository",
+            "workflow",
+            "workflow_filepath",
+            "environment",
+            "email",
+            "repository_id",
+            "repository_owner_id",
+            "ref",
+            "issuer",
+        }
+        values: dict[str, str | None] = {}
+        for key in known:
+            value = table.get(key)
+            if value is None or value == "":
+                continue
+            if not isinstance(value, str):
+                raise ValueError(f"publisher identity key {key!r} must be a string")
+            values[key] = value
+        source = table.get("environment_source")
+        env_source: EnvironmentSource | None = None
+        if source in ("certificate", "index"):
+            env_source = source
+        return cls(kind=kind, environment_source=env_source, **values)
+
+    def describe(self) -> str:
+        """A short human-readable form, e.g. ``GitHub pypa/sampleproject @ release.yml``."""
+        if self.kind == GOOGLE:
+            return f"{self.kind} {self.email or '?'}"
+        parts = [self.kind, self.repository or "?"]
+        wf = self.workflow or self.workflow_filepath
+        if wf:
+            parts.append(f"@ {wf}")
+        if self.environment:
+            tag = " (index-asserted)" if self.environment_source == "index" else ""
+            parts.append(f"[env {self.environment}{tag}]")
+        return " ".join(parts)
+
+
+@dataclass(frozen=True)
+class FileRef:
+    """One distribution file to check: where it is and what the index claims about it."""
+
+    project: str  # as the index / lock spells it; compare with packaging.utils.canonicalize_name
+    version: str
+    filename: str
+    url: str | None = None
+    sha256: str | None = None  # the index's (or lock's) claim; the file's real bytes decide
+    index: str | None = None  # the index URL it came from
+    provenance_url: str | None = None  # PEP 740 provenance URL from the simple page, if any
+    yanked: bool | str = False
+    upload_time: str | None = None
+    local_path: str | None = None  # a file already on disk (inspect, wheelhouse)
+
+
+class VerifyStatus(str, enum.Enum):
+    """Outcome of cryptographic verification of one file (no policy applied)."""
+
+    VERIFIED = "verified"  # a valid attestation binds these bytes to ``identity``
+    UNSIGNED = "unsigned"  # the index says there is no provenance for the file (404)
+    INVALID = "invalid"  # provenance exists but does not verify: treat as an attack
+    ERROR = "error"  # could not check (network, index, trust root): never "unsigned"
+
+
+@dataclass(frozen=True)
+class VerificationResult:
+    """What verification proved about one file's bytes."""
+
+    filename: str
+    sha256: str  # of the file's actual bytes
+    status: VerifyStatus
+    reason: str  # human-readable; "ok" style text when verified
+    reason_code: str = "ok"  # short stable code: ok, no-provenance, digest-mismatch, ...
+    identity: PublisherIdentity | None = None
+    predicate_types: tuple[str, ...] = ()
+    tlog_index: int | None = None
+    integrated_time: int | None = None  # epoch seconds, from the transparency log
+    provenance: bytes | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def verified(self) -> bool:
+        return self.status is VerifyStatus.VERIFIED
+
+
+class ReasonCode(str, enum.Enum):
+    """Why a verdict was reached. Stable strings: scripts depend on them."""
+
+    VERIFIED_ALLOWLISTED = "verified-allowlisted"
+    VERIFIED_FIRST_USE = "verified-first-use"
+    VERIFIED_KNOWN = "verified-known"
+    UNSIGNED_ALLOWED = "unsigned-allowed"
+    REFUSED_UNSIGNED = "refused-unsigned"
+    REFUSED_UNEXPECTED_PUBLISHER = "refused-unexpected-publisher"
+    REFUSED_PUBLISHER_CHANGE = "refused-publisher-change"
+    REFUSED_ATTESTATION_DOWNGRADE = "refused-attestation-downgrade"
+    REFUSED_INVALID_ATTESTATION = "refused-invalid-attestation"
+    COULD_NOT_CHECK = "could-not-check"
+
+
+class Action(str, enum.Enum):
+    ALLOW = "allow"
+    WARN = "warn"  # allowed, but the user must be told
+    REFUSE = "refuse"
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The decision about one file: allow, warn (allowed) or refuse, and why."""
+
+    project: str
+    version: str
+    filename: str
+    sha256: str
+    action: Action
+    code: ReasonCode
+    reason: str
+    rule: str  # which rule decided, e.g. "[[package]] sampleproject" or "history"
+    identity: PublisherIdentity | None = None
+    expected: tuple[PublisherIdentity, ...] = ()
+    fix: str = ""  # how to allow it, if the user decides to
+    verification: VerificationResult | None = field(default=None, compare=False)
+
+    @property
+    def allowed(self) -> bool:
+        return self.action is not Action.REFUSE
+
+    def to_json(self) -> dict[str, Any]:
+        v = self.verification
+        return {
+            "project": self.project,
+            "version": self.version,
+            "filename": self.filename,
+            "sha256": self.sha256,
+            "verdict": self.action.value,
+            "allowed": self.allowed,
+            "code": self.code.value,
+            "reason": self.reason,
+            "rule": self.rule,
+            "identity": self.identity.to_json() if self.identity else None,
+            "expected": [e.to_table() for e in self.expected],
+            "fix": self.fix,
+            "verified": bool(v and v.verified),
+            "predicate_types": list(v.predicate_types) if v else [],
+            "tlog_index": v.tlog_index if v else None,
+            "integrated_time": v.integrated_time if v else None,
+        }

@@ -1,0 +1,359 @@
+"""Verify PEP 740 provenance for one distribution file, with real Sigstore cryptography.
+
+The flow for every attestation in the provenance:
+
+1. parse it with pypi-attestations' models (provenance object, single attestation, or a
+   Sigstore bundle converted with ``Attestation.from_bundle``);
+2. ``sigstore.verify.Verifier.verify_dsse`` with the chosen trust root: certificate chain at the
+   integrated time, SCT, transparency-log inclusion proof, checkpoint and SET, DSSE signature;
+3. the in-toto statement: exactly one subject, whose filename parses and equals the file's, whose
+   sha256 equals the sha256 *of the file's actual bytes*, with a known predicate type;
+4. the identity read from the certificate, cross-checked against the provenance's publisher
+   object (``environment`` is taken from there and labelled index-asserted).
+
+Identity *policy* (who is allowed) is not decided here: see ``safe_pip.policy``. Any exception
+anywhere is an INVALID result with a reason; nothing here raises.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any
+
+from packaging.utils import (
+    InvalidSdistFilename,
+    InvalidWheelFilename,
+    parse_sdist_filename,
+    parse_wheel_filename,
+)
+
+from safe_pip.models import (
+    KNOWN_PREDICATES,
+    PublisherIdentity,
+    VerificationResult,
+    VerifyStatus,
+)
+from safe_pip.verify.identity import IdentityError, identity_from_certificate
+
+if TYPE_CHECKING:
+    from cryptography.x509 import Certificate
+    from pypi_attestations import Attestation
+    from sigstore.verify import Verifier
+
+MAX_PROVENANCE_BYTES = 2 * 1024 * 1024
+MAX_ATTESTATIONS = 16
+_IN_TOTO = "application/vnd.in-toto+json"
+_STATEMENT_V1 = "https://in-toto.io/Statement/v1"
+_HEX64 = re.compile(r"^[0-9a-f]{64}$")
+
+
+class _Invalid(Exception):
+    def __init__(self, code: str, reason: str) -> None:
+        super().__init__(reason)
+        self.code = code
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class _Parsed:
+    attestation: Attestation
+    publisher: dict[str, Any] | None
+
+
+class _RecordIdentity:
+    """A sigstore VerificationPolicy that accepts the certificate (identity policy is ours,
+    applied afterwards on the identity extracted from this same, verified, certificate)."""
+
+    def verify(self, cert: Certificate) -> None:
+        return None
+
+
+def parse_dist_filename(filename: str) -> tuple[str, str]:
+    """(normalized name, normalized version) of a wheel or sdist filename; ValueError if not."""
+    if filename.endswith(".whl"):
+        try:
+            name, version, _build, _tags = parse_wheel_filename(filename)
+        except InvalidWheelFilename as exc:
+            raise ValueError(str(exc)) from exc
+        return str(name), str(version)
+    if filename.endswith((".tar.gz", ".zip")):
+        try:
+            sname, sversion = parse_sdist_filename(filename)
+        except InvalidSdistFilename as exc:
+            raise ValueError(str(exc)) from exc
+        return str(sname), str(sversion)
+    raise ValueError(f"{filename!r} is neither a wheel nor an sdist filename")
+
+
+def _dist_identity_key(filename: str) -> tuple[object, ...]:
+    """What makes two filenames "the same distribution" (as pypi-attestations compares)."""
+    if filename.endswith(".whl"):
+        name, version, build, tags = parse_wheel_filename(filename)
+        return ("whl", name, version, build, tags)
+    sname, sversion = parse_sdist_filename(filename)
+    return ("sdist", sname, sversion)
+
+
+def parse_provenance(data: bytes) -> list[_Parsed]:
+    """Every attestation in ``data``, with the publisher object that came with it.
+
+    Accepts a PEP 740 provenance object, a single PEP 740 attestation, or a Sigstore bundle.
+    Raises _Invalid on anything else.
+    """
+    if len(data) > MAX_PROVENANCE_BYTES:
+        raise _Invalid("malformed", f"provenance is larger than {MAX_PROVENANCE_BYTES} bytes")
+    try:
+        doc = json.loads(data)
+    except (ValueError, RecursionError) as exc:
+        raise _Invalid("malformed", f"provenance is not JSON ({exc})") from exc
+    if not isinstance(doc, dict):
+        raise _Invalid("malformed", "provenance is not a JSON object")
+
+    from pydantic import ValidationError
+    from pypi_attestations import Attestation, Provenance
+
+    try:
+        if "attestation_bundles" in doc:
+            prov = Provenance.model_validate(doc)
+            out = [
+                _Parsed(att, bundle.publisher.model_dump(exclude_none=True))
+                for bundle in prov.attestation_bundles
+                for att in bundle.attestations
+            ]
+        elif "verification_material" in doc and "envelope" in doc:
+            out = [_Parsed(Attestation.model_validate(doc), None)]
+        elif str(doc.get("mediaType", "")).startswith("application/vnd.dev.sigstore.bundle"):
+            from sigstore.models import Bundle
+
+            bundle_obj = Bundle.from_json(data)
+            out = [_Parsed(Attestation.from_bundle(bundle_obj), None)]
+        else:
+            raise _Invalid(
+                "malformed",
+                "not a PEP 740 provenance object, attestation or Sigstore bundle",
+            )
+    except _Invalid:
+        raise
+    except ValidationError as exc:
+        first = exc.errors()[0] if exc.errors() else {"msg": str(exc), "loc": ()}
+        loc = ".".join(str(p) for p in first.get("loc", ()))
+        raise _Invalid("malformed", f"provenance does not match PEP 740: {loc}: {first['msg']}")
+    except Exception as exc:
+        msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        if "DSSE" in msg or "dsse" in msg:
+            raise _Invalid("not-a-dsse-bundle", f"Sigstore bundle is not a DSSE attestation: {msg}")
+        raise _Invalid("malformed", f"cannot read provenance: {type(exc).__name__}: {msg}")
+    if not out:
+        raise _Invalid("malformed", "provenance contains no attestations")
+    if len(out) > MAX_ATTESTATIONS:
+        raise _Invalid("malformed", f"provenance contains more than {MAX_ATTESTATIONS} attestations")
+    return out
+
+
+def _classify(msg: str) -> str:
+    low = msg.lower()
+    if "certificate chain" in low or "fulcio certificates not found" in low:
+        return "untrusted-certificate-chain"
+    if "sct" in low or "ctfe" in low:
+        return "invalid-sct"
+    if "set:" in low or "inclusion promise" in low:
+        return "invalid-tlog-set"
+    if "inclusion proof" in low or "checkpoint" in low or "rekor" in low or "log entry" in low:
+        return "invalid-tlog-entry"
+    if "signature" in low:
+        return "bad-signature"
+    if "time" in low:
+        return "invalid-time"
+    return "verification-failed"
+
+
+def _statement_checks(
+    payload_type: str, payload: bytes, filename: str, sha256: str
+) -> str:
+    """The in-toto statement checks; returns the predicate type or raises _Invalid."""
+    if payload_type != _IN_TOTO:
+        raise _Invalid("malformed", f"DSSE payload type is {payload_type!r}, not in-toto")
+    try:
+        stmt = json.loads(payload)
+    except ValueError as exc:
+        raise _Invalid("malformed", f"statement is not JSON ({exc})") from exc
+    if not isinstance(stmt, dict) or stmt.get("_type") != _STATEMENT_V1:
+        raise _Invalid("malformed", "statement is not an in-toto Statement v1")
+    subjects = stmt.get("subject")
+    if not isinstance(subjects, list) or len(subjects) != 1:
+        raise _Invalid("subject-count", "statement must have exactly one subject")
+    subject = subjects[0]
+    if not isinstance(subject, dict):
+        raise _Invalid("malformed", "statement subject is not an object")
+    name = subject.get("name")
+    if not isinstance(name, str) or not name:
+        raise _Invalid("malformed", "statement subject has no name")
+    try:
+        subject_key = _dist_identity_key(name)
+    except (ValueError, InvalidWheelFilename, InvalidSdistFilename) as exc:
+        raise _Invalid("name-mismatch", f"subject name {name!r} is not a dist filename: {exc}")
+    if subject_key != _dist_identity_key(filename):
+        raise _Invalid(
+            "name-mismatch",
+            f"attestation is for {name!r}, not for {filename!r}",
+        )
+    digest = subject.get("digest")
+    attested = digest.get("sha256") if isinstance(digest, dict) else None
+    if not isinstance(attested, str) or attested.lower() != sha256.lower():
+        raise _Invalid(
+            "digest-mismatch",
+            f"attested sha256 {str(attested)[:16]}... does not match the file's bytes "
+            f"({sha256[:16]}...)",
+        )
+    predicate_type = stmt.get("predicateType")
+    if predicate_type not in KNOWN_PREDICATES:
+        raise _Invalid("unknown-predicate", f"unknown predicate type {predicate_type!r}")
+    return str(predicate_type)
+
+
+def _cross_check(
+    seen: PublisherIdentity, publisher: dict[str, Any] | None
+) -> PublisherIdentity:
+    """Compare the index's publisher object with the certificate's identity.
+
+    The certificate is authoritative. A publisher object that names another kind, repository
+    or workflow means the index's metadata is lying: INVALID. ``environment`` is not in
+    Fulcio certificates, so it is taken from the publisher object and marked index-asserted.
+    """
+    if publisher is None:
+        return seen
+    kind = publisher.get("kind")
+    if kind != seen.kind:
+        raise _Invalid(
+            "publisher-mismatch",
+            f"provenance says publisher kind {kind!r}, certificate says {seen.kind!r}",
+        )
+    def differs(key: str, cert_value: str | None, *, fold: bool) -> bool:
+        claimed = publisher.get(key)
+        if claimed in (None, ""):
+            return False
+        if cert_value is None:
+            return True
+        a, b = str(claimed), cert_value
+        return (a.lower() != b.lower()) if fold else (a != b)
+
+    if differs("repository", seen.repository, fold=True):
+        raise _Invalid(
+            "publisher-mismatch",
+            f"provenance says repository {publisher.get('repository')!r}, certificate says "
+            f"{seen.repository!r}",
+        )
+    if differs("workflow", seen.workflow, fold=False) or differs(
+        "workflow_filepath", seen.workflow_filepath, fold=False
+    ):
+        raise _Invalid(
+            "publisher-mismatch",
+            "provenance's publisher workflow does not match the certificate's build config",
+        )
+    if differs("email", seen.email, fold=True):
+        raise _Invalid("publisher-mismatch", "provenance's publisher email does not match")
+    env = publisher.get("environment")
+    if isinstance(env, str) and env:
+        return replace(seen, environment=env, environment_source="index")
+    return seen
+
+
+def verify_provenance(
+    filename: str, sha256: str, provenance: bytes, verifier: Verifier
+) -> VerificationResult:
+    """Verify ``provenance`` for the file ``filename`` whose bytes hash to ``sha256``.
+
+    Returns VERIFIED or INVALID; never raises.
+    """
+    try:
+        return _verify(filename, sha256.lower(), provenance, verifier)
+    except _Invalid as exc:
+        return VerificationResult(
+            filename=filename,
+            sha256=sha256,
+            status=VerifyStatus.INVALID,
+            reason=exc.reason,
+            reason_code=exc.code,
+            provenance=provenance,
+        )
+    except Exception as exc:  # fail closed on anything unexpected
+        msg = str(exc).splitlines()[0] if str(exc) else ""
+        return VerificationResult(
+            filename=filename,
+            sha256=sha256,
+            status=VerifyStatus.INVALID,
+            reason=f"verification failed: {type(exc).__name__}: {msg}"[:400],
+            reason_code="verification-failed",
+            provenance=provenance,
+        )
+
+
+def _verify(filename: str, sha256: str, provenance: bytes, verifier: Verifier) -> VerificationResult:
+    if not _HEX64.match(sha256):
+        raise _Invalid("malformed", f"{sha256!r} is not a sha256 hex digest")
+    try:
+        _dist_identity_key(filename)
+    except (ValueError, InvalidWheelFilename, InvalidSdistFilename) as exc:
+        raise _Invalid("name-mismatch", f"{filename!r} is not a wheel or sdist filename: {exc}")
+
+    import sigstore.errors
+
+    parsed = parse_provenance(provenance)
+    identity: PublisherIdentity | None = None
+    predicates: list[str] = []
+    tlog_index: int | None = None
+    integrated: int | None = None
+    for item in parsed:
+        att = item.attestation
+        try:
+            bundle = att.to_bundle()
+        except Exception as exc:
+            raise _Invalid("malformed", f"cannot convert attestation to a Sigstore bundle: {exc}")
+        try:
+            payload_type, payload = verifier.verify_dsse(bundle, _RecordIdentity())
+        except sigstore.errors.VerificationError as exc:
+            msg = str(exc).splitlines()[0] if str(exc) else "verification error"
+            raise _Invalid(_classify(msg), msg) from exc
+        except Exception as exc:  # e.g. ExtensionNotFound, ValueError from sigstore
+            msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise _Invalid(_classify(msg), f"{type(exc).__name__}: {msg}") from exc
+        predicates.append(_statement_checks(payload_type, payload, filename, sha256))
+        try:
+            seen = identity_from_certificate(bundle.signing_certificate)
+        except IdentityError as exc:
+            raise _Invalid("bad-identity", f"certificate identity unreadable: {exc}") from exc
+        seen = _cross_check(seen, item.publisher)
+        if identity is None:
+            identity = seen
+        elif identity.to_table() != seen.to_table():
+            raise _Invalid(
+                "conflicting-publishers",
+                f"attestations name different publishers: {identity.describe()} and "
+                f"{seen.describe()}",
+            )
+        entry = bundle.log_entry
+        try:
+            tlog_index = int(entry._inner.log_index)
+            integrated = int(entry._inner.integrated_time)
+        except (AttributeError, TypeError, ValueError):
+            pass
+    assert identity is not None
+    return VerificationResult(
+        filename=filename,
+        sha256=sha256,
+        status=VerifyStatus.VERIFIED,
+        reason=f"verified: published by {identity.describe()}",
+        reason_code="ok",
+        identity=identity,
+        predicate_types=tuple(dict.fromkeys(predicates)),
+        tlog_index=tlog_index,
+        integrated_time=integrated,
+        provenance=provenance,
+    )
+
+
+def b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
