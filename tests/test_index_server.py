@@ -72,12 +72,12 @@ def server(tmp_path: Path) -> Iterator[IndexServer]:
         (PIP_ACCEPT, JSON_V1),
         ("application/vnd.pypi.simple.v1+json;q=0.5, text/html;q=0.9", "text/html"),
         ("application/*", "application/vnd.pypi.simple.v1+html"),
-        ("application/vnd.pypi.simple.latest+json", "application/vnd.pypi.simple.latest+json"),
-        ("image/png", None),
-        ("application/vnd.pypi.simple.v1+json;q=0", None),
+        # Nothing acceptable: PyPI falls back to HTML rather than answering 406.
+        ("image/png", "text/html"),
+        ("application/vnd.pypi.simple.v1+json;q=0", "text/html"),
     ],
 )
-def test_negotiation(accept: str | None, expected: str | None) -> None:
+def test_negotiation(accept: str | None, expected: str) -> None:
     assert negotiate(accept) == expected
 
 
@@ -166,6 +166,8 @@ def test_integrity_api(tmp_path: Path, mode: str) -> None:
             assert r.status == 200
             assert r.headers["content-type"] == "application/vnd.pypi.integrity.v1+json"
             assert r.body == PROVENANCE
+        # Only JSON is offered, like PyPI.
+        assert get(url, "text/html").status == 406
         # Wrong version, wrong project: 404 like PyPI.
         assert get(srv.integrity_url("demo", "2.0", wheel.name)).status == 404
         assert get(srv.integrity_url("other", "1.0", wheel.name)).status == 404

@@ -62,13 +62,14 @@ from packaging.version import InvalidVersion, Version
 ProvenanceMode = Literal["url", "integrity", "none"]
 
 JSON_V1 = "application/vnd.pypi.simple.v1+json"
-JSON_LATEST = "application/vnd.pypi.simple.latest+json"
 HTML_V1 = "application/vnd.pypi.simple.v1+html"
-HTML_LATEST = "application/vnd.pypi.simple.latest+html"
 TEXT_HTML = "text/html"
 INTEGRITY_V1 = "application/vnd.pypi.integrity.v1+json"
-# PyPI's order of preference on equal q-values: HTML first, so `*/*` and no Accept give HTML.
-_OFFERS = (TEXT_HTML, HTML_V1, HTML_LATEST, JSON_V1, JSON_LATEST)
+# PyPI's offers in its order of preference on equal q-values (warehouse/api/simple.py): HTML
+# first, so `*/*` and no Accept give HTML; an Accept that matches nothing also gets HTML.
+_OFFERS = (TEXT_HTML, HTML_V1, JSON_V1)
+# The Integrity API offers JSON only and answers 406 otherwise (warehouse/api/integrity.py).
+_INTEGRITY_OFFERS = (INTEGRITY_V1, "application/json")
 _SIDECARS = (".provenance", ".yanked")
 
 
@@ -194,12 +195,12 @@ def _media_matches(media_range: str, offer: str) -> int:
     return 0
 
 
-def negotiate(accept: str | None) -> str | None:
-    """The content type PyPI would serve for this Accept header (None: nothing acceptable)."""
+def _best_offer(accept: str | None, offers: tuple[str, ...]) -> str | None:
+    """The first offer with the highest q (webob's ``acceptable_offers`` order), or None."""
     ranges = _parse_accept(accept)
     best: tuple[float, int] | None = None
     chosen: str | None = None
-    for idx, offer in enumerate(_OFFERS):
+    for idx, offer in enumerate(offers):
         # The most specific matching range decides this offer's q (RFC 9110 12.5.1).
         spec, q = 0, 0.0
         for media, mq, _pos in ranges:
@@ -212,6 +213,11 @@ def negotiate(accept: str | None) -> str | None:
         if best is None or key > best:
             best, chosen = key, offer
     return chosen
+
+
+def negotiate(accept: str | None) -> str:
+    """The simple-page content type PyPI serves for this Accept header (HTML when none match)."""
+    return _best_offer(accept, _OFFERS) or TEXT_HTML
 
 
 def _version_key(v: str) -> tuple[int, Version, str]:
@@ -545,8 +551,6 @@ def _route(server: IndexServer, raw_path: str, accept: str | None) -> _Reply:
         return _Reply(301, headers={"Location": "/simple/"})
     if path == "/simple/":
         ctype = negotiate(accept)
-        if ctype is None:
-            return _Reply(406, b"Not Acceptable\n")
         if "json" in ctype:
             return _Reply(200, server.index_json(), ctype, {"Vary": "Accept"})
         return _Reply(200, server.index_html(), ctype + "; charset=utf-8", {"Vary": "Accept"})
@@ -561,8 +565,6 @@ def _route(server: IndexServer, raw_path: str, accept: str | None) -> _Reply:
         if not (server.root / norm).is_dir():
             return _Reply(404, b"Not Found\n")
         ctype = negotiate(accept)
-        if ctype is None:
-            return _Reply(406, b"Not Acceptable\n")
         headers = {"Vary": "Accept", "X-PyPI-Last-Serial": str(server.last_serial(norm))}
         if "json" in ctype:
             return _Reply(200, server.project_json(norm), ctype, headers)
@@ -587,6 +589,9 @@ def _route(server: IndexServer, raw_path: str, accept: str | None) -> _Reply:
             json.dumps({"message": f"No provenance available for {filename}"}).encode(),
             "application/json",
         )
+        ictype = _best_offer(accept, _INTEGRITY_OFFERS)
+        if ictype is None:
+            return _Reply(406, b'{"message": "Request not acceptable"}', "application/json")
         if server.provenance_mode == "none" or "/" in filename or filename.startswith("."):
             return not_found
         fpath = server.root / project / filename
@@ -600,7 +605,7 @@ def _route(server: IndexServer, raw_path: str, accept: str | None) -> _Reply:
             return not_found
         if parsed[0] != project or parsed[1] != version:
             return not_found
-        return _Reply(200, prov.read_bytes(), INTEGRITY_V1)
+        return _Reply(200, prov.read_bytes(), ictype, {"Vary": "Accept"})
     return _Reply(404, b"Not Found\n")
 
 
