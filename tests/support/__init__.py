@@ -1,0 +1,1 @@
+"""Test support: a private Sigstore instance, package builders and a local index server."""
