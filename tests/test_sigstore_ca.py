@@ -22,6 +22,7 @@ from typing import Any
 import pypi_attestations as pa
 import pytest
 import sigstore
+from cryptography import x509
 from sigstore.errors import VerificationError
 from sigstore.models import TrustedRoot
 from sigstore.verify import Verifier
@@ -268,6 +269,16 @@ def test_tampered_inclusion_proof(ts: TestSigstore) -> None:
         verify(att)
 
 
+@pytest.mark.usefixtures("patched")
+def test_claims_override_missing_build_config(ts: TestSigstore) -> None:
+    """A certificate without claim 1.18: cryptography's ExtensionNotFound escapes verify()
+    (TEST-SIGSTORE.md 4.3), which is why safe-pip must fail closed on any exception."""
+    att = ts.attest(WHEEL, DIGEST, GH, claims_override={"1.3.6.1.4.1.57264.1.18": None})
+    assert "1.3.6.1.4.1.57264.1.18" not in att.certificate_claims
+    with pytest.raises(x509.ExtensionNotFound):
+        verify(att)
+
+
 def test_production_root_refuses(ts: TestSigstore) -> None:
     shipped = (
         Path(sigstore.__file__).parent
@@ -303,6 +314,7 @@ def test_attestation_speed(ts: TestSigstore) -> None:
 def _pip(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PIP_")}
     env["PIP_CONFIG_FILE"] = os.devnull
+    env["PIP_DISABLE_PIP_VERSION_CHECK"] = "1"
     return subprocess.run(
         [sys.executable, "-m", "pip", *args],
         cwd=cwd,
@@ -326,6 +338,11 @@ def test_wheel_is_reproducible_and_well_formed(tmp_path: Path) -> None:
     assert "demo_pkg/__init__.py" in names
     assert "Requires-Dist: dep>=1" in metadata
     assert "demo_pkg/__init__.py,sha256=" in record
+    multi = build_wheel(tmp_path / "c", "x", "1.0.0-RC1", tag="py2.py3-none-any")
+    assert multi.name == "x-1.0.0rc1-py2.py3-none-any.whl"
+    with zipfile.ZipFile(multi) as zf:
+        wheel_file = zf.read("x-1.0.0rc1.dist-info/WHEEL").decode()
+    assert "Tag: py2-none-any\nTag: py3-none-any\n" in wheel_file
     s1 = build_sdist(tmp_path / "a", "Demo.Pkg", "1.0")
     s2 = build_sdist(tmp_path / "b", "Demo.Pkg", "1.0")
     assert s1.name == "demo_pkg-1.0.tar.gz"
