@@ -1,4 +1,4 @@
-"""safe-pip: a provenance gate for Python packages (PEP 740 attestations, verified before install)."""
+"""safe-pip: a provenance gate for Python packages (PEP 740, verified before install)."""
 
 from __future__ import annotations
 

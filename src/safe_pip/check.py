@@ -1,0 +1,381 @@
+"""The one pipeline every face runs: FileRef -> bytes + provenance -> verify -> decide.
+
+``Checker`` owns the trust root, the policy, the history store and the HTTP client. It takes
+file references (from pip's report, a lockfile, an index page or the command line), obtains the
+file bytes (downloading into a private directory when needed) and their provenance, verifies
+them with Sigstore, reads the project's known-good history (local, and on first sight the
+index's earlier releases), and returns one Verdict per file. Work runs in a thread pool.
+
+Nothing here installs anything; recording to the history is a separate, explicit step
+(:meth:`Checker.record`) that a face calls only once it acts on the verdicts.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import threading
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, replace
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from packaging.utils import canonicalize_name
+from packaging.version import InvalidVersion, Version
+
+from safe_pip.errors import CouldNotCheckError, SafePipError
+from safe_pip.models import (
+    Action,
+    FileRef,
+    ReasonCode,
+    Verdict,
+    VerificationResult,
+    VerifyStatus,
+)
+from safe_pip.verify.trust import TrustConfig
+
+if TYPE_CHECKING:
+    from safe_pip.net import Http
+    from safe_pip.policy.file import Policy
+    from safe_pip.policy.history import HistoryRecord, ProjectHistory
+    from safe_pip.store.db import HistoryStore
+
+PYPI_SIMPLE = "https://pypi.org/simple/"
+
+Progress = Callable[[int, int, str], None]
+
+
+def sha256_path(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+@dataclass
+class Prepared:
+    """A file's bytes (on disk) and its provenance, ready to verify."""
+
+    ref: FileRef
+    path: Path | None
+    sha256: str | None
+    provenance: bytes | None
+    error: str | None = None  # could not obtain bytes or provenance: could-not-check
+
+
+class Checker:
+    """Verify and decide files against one trust root, policy and history."""
+
+    def __init__(
+        self,
+        *,
+        trust: TrustConfig,
+        policy: Policy,
+        store: HistoryStore | None = None,
+        http: Http | None = None,
+        now: datetime | None = None,
+        jobs: int = 8,
+        provenance_index: str | None = PYPI_SIMPLE,
+        index_history: bool = True,
+    ) -> None:
+        self.trust = trust
+        self.policy = policy
+        self.store = store
+        self._http = http
+        self.now = now or datetime.now(timezone.utc)
+        self.jobs = max(1, jobs)
+        self.provenance_index = provenance_index
+        self.index_history = index_history
+        self._history_lock = threading.Lock()
+        self._history_cache: dict[str, ProjectHistory] = {}
+
+    # -- plumbing -----------------------------------------------------------------------------
+
+    @property
+    def http(self) -> Http:
+        if self._http is None:
+            from safe_pip.net import Http
+
+            self._http = Http()
+        return self._http
+
+    def _verify(self, filename: str, sha256: str, provenance: bytes) -> VerificationResult:
+        from safe_pip.verify.attestation import verify_provenance
+        from safe_pip.verify.trust import load_verifier
+
+        return verify_provenance(filename, sha256, provenance, load_verifier(self.trust))
+
+    # -- obtaining bytes and provenance -----------------------------------------------------
+
+    def fetch_provenance(self, ref: FileRef) -> bytes | None:
+        """The provenance for ``ref``: None when the index says there is none (unsigned).
+
+        Files without a provenance URL (mirrors, --find-links, local files) are looked up on
+        the provenance index by (name, version, filename). Raises CouldNotCheckError.
+        """
+        from safe_pip.net import fetch_provenance
+
+        if ref.provenance_url:
+            return fetch_provenance(self.http, ref)
+        index = ref.index
+        if index and _is_pypi(index):
+            return fetch_provenance(self.http, ref)
+        if self.provenance_index is None:
+            return None
+        return self._provenance_from_index(ref, self.provenance_index)
+
+    def _provenance_from_index(self, ref: FileRef, index_url: str) -> bytes | None:
+        from safe_pip.net import SimpleIndex, fetch_provenance
+
+        if _is_pypi(index_url):
+            return fetch_provenance(self.http, replace(ref, index=index_url, provenance_url=None))
+        page = SimpleIndex(self.http, index_url).project(ref.project)
+        for candidate in page.files:
+            if candidate.filename == ref.filename:
+                if not candidate.provenance_url:
+                    return None
+                return fetch_provenance(self.http, candidate)
+        return None
+
+    def prepare(self, ref: FileRef, download_dir: Path | None) -> Prepared:
+        """Get the bytes (hash them) and the provenance of one file; never raises."""
+        path: Path | None = None
+        sha: str | None = None
+        try:
+            if ref.local_path:
+                path = Path(ref.local_path)
+                sha = sha256_path(path)
+            elif ref.url:
+                if download_dir is None:
+                    raise CouldNotCheckError(f"no download directory for {ref.filename}")
+                path = download_dir / ref.filename
+                sha = self.http.download(ref.url, path, max_bytes=self.http.limits.max_file_bytes)
+            elif ref.sha256:
+                sha = ref.sha256.lower()  # lockfile-only: verify the attestation for this digest
+            else:
+                raise CouldNotCheckError(f"{ref.filename}: neither a file nor a URL to fetch")
+        except SafePipError as exc:
+            return Prepared(ref, None, None, None, error=exc.message)
+        except OSError as exc:
+            return Prepared(ref, None, None, None, error=f"cannot read {ref.filename}: {exc}")
+        try:
+            provenance = self.fetch_provenance(ref)
+        except SafePipError as exc:
+            return Prepared(ref, path, sha, None, error=exc.message)
+        except Exception as exc:  # fail closed
+            return Prepared(ref, path, sha, None, error=f"{type(exc).__name__}: {exc}")
+        return Prepared(ref, path, sha, provenance)
+
+    def verify_prepared(self, prep: Prepared) -> VerificationResult:
+        ref = prep.ref
+        if prep.error is not None or prep.sha256 is None:
+            return VerificationResult(
+                filename=ref.filename,
+                sha256=prep.sha256 or (ref.sha256 or ""),
+                status=VerifyStatus.ERROR,
+                reason=f"could not check: {prep.error}",
+                reason_code="could-not-check",
+            )
+        if ref.sha256 and ref.sha256.lower() != prep.sha256:
+            return VerificationResult(
+                filename=ref.filename,
+                sha256=prep.sha256,
+                status=VerifyStatus.INVALID,
+                reason=(
+                    f"the file's sha256 {prep.sha256[:16]}... differs from the hash the index "
+                    f"or lockfile declared ({ref.sha256[:16]}...)"
+                ),
+                reason_code="hash-mismatch",
+            )
+        if prep.provenance is None:
+            return VerificationResult(
+                filename=ref.filename,
+                sha256=prep.sha256,
+                status=VerifyStatus.UNSIGNED,
+                reason="the index has no provenance (PEP 740 attestation) for this file",
+                reason_code="no-provenance",
+            )
+        return self._verify(ref.filename, prep.sha256, prep.provenance)
+
+    # -- history ------------------------------------------------------------------------------
+
+    def history_for(self, project: str, exclude_version: str | None = None) -> ProjectHistory:
+        """Known-good history of ``project``: the local store, or on first sight the
+        provenance of the project's most recent earlier releases on the index."""
+        from safe_pip.policy.history import ProjectHistory
+
+        name = canonicalize_name(project)
+        with self._history_lock:
+            cached = self._history_cache.get(name)
+        if cached is not None:
+            return cached
+        hist = self.store.project(name) if self.store is not None else ProjectHistory(name, ())
+        if not hist.records and self.index_history:
+            hist = self._index_history(name, exclude_version)
+        with self._history_lock:
+            self._history_cache[name] = hist
+        return hist
+
+    def _index_history(self, name: str, exclude_version: str | None) -> ProjectHistory:
+        """Verify the provenance of the most recent earlier releases on the index.
+
+        Errors reading them leave the history empty (first use), they never allow anything
+        by themselves: the file being checked is still verified and decided on its own.
+        """
+        from safe_pip.policy.history import HistoryRecord, ProjectHistory
+
+        depth = self.policy.defaults.index_history_depth
+        index = self.provenance_index
+        if depth <= 0 or index is None:
+            return ProjectHistory(name, ())
+        try:
+            from safe_pip.net import SimpleIndex
+
+            page = SimpleIndex(self.http, index).project(name)
+        except Exception:
+            return ProjectHistory(name, ())
+        current = _version(exclude_version) if exclude_version else None
+        by_version: dict[Version, list[FileRef]] = {}
+        for f in page.files:
+            v = _version(f.version)
+            if v is None or (current is not None and v >= current) or f.yanked:
+                continue
+            by_version.setdefault(v, []).append(f)
+        records: list[HistoryRecord] = []
+        for v in sorted(by_version, reverse=True)[:depth]:
+            # one file per release is enough to learn its publisher; prefer wheels
+            files = sorted(
+                by_version[v], key=lambda f: (not f.filename.endswith(".whl"), f.filename)
+            )
+            f = files[0]
+            if not f.sha256:
+                continue
+            try:
+                prov = self.fetch_provenance(f)
+            except Exception:  # noqa: S112 - unreadable history is no history, never an allow
+                continue
+            if prov is None:
+                identity = None
+            else:
+                res = self._verify(f.filename, f.sha256.lower(), prov)
+                if not res.verified:
+                    continue
+                identity = res.identity
+            records.append(
+                HistoryRecord(
+                    project=name,
+                    version=str(v),
+                    filename=f.filename,
+                    sha256=f.sha256.lower(),
+                    identity=identity,
+                    seen_at=self.now,
+                    index=index,
+                    source="index",
+                )
+            )
+        return ProjectHistory(name, tuple(records))
+
+    # -- deciding -----------------------------------------------------------------------------
+
+    def decide(self, ref: FileRef, result: VerificationResult) -> Verdict:
+        from safe_pip.policy.rules import decide
+
+        try:
+            if result.status is VerifyStatus.ERROR:
+                history = self._empty_history(ref.project)
+            else:
+                history = self.history_for(ref.project, exclude_version=ref.version)
+            verdict = decide(ref, result, self.policy, history, self.now)
+        except SafePipError:
+            raise
+        except Exception as exc:  # fail closed
+            verdict = Verdict(
+                project=ref.project,
+                version=ref.version,
+                filename=ref.filename,
+                sha256=result.sha256,
+                action=Action.REFUSE,
+                code=ReasonCode.COULD_NOT_CHECK,
+                reason=f"could not decide: {type(exc).__name__}: {exc}",
+                rule="internal",
+            )
+        return replace(verdict, verification=result)
+
+    def _empty_history(self, project: str) -> ProjectHistory:
+        from safe_pip.policy.history import ProjectHistory
+
+        return ProjectHistory(canonicalize_name(project), ())
+
+    def check(
+        self,
+        refs: Sequence[FileRef],
+        *,
+        download_dir: Path | None = None,
+        progress: Progress | None = None,
+    ) -> list[Verdict]:
+        """Verdicts for ``refs`` (same order). Fetching and verification run in parallel."""
+        total = len(refs)
+        done = 0
+        lock = threading.Lock()
+
+        def one(ref: FileRef) -> Verdict:
+            nonlocal done
+            prep = self.prepare(ref, download_dir)
+            result = self.verify_prepared(prep)
+            verdict = self.decide(ref, result)
+            if progress is not None:
+                with lock:
+                    done += 1
+                    progress(done, total, ref.filename)
+            return verdict
+
+        if total <= 1 or self.jobs == 1:
+            return [one(r) for r in refs]
+        with ThreadPoolExecutor(max_workers=min(self.jobs, total)) as pool:
+            return list(pool.map(one, refs))
+
+    def record(self, verdicts: Iterable[Verdict], *, index: str | None = None) -> None:
+        """Remember allowed files in the history (verified identities and allowed unsigned)."""
+        if self.store is None:
+            return
+        from safe_pip.policy.history import HistoryRecord
+
+        records = [
+            HistoryRecord(
+                project=canonicalize_name(v.project),
+                version=v.version,
+                filename=v.filename,
+                sha256=v.sha256,
+                identity=v.identity,
+                seen_at=self.now,
+                index=index,
+                source="local",
+            )
+            for v in verdicts
+            if v.allowed and v.sha256
+        ]
+        if records:
+            self.store.record(records)
+
+
+def _version(text: str | None) -> Version | None:
+    if not text:
+        return None
+    try:
+        return Version(text)
+    except InvalidVersion:
+        return None
+
+
+def _is_pypi(url: str) -> bool:
+    from urllib.parse import urlsplit
+
+    host = (urlsplit(url).hostname or "").lower()
+    return host in ("pypi.org", "test.pypi.org", "files.pythonhosted.org")
+
+
+def default_jobs() -> int:
+    return min(16, (os.cpu_count() or 2) * 4)

@@ -1,0 +1,121 @@
+"""Options and set-up shared by the subcommands (light imports only)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from safe_pip.check import Checker
+    from safe_pip.policy.file import Policy
+    from safe_pip.store.db import HistoryStore
+    from safe_pip.verify.trust import TrustConfig
+
+
+def add_trust_options(parser: argparse.ArgumentParser) -> None:
+    g = parser.add_argument_group("trust root")
+    g.add_argument(
+        "--offline",
+        action="store_true",
+        help="use the Sigstore production trust root shipped inside the installed sigstore "
+        "package (no TUF refresh); network is still used to fetch packages and provenance",
+    )
+    g.add_argument(
+        "--staging", action="store_true", help="verify against Sigstore's staging instance"
+    )
+    g.add_argument(
+        "--trust-root",
+        metavar="PATH",
+        help="a Sigstore trusted_root.json to verify against (private deployments); "
+        "also $SAFE_PIP_TRUST_ROOT",
+    )
+
+
+def add_policy_options(parser: argparse.ArgumentParser) -> None:
+    g = parser.add_argument_group("policy and history")
+    g.add_argument(
+        "--policy",
+        metavar="PATH",
+        help="policy file (default: $SAFE_PIP_POLICY, ./safe-pip.toml, or [tool.safe-pip] in "
+        "./pyproject.toml)",
+    )
+    g.add_argument(
+        "--home",
+        metavar="DIR",
+        help="where the known-good history database lives (default: $SAFE_PIP_HOME or the "
+        "user data directory)",
+    )
+    g.add_argument(
+        "--no-index-history",
+        action="store_true",
+        help="on first sight of a project, do not read its earlier releases' provenance",
+    )
+
+
+def trust_from_args(args: argparse.Namespace) -> TrustConfig:
+    from safe_pip.verify.trust import TrustConfig
+
+    return TrustConfig.from_options(
+        offline=bool(getattr(args, "offline", False)),
+        staging=bool(getattr(args, "staging", False)),
+        trust_root=getattr(args, "trust_root", None),
+    )
+
+
+def policy_from_args(args: argparse.Namespace) -> Policy:
+    from safe_pip.policy.file import load_policy
+
+    explicit = getattr(args, "policy", None)
+    return load_policy(Path(explicit) if explicit else None)
+
+
+def store_path(args: argparse.Namespace) -> Path | None:
+    home = getattr(args, "home", None) or os.environ.get("SAFE_PIP_HOME")
+    return Path(home) / "history.sqlite3" if home else None
+
+
+def open_store(args: argparse.Namespace, *, readonly: bool = False) -> HistoryStore:
+    from safe_pip.store.db import HistoryStore
+
+    return HistoryStore.open(store_path(args), readonly=readonly)
+
+
+def make_checker(
+    args: argparse.Namespace,
+    *,
+    store: HistoryStore | None,
+    provenance_index: str | None = None,
+    jobs: int | None = None,
+) -> Checker:
+    from safe_pip.check import PYPI_SIMPLE, Checker, default_jobs
+
+    return Checker(
+        trust=trust_from_args(args),
+        policy=policy_from_args(args),
+        store=store,
+        jobs=jobs or default_jobs(),
+        provenance_index=provenance_index or PYPI_SIMPLE,
+        index_history=not getattr(args, "no_index_history", False),
+    )
+
+
+class ProgressLine:
+    """A one-line progress display on stderr when it is a terminal; silent otherwise."""
+
+    def __init__(self, label: str, *, quiet: bool = False) -> None:
+        self.label = label
+        self.enabled = not quiet and sys.stderr.isatty()
+        self._last = 0
+
+    def __call__(self, done: int, total: int, item: str) -> None:
+        if not self.enabled:
+            return
+        from safe_pip.render import clean
+
+        text = f"\r{self.label}: {done}/{total} {clean(item, limit=50)}"
+        sys.stderr.write(text.ljust(self._last) + ("\n" if done == total else ""))
+        sys.stderr.flush()
+        self._last = len(text)

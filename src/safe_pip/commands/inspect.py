@@ -1,0 +1,179 @@
+"""``safe-pip inspect``: verify one local file, or every file of ``name==version`` on an index,
+and show the verdict of the policy and history."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from safe_pip.commands._common import add_policy_options, add_trust_options
+from safe_pip.errors import EXIT_COULD_NOT_CHECK, EXIT_OK, EXIT_REFUSED, ConfigError
+
+if TYPE_CHECKING:
+    from safe_pip.models import FileRef, Verdict
+
+DESCRIPTION = """\
+Verify the PEP 740 provenance of a distribution file and show who published it, and what
+safe-pip's policy and known-good history decide about it.
+
+TARGET is a local wheel or sdist (its provenance from --provenance FILE, else looked up on the
+index by name, version and filename), or NAME==VERSION, whose every file is fetched from the
+index (--index-url, default PyPI) and checked.
+
+examples:
+  safe-pip inspect sampleproject-4.0.0-py3-none-any.whl --provenance prov.json --offline
+  safe-pip inspect sampleproject==4.0.0 --json
+"""
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "inspect",
+        help="verify one file or one release and show its publisher and verdict",
+        description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("target", metavar="TARGET", help="a local dist file, or NAME==VERSION")
+    p.add_argument(
+        "--provenance",
+        metavar="FILE",
+        help="PEP 740 provenance, attestation or Sigstore bundle for a local TARGET",
+    )
+    p.add_argument(
+        "-i",
+        "--index-url",
+        metavar="URL",
+        default=None,
+        help="simple index to read files and provenance from (default: https://pypi.org/simple/)",
+    )
+    p.add_argument("--json", action="store_true", help="print a JSON array, one object per file")
+    p.add_argument(
+        "--record",
+        action="store_true",
+        help="record allowed files in the known-good history (inspect is read-only otherwise)",
+    )
+    add_trust_options(p)
+    add_policy_options(p)
+    p.set_defaults(func=run)
+
+
+def _local_ref(path: Path, provenance: str | None, index_url: str) -> FileRef:
+    from safe_pip.models import FileRef
+    from safe_pip.verify.attestation import parse_dist_filename
+
+    if not path.is_file():
+        raise ConfigError(f"{path}: no such file")
+    try:
+        name, version = parse_dist_filename(path.name)
+    except ValueError as exc:
+        raise ConfigError(f"{path.name}: {exc}") from exc
+    return FileRef(
+        project=name,
+        version=version,
+        filename=path.name,
+        local_path=str(path),
+        index=None if provenance else index_url,
+    )
+
+
+def _release_refs(target: str, index_url: str, checker_http: object) -> list[FileRef]:
+    from packaging.requirements import InvalidRequirement, Requirement
+    from packaging.version import InvalidVersion, Version
+
+    from safe_pip.net import Http, SimpleIndex
+
+    try:
+        req = Requirement(target)
+    except InvalidRequirement as exc:
+        raise ConfigError(f"{target!r} is neither a file nor NAME==VERSION: {exc}") from exc
+    specs = list(req.specifier)
+    if len(specs) != 1 or specs[0].operator not in ("==", "==="):
+        raise ConfigError(f"{target!r}: give an exact version, as NAME==VERSION")
+    try:
+        wanted = Version(specs[0].version)
+    except InvalidVersion as exc:
+        raise ConfigError(f"{target!r}: {exc}") from exc
+    assert isinstance(checker_http, Http)
+    page = SimpleIndex(checker_http, index_url).project(req.name)
+    refs = []
+    for f in page.files:
+        try:
+            if Version(f.version) == wanted:
+                refs.append(f)
+        except InvalidVersion:
+            continue
+    if not refs:
+        raise ConfigError(f"{req.name} {wanted} has no files on {index_url}")
+    return refs
+
+
+def run(args: argparse.Namespace) -> int:
+    import tempfile
+
+    from safe_pip.check import PYPI_SIMPLE
+    from safe_pip.commands._common import make_checker, open_store
+    from safe_pip.models import Action, ReasonCode
+    from safe_pip.render import dump_json, verdict_lines
+
+    index_url = args.index_url or PYPI_SIMPLE
+    target_path = Path(args.target)
+    is_file = target_path.suffix in (".whl", ".gz", ".zip") or target_path.exists()
+    if args.provenance and not is_file:
+        raise ConfigError("--provenance goes with a local file TARGET")
+
+    store = open_store(args, readonly=not args.record)
+    try:
+        checker = make_checker(args, store=store, provenance_index=index_url)
+        verdicts: list[Verdict]
+        if is_file:
+            ref = _local_ref(target_path, args.provenance, index_url)
+            if args.provenance:
+                try:
+                    prov = Path(args.provenance).read_bytes()
+                except OSError as exc:
+                    raise ConfigError(
+                        f"cannot read provenance {args.provenance}: {exc.strerror or exc}"
+                    ) from exc
+                from safe_pip.check import sha256_path
+
+                try:
+                    sha = sha256_path(target_path)
+                except OSError as exc:
+                    raise ConfigError(f"cannot read {target_path}: {exc.strerror or exc}") from exc
+                result = checker._verify(ref.filename, sha, prov)
+                verdicts = [checker.decide(ref, result)]
+            else:
+                verdicts = checker.check([ref])
+        else:
+            refs = _release_refs(args.target, index_url, checker.http)
+            with tempfile.TemporaryDirectory(prefix="safe-pip-inspect-") as tmp:
+                verdicts = checker.check(refs, download_dir=Path(tmp))
+        if args.record:
+            checker.record(verdicts, index=index_url)
+    finally:
+        store.close()
+
+    if args.json:
+        dump_json([_json(v) for v in verdicts])
+    else:
+        for v in verdicts:
+            print("\n".join(verdict_lines(v)))
+    if any(
+        v.action is Action.REFUSE and v.code is not ReasonCode.COULD_NOT_CHECK for v in verdicts
+    ):
+        return EXIT_REFUSED
+    if any(v.code is ReasonCode.COULD_NOT_CHECK for v in verdicts):
+        return EXIT_COULD_NOT_CHECK
+    sys.stdout.flush()
+    return EXIT_OK
+
+
+def _json(v: Verdict) -> dict[str, object]:
+    doc = v.to_json()
+    res = v.verification
+    doc["reason"] = v.reason
+    doc["verification_reason"] = res.reason if res else None
+    doc["verification_code"] = res.reason_code if res else None
+    return doc

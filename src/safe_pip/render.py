@@ -1,0 +1,123 @@
+"""All output formats. Every string that came from an index, a lockfile or a certificate is
+passed through :func:`clean` before it reaches a terminal or a CI log."""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from collections.abc import Sequence
+from typing import Any, TextIO
+
+from safe_pip.models import Action, Verdict
+
+# C0/C1 control characters (ESC included) and Unicode bidi/format characters.
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def clean(text: object, *, limit: int = 300) -> str:
+    """A string safe to print on a terminal or in a CI log: control characters and escape
+    sequences shown inert (as ``\\xNN``), CI workflow-command prefixes (``::``) defused,
+    newlines folded, length bounded."""
+    s = str(text)
+    s = s.replace("\r", "\\r").replace("\n", "\\n").replace("\t", " ")
+    s = _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", s)
+    s = s.replace("::", ":\u200c:")  # GitHub Actions workflow commands need a literal '::'
+    if len(s) > limit:
+        s = s[: limit - 3] + "..."
+    return s
+
+
+def clean_json(value: Any) -> Any:
+    """Recursively clean strings in a JSON-ready value (JSON itself escapes controls, but a
+    CI system may print the decoded values)."""
+    if isinstance(value, str):
+        return clean(value, limit=2000)
+    if isinstance(value, list):
+        return [clean_json(v) for v in value]
+    if isinstance(value, dict):
+        return {clean(k, limit=200): clean_json(v) for k, v in value.items()}
+    return value
+
+
+def dump_json(doc: Any, out: TextIO | None = None) -> None:
+    stream = out or sys.stdout
+    json.dump(clean_json(doc), stream, indent=2, sort_keys=False)
+    stream.write("\n")
+
+
+_MARK = {Action.ALLOW: "ok", Action.WARN: "WARN", Action.REFUSE: "REFUSED"}
+
+
+def verdict_lines(v: Verdict, *, verbose: bool = True) -> list[str]:
+    """A human-readable block for one verdict."""
+    lines = [
+        f"{_MARK[v.action]:8} {clean(v.project)} {clean(v.version)}  {clean(v.filename)}",
+        f"         verdict:  {v.code.value}  (rule: {clean(v.rule)})",
+        f"         reason:   {clean(v.reason, limit=600)}",
+    ]
+    if v.identity is not None:
+        lines.append(f"         identity: {clean(v.identity.describe())}")
+    if v.expected:
+        lines.append("         expected: " + "; ".join(clean(e.describe()) for e in v.expected))
+    res = v.verification
+    if verbose and res is not None and res.verified:
+        if res.predicate_types:
+            lines.append(f"         predicate: {', '.join(clean(p) for p in res.predicate_types)}")
+        if res.tlog_index is not None:
+            lines.append(
+                f"         tlog:     index {res.tlog_index}, integrated time "
+                f"{_fmt_time(res.integrated_time)}"
+            )
+    if verbose and v.sha256:
+        lines.append(f"         sha256:   {clean(v.sha256)}")
+    if v.action is Action.REFUSE and v.fix:
+        lines.append(f"         to allow: {clean(v.fix, limit=600)}")
+    return lines
+
+
+def _fmt_time(epoch: int | None) -> str:
+    if epoch is None:
+        return "?"
+    from datetime import datetime, timezone
+
+    return datetime.fromtimestamp(epoch, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def refusal_table(verdicts: Sequence[Verdict]) -> str:
+    """One table of the refused (and warned) files, as ``install`` prints it."""
+    rows = [v for v in verdicts if v.action is not Action.ALLOW]
+    headers = ("project", "version", "file", "verdict", "identity seen", "expected", "reason")
+    body = [
+        (
+            clean(v.project, limit=40),
+            clean(v.version, limit=20),
+            clean(v.filename, limit=60),
+            v.code.value,
+            clean(v.identity.describe(), limit=60) if v.identity else "-",
+            clean("; ".join(e.describe() for e in v.expected), limit=60) if v.expected else "-",
+            clean(v.reason, limit=120),
+        )
+        for v in rows
+    ]
+    widths = [
+        max(len(h), *(len(r[i]) for r in body)) if body else len(h) for i, h in enumerate(headers)
+    ]
+    fmt = "  ".join(f"{{:{w}}}" for w in widths[:-1]) + "  {}"
+    out = [fmt.format(*headers), fmt.format(*("-" * w for w in widths))]
+    out += [fmt.format(*r) for r in body]
+    fixes = [(v, v.fix) for v in rows if v.fix and v.action is Action.REFUSE]
+    if fixes:
+        out.append("")
+        out.append("If you decide to trust these files anyway:")
+        out += [f"  {clean(fix, limit=400)}" for _v, fix in fixes]
+    return "\n".join(out)
+
+
+def summary(verdicts: Sequence[Verdict]) -> str:
+    refused = sum(1 for v in verdicts if v.action is Action.REFUSE)
+    warned = sum(1 for v in verdicts if v.action is Action.WARN)
+    ok = len(verdicts) - refused - warned
+    return (
+        f"{len(verdicts)} file(s): {ok} allowed, {warned} allowed with warnings, {refused} refused"
+    )
