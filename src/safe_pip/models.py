@@ -125,6 +125,7 @@ class FileRef:
     yanked: bool | str = False
     upload_time: str | None = None
     local_path: str | None = None  # a file already on disk (inspect, wheelhouse)
+    size: int | None = None  # the index's declared size in bytes (PEP 691 `size`); caps downloads
 
 
 class VerifyStatus(str, enum.Enum):
