@@ -1,0 +1,1043 @@
+"""The policy file: find it, load and validate it (errors name file and line), and edit it.
+
+Where the policy comes from, first match wins (see :func:`load_policy`):
+
+1. ``--policy PATH`` (a ``pyproject.toml`` path means its ``[tool.safe-pip]`` table);
+2. ``$SAFE_PIP_POLICY``;
+3. ``./safe-pip.toml``;
+4. ``[tool.safe-pip]`` in ``./pyproject.toml``;
+5. the built-in defaults (:meth:`Policy.default`).
+
+A file that exists but is wrong is a :class:`~safe_pip.errors.ConfigError` whose message starts
+with ``path:line:``. Nothing is ever silently defaulted: unknown keys, wrong types, bad
+specifiers, bad identities and unknown publisher kinds are all errors.
+
+Edits (:class:`PolicyDocument`) go through tomlkit so comments and layout survive, are
+re-validated before writing, and are written atomically (temp file in the same directory,
+fsync, ``os.replace``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import tempfile
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+from packaging.specifiers import InvalidSpecifier, SpecifierSet
+from packaging.utils import canonicalize_name
+
+from safe_pip.errors import ConfigError
+from safe_pip.models import GITHUB, GITLAB, GOOGLE, PublisherIdentity
+
+POLICY_FILENAME = "safe-pip.toml"
+PYPROJECT_FILENAME = "pyproject.toml"
+PYPROJECT_TABLE = ("tool", "safe-pip")
+ENV_POLICY = "SAFE_PIP_POLICY"
+
+OnChange = Literal["error", "warn"]
+
+# ---------------------------------------------------------------------------------------------
+# Data
+
+
+@dataclass(frozen=True)
+class Defaults:
+    """The ``[defaults]`` table."""
+
+    require_attestation: bool = True
+    trust_on_first_use: bool = True
+    on_publisher_change: OnChange = "error"
+    on_attestation_downgrade: OnChange = "error"
+    allow_sdist: bool = False
+    index_history_depth: int = 5  # how many earlier releases to read on first sight
+
+
+@dataclass(frozen=True)
+class PackageRule:
+    """One ``[[package]]`` entry: the project's expected publishers."""
+
+    name: str  # canonicalized
+    publishers: tuple[PublisherIdentity, ...]
+    line: int | None = None
+
+
+@dataclass(frozen=True)
+class UnsignedException:
+    """One ``[[unsigned]]`` entry: unsigned files of ``name`` allowed for ``versions``."""
+
+    name: str  # canonicalized
+    versions: SpecifierSet
+    sha256: frozenset[str] = frozenset()
+    reason: str = ""
+    expires: date | None = None
+    line: int | None = None
+
+    def expired(self, today: date) -> bool:
+        """An exception stops applying on its ``expires`` date (00:00 UTC)."""
+        return self.expires is not None and today >= self.expires
+
+
+@dataclass(frozen=True)
+class Policy:
+    """A validated policy."""
+
+    defaults: Defaults = field(default_factory=Defaults)
+    packages: dict[str, PackageRule] = field(default_factory=dict)
+    unsigned: tuple[UnsignedException, ...] = ()
+    path: Path | None = None
+
+    @classmethod
+    def default(cls) -> Policy:
+        return cls(defaults=Defaults(), packages={}, unsigned=(), path=None)
+
+    def label(self, line: int | None = None) -> str:
+        """``safe-pip.toml:12`` style location for verdict rules and messages."""
+        name = self.path.name if self.path is not None else "built-in policy"
+        return f"{name}:{line}" if line is not None and self.path is not None else name
+
+    def unsigned_for(self, name: str) -> tuple[UnsignedException, ...]:
+        canon = canonicalize_name(name)
+        return tuple(u for u in self.unsigned if u.name == canon)
+
+
+# ---------------------------------------------------------------------------------------------
+# Publisher identities: tables and the command-line shorthand
+
+_GITHUB_OWNER = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})$")
+_GITHUB_REPO = re.compile(r"^[A-Za-z0-9._-]{1,100}$")
+_GITLAB_PART = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]*$")
+_WORKFLOW = re.compile(r"^[^/\\\s]+\.ya?ml$")
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+_DIGITS = re.compile(r"^[0-9]{1,20}$")
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+KIND_KEYS: dict[str, frozenset[str]] = {
+    GITHUB: frozenset(
+        {"repository", "workflow", "environment", "repository_id", "repository_owner_id"}
+    ),
+    GITLAB: frozenset(
+        {"repository", "workflow_filepath", "environment", "repository_id", "repository_owner_id"}
+    ),
+    GOOGLE: frozenset({"email"}),
+}
+KIND_REQUIRED: dict[str, tuple[str, ...]] = {
+    GITHUB: ("repository", "workflow"),
+    GITLAB: ("repository", "workflow_filepath"),
+    GOOGLE: ("email",),
+}
+_KIND_BY_FOLD = {k.casefold(): k for k in KIND_KEYS}
+
+
+class IdentityError(ValueError):
+    """A publisher identity table or shorthand is malformed. ``key`` names the bad key."""
+
+    def __init__(self, message: str, key: str | None = None) -> None:
+        super().__init__(message)
+        self.key = key
+
+
+def _check_github_repository(value: str) -> None:
+    if "://" in value or value.startswith("github.com"):
+        raise IdentityError(f"repository {value!r} must be 'owner/repo', not a URL", "repository")
+    parts = value.split("/")
+    if len(parts) != 2 or not _GITHUB_OWNER.match(parts[0]) or not _GITHUB_REPO.match(parts[1]):
+        raise IdentityError(
+            f"GitHub repository {value!r} must be 'owner/repo' (e.g. 'pypa/sampleproject')",
+            "repository",
+        )
+    if parts[1] in (".", ".."):
+        raise IdentityError(f"GitHub repository {value!r} is not a repository name", "repository")
+
+
+def _check_gitlab_repository(value: str) -> None:
+    if "://" in value:
+        raise IdentityError(
+            f"repository {value!r} must be 'group/project', not a URL", "repository"
+        )
+    parts = value.split("/")
+    if len(parts) < 2 or not all(_GITLAB_PART.match(p) for p in parts):
+        raise IdentityError(
+            f"GitLab repository {value!r} must be 'group[/subgroup...]/project'", "repository"
+        )
+
+
+def validate_identity_table(table: Mapping[str, Any]) -> PublisherIdentity:
+    """Validate one PEP 740 publisher table as written in a policy file.
+
+    GitHub needs ``repository`` ('owner/repo') and ``workflow`` (a file name ending in .yml or
+    .yaml), GitLab ``repository`` ('group/.../project') and ``workflow_filepath``, Google
+    ``email``; GitHub and GitLab may add ``environment``, and may pin ``repository_id`` /
+    ``repository_owner_id`` (the numeric ids from the Fulcio certificate). Anything else is an
+    :class:`IdentityError`.
+    """
+    kind = table.get("kind")
+    if not isinstance(kind, str) or not kind:
+        raise IdentityError('publisher needs kind = "GitHub", "GitLab" or "Google"', "kind")
+    if kind not in KIND_KEYS:
+        hint = _KIND_BY_FOLD.get(kind.casefold())
+        extra = (
+            f" (did you mean {hint!r}?)" if hint else ' (expected "GitHub", "GitLab" or "Google")'
+        )
+        raise IdentityError(f"unknown publisher kind {kind!r}{extra}", "kind")
+    allowed = KIND_KEYS[kind]
+    values: dict[str, str] = {}
+    for key, value in table.items():
+        if key == "kind":
+            continue
+        if key not in allowed:
+            raise IdentityError(
+                f"unknown key {key!r} for a {kind} publisher (allowed: kind, "
+                + ", ".join(sorted(allowed))
+                + ")",
+                key,
+            )
+        if key in ("repository_id", "repository_owner_id") and isinstance(value, int):
+            if isinstance(value, bool):
+                raise IdentityError(f"{key} must be a number", key)
+            value = str(value)
+        if not isinstance(value, str):
+            raise IdentityError(f"{key} must be a string", key)
+        if not value or value != value.strip() or _CONTROL.search(value):
+            raise IdentityError(f"{key} must be a non-empty string without spaces at the ends", key)
+        values[key] = value
+    for key in KIND_REQUIRED[kind]:
+        if key not in values:
+            raise IdentityError(f"a {kind} publisher needs {key!r}", key)
+    if kind == GITHUB:
+        _check_github_repository(values["repository"])
+        if not _WORKFLOW.match(values["workflow"]):
+            raise IdentityError(
+                f"workflow {values['workflow']!r} must be the workflow's file name only, "
+                "ending in .yml or .yaml (e.g. 'release.yml')",
+                "workflow",
+            )
+    elif kind == GITLAB:
+        _check_gitlab_repository(values["repository"])
+        path = values["workflow_filepath"]
+        if path.startswith("/") or ".." in path.split("/") or not re.search(r"\.ya?ml$", path):
+            raise IdentityError(
+                f"workflow_filepath {path!r} must be a relative path to a .yml/.yaml file "
+                "(e.g. '.gitlab-ci.yml')",
+                "workflow_filepath",
+            )
+    elif kind == GOOGLE and not _EMAIL.match(values["email"]):
+        raise IdentityError(f"email {values['email']!r} is not an email address", "email")
+    for key in ("repository_id", "repository_owner_id"):
+        if key in values and not _DIGITS.match(values[key]):
+            raise IdentityError(f'{key} must be the numeric id, e.g. "14899596"', key)
+    return PublisherIdentity.from_table({"kind": kind, **values})
+
+
+SHORTHAND_HELP = (
+    "github:OWNER/REPO@WORKFLOW.yml | gitlab:GROUP/PROJECT@PATH/TO/.gitlab-ci.yml | google:EMAIL"
+)
+
+
+def parse_publisher_shorthand(text: str, *, environment: str | None = None) -> PublisherIdentity:
+    """Parse ``github:owner/repo@release.yml``, ``gitlab:group/proj@.gitlab-ci.yml`` or
+    ``google:someone@example.com`` into a validated identity. Raises :class:`IdentityError`."""
+    prefix, sep, rest = text.partition(":")
+    if not sep or not rest:
+        raise IdentityError(f"publisher {text!r} must look like {SHORTHAND_HELP}")
+    kind = _KIND_BY_FOLD.get(prefix.strip().casefold())
+    if kind is None:
+        raise IdentityError(
+            f"publisher {text!r}: unknown kind {prefix!r} (use github:, gitlab: or google:)"
+        )
+    table: dict[str, str] = {"kind": kind}
+    if kind == GOOGLE:
+        table["email"] = rest
+        if environment:
+            raise IdentityError("--environment does not apply to a Google publisher")
+    else:
+        repo, at, workflow = rest.rpartition("@")
+        if not at or not repo or not workflow:
+            example = (
+                "github:pypa/sampleproject@release.yml"
+                if kind == GITHUB
+                else ("gitlab:group/project@.gitlab-ci.yml")
+            )
+            raise IdentityError(
+                f"publisher {text!r} must name the workflow after '@', e.g. {example}"
+            )
+        table["repository"] = repo
+        table["workflow" if kind == GITHUB else "workflow_filepath"] = workflow
+        if environment:
+            table["environment"] = environment
+    return validate_identity_table(table)
+
+
+def format_shorthand(identity: PublisherIdentity) -> str:
+    """The shorthand for ``identity`` (without environment; see :func:`format_publisher_args`)."""
+    if identity.kind == GOOGLE:
+        return f"google:{identity.email or ''}"
+    workflow = identity.workflow if identity.kind == GITHUB else identity.workflow_filepath
+    return f"{identity.kind.lower()}:{identity.repository or ''}@{workflow or ''}"
+
+
+# ---------------------------------------------------------------------------------------------
+# Locating lines in TOML text
+
+
+class _Locator:
+    """Map TOML key paths to 1-based line numbers by scanning the (already valid) text.
+
+    A path is a tuple of keys and array indices, e.g. ``("package", 0, "publishers", 1,
+    "kind")``. Tables of arrays count their entries in order. :meth:`line` falls back to the
+    nearest enclosing path it knows.
+    """
+
+    _BARE = re.compile(r"[A-Za-z0-9_-]+")
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.pos = 0
+        self.line_no = 1
+        self.lines: dict[tuple[object, ...], int] = {}
+        self._aot: dict[tuple[object, ...], int] = {}
+        # The text was validated by tomlkit; on anything unexpected keep what was found.
+        with contextlib.suppress(IndexError, ValueError):
+            self._scan()
+
+    def line(self, *path: object) -> int | None:
+        p = tuple(path)
+        while p:
+            if p in self.lines:
+                return self.lines[p]
+            p = p[:-1]
+        return None
+
+    # -- scanning helpers
+    def _peek(self, n: int = 1) -> str:
+        return self.text[self.pos : self.pos + n]
+
+    def _advance(self, n: int = 1) -> None:
+        chunk = self.text[self.pos : self.pos + n]
+        self.line_no += chunk.count("\n")
+        self.pos += n
+
+    def _skip_ws(self, newlines: bool) -> None:
+        while self.pos < len(self.text):
+            c = self.text[self.pos]
+            if c in " \t\r" or (newlines and c == "\n"):
+                self._advance()
+            elif c == "#":
+                end = self.text.find("\n", self.pos)
+                self._advance((len(self.text) if end < 0 else end) - self.pos)
+            else:
+                return
+
+    def _string(self) -> str:
+        quote = self._peek(3) if self._peek(3) in ('"""', "'''") else self._peek()
+        escapes = quote[0] == '"'
+        self._advance(len(quote))
+        start = self.pos
+        while self.pos < len(self.text):
+            if escapes and self._peek() == "\\":
+                self._advance(2)
+            elif self._peek(len(quote)) == quote:
+                break
+            else:
+                self._advance()
+        if len(quote) == 3:  # up to two quote characters may end the content
+            while self._peek(4) == quote + quote[0]:
+                self._advance()
+        value = self.text[start : self.pos]
+        self._advance(len(quote))
+        if escapes and "\\" in value:
+            value = value.encode("utf-8").decode("unicode_escape", errors="ignore")
+        return value
+
+    def _key(self) -> tuple[str, ...]:
+        parts: list[str] = []
+        while True:
+            self._skip_ws(False)
+            c = self._peek()
+            if c in ('"', "'"):
+                parts.append(self._string())
+            else:
+                m = self._BARE.match(self.text, self.pos)
+                if not m:
+                    raise ValueError("bad key")
+                parts.append(m.group(0))
+                self._advance(m.end() - self.pos)
+            self._skip_ws(False)
+            if self._peek() == ".":
+                self._advance()
+                continue
+            return tuple(parts)
+
+    def _resolve(self, parts: tuple[str, ...]) -> tuple[object, ...]:
+        out: list[object] = []
+        for part in parts:
+            out.append(part)
+            count = self._aot.get(tuple(out))
+            if count is not None:
+                out.append(count - 1)
+        return tuple(out)
+
+    def _value(self, path: tuple[object, ...]) -> None:
+        self._skip_ws(False)
+        c = self._peek()
+        if c in ('"', "'"):
+            self._string()
+        elif c == "[":
+            self._advance()
+            index = 0
+            while True:
+                self._skip_ws(True)
+                if self._peek() == "]":
+                    self._advance()
+                    return
+                self.lines.setdefault((*path, index), self.line_no)
+                self._value((*path, index))
+                self._skip_ws(True)
+                if self._peek() == ",":
+                    self._advance()
+                    index += 1
+        elif c == "{":
+            self._advance()
+            while True:
+                self._skip_ws(True)
+                if self._peek() == "}":
+                    self._advance()
+                    return
+                if self._peek() == ",":
+                    self._advance()
+                    continue
+                line = self.line_no
+                key = self._key()
+                self.lines.setdefault((*path, *key), line)
+                self._skip_ws(False)
+                self._advance()  # '='
+                self._value((*path, *key))
+        else:
+            while self.pos < len(self.text) and self.text[self.pos] not in ",]}\n#":
+                self._advance()
+
+    def _scan(self) -> None:
+        current: tuple[object, ...] = ()
+        while True:
+            self._skip_ws(True)
+            if self.pos >= len(self.text):
+                return
+            line = self.line_no
+            if self._peek(2) == "[[":
+                self._advance(2)
+                parts = self._key()
+                self._advance(2)  # ']]'
+                parent = self._resolve(parts[:-1])
+                aot_path = (*parent, parts[-1])
+                count = self._aot.get(aot_path, 0)
+                self._aot[aot_path] = count + 1
+                current = (*aot_path, count)
+                self.lines.setdefault(aot_path, line)
+                self.lines[current] = line
+            elif self._peek() == "[":
+                self._advance()
+                parts = self._key()
+                self._advance()  # ']'
+                current = self._resolve(parts)
+                self.lines.setdefault(current, line)
+            else:
+                key = self._key()
+                full = (*current, *key)
+                self.lines.setdefault(full, line)
+                self._skip_ws(False)
+                self._advance()  # '='
+                self._value(full)
+
+
+# ---------------------------------------------------------------------------------------------
+# Parsing and validation
+
+_DEFAULT_KEYS: dict[str, str] = {
+    "require-attestation": "require_attestation",
+    "trust-on-first-use": "trust_on_first_use",
+    "on-publisher-change": "on_publisher_change",
+    "on-attestation-downgrade": "on_attestation_downgrade",
+    "allow-sdist": "allow_sdist",
+    "index-history-depth": "index_history_depth",
+}
+_BOOL_DEFAULTS = {"require-attestation", "trust-on-first-use", "allow-sdist"}
+_CHANGE_DEFAULTS = {"on-publisher-change", "on-attestation-downgrade"}
+MAX_INDEX_HISTORY_DEPTH = 100
+_TOP_KEYS = ("defaults", "package", "unsigned")
+_PACKAGE_KEYS = ("name", "publishers")
+_UNSIGNED_KEYS = ("name", "versions", "sha256", "reason", "expires")
+
+
+class _Errors:
+    """Builds ``path:line: problem`` ConfigErrors."""
+
+    def __init__(self, path: Path | None, locator: _Locator, prefix: tuple[object, ...]) -> None:
+        self.path = path
+        self.locator = locator
+        self.prefix = prefix
+
+    def line(self, *path: object) -> int | None:
+        return self.locator.line(*self.prefix, *path)
+
+    def error(self, problem: str, *path: object, fix: str | None = None) -> ConfigError:
+        where = str(self.path) if self.path is not None else "<policy>"
+        line = self.line(*path)
+        loc = f"{where}:{line}" if line is not None else where
+        return ConfigError(f"{loc}: {problem}", fix=fix)
+
+
+def _type_name(value: object) -> str:
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int):
+        return "an integer"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, (list, tuple)):
+        return "an array"
+    if isinstance(value, dict):
+        return "a table"
+    if isinstance(value, (date, datetime)):
+        return "a date"
+    return type(value).__name__
+
+
+def _parse_defaults(raw: object, err: _Errors) -> Defaults:
+    if not isinstance(raw, dict):
+        raise err.error(f"[defaults] must be a table, not {_type_name(raw)}", "defaults")
+    values: dict[str, Any] = {}
+    for key, value in raw.items():
+        if key not in _DEFAULT_KEYS:
+            close = [k for k in _DEFAULT_KEYS if k.replace("-", "_") == key or k == key.lower()]
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise err.error(
+                f"unknown key {key!r} in [defaults]{hint}; known keys: " + ", ".join(_DEFAULT_KEYS),
+                "defaults",
+                key,
+            )
+        if key in _BOOL_DEFAULTS:
+            if not isinstance(value, bool):
+                raise err.error(
+                    f"defaults.{key} must be true or false, not {_type_name(value)}",
+                    "defaults",
+                    key,
+                )
+        elif key in _CHANGE_DEFAULTS:
+            if value not in ("error", "warn"):
+                raise err.error(
+                    f'defaults.{key} must be "error" or "warn", not {value!r}', "defaults", key
+                )
+        elif key == "index-history-depth" and (
+            isinstance(value, bool)
+            or not isinstance(value, int)
+            or not 0 <= value <= MAX_INDEX_HISTORY_DEPTH
+        ):
+            raise err.error(
+                f"defaults.index-history-depth must be an integer from 0 to "
+                f"{MAX_INDEX_HISTORY_DEPTH}, not {value!r}",
+                "defaults",
+                key,
+            )
+        values[_DEFAULT_KEYS[key]] = value
+    return Defaults(**values)
+
+
+def _check_keys(
+    table: Mapping[str, Any],
+    allowed: Sequence[str],
+    what: str,
+    err: _Errors,
+    path: tuple[object, ...],
+) -> None:
+    for key in table:
+        if key not in allowed:
+            raise err.error(
+                f"unknown key {key!r} in {what} (allowed: {', '.join(allowed)})", *path, key
+            )
+
+
+def _project_name(value: object, what: str, err: _Errors, path: tuple[object, ...]) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise err.error(f'{what} needs name = "PROJECT"', *path, "name")
+    if not re.match(r"^([A-Za-z0-9]|[A-Za-z0-9][A-Za-z0-9._-]*[A-Za-z0-9])$", value):
+        raise err.error(f"{what}: {value!r} is not a valid project name", *path, "name")
+    return canonicalize_name(value)
+
+
+def _parse_package(raw: object, i: int, err: _Errors) -> PackageRule:
+    path: tuple[object, ...] = ("package", i)
+    if not isinstance(raw, dict):
+        raise err.error(f"[[package]] entries must be tables, not {_type_name(raw)}", *path)
+    _check_keys(raw, _PACKAGE_KEYS, "[[package]]", err, path)
+    name = _project_name(raw.get("name"), "[[package]]", err, path)
+    pubs = raw.get("publishers")
+    if pubs is None:
+        raise err.error(
+            f'[[package]] {name} needs publishers = [{{ kind = "GitHub", repository = '
+            f'"owner/repo", workflow = "release.yml" }}]',
+            *path,
+        )
+    if not isinstance(pubs, list) or not pubs:
+        raise err.error(
+            f"[[package]] {name}: publishers must be a non-empty array of tables",
+            *path,
+            "publishers",
+        )
+    identities: list[PublisherIdentity] = []
+    for j, table in enumerate(pubs):
+        ppath = (*path, "publishers", j)
+        if not isinstance(table, dict):
+            raise err.error(
+                f"[[package]] {name}: publishers[{j}] must be a table like "
+                f'{{ kind = "GitHub", repository = "owner/repo", workflow = "release.yml" }}',
+                *ppath,
+            )
+        try:
+            identities.append(validate_identity_table(table))
+        except IdentityError as exc:
+            key_path = (*ppath, exc.key) if exc.key else ppath
+            raise err.error(f"[[package]] {name}: publishers[{j}]: {exc}", *key_path) from None
+    return PackageRule(name=name, publishers=tuple(identities), line=err.line(*path))
+
+
+def _parse_unsigned(raw: object, i: int, err: _Errors) -> UnsignedException:
+    path: tuple[object, ...] = ("unsigned", i)
+    if not isinstance(raw, dict):
+        raise err.error(f"[[unsigned]] entries must be tables, not {_type_name(raw)}", *path)
+    _check_keys(raw, _UNSIGNED_KEYS, "[[unsigned]]", err, path)
+    name = _project_name(raw.get("name"), "[[unsigned]]", err, path)
+    versions_raw = raw.get("versions")
+    if not isinstance(versions_raw, str) or not versions_raw.strip():
+        raise err.error(
+            f'[[unsigned]] {name} needs versions = "SPECIFIER" (e.g. "==1.16.0")',
+            *path,
+            "versions",
+        )
+    try:
+        versions = SpecifierSet(versions_raw)
+    except InvalidSpecifier:
+        raise err.error(
+            f"[[unsigned]] {name}: versions {versions_raw!r} is not a PEP 440 specifier "
+            '(e.g. "==1.16.0" or ">=1.0,<2")',
+            *path,
+            "versions",
+        ) from None
+    reason = raw.get("reason")
+    if not isinstance(reason, str) or not reason.strip():
+        raise err.error(
+            f'[[unsigned]] {name} needs reason = "why this unsigned release is acceptable"',
+            *path,
+            "reason",
+        )
+    hashes: set[str] = set()
+    sha = raw.get("sha256")
+    if sha is not None:
+        items = [sha] if isinstance(sha, str) else sha
+        if not isinstance(items, list) or not items:
+            raise err.error(
+                f"[[unsigned]] {name}: sha256 must be a list of hex digests", *path, "sha256"
+            )
+        for h in items:
+            if not isinstance(h, str) or not _SHA256.match(h.lower()):
+                raise err.error(
+                    f"[[unsigned]] {name}: sha256 {h!r} is not a 64-character hex digest",
+                    *path,
+                    "sha256",
+                )
+            hashes.add(h.lower())
+    expires = raw.get("expires")
+    if expires is not None and (isinstance(expires, datetime) or not isinstance(expires, date)):
+        raise err.error(
+            f"[[unsigned]] {name}: expires must be a TOML date without quotes, e.g. "
+            f"expires = 2027-06-01 (got {expires!r})",
+            *path,
+            "expires",
+        )
+    return UnsignedException(
+        name=name,
+        versions=versions,
+        sha256=frozenset(hashes),
+        reason=reason.strip(),
+        expires=expires,
+        line=err.line(*path),
+    )
+
+
+def _unwrap(doc: Any) -> Any:
+    return doc.unwrap() if hasattr(doc, "unwrap") else doc
+
+
+def _parse_toml(text: str, path: Path | None) -> Any:
+    import tomlkit
+    from tomlkit.exceptions import ParseError
+
+    where = str(path) if path is not None else "<policy>"
+    try:
+        return tomlkit.parse(text)
+    except ParseError as exc:
+        raise ConfigError(f"{where}:{exc.line}: invalid TOML: {exc}") from None
+    except Exception as exc:  # tomlkit raises a few other types on odd input
+        raise ConfigError(f"{where}: invalid TOML: {exc}") from None
+
+
+def parse_policy(text: str, path: Path | None = None, *, pyproject: bool = False) -> Policy:
+    """Validate policy text. ``pyproject=True`` reads the ``[tool.safe-pip]`` table."""
+    doc = _parse_toml(text, path)
+    data = _unwrap(doc)
+    locator = _Locator(text)
+    prefix: tuple[object, ...] = PYPROJECT_TABLE if pyproject else ()
+    err = _Errors(path, locator, prefix)
+    if pyproject:
+        tool = data.get("tool", {})
+        raw = tool.get("safe-pip") if isinstance(tool, dict) else None
+        if raw is None:
+            return replace(Policy.default(), path=path)
+        if not isinstance(raw, dict):
+            raise err.error("[tool.safe-pip] must be a table")
+        data = raw
+    for key in data:
+        if key not in _TOP_KEYS:
+            table = "[tool.safe-pip]" if pyproject else "the policy file"
+            raise err.error(
+                f"unknown key {key!r} in {table} (allowed: [defaults], [[package]], [[unsigned]])",
+                key,
+            )
+    defaults = _parse_defaults(data["defaults"], err) if "defaults" in data else Defaults()
+    packages: dict[str, PackageRule] = {}
+    raw_pkgs = data.get("package", [])
+    if not isinstance(raw_pkgs, list):
+        raise err.error("'package' must be an array of tables: write [[package]]", "package")
+    for i, raw in enumerate(raw_pkgs):
+        rule = _parse_package(raw, i, err)
+        if rule.name in packages:
+            first = packages[rule.name].line
+            raise err.error(
+                f"[[package]] {rule.name} appears twice (first at line {first}); list all its "
+                "publishers in one entry",
+                "package",
+                i,
+            )
+        packages[rule.name] = rule
+    raw_unsigned = data.get("unsigned", [])
+    if not isinstance(raw_unsigned, list):
+        raise err.error("'unsigned' must be an array of tables: write [[unsigned]]", "unsigned")
+    unsigned = tuple(_parse_unsigned(raw, i, err) for i, raw in enumerate(raw_unsigned))
+    return Policy(defaults=defaults, packages=packages, unsigned=unsigned, path=path)
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: policy file not found") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: policy file is not UTF-8 ({exc.reason})") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read policy file: {exc.strerror or exc}") from None
+
+
+def _has_tool_table(path: Path) -> bool:
+    """Whether a pyproject.toml has a [tool.safe-pip] table (parse errors are reported)."""
+    data = _unwrap(_parse_toml(_read(path), path))
+    tool = data.get("tool")
+    return isinstance(tool, dict) and "safe-pip" in tool
+
+
+@dataclass(frozen=True)
+class PolicyLocation:
+    """Which file (and whether its [tool.safe-pip] table) a policy comes from or goes to."""
+
+    path: Path | None  # None: no file, built-in defaults
+    pyproject: bool = False
+    exists: bool = True
+
+
+def find_policy(
+    explicit: Path | None = None,
+    *,
+    cwd: Path | None = None,
+    env: Mapping[str, str] | None = None,
+) -> PolicyLocation:
+    """Where :func:`load_policy` reads from (``path=None`` means the built-in default)."""
+    env = os.environ if env is None else env
+    cwd = Path.cwd() if cwd is None else cwd
+    if explicit is not None:
+        p = explicit if explicit.is_absolute() else cwd / explicit
+        return PolicyLocation(p, p.name == PYPROJECT_FILENAME, p.exists())
+    from_env = env.get(ENV_POLICY)
+    if from_env:
+        p = Path(from_env)
+        p = p if p.is_absolute() else cwd / p
+        return PolicyLocation(p, p.name == PYPROJECT_FILENAME, p.exists())
+    own = cwd / POLICY_FILENAME
+    if own.exists():
+        return PolicyLocation(own, False, True)
+    pyproject = cwd / PYPROJECT_FILENAME
+    if pyproject.is_file() and _has_tool_table(pyproject):
+        return PolicyLocation(pyproject, True, True)
+    return PolicyLocation(None)
+
+
+def load_policy(
+    explicit: Path | None = None,
+    *,
+    cwd: Path | None = None,
+    env: Mapping[str, str] | None = None,
+) -> Policy:
+    """Load and validate the policy (see the module docstring for the search order).
+
+    An explicit or ``$SAFE_PIP_POLICY`` path that does not exist is an error, not a default.
+    """
+    loc = find_policy(explicit, cwd=cwd, env=env)
+    if loc.path is None:
+        return Policy.default()
+    if not loc.exists:
+        source = "--policy" if explicit is not None else f"${ENV_POLICY}"
+        raise ConfigError(
+            f"{loc.path}: policy file not found (named by {source})",
+            fix="create it with 'safe-pip allow add ...' or fix the path",
+        )
+    return parse_policy(_read(loc.path), loc.path, pyproject=loc.pyproject)
+
+
+# ---------------------------------------------------------------------------------------------
+# Editing
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` atomically: temp file in the same directory, fsync, replace.
+
+    An existing file's permission bits are kept.
+    """
+    directory = path.parent
+    directory.mkdir(parents=True, exist_ok=True)
+    mode: int | None = None
+    with contextlib.suppress(FileNotFoundError):
+        mode = path.stat().st_mode & 0o7777
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, mode if mode is not None else 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    if hasattr(os, "O_DIRECTORY"):
+        try:
+            dfd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+        except OSError:  # pragma: no cover - some filesystems refuse
+            return
+        try:
+            os.fsync(dfd)
+        except OSError:  # pragma: no cover
+            pass
+        finally:
+            os.close(dfd)
+
+
+_NEW_FILE_HEADER = """\
+# safe-pip policy: which publishers may ship each project, and which unsigned releases are
+# accepted. Reference: docs/policy.md. Edit by hand or with 'safe-pip allow'.
+"""
+
+
+class PolicyDocument:
+    """A policy file opened for editing; comments and layout are preserved.
+
+    ``load`` validates the current content first (an invalid file is not edited), every
+    mutation re-validates, and :meth:`save` writes atomically.
+    """
+
+    def __init__(self, location: PolicyLocation, text: str) -> None:
+        import tomlkit
+
+        if location.path is None:
+            raise ValueError("PolicyDocument needs a path")
+        self.location = location
+        self.path: Path = location.path
+        self.original_text = text
+        self._doc = _parse_toml(text, self.path) if text.strip() else tomlkit.document()
+        self.policy = parse_policy(self.text, self.path, pyproject=location.pyproject)
+
+    @classmethod
+    def open(
+        cls,
+        explicit: Path | None = None,
+        *,
+        cwd: Path | None = None,
+        env: Mapping[str, str] | None = None,
+    ) -> PolicyDocument:
+        """Open the file :func:`load_policy` would read; ``./safe-pip.toml`` (new) when none."""
+        loc = find_policy(explicit, cwd=cwd, env=env)
+        if loc.path is None:
+            path = (Path.cwd() if cwd is None else cwd) / POLICY_FILENAME
+            loc = PolicyLocation(path, False, False)
+        else:
+            path = loc.path
+        text = _read(path) if loc.exists else ""
+        if not loc.exists and not loc.pyproject:
+            text = _NEW_FILE_HEADER
+        return cls(loc, text)
+
+    @property
+    def text(self) -> str:
+        import tomlkit
+
+        return tomlkit.dumps(self._doc)
+
+    def _root(self, create: bool) -> Any:
+        """The container holding defaults/package/unsigned (the doc or [tool.safe-pip])."""
+        import tomlkit
+
+        if not self.location.pyproject:
+            return self._doc
+        if "tool" not in self._doc:
+            if not create:
+                return None
+            self._doc.add("tool", tomlkit.table(is_super_table=True))
+        tool = self._doc["tool"]
+        if "safe-pip" not in tool:
+            if not create:
+                return None
+            tool.add("safe-pip", tomlkit.table(is_super_table=True))
+        return tool["safe-pip"]
+
+    def _revalidate(self) -> Policy:
+        self.policy = parse_policy(self.text, self.path, pyproject=self.location.pyproject)
+        return self.policy
+
+    def _aot(self, key: str, create: bool) -> Any:
+        import tomlkit
+
+        root = self._root(create)
+        if root is None:
+            return None
+        if key not in root:
+            if not create:
+                return None
+            root.append(key, tomlkit.aot())
+        return root[key]
+
+    @staticmethod
+    def _publisher_item(identity: PublisherIdentity) -> Any:
+        import tomlkit
+
+        item = tomlkit.inline_table()
+        for k, v in identity.to_table().items():
+            item[k] = v
+        for k in ("repository_id", "repository_owner_id"):
+            value = getattr(identity, k)
+            if value:
+                item[k] = value
+        return item
+
+    def add_package(
+        self, name: str, publishers: Iterable[PublisherIdentity]
+    ) -> list[PublisherIdentity]:
+        """Add publishers for ``name`` (creating its [[package]] entry). Returns the
+        publishers that were not already listed."""
+        import tomlkit
+
+        canon = canonicalize_name(name)
+        pubs = list(publishers)
+        if not pubs:
+            raise ConfigError("allow add needs at least one --publisher")
+        existing = self.policy.packages.get(canon)
+        added: list[PublisherIdentity] = []
+        if existing is not None:
+            aot = self._aot("package", create=False)
+            for table in aot:
+                if canonicalize_name(str(table.get("name", ""))) == canon:
+                    arr = table["publishers"]
+                    have = list(existing.publishers)
+                    for p in pubs:
+                        if p not in have and p not in added:
+                            added.append(p)
+                    if added:
+                        if len(arr) + len(added) > 1:
+                            arr.multiline(True)
+                        for p in added:
+                            arr.append(self._publisher_item(p))
+                    break
+        else:
+            entry = tomlkit.table()
+            entry["name"] = name
+            arr = tomlkit.array()
+            for p in pubs:
+                if p not in added:
+                    added.append(p)
+                    arr.append(self._publisher_item(p))
+            if len(arr) > 1:
+                arr.multiline(True)
+            entry["publishers"] = arr
+            self._aot("package", create=True).append(entry)
+        self._revalidate()
+        return added
+
+    def remove_package(self, name: str) -> tuple[int, int]:
+        """Remove ``name``'s [[package]] and [[unsigned]] entries: (packages, unsigned) removed."""
+        canon = canonicalize_name(name)
+        counts = []
+        for key in ("package", "unsigned"):
+            aot = self._aot(key, create=False)
+            removed = 0
+            if aot is not None:
+                for idx in reversed(range(len(aot))):
+                    if canonicalize_name(str(aot[idx].get("name", ""))) == canon:
+                        del aot[idx]
+                        removed += 1
+                if len(aot) == 0:
+                    root = self._root(create=False)
+                    del root[key]
+            counts.append(removed)
+        self._revalidate()
+        return counts[0], counts[1]
+
+    def add_unsigned(
+        self,
+        name: str,
+        *,
+        versions: str,
+        reason: str,
+        expires: date | None = None,
+        sha256: Sequence[str] = (),
+    ) -> UnsignedException:
+        """Append an [[unsigned]] entry (validated like a hand-written one)."""
+        import tomlkit
+
+        entry = tomlkit.table()
+        entry["name"] = name
+        entry["versions"] = versions
+        if sha256:
+            entry["sha256"] = [h.lower() for h in sha256]
+        entry["reason"] = reason
+        if expires is not None:
+            entry["expires"] = expires
+        aot = self._aot("unsigned", create=True)
+        aot.append(entry)
+        try:
+            policy = self._revalidate()
+        except ConfigError:
+            del aot[len(aot) - 1]
+            raise
+        return policy.unsigned[-1]
+
+    def changed(self) -> bool:
+        return self.text != self.original_text
+
+    def save(self) -> None:
+        """Re-validate and write atomically."""
+        text = self.text
+        parse_policy(text, self.path, pyproject=self.location.pyproject)
+        atomic_write_text(self.path, text)
+        self.original_text = text

@@ -1,0 +1,656 @@
+"""``decide()``: policy + history + a verification result -> a Verdict. Pure: no I/O, no clock.
+
+The order of rules (documented in docs/policy.md):
+
+* ``ERROR`` (could not check) -> refuse, ``could-not-check``. Never allowed.
+* ``INVALID`` (provenance exists but does not verify) -> refuse, ``refused-invalid-attestation``.
+* ``UNSIGNED``:
+  1. a matching, unexpired ``[[unsigned]]`` exception -> ``unsigned-allowed``;
+  2. earlier releases were attested (history) -> ``refused-attestation-downgrade``
+     (allowed with a warning when ``on-attestation-downgrade = "warn"``);
+  3. the project has a ``[[package]]`` rule (its publishers are expected) -> ``refused-unsigned``;
+  4. ``require-attestation = true`` -> ``refused-unsigned``, else ``unsigned-allowed``.
+* ``VERIFIED``:
+  1. a ``[[package]]`` rule: the identity must match one of its publishers
+     (``verified-allowlisted``) else ``refused-unexpected-publisher``;
+  2. attested history: the identity must match a publisher seen before (``verified-known``) else
+     ``refused-publisher-change`` (a warning when ``on-publisher-change = "warn"``);
+  3. nothing known: ``verified-first-use`` when ``trust-on-first-use``, else
+     ``refused-unexpected-publisher``.
+  A repository re-created under a known name (same name, different numeric ids in the
+  certificate) is always refused, whatever ``on-publisher-change`` says.
+"""
+
+from __future__ import annotations
+
+import shlex
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Literal
+
+from packaging.utils import canonicalize_name
+from packaging.version import InvalidVersion, Version
+
+from safe_pip.models import (
+    GITHUB,
+    GITLAB,
+    GOOGLE,
+    Action,
+    FileRef,
+    PublisherIdentity,
+    ReasonCode,
+    Verdict,
+    VerificationResult,
+    VerifyStatus,
+)
+from safe_pip.policy.file import PackageRule, Policy, UnsignedException, format_shorthand
+from safe_pip.policy.history import HistoryRecord, ProjectHistory
+
+# ---------------------------------------------------------------------------------------------
+# Identity comparison
+
+
+def _fold_eq(a: str | None, b: str | None) -> bool:
+    return a is not None and b is not None and a.casefold() == b.casefold()
+
+
+def _basename(path: str | None) -> str | None:
+    if path is None:
+        return None
+    return path.rsplit("/", 1)[-1]
+
+
+def identity_matches(seen: PublisherIdentity, expected: PublisherIdentity) -> bool:
+    """Whether the identity proven by an attestation (``seen``) is the ``expected`` publisher.
+
+    Exact rules (docs/policy.md "Comparison rules"):
+
+    * ``kind`` equal (exact spelling: GitHub, GitLab, Google);
+    * GitHub: ``repository`` equal ignoring case (GitHub names are case-insensitive),
+      ``workflow`` file name equal, case-sensitive (the base name is compared if a path is given);
+    * GitLab: ``repository`` equal ignoring case, ``workflow_filepath`` equal exactly;
+    * Google: ``email`` equal ignoring case;
+    * ``environment`` only when ``expected`` names one: GitHub ignoring case (GitHub environment
+      names are case-insensitive), GitLab exactly. A seen identity without an environment does not
+      match an expected one that has it;
+    * ``repository_id`` / ``repository_owner_id`` only when ``expected`` pins them: then ``seen``
+      must carry the same ids (a certificate without them does not match).
+
+    Unknown kinds never match (fail closed).
+    """
+    if seen.kind != expected.kind:
+        return False
+    if seen.kind == GITHUB:
+        if not _fold_eq(seen.repository, expected.repository):
+            return False
+        if _basename(seen.workflow) != _basename(expected.workflow) or not seen.workflow:
+            return False
+        if expected.environment and not _fold_eq(seen.environment, expected.environment):
+            return False
+    elif seen.kind == GITLAB:
+        if not _fold_eq(seen.repository, expected.repository):
+            return False
+        if not seen.workflow_filepath or seen.workflow_filepath != expected.workflow_filepath:
+            return False
+        if expected.environment and seen.environment != expected.environment:
+            return False
+    elif seen.kind == GOOGLE:
+        if not _fold_eq(seen.email, expected.email):
+            return False
+    else:
+        return False
+    for key in ("repository_id", "repository_owner_id"):
+        want = getattr(expected, key)
+        if want and getattr(seen, key) != want:
+            return False
+    return True
+
+
+def ids_consistent(a: PublisherIdentity, b: PublisherIdentity) -> bool:
+    """False when both carry a numeric id (repository or owner) and the ids differ."""
+    for key in ("repository_id", "repository_owner_id"):
+        x, y = getattr(a, key), getattr(b, key)
+        if x and y and x != y:
+            return False
+    return True
+
+
+ChangeKind = Literal[
+    "recreated", "renamed", "transferred", "repository", "workflow", "environment", "kind"
+]
+
+
+@dataclass(frozen=True)
+class PublisherChange:
+    """How a seen identity differs from a known one, for verdict reasons."""
+
+    kind: ChangeKind
+    known: PublisherIdentity
+    detail: str
+
+
+def _ids(identity: PublisherIdentity) -> str:
+    parts = []
+    if identity.repository_id:
+        parts.append(f"repository id {identity.repository_id}")
+    if identity.repository_owner_id:
+        parts.append(f"owner id {identity.repository_owner_id}")
+    return ", ".join(parts) if parts else "no ids"
+
+
+def classify_change(
+    seen: PublisherIdentity, known: Sequence[PublisherIdentity]
+) -> PublisherChange | None:
+    """Explain how ``seen`` differs from the ``known`` identities (history or allowlist).
+
+    * ``renamed``: same numeric repository id and owner id, different name;
+    * ``transferred``: same repository id, different owner id (and name);
+    * ``recreated``: same names, different repository or owner id (resurrection suspected);
+    * ``repository`` / ``workflow`` / ``environment`` / ``kind``: plain differences by name.
+    Returns ``None`` when ``known`` is empty.
+    """
+    if not known:
+        return None
+    same_kind = [k for k in known if k.kind == seen.kind]
+    for k in same_kind:
+        if (
+            seen.repository_id
+            and seen.repository_id == k.repository_id
+            and not _fold_eq(seen.repository, k.repository)
+        ):
+            if (
+                seen.repository_owner_id
+                and k.repository_owner_id
+                and seen.repository_owner_id != k.repository_owner_id
+            ):
+                return PublisherChange(
+                    "transferred",
+                    k,
+                    f"repository {k.repository} (owner id {k.repository_owner_id}) appears to "
+                    f"have been transferred to {seen.repository} (owner id "
+                    f"{seen.repository_owner_id}): same repository id {seen.repository_id}",
+                )
+            return PublisherChange(
+                "renamed",
+                k,
+                f"repository {k.repository} appears to have been renamed to {seen.repository}: "
+                f"same repository id {seen.repository_id}"
+                + (f" and owner id {seen.repository_owner_id}" if seen.repository_owner_id else ""),
+            )
+    for k in same_kind:
+        if identity_matches(seen, _names_only(k)) and not ids_consistent(seen, k):
+            return PublisherChange(
+                "recreated",
+                k,
+                f"{seen.repository or seen.email} has the same name as before but different "
+                f"numeric ids ({_ids(k)} before, {_ids(seen)} now): the repository or its owner "
+                "account was deleted and re-created, possibly by someone else",
+            )
+    for k in same_kind:
+        if seen.kind in (GITHUB, GITLAB) and _fold_eq(seen.repository, k.repository):
+            wf_seen = seen.workflow if seen.kind == GITHUB else seen.workflow_filepath
+            wf_known = k.workflow if k.kind == GITHUB else k.workflow_filepath
+            if (_basename(wf_seen) if seen.kind == GITHUB else wf_seen) != (
+                _basename(wf_known) if k.kind == GITHUB else wf_known
+            ):
+                return PublisherChange(
+                    "workflow",
+                    k,
+                    f"same repository {k.repository}, but workflow {wf_seen!s} instead of "
+                    f"{wf_known!s}",
+                )
+            if k.environment:
+                return PublisherChange(
+                    "environment",
+                    k,
+                    f"same repository and workflow, but environment "
+                    f"{seen.environment or '(none)'!s} instead of {k.environment} "
+                    "(environment is asserted by the index, not the certificate)",
+                )
+    if same_kind:
+        k = same_kind[0]
+        what = "email" if seen.kind == GOOGLE else "repository"
+        return PublisherChange(
+            "repository",
+            k,
+            f"a different {what}: {seen.describe()} instead of {k.describe()}",
+        )
+    return PublisherChange(
+        "kind", known[0], f"a different kind of publisher: {seen.kind} instead of {known[0].kind}"
+    )
+
+
+def _names_only(identity: PublisherIdentity) -> PublisherIdentity:
+    return PublisherIdentity(
+        kind=identity.kind,
+        repository=identity.repository,
+        workflow=identity.workflow,
+        workflow_filepath=identity.workflow_filepath,
+        environment=identity.environment,
+        email=identity.email,
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Fix commands
+
+
+def _q(value: str) -> str:
+    return shlex.quote(value)
+
+
+def allow_add_command(project: str, identity: PublisherIdentity) -> str:
+    cmd = f"safe-pip allow add {_q(project)} --publisher {_q(format_shorthand(identity))}"
+    if identity.environment and identity.kind in (GITHUB, GITLAB):
+        cmd += f" --environment {_q(identity.environment)}"
+    return cmd
+
+
+def allow_unsigned_command(project: str, version: str, sha256: str) -> str:
+    cmd = f"safe-pip allow unsigned {_q(project)} --versions {_q('==' + version)}"
+    if sha256:
+        cmd += f" --sha256 {_q(sha256)}"
+    return cmd + " --reason 'REVIEWED: why this unsigned release is acceptable'"
+
+
+def forget_command(project: str) -> str:
+    return (
+        f"safe-pip history forget {_q(project)} --reason "
+        "'REVIEWED: repository re-created by its legitimate owner'"
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# decide()
+
+
+def _describe(identities: Sequence[PublisherIdentity]) -> str:
+    return " or ".join(i.describe() for i in identities) if identities else "(none)"
+
+
+def _package_rule_label(policy: Policy, rule: PackageRule) -> str:
+    return f"{policy.label(rule.line)} [[package]] {rule.name}"
+
+
+def _unsigned_label(policy: Policy, exc: UnsignedException) -> str:
+    return f"{policy.label(exc.line)} [[unsigned]] {exc.name}"
+
+
+def _history_summary(history: ProjectHistory) -> str:
+    versions = history.attested_versions()
+    shown = ", ".join(versions[-3:]) if versions else ""
+    more = f" (and {len(versions) - 3} earlier)" if len(versions) > 3 else ""
+    sources = history.sources()
+    where = (
+        " (read from the index)"
+        if sources == frozenset({"index"})
+        else (" (seen on this machine)" if sources == frozenset({"local"}) else "")
+    )
+    return f"release(s) {shown}{more}{where}"
+
+
+def _today(now: datetime) -> datetime:
+    return now if now.tzinfo is not None else now.replace(tzinfo=timezone.utc)
+
+
+def _version_in(exc: UnsignedException, version: str) -> bool:
+    try:
+        return exc.versions.contains(Version(version))
+    except InvalidVersion:
+        return False
+
+
+def decide(
+    ref: FileRef,
+    result: VerificationResult,
+    policy: Policy,
+    history: ProjectHistory,
+    now: datetime,
+) -> Verdict:
+    """Decide whether the file ``ref`` with verification ``result`` may be installed.
+
+    Pure and total: it never raises for any input; anything inconsistent is a refusal
+    (``could-not-check``), never an allow.
+    """
+    try:
+        return _decide(ref, result, policy, history, now)
+    except Exception as exc:  # fail closed
+        return _verdict(
+            ref,
+            result,
+            Action.REFUSE,
+            ReasonCode.COULD_NOT_CHECK,
+            f"internal error while applying the policy ({type(exc).__name__}: {exc})",
+            "policy",
+        )
+
+
+def _verdict(
+    ref: FileRef,
+    result: VerificationResult,
+    action: Action,
+    code: ReasonCode,
+    reason: str,
+    rule: str,
+    *,
+    expected: Sequence[PublisherIdentity] = (),
+    fix: str = "",
+) -> Verdict:
+    return Verdict(
+        project=ref.project,
+        version=ref.version,
+        filename=result.filename or ref.filename,
+        sha256=result.sha256,
+        action=action,
+        code=code,
+        reason=reason,
+        rule=rule,
+        identity=result.identity if result.status is VerifyStatus.VERIFIED else None,
+        expected=tuple(expected),
+        fix=fix,
+        verification=result,
+    )
+
+
+def _decide(
+    ref: FileRef,
+    result: VerificationResult,
+    policy: Policy,
+    history: ProjectHistory,
+    now: datetime,
+) -> Verdict:
+    name = canonicalize_name(ref.project)
+    status = result.status
+
+    def refuse_cnc(reason: str, rule: str = "verification", fix: str = "") -> Verdict:
+        return _verdict(
+            ref, result, Action.REFUSE, ReasonCode.COULD_NOT_CHECK, reason, rule, fix=fix
+        )
+
+    if status is VerifyStatus.ERROR:
+        return refuse_cnc(
+            f"could not check {result.filename or ref.filename}: {result.reason}",
+            fix="retry once the index, network and trust root are reachable; nothing was allowed",
+        )
+    if history.project != name:
+        return refuse_cnc(
+            f"internal error: history for {history.project!r} given for {name!r}", "history"
+        )
+    if not result.sha256:
+        return refuse_cnc("internal error: verification result has no sha256")
+    if ref.sha256 and ref.sha256.lower() != result.sha256.lower():
+        return _verdict(
+            ref,
+            result,
+            Action.REFUSE,
+            ReasonCode.REFUSED_INVALID_ATTESTATION,
+            f"the downloaded file's sha256 {result.sha256} differs from the index's "
+            f"{ref.sha256}: the file was changed in transit or by the index",
+            "verification",
+            fix="do not install; report it to the index operator",
+        )
+    if status is VerifyStatus.INVALID:
+        return _verdict(
+            ref,
+            result,
+            Action.REFUSE,
+            ReasonCode.REFUSED_INVALID_ATTESTATION,
+            f"the attestation for {result.filename or ref.filename} does not verify "
+            f"({result.reason}); treated as an attack",
+            "verification",
+            fix="none: do not install; report it to the project's maintainers",
+        )
+    if status is VerifyStatus.UNSIGNED:
+        return _decide_unsigned(ref, result, policy, history, now, name)
+    if status is VerifyStatus.VERIFIED:
+        if result.identity is None:
+            return refuse_cnc("internal error: verified result without a publisher identity")
+        return _decide_verified(ref, result, result.identity, policy, history, name)
+    return refuse_cnc(f"unknown verification status {status!r}")
+
+
+def _decide_unsigned(
+    ref: FileRef,
+    result: VerificationResult,
+    policy: Policy,
+    history: ProjectHistory,
+    now: datetime,
+    name: str,
+) -> Verdict:
+    today = _today(now).astimezone(timezone.utc).date()
+    notes: list[str] = []
+    for exc in policy.unsigned_for(name):
+        where = f"the [[unsigned]] exception at {policy.label(exc.line)}"
+        if not _version_in(exc, ref.version):
+            notes.append(f"{where} covers {exc.versions or '(no versions)'}, not {ref.version}")
+            continue
+        if exc.sha256 and result.sha256.lower() not in exc.sha256:
+            notes.append(f"{where} pins other sha256 digests than {result.sha256}")
+            continue
+        if exc.expired(today):
+            notes.append(f"{where} expired on {exc.expires}")
+            continue
+        reason = f"unsigned, allowed by {where}: {exc.reason}"
+        if exc.expires is not None:
+            reason += f" (until {exc.expires})"
+        if history.was_attested():
+            reason += f"; note: earlier {_history_summary(history)} were attested"
+        return _verdict(
+            ref,
+            result,
+            Action.ALLOW,
+            ReasonCode.UNSIGNED_ALLOWED,
+            reason,
+            _unsigned_label(policy, exc),
+        )
+    suffix = ("; " + "; ".join(notes)) if notes else ""
+    fix = allow_unsigned_command(name, ref.version, result.sha256)
+    if history.was_attested():
+        known = history.attested_identities()
+        warn = policy.defaults.on_attestation_downgrade == "warn"
+        reason = (
+            f"{ref.version} is unsigned but {_history_summary(history)} were attested by "
+            f"{_describe(known)}: attestation downgrade{suffix}"
+        )
+        if warn:
+            reason += ' (allowed because on-attestation-downgrade = "warn")'
+        return _verdict(
+            ref,
+            result,
+            Action.WARN if warn else Action.REFUSE,
+            ReasonCode.REFUSED_ATTESTATION_DOWNGRADE,
+            reason,
+            "history; defaults.on-attestation-downgrade",
+            expected=known,
+            fix=fix,
+        )
+    rule = policy.packages.get(name)
+    if rule is not None:
+        return _verdict(
+            ref,
+            result,
+            Action.REFUSE,
+            ReasonCode.REFUSED_UNSIGNED,
+            f"unsigned, but {policy.label(rule.line)} expects {name} to be published by "
+            f"{_describe(rule.publishers)}{suffix}",
+            _package_rule_label(policy, rule),
+            expected=rule.publishers,
+            fix=fix,
+        )
+    if policy.defaults.require_attestation:
+        return _verdict(
+            ref,
+            result,
+            Action.REFUSE,
+            ReasonCode.REFUSED_UNSIGNED,
+            f"unsigned (the index has no provenance for {result.filename or ref.filename}) and "
+            f"require-attestation is on{suffix}",
+            "defaults.require-attestation",
+            fix=fix,
+        )
+    return _verdict(
+        ref,
+        result,
+        Action.ALLOW,
+        ReasonCode.UNSIGNED_ALLOWED,
+        f"unsigned, allowed because require-attestation = false{suffix}",
+        "defaults.require-attestation",
+    )
+
+
+def _recreated_against_history(
+    seen: PublisherIdentity, history: ProjectHistory
+) -> PublisherChange | None:
+    """A "re-created repository" finding when history has the same names only with other ids."""
+    same_names = [
+        k for k in history.attested_identities() if identity_matches(seen, _names_only(k))
+    ]
+    if not same_names or any(ids_consistent(seen, k) for k in same_names):
+        return None
+    return classify_change(seen, same_names)
+
+
+def _decide_verified(
+    ref: FileRef,
+    result: VerificationResult,
+    seen: PublisherIdentity,
+    policy: Policy,
+    history: ProjectHistory,
+    name: str,
+) -> Verdict:
+    known = history.attested_identities()
+    rule = policy.packages.get(name)
+    if rule is not None:
+        label = _package_rule_label(policy, rule)
+        matched = [p for p in rule.publishers if identity_matches(seen, p)]
+        if matched:
+            pinned = any(p.repository_id or p.repository_owner_id for p in matched)
+            recreated = None if pinned else _recreated_against_history(seen, history)
+            if recreated is not None:
+                return _verdict(
+                    ref,
+                    result,
+                    Action.REFUSE,
+                    ReasonCode.REFUSED_PUBLISHER_CHANGE,
+                    f"signed by {seen.describe()}, which {label} allows by name, but "
+                    f"{recreated.detail}",
+                    f"history; {label}",
+                    expected=matched,
+                    fix=forget_command(name),
+                )
+            return _verdict(
+                ref,
+                result,
+                Action.ALLOW,
+                ReasonCode.VERIFIED_ALLOWLISTED,
+                f"signed by {seen.describe()}, an allowed publisher",
+                label,
+                expected=rule.publishers,
+            )
+        change = classify_change(seen, known) if known else None
+        if change is None or change.kind not in ("renamed", "transferred", "recreated"):
+            change = classify_change(seen, rule.publishers)
+        detail = f" ({change.detail})" if change else ""
+        return _verdict(
+            ref,
+            result,
+            Action.REFUSE,
+            ReasonCode.REFUSED_UNEXPECTED_PUBLISHER,
+            f"signed by {seen.describe()}, but {label} allows only "
+            f"{_describe(rule.publishers)}{detail}",
+            label,
+            expected=rule.publishers,
+            fix=allow_add_command(name, seen),
+        )
+    if known:
+        matched = [k for k in known if identity_matches(seen, _names_only(k))]
+        if any(ids_consistent(seen, k) for k in matched):
+            return _verdict(
+                ref,
+                result,
+                Action.ALLOW,
+                ReasonCode.VERIFIED_KNOWN,
+                f"signed by {seen.describe()}, the publisher of earlier "
+                f"{_history_summary(history)}",
+                "history",
+                expected=known,
+            )
+        change = classify_change(seen, matched or known)
+        assert change is not None
+        is_recreated = change.kind == "recreated"
+        warn = policy.defaults.on_publisher_change == "warn" and not is_recreated
+        reason = (
+            f"publisher changed: signed by {seen.describe()}, but earlier "
+            f"{_history_summary(history)} were published by {_describe(known)}: {change.detail}"
+        )
+        if warn:
+            reason += ' (allowed because on-publisher-change = "warn")'
+        elif is_recreated:
+            reason += "; this is always refused until you review it"
+        return _verdict(
+            ref,
+            result,
+            Action.WARN if warn else Action.REFUSE,
+            ReasonCode.REFUSED_PUBLISHER_CHANGE,
+            reason,
+            "history" if is_recreated else "history; defaults.on-publisher-change",
+            expected=known,
+            fix=forget_command(name) if is_recreated else allow_add_command(name, seen),
+        )
+    if policy.defaults.trust_on_first_use:
+        return _verdict(
+            ref,
+            result,
+            Action.ALLOW,
+            ReasonCode.VERIFIED_FIRST_USE,
+            f"signed by {seen.describe()}; first time {name} is seen, so this publisher is "
+            "trusted from now on",
+            "defaults.trust-on-first-use",
+        )
+    return _verdict(
+        ref,
+        result,
+        Action.REFUSE,
+        ReasonCode.REFUSED_UNEXPECTED_PUBLISHER,
+        f"signed by {seen.describe()}, but {name} has no [[package]] entry and "
+        "trust-on-first-use is off",
+        "defaults.trust-on-first-use",
+        fix=allow_add_command(name, seen),
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# What to remember
+
+
+def history_records_for(
+    ref: FileRef,
+    result: VerificationResult,
+    verdict: Verdict,
+    now: datetime,
+) -> tuple[HistoryRecord, ...]:
+    """The history records to store for a decided file: only plain ALLOW verdicts are
+    remembered (a verified file with its publisher, or an allowed unsigned file with
+    ``identity=None``). WARN and REFUSE verdicts record nothing, so a warned publisher change
+    keeps warning until the user accepts it with ``safe-pip allow add``."""
+    if verdict.action is not Action.ALLOW or not result.sha256:
+        return ()
+    if result.status is VerifyStatus.VERIFIED and result.identity is not None:
+        identity: PublisherIdentity | None = result.identity
+    elif result.status is VerifyStatus.UNSIGNED:
+        identity = None
+    else:
+        return ()
+    return (
+        HistoryRecord(
+            project=ref.project,
+            version=ref.version,
+            filename=result.filename or ref.filename,
+            sha256=result.sha256,
+            identity=identity,
+            seen_at=now,
+            index=ref.index,
+            source="local",
+        ),
+    )
