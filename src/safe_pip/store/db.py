@@ -1,0 +1,642 @@
+"""The known-good history database: one SQLite file, ``$SAFE_PIP_HOME/history.sqlite3``.
+
+Rules (THREATS.md T17, T20; docs/adr/0001-tofu-history.md):
+
+* WAL journal, ``synchronous=FULL``, a busy timeout, and every write inside
+  ``BEGIN IMMEDIATE`` so concurrent runs serialise instead of interleaving. :meth:`update` is the
+  compare-and-set a trust-on-first-use decision needs: read the project's history, decide, and
+  record, all in one write transaction.
+* A new database is built in a temporary file next to the final path and linked into place, so
+  no other process ever sees a half-created file.
+* An existing file is checked before use, read-only: regular file owned by this user and not
+  group/world-writable (POSIX), SQLite header, size consistent with the header, our
+  ``application_id``, a known schema version, the expected tables, and ``PRAGMA quick_check``.
+  Any failure is a :class:`~safe_pip.errors.StoreError`: the file is never modified, reset or
+  recreated, because an empty history would trust whoever publishes next.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import sqlite3
+import stat
+import sys
+import tempfile
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, TypeVar
+
+from packaging.utils import canonicalize_name
+
+from safe_pip.errors import ConfigError, StoreError
+from safe_pip.models import PublisherIdentity
+from safe_pip.policy.history import HistoryRecord, ProjectHistory
+
+T = TypeVar("T")
+
+ENV_HOME = "SAFE_PIP_HOME"
+DB_FILENAME = "history.sqlite3"
+#: ``PRAGMA application_id``: "SPIP" in ASCII. A SQLite file without it is not ours.
+APPLICATION_ID = 0x53504950
+SCHEMA_VERSION = 1
+EXPORT_FORMAT = "safe-pip-history"
+EXPORT_VERSION = 1
+BUSY_TIMEOUT_S = 30.0
+_SQLITE_MAGIC = b"SQLite format 3\x00"
+
+_SCHEMA = """
+CREATE TABLE meta (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+CREATE TABLE records (
+    id           INTEGER PRIMARY KEY,
+    project      TEXT NOT NULL,
+    version      TEXT NOT NULL,
+    filename     TEXT NOT NULL,
+    sha256       TEXT NOT NULL,
+    identity_key TEXT NOT NULL,          -- canonical JSON of the identity, '' when unsigned
+    identity     TEXT,                   -- the same JSON, NULL when unsigned
+    seen_at      TEXT NOT NULL,          -- ISO 8601, UTC
+    idx          TEXT,                   -- the index URL
+    source       TEXT NOT NULL CHECK (source IN ('local', 'index')),
+    UNIQUE (project, version, filename, sha256, identity_key)
+);
+CREATE INDEX records_project ON records (project);
+CREATE TABLE audit (
+    id      INTEGER PRIMARY KEY,
+    at      TEXT NOT NULL,
+    action  TEXT NOT NULL,
+    project TEXT,
+    count   INTEGER NOT NULL,
+    reason  TEXT NOT NULL,
+    detail  TEXT NOT NULL                -- JSON: e.g. the records a forget removed
+);
+"""
+_EXPECTED_COLUMNS = {
+    "meta": {"key", "value"},
+    "records": {
+        "id",
+        "project",
+        "version",
+        "filename",
+        "sha256",
+        "identity_key",
+        "identity",
+        "seen_at",
+        "idx",
+        "source",
+    },
+    "audit": {"id", "at", "action", "project", "count", "reason", "detail"},
+}
+
+
+def default_home(env: Mapping[str, str] | None = None) -> Path:
+    """``$SAFE_PIP_HOME``, else the per-user data directory (platformdirs, as pip does)."""
+    env = os.environ if env is None else env
+    home = env.get(ENV_HOME)
+    if home:
+        return Path(home).expanduser()
+    import platformdirs
+
+    return Path(platformdirs.user_data_dir("safe-pip", appauthor=False))
+
+
+def default_db_path(env: Mapping[str, str] | None = None) -> Path:
+    return default_home(env) / DB_FILENAME
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat()
+
+
+def _identity_json(identity: PublisherIdentity | None) -> str:
+    return json.dumps(identity.to_json(), sort_keys=True, separators=(",", ":")) if identity else ""
+
+
+@dataclass(frozen=True)
+class ProjectSummary:
+    project: str
+    records: int
+    attested: int
+    identities: int
+    last_seen: datetime
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    at: datetime
+    action: str
+    project: str | None
+    count: int
+    reason: str
+    detail: Any
+
+
+class HistoryStore:
+    """The history database. Open with :meth:`open`; use as a context manager or call
+    :meth:`close`."""
+
+    def __init__(self, path: Path, conn: sqlite3.Connection | None, *, readonly: bool) -> None:
+        self.path = path
+        self._conn = conn
+        self.readonly = readonly
+
+    # ------------------------------------------------------------------ opening
+    @classmethod
+    def open(cls, path: Path | None = None, *, readonly: bool = False) -> HistoryStore:
+        """Open (creating it when absent and not ``readonly``) the history database.
+
+        ``readonly`` on a database that does not exist yet gives an empty store that cannot be
+        written. Anything wrong with an existing file is a :class:`StoreError`.
+        """
+        path = default_db_path() if path is None else path
+        path = path.expanduser()
+        if not path.exists() and not path.is_symlink():
+            if readonly:
+                return cls(path, None, readonly=True)
+            _create(path)
+        _validate(path)
+        conn = _connect(path, readonly=readonly)
+        return cls(path, conn, readonly=readonly)
+
+    def close(self) -> None:
+        if self._conn is not None:
+            with contextlib.suppress(sqlite3.Error):
+                self._conn.close()
+            self._conn = None
+
+    def __enter__(self) -> HistoryStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def exists(self) -> bool:
+        return self._conn is not None
+
+    # ------------------------------------------------------------------ plumbing
+    def _db(self) -> sqlite3.Connection:
+        if self._conn is None:
+            raise StoreError(f"{self.path}: history database is closed or does not exist")
+        return self._conn
+
+    def _writable(self) -> sqlite3.Connection:
+        if self.readonly:
+            raise StoreError(f"{self.path}: history database was opened read-only")
+        return self._db()
+
+    @contextlib.contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        conn = self._writable()
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            raise _store_error(self.path, exc, "could not start a write transaction") from None
+        try:
+            yield conn
+        except BaseException:
+            with contextlib.suppress(sqlite3.Error):
+                conn.execute("ROLLBACK")
+            raise
+        try:
+            conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            with contextlib.suppress(sqlite3.Error):
+                conn.execute("ROLLBACK")
+            raise _store_error(self.path, exc, "could not commit") from None
+
+    def _read(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        if self._conn is None:
+            return []
+        try:
+            return list(self._conn.execute(sql, params))
+        except sqlite3.Error as exc:
+            raise _store_error(self.path, exc, "could not read") from None
+
+    # ------------------------------------------------------------------ reading
+    def project(self, name: str) -> ProjectHistory:
+        """Every record for ``name`` (any spelling; compared canonicalized)."""
+        canon = canonicalize_name(name)
+        if self._conn is None:
+            return ProjectHistory.empty(canon)
+        return self._project(self._conn, canon)
+
+    def _project(self, conn: sqlite3.Connection, canon: str) -> ProjectHistory:
+        try:
+            rows = list(
+                conn.execute(
+                    "SELECT project, version, filename, sha256, identity, seen_at, idx, source "
+                    "FROM records WHERE project = ? ORDER BY seen_at, id",
+                    (canon,),
+                )
+            )
+        except sqlite3.Error as exc:
+            raise _store_error(self.path, exc, "could not read") from None
+        return ProjectHistory(canon, tuple(self._row_record(r) for r in rows))
+
+    def _row_record(self, row: tuple[Any, ...]) -> HistoryRecord:
+        project, version, filename, sha256, identity, seen_at, idx, source = row
+        try:
+            ident = PublisherIdentity.from_table(json.loads(identity)) if identity else None
+            return HistoryRecord(
+                project=project,
+                version=version,
+                filename=filename,
+                sha256=sha256,
+                identity=ident,
+                seen_at=datetime.fromisoformat(seen_at),
+                index=idx,
+                source=source,
+            )
+        except (ValueError, TypeError) as exc:
+            raise StoreError(
+                f"{self.path}: history database holds a malformed record for {project!r} "
+                f"({exc}); it was not changed",
+                fix="inspect it, or move it aside and re-import a reviewed export",
+            ) from None
+
+    def projects(self) -> list[ProjectSummary]:
+        rows = self._read(
+            "SELECT project, COUNT(*), SUM(identity IS NOT NULL), "
+            "COUNT(DISTINCT NULLIF(identity_key, '')), MAX(seen_at) "
+            "FROM records GROUP BY project ORDER BY project"
+        )
+        return [
+            ProjectSummary(p, int(n), int(a or 0), int(i), datetime.fromisoformat(last))
+            for p, n, a, i, last in rows
+        ]
+
+    def audit_log(self, name: str | None = None) -> list[AuditEntry]:
+        if name is None:
+            rows = self._read(
+                "SELECT at, action, project, count, reason, detail FROM audit ORDER BY id"
+            )
+        else:
+            rows = self._read(
+                "SELECT at, action, project, count, reason, detail FROM audit "
+                "WHERE project = ? ORDER BY id",
+                (canonicalize_name(name),),
+            )
+        return [
+            AuditEntry(
+                datetime.fromisoformat(at), action, project, int(count), reason, json.loads(detail)
+            )
+            for at, action, project, count, reason, detail in rows
+        ]
+
+    # ------------------------------------------------------------------ writing
+    @staticmethod
+    def _insert(conn: sqlite3.Connection, records: Iterable[HistoryRecord]) -> int:
+        added = 0
+        for rec in records:
+            ident = _identity_json(rec.identity)
+            key = (rec.project, rec.version, rec.filename, rec.sha256, ident)
+            cur = conn.execute(
+                "INSERT OR IGNORE INTO records (project, version, filename, sha256, "
+                "identity_key, identity, seen_at, idx, source) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (*key, ident or None, rec.seen_at.isoformat(), rec.index, rec.source),
+            )
+            if cur.rowcount > 0:
+                added += 1
+            elif rec.source == "local":  # seen by this machine itself now
+                conn.execute(
+                    "UPDATE records SET source = 'local' WHERE project = ? AND version = ? "
+                    "AND filename = ? AND sha256 = ? AND identity_key = ? AND source <> 'local'",
+                    key,
+                )
+        return added
+
+    def record(self, records: Iterable[HistoryRecord]) -> None:
+        """Store ``records`` in one transaction. Recording the same (project, version,
+        filename, sha256, identity) again changes nothing (an index-read record becomes
+        ``local`` when this machine sees the file itself)."""
+        recs = list(records)
+        if not recs:
+            return
+        with self._write() as conn:
+            self._insert(conn, recs)
+
+    def update(
+        self,
+        name: str,
+        decide: Callable[[ProjectHistory], tuple[T, Iterable[HistoryRecord]]],
+    ) -> T:
+        """Compare-and-set: inside one ``BEGIN IMMEDIATE`` transaction, read ``name``'s history,
+        call ``decide(history)`` and store the records it returns. Two concurrent runs therefore
+        never both trust different first publishers: the second sees the first's record."""
+        canon = canonicalize_name(name)
+        with self._write() as conn:
+            history = self._project(conn, canon)
+            result, records = decide(history)
+            recs = list(records)
+            for rec in recs:
+                if rec.project != canon:
+                    raise ValueError(f"update({canon!r}) cannot record {rec.project!r}")
+            self._insert(conn, recs)
+        return result
+
+    def forget(self, name: str, *, reason: str) -> int:
+        """Delete every record of ``name``; logged in the audit table with the removed records
+        and ``reason`` (required). Returns how many records were removed."""
+        if not reason or not reason.strip():
+            raise ConfigError("history forget needs --reason: forgetting a project is logged")
+        canon = canonicalize_name(name)
+        with self._write() as conn:
+            history = self._project(conn, canon)
+            conn.execute("DELETE FROM records WHERE project = ?", (canon,))
+            conn.execute(
+                "INSERT INTO audit (at, action, project, count, reason, detail) "
+                "VALUES (?, 'forget', ?, ?, ?, ?)",
+                (
+                    _now(),
+                    canon,
+                    len(history.records),
+                    reason.strip(),
+                    json.dumps([r.to_json() for r in history.records], sort_keys=True),
+                ),
+            )
+        return len(history.records)
+
+    # ------------------------------------------------------------------ export / import
+    def export(self) -> dict[str, Any]:
+        """Every record as versioned JSON (the audit log stays local)."""
+        rows = self._read(
+            "SELECT project, version, filename, sha256, identity, seen_at, idx, source "
+            "FROM records ORDER BY project, seen_at, id"
+        )
+        return {
+            "format": EXPORT_FORMAT,
+            "version": EXPORT_VERSION,
+            "exported_at": _now(),
+            "records": [self._row_record(r).to_json() for r in rows],
+        }
+
+    def import_(self, data: Mapping[str, Any], *, reason: str = "import") -> int:
+        """Add the records of an :meth:`export` document (validated first; all or nothing).
+        Returns how many were new. Logged in the audit table."""
+        records = parse_export(data)
+        with self._write() as conn:
+            added = self._insert(conn, records)
+            conn.execute(
+                "INSERT INTO audit (at, action, project, count, reason, detail) "
+                "VALUES (?, 'import', NULL, ?, ?, ?)",
+                (_now(), added, reason, json.dumps({"records": len(records)})),
+            )
+        return added
+
+
+def parse_export(data: Mapping[str, Any]) -> list[HistoryRecord]:
+    """Validate an export document; :class:`ConfigError` names the first bad record."""
+    if not isinstance(data, Mapping) or data.get("format") != EXPORT_FORMAT:
+        raise ConfigError(f'not a safe-pip history export (expected "format": "{EXPORT_FORMAT}")')
+    version = data.get("version")
+    if version != EXPORT_VERSION:
+        raise ConfigError(
+            f"history export version {version!r} is not supported (this safe-pip reads "
+            f"version {EXPORT_VERSION})"
+        )
+    raw = data.get("records")
+    if not isinstance(raw, list):
+        raise ConfigError('history export: "records" must be a list')
+    from safe_pip.policy.file import IdentityError, validate_identity_table
+
+    out: list[HistoryRecord] = []
+    allowed = {"project", "version", "filename", "sha256", "identity", "seen_at", "index", "source"}
+    for i, item in enumerate(raw):
+        where = f"history export: records[{i}]"
+        if not isinstance(item, dict):
+            raise ConfigError(f"{where} must be an object")
+        unknown = set(item) - allowed
+        if unknown:
+            raise ConfigError(f"{where}: unknown keys {sorted(unknown)}")
+        for key in ("project", "version", "filename", "sha256", "seen_at"):
+            if not isinstance(item.get(key), str) or not item[key]:
+                raise ConfigError(f"{where}: {key!r} must be a non-empty string")
+        sha = item["sha256"].lower()
+        if len(sha) != 64 or any(c not in "0123456789abcdef" for c in sha):
+            raise ConfigError(f"{where}: sha256 {item['sha256']!r} is not a hex sha256 digest")
+        ident_raw = item.get("identity")
+        identity: PublisherIdentity | None = None
+        if ident_raw is not None:
+            if not isinstance(ident_raw, dict):
+                raise ConfigError(f"{where}: identity must be an object or null")
+            table = {
+                k: v
+                for k, v in ident_raw.items()
+                if k not in ("ref", "issuer", "environment_source")
+            }
+            try:
+                validate_identity_table(table)
+                identity = PublisherIdentity.from_table(ident_raw)
+            except (IdentityError, ValueError) as exc:
+                raise ConfigError(f"{where}: identity: {exc}") from None
+        try:
+            seen_at = datetime.fromisoformat(item["seen_at"])
+        except ValueError:
+            raise ConfigError(
+                f"{where}: seen_at {item['seen_at']!r} is not an ISO 8601 time"
+            ) from None
+        source = item.get("source", "index")
+        if source not in ("local", "index"):
+            raise ConfigError(f'{where}: source must be "local" or "index"')
+        index = item.get("index")
+        if index is not None and not isinstance(index, str):
+            raise ConfigError(f"{where}: index must be a string or null")
+        out.append(
+            HistoryRecord(
+                project=item["project"],
+                version=item["version"],
+                filename=item["filename"],
+                sha256=sha,
+                identity=identity,
+                seen_at=seen_at,
+                index=index,
+                source=source,
+            )
+        )
+    return out
+
+
+# ---------------------------------------------------------------------- create / validate
+
+
+def _store_error(path: Path, exc: BaseException, what: str) -> StoreError:
+    text = str(exc)
+    if "locked" in text or "busy" in text:
+        return StoreError(
+            f"{path}: history database is busy ({text}) after {BUSY_TIMEOUT_S:.0f}s",
+            fix="another safe-pip run holds it; retry when it finishes",
+        )
+    return StoreError(
+        f"{path}: {what} the history database ({text}); it was not changed",
+        fix="inspect or restore it; safe-pip never resets it on its own",
+    )
+
+
+def _connect(path: Path, *, readonly: bool) -> sqlite3.Connection:
+    mode = "ro" if readonly else "rw"
+    uri = f"{path.resolve().as_uri()}?mode={mode}"
+    try:
+        conn = sqlite3.connect(
+            uri, uri=True, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
+        )
+        conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
+        if not readonly:
+            conn.execute("PRAGMA synchronous = FULL")
+        mode_row = conn.execute("PRAGMA journal_mode").fetchone()
+        if not mode_row or str(mode_row[0]).lower() != "wal":
+            conn.close()
+            raise StoreError(
+                f"{path}: history database is not in WAL mode ({mode_row}); it was not changed"
+            )
+        return conn
+    except sqlite3.Error as exc:
+        raise _store_error(path, exc, "could not open") from None
+
+
+def _create(path: Path) -> None:
+    """Build a fresh database next to ``path`` and link it into place (never over a file)."""
+    directory = path.parent
+    try:
+        directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+    except OSError as exc:
+        raise StoreError(f"{directory}: cannot create the history directory: {exc}") from None
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".new", dir=directory)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        conn = sqlite3.connect(str(tmp), isolation_level=None)
+        try:
+            conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+            conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            conn.execute("PRAGMA journal_mode = WAL")
+            conn.execute("BEGIN")
+            for statement in _SCHEMA.split(";"):
+                if statement.strip():
+                    conn.execute(statement)
+            conn.execute(
+                "INSERT INTO meta (key, value) VALUES ('schema_version', ?), ('created_at', ?)",
+                (str(SCHEMA_VERSION), _now()),
+            )
+            conn.execute("COMMIT")
+        finally:
+            conn.close()
+        with open(tmp, "rb+") as fh:  # durable before it becomes visible
+            os.fsync(fh.fileno())
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            pass  # another process created it first: use theirs
+        except OSError:
+            if os.name != "nt":
+                raise
+            with contextlib.suppress(FileExistsError):
+                os.rename(tmp, path)  # no-clobber on Windows
+    except sqlite3.Error as exc:
+        raise StoreError(f"{path}: could not create the history database: {exc}") from None
+    except OSError as exc:
+        raise StoreError(f"{path}: could not create the history database: {exc}") from None
+    finally:
+        for suffix in ("", "-wal", "-shm"):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(f"{tmp}{suffix}")
+
+
+def _validate(path: Path) -> None:
+    """Refuse anything that is not a healthy safe-pip history database. Read-only."""
+    fix = "inspect or restore it (or move it aside deliberately); safe-pip never resets it"
+    try:
+        st = path.stat()
+    except OSError as exc:
+        raise StoreError(f"{path}: cannot read the history database: {exc}", fix=fix) from None
+    if not stat.S_ISREG(st.st_mode):
+        raise StoreError(f"{path}: history database is not a regular file", fix=fix)
+    if sys.platform != "win32":
+        if st.st_mode & 0o022:
+            raise StoreError(
+                f"{path}: history database is writable by group or others "
+                f"(mode {stat.filemode(st.st_mode)}); anyone who can write it can choose "
+                "which publishers you trust",
+                fix=f"chmod go-w {path}",
+            )
+        if hasattr(os, "getuid") and st.st_uid != os.getuid():
+            raise StoreError(
+                f"{path}: history database is owned by uid {st.st_uid}, not by you "
+                f"(uid {os.getuid()})",
+                fix=fix,
+            )
+    try:
+        with open(path, "rb") as fh:
+            header = fh.read(100)
+    except OSError as exc:
+        raise StoreError(f"{path}: cannot read the history database: {exc}", fix=fix) from None
+    if st.st_size == 0:
+        raise StoreError(f"{path}: history database is empty (truncated?)", fix=fix)
+    if len(header) < 100 or not header.startswith(_SQLITE_MAGIC):
+        raise StoreError(f"{path}: not a SQLite database (corrupt or foreign file)", fix=fix)
+    page_size = int.from_bytes(header[16:18], "big")
+    page_size = 65536 if page_size == 1 else page_size
+    pages = int.from_bytes(header[28:32], "big")
+    valid_for = int.from_bytes(header[92:96], "big")
+    change = int.from_bytes(header[24:28], "big")
+    if page_size < 512 or page_size & (page_size - 1):
+        raise StoreError(f"{path}: corrupt SQLite header (page size {page_size})", fix=fix)
+    if st.st_size % page_size or (pages and valid_for == change and st.st_size < pages * page_size):
+        raise StoreError(
+            f"{path}: history database is truncated ({st.st_size} bytes, header says "
+            f"{pages} pages of {page_size})",
+            fix=fix,
+        )
+    app_id = int.from_bytes(header[68:72], "big")
+    if app_id != APPLICATION_ID:
+        raise StoreError(
+            f"{path}: this SQLite database is not a safe-pip history (application_id {app_id:#x})",
+            fix=fix,
+        )
+    user_version = int.from_bytes(header[60:64], "big")
+    if user_version > SCHEMA_VERSION:
+        raise StoreError(
+            f"{path}: history database schema {user_version} is newer than this safe-pip "
+            f"understands ({SCHEMA_VERSION})",
+            fix="upgrade safe-pip",
+        )
+    if user_version < 1:
+        raise StoreError(f"{path}: history database has no schema version", fix=fix)
+    uri = f"{path.resolve().as_uri()}?mode=ro"
+    try:
+        conn = sqlite3.connect(uri, uri=True, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+    except sqlite3.Error as exc:
+        raise _store_error(path, exc, "could not open") from None
+    try:
+        conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
+        check = [r[0] for r in conn.execute("PRAGMA quick_check")]
+        if check != ["ok"]:
+            raise StoreError(
+                f"{path}: history database is corrupt ({'; '.join(map(str, check[:3]))})",
+                fix=fix,
+            )
+        tables = {
+            name: {r[1] for r in conn.execute(f"PRAGMA table_info({name})")}
+            for name in _EXPECTED_COLUMNS
+        }
+        for name, columns in _EXPECTED_COLUMNS.items():
+            if not columns <= tables[name]:
+                raise StoreError(
+                    f"{path}: history database lacks table {name!r} or its columns", fix=fix
+                )
+        row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        if row is None or row[0] != str(user_version):
+            raise StoreError(f"{path}: history database schema version mismatch", fix=fix)
+    except sqlite3.Error as exc:
+        raise StoreError(
+            f"{path}: history database is unreadable or corrupt ({exc}); it was not changed",
+            fix=fix,
+        ) from None
+    finally:
+        conn.close()
