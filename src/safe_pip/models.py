@@ -170,6 +170,10 @@ class ReasonCode(str, enum.Enum):
     REFUSED_ATTESTATION_DOWNGRADE = "refused-attestation-downgrade"
     REFUSED_INVALID_ATTESTATION = "refused-invalid-attestation"
     COULD_NOT_CHECK = "could-not-check"
+    # install: files that are not published wheels (see docs/adr/0003-no-sdists-by-default.md)
+    REFUSED_SDIST = "refused-sdist"
+    REFUSED_UNVERIFIABLE_SOURCE = "refused-unverifiable-source"
+    UNVERIFIABLE_ALLOWED = "unverifiable-allowed"
 
 
 class Action(str, enum.Enum):
