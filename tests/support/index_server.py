@@ -25,7 +25,9 @@ and "none" leave it null (as a PEP 740-unaware mirror would).
 that replaces or distorts the normal response, for hardening tests. ``requests_log`` lists every
 requested path in arrival order.
 
-Everything here is stdlib only; no socket is opened anywhere but 127.0.0.1.
+``tls=make_tls_files(dir)`` serves https with a throwaway CA (trust it with ``SSL_CERT_FILE``).
+Only the standard library (and ``cryptography`` for TLS certificates); no socket is opened
+anywhere but 127.0.0.1.
 """
 
 from __future__ import annotations
@@ -38,13 +40,14 @@ import io
 import json
 import re
 import shutil
+import ssl
 import sys
 import threading
 import time
 import zipfile
 import zlib
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import TracebackType
@@ -246,6 +249,94 @@ def _requires_python(path: Path) -> str | None:
     return None
 
 
+@dataclass(frozen=True)
+class TlsFiles:
+    """A throwaway CA and a server certificate for 127.0.0.1 signed by it (PEM files)."""
+
+    ca: Path  # what a client trusts (SSL_CERT_FILE / REQUESTS_CA_BUNDLE)
+    cert: Path
+    key: Path
+
+
+def make_tls_files(directory: Path) -> TlsFiles:
+    """Mint a CA and a 127.0.0.1 / localhost server certificate into ``directory``."""
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    directory.mkdir(parents=True, exist_ok=True)
+    now = datetime.now(timezone.utc)
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "safe-pip test CA")])
+    ca_cert = (
+        x509.CertificateBuilder()
+        .subject_name(ca_name)
+        .issuer_name(ca_name)
+        .public_key(ca_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=5))
+        .not_valid_after(now + timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=True,
+                crl_sign=True,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .add_extension(
+            x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")]))
+        .issuer_name(ca_name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=5))
+        .not_valid_after(now + timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName(
+                [x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost")]
+            ),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(
+            x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]), critical=False
+        )
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()),
+            critical=False,
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
+    files = TlsFiles(directory / "ca.pem", directory / "server.pem", directory / "server.key")
+    files.ca.write_bytes(ca_cert.public_bytes(serialization.Encoding.PEM))
+    files.cert.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    files.key.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return files
+
+
 class _QuietServer(ThreadingHTTPServer):
     """Clients that hang up mid-request (what hardening tests do on purpose) are not errors."""
 
@@ -266,6 +357,7 @@ class IndexServer:
         provenance_mode: ProvenanceMode = "url",
         latency: float = 0.0,
         relative_urls: bool = False,
+        tls: TlsFiles | None = None,
     ) -> None:
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
@@ -273,6 +365,8 @@ class IndexServer:
         self.latency = latency
         #: Use relative file/provenance URLs in pages (PEP 503 allows them; PyPI uses absolute).
         self.relative_urls = relative_urls
+        #: Serve https with this certificate (see :func:`make_tls_files`).
+        self.tls = tls
         self.faults: dict[str, Fault] = {}
         self.requests_log: list[str] = []
         #: Per-project ``_last-serial`` overrides (e.g. to serve a stale serial in T21 tests).
@@ -294,9 +388,18 @@ class IndexServer:
         httpd = _QuietServer(("127.0.0.1", 0), handler)
         httpd.daemon_threads = True
         httpd.block_on_close = False
+        scheme = "http"
+        if self.tls is not None:
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            ctx.load_cert_chain(self.tls.cert, self.tls.key)
+            # Handshake in the handler thread, so a silent client cannot stall the accept loop.
+            httpd.socket = ctx.wrap_socket(
+                httpd.socket, server_side=True, do_handshake_on_connect=False
+            )
+            scheme = "https"
         self._httpd = httpd
         port = httpd.server_address[1]
-        self.url = f"http://127.0.0.1:{port}"
+        self.url = f"{scheme}://127.0.0.1:{port}"
         self.index_url = self.url + "/simple/"
         self._thread = threading.Thread(
             target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True

@@ -21,6 +21,7 @@ from safe_pip.net.session import (
     HttpStatusError,
     MalformedResponse,
     ResponseTooLarge,
+    _file_path,
     is_loopback,
     pypi_site,
     redact,
@@ -52,12 +53,13 @@ def _reference_url(ref: FileRef) -> str | None:
 
 
 def check_provenance_url(ref: FileRef, url: str) -> None:
-    """THREATS T14: a provenance URL must live on the file's index (same origin, or the same
-    PyPI site) and name the file as one of its path segments. Checked before any request."""
+    """THREATS T14: a provenance URL must live on the file's index (same origin, the same PyPI
+    site, or inside a ``file://`` index's directory) and name the file as one of its path
+    segments (``<filename>`` or ``<filename>.provenance``). Checked before any request."""
     what = f"{ref.project} {ref.filename}: provenance URL {redact(url)}"
     parts = urlsplit(url)
-    segments = [unquote(s) for s in parts.path.split("/")]
-    if ref.filename not in segments:
+    segments = {unquote(s) for s in parts.path.split("/")}
+    if not segments & {ref.filename, ref.filename + ".provenance"}:
         raise UnsafeProvenanceURL(
             f"{what} does not name the file; refusing to fetch it",
             fix="the index advertises provenance for a different file",
@@ -67,9 +69,12 @@ def check_provenance_url(ref: FileRef, url: str) -> None:
         raise UnsafeProvenanceURL(f"{what}: the file's index is unknown; refusing to fetch it")
     ref_parts = urlsplit(reference)
     if parts.scheme == "file":
-        if ref_parts.scheme == "file":
-            return
-        raise UnsafeProvenanceURL(f"{what}: a file: URL from a remote index; refusing it")
+        if ref_parts.scheme != "file":
+            raise UnsafeProvenanceURL(f"{what}: a file: URL from a remote index; refusing it")
+        root = _file_path(reference).resolve()
+        if not _file_path(url).resolve().is_relative_to(root):
+            raise UnsafeProvenanceURL(f"{what} is outside the index directory {root}")
+        return
     if same_origin(url, reference) and (
         parts.scheme == "https" or (parts.scheme == "http" and is_loopback(parts.hostname))
     ):

@@ -96,6 +96,16 @@ def _strip_fragment(url: str) -> tuple[str, str]:
     return urlunsplit((parts.scheme, parts.netloc, parts.path, parts.query, "")), parts.fragment
 
 
+def _join(base: str, url: str, what: str) -> str:
+    """``url`` resolved against ``base``; MalformedResponse when it is not a URL at all."""
+    try:
+        joined = urljoin(base, url)
+        urlsplit(joined).port  # noqa: B018 - raises ValueError on a bad port
+    except ValueError:
+        raise MalformedResponse(f"{what}: invalid URL {url[:200]!r}") from None
+    return joined
+
+
 def _filename_of(url: str) -> str:
     return unquote(urlsplit(url).path.rsplit("/", 1)[-1])
 
@@ -237,6 +247,7 @@ class SimpleIndex:
             raise MalformedResponse(f"{what}: {filename}: 'size' must be a non-negative integer")
         return self._make_ref(
             norm,
+            what,
             filename=filename,
             url=url,
             base=base,
@@ -250,6 +261,7 @@ class SimpleIndex:
     def _make_ref(
         self,
         norm: NormalizedName,
+        what: str,
         *,
         filename: str,
         url: str,
@@ -266,7 +278,7 @@ class SimpleIndex:
         digest = sha256.lower() if isinstance(sha256, str) else None
         if digest is not None and not _SHA256.match(digest):
             digest = None  # the file's real bytes decide anyway
-        file_url, _frag = _strip_fragment(urljoin(base, url))
+        file_url, _frag = _strip_fragment(_join(base, url, what))
         return FileRef(
             project=norm,
             version=parsed[1],
@@ -274,7 +286,7 @@ class SimpleIndex:
             url=file_url,
             sha256=digest,
             index=self.index_url,
-            provenance_url=urljoin(base, provenance) if provenance else None,
+            provenance_url=_join(base, provenance, what) if provenance else None,
             yanked=yanked,
             upload_time=upload_time,
             size=size,
@@ -297,13 +309,13 @@ class SimpleIndex:
                 f"{what}: more than {limits.max_files_per_page} links on the page"
             ) from None
         api_version = _check_api_version(parser.repository_version, what)
-        base = urljoin(resp.url, parser.base) if parser.base else resp.url
+        base = _join(resp.url, parser.base, what) if parser.base else resp.url
         files: list[FileRef] = []
         for attrs in parser.anchors:
             href = attrs.get("href")
             if not href:
                 continue
-            absolute = urljoin(base, href)
+            absolute = _join(base, href, what)
             _url, fragment = _strip_fragment(absolute)
             sha256 = None
             for part in fragment.split("&"):
@@ -316,6 +328,7 @@ class SimpleIndex:
                 yanked = attrs["data-yanked"] or True
             ref = self._make_ref(
                 norm,
+                what,
                 filename=_filename_of(absolute),
                 url=absolute,
                 base=base,
@@ -365,6 +378,7 @@ class SimpleIndex:
                 yanked = yanked_file.read_text(encoding="utf-8", errors="replace").strip() or True
             ref = self._make_ref(
                 norm,
+                str(project_dir),
                 filename=path.name,
                 url=path.resolve().as_uri(),
                 base=page_url,
