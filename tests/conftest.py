@@ -4,7 +4,6 @@ pip configuration and from the user's safe-pip state."""
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -38,7 +37,7 @@ def trust_root(sigstore: TestSigstore, tmp_path_factory: pytest.TempPathFactory)
 
 
 @pytest.fixture
-def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A temporary current directory (so no stray safe-pip.toml is picked up)."""
     monkeypatch.chdir(tmp_path)
-    yield tmp_path
+    return tmp_path

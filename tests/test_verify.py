@@ -10,6 +10,19 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from safe_pip.errors import ConfigError
+from safe_pip.models import (
+    GITHUB,
+    PUBLISH_V1,
+    SLSA_PROVENANCE_V1,
+    PublisherIdentity,
+    VerificationResult,
+    VerifyStatus,
+)
+from safe_pip.policy.rules import identity_matches
+from safe_pip.verify.attestation import verify_provenance
+from safe_pip.verify.trust import TrustConfig, load_verifier
 from support.sigstore_ca import (
     GitHubIdentity,
     GitLabIdentity,
@@ -22,19 +35,19 @@ from support.sigstore_ca import (
     tamper_integrated_time,
 )
 
-from safe_pip.errors import ConfigError
-from safe_pip.models import GITHUB, PUBLISH_V1, SLSA_PROVENANCE_V1, PublisherIdentity, VerifyStatus
-from safe_pip.policy.rules import identity_matches
-from safe_pip.verify.attestation import verify_provenance
-from safe_pip.verify.trust import TrustConfig, load_verifier
-
 FILENAME = "demo-1.0-py3-none-any.whl"
 SHA = hashlib.sha256(b"demo wheel bytes").hexdigest()
 GH = GitHubIdentity(repository="acme/demo", workflow="release.yml")
 
 
-def _verify(sigstore: TestSigstore, trust_root: Path, data: bytes | dict[str, Any], *,
-            filename: str = FILENAME, sha: str = SHA):  # type: ignore[no-untyped-def]
+def _verify(
+    sigstore: TestSigstore,
+    trust_root: Path,
+    data: bytes | dict[str, Any],
+    *,
+    filename: str = FILENAME,
+    sha: str = SHA,
+) -> VerificationResult:
     raw = data if isinstance(data, bytes) else json.dumps(data).encode()
     verifier = load_verifier(TrustConfig(mode="custom", path=trust_root))
     return verify_provenance(filename, sha, raw, verifier)
@@ -53,7 +66,11 @@ def test_good_github_attestation_verifies(sigstore: TestSigstore, trust_root: Pa
     assert res.status is VerifyStatus.VERIFIED, res.reason
     ident = res.identity
     assert ident is not None
-    assert ident.to_table() == {"kind": "GitHub", "repository": "acme/demo", "workflow": "release.yml"}
+    assert ident.to_table() == {
+        "kind": "GitHub",
+        "repository": "acme/demo",
+        "workflow": "release.yml",
+    }
     assert ident.repository_id == GH.repository_id
     assert ident.repository_owner_id == GH.repository_owner_id
     assert ident.ref == "refs/heads/main"
@@ -118,7 +135,10 @@ def test_unknown_predicate_refused(sigstore: TestSigstore, trust_root: Path) -> 
     ],
 )
 def test_wrong_publisher_verifies_but_does_not_match(
-    sigstore: TestSigstore, trust_root: Path, identity: GitHubIdentity | GitLabIdentity, expected: str
+    sigstore: TestSigstore,
+    trust_root: Path,
+    identity: GitHubIdentity | GitLabIdentity,
+    expected: str,
 ) -> None:
     """The crypto is valid; the identity is not the expected one (policy refuses it)."""
     res = _verify(sigstore, trust_root, _att(sigstore, identity=identity))
@@ -208,7 +228,9 @@ def test_conflicting_publishers_in_one_provenance_refused(
     other = GitHubIdentity(repository="acme/fork", workflow="release.yml")
     b = sigstore.attest(FILENAME, SHA, other)
     doc = json.loads(provenance_json([a], GH))
-    doc["attestation_bundles"].append(json.loads(provenance_json([b], other))["attestation_bundles"][0])
+    doc["attestation_bundles"].append(
+        json.loads(provenance_json([b], other))["attestation_bundles"][0]
+    )
     res = _verify(sigstore, trust_root, doc)
     assert res.reason_code == "conflicting-publishers"
 
@@ -222,7 +244,8 @@ def test_conflicting_publishers_in_one_provenance_refused(
         b"null",
         b'{"version": 2, "attestation_bundles": []}',
         b'{"version": 1, "attestation_bundles": []}',
-        b'{"version": 1, "attestation_bundles": [{"publisher": {"kind": "GitHub"}, "attestations": []}]}',
+        b'{"version": 1, "attestation_bundles": '
+        b'[{"publisher": {"kind": "GitHub"}, "attestations": []}]}',
         b'{"mediaType": "application/vnd.dev.sigstore.bundle.v0.3+json"}',
         b'{"verification_material": {}, "envelope": {}}',
         b"[" * 100_000,
@@ -246,7 +269,7 @@ def test_truncated_attestation_refused(sigstore: TestSigstore, trust_root: Path)
 def test_malformed_trust_root_is_a_config_error(tmp_path: Path) -> None:
     bad = tmp_path / "trusted_root.json"
     bad.write_text('{"mediaType": "nope"}')
-    with pytest.raises(ConfigError, match="not a valid Sigstore trusted_root.json"):
+    with pytest.raises(ConfigError, match=r"not a valid Sigstore trusted_root\.json"):
         load_verifier(TrustConfig(mode="custom", path=bad))
     with pytest.raises(ConfigError, match="cannot read trust root"):
         load_verifier(TrustConfig(mode="custom", path=tmp_path / "missing.json"))

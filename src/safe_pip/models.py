@@ -99,8 +99,9 @@ class PublisherIdentity:
 
     def describe(self) -> str:
         """A short human-readable form, e.g. ``GitHub pypa/sampleproject @ release.yml``."""
-        if self.kind == GOOGLE:
-            return f"{self.kind} {self.email or '?'}"
+        if self.kind == GOOGLE or (self.email and not self.repository):
+            issuer = f" (issuer {self.issuer})" if self.kind not in (GOOGLE, GITHUB, GITLAB) else ""
+            return f"{self.kind} {self.email or '?'}{issuer}"
         parts = [self.kind, self.repository or "?"]
         wf = self.workflow or self.workflow_filepath
         if wf:

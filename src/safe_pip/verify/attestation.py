@@ -149,7 +149,9 @@ def parse_provenance(data: bytes) -> list[_Parsed]:
     if not out:
         raise _Invalid("malformed", "provenance contains no attestations")
     if len(out) > MAX_ATTESTATIONS:
-        raise _Invalid("malformed", f"provenance contains more than {MAX_ATTESTATIONS} attestations")
+        raise _Invalid(
+            "malformed", f"provenance contains more than {MAX_ATTESTATIONS} attestations"
+        )
     return out
 
 
@@ -170,9 +172,7 @@ def _classify(msg: str) -> str:
     return "verification-failed"
 
 
-def _statement_checks(
-    payload_type: str, payload: bytes, filename: str, sha256: str
-) -> str:
+def _statement_checks(payload_type: str, payload: bytes, filename: str, sha256: str) -> str:
     """The in-toto statement checks; returns the predicate type or raises _Invalid."""
     if payload_type != _IN_TOTO:
         raise _Invalid("malformed", f"DSSE payload type is {payload_type!r}, not in-toto")
@@ -214,9 +214,7 @@ def _statement_checks(
     return str(predicate_type)
 
 
-def _cross_check(
-    seen: PublisherIdentity, publisher: dict[str, Any] | None
-) -> PublisherIdentity:
+def _cross_check(seen: PublisherIdentity, publisher: dict[str, Any] | None) -> PublisherIdentity:
     """Compare the index's publisher object with the certificate's identity.
 
     The certificate is authoritative. A publisher object that names another kind, repository
@@ -231,6 +229,7 @@ def _cross_check(
             "publisher-mismatch",
             f"provenance says publisher kind {kind!r}, certificate says {seen.kind!r}",
         )
+
     def differs(key: str, cert_value: str | None, *, fold: bool) -> bool:
         claimed = publisher.get(key)
         if claimed in (None, ""):
@@ -291,7 +290,9 @@ def verify_provenance(
         )
 
 
-def _verify(filename: str, sha256: str, provenance: bytes, verifier: Verifier) -> VerificationResult:
+def _verify(
+    filename: str, sha256: str, provenance: bytes, verifier: Verifier
+) -> VerificationResult:
     if not _HEX64.match(sha256):
         raise _Invalid("malformed", f"{sha256!r} is not a sha256 hex digest")
     try:
@@ -334,12 +335,11 @@ def _verify(filename: str, sha256: str, provenance: bytes, verifier: Verifier) -
                 f"attestations name different publishers: {identity.describe()} and "
                 f"{seen.describe()}",
             )
-        entry = bundle.log_entry
-        try:
-            tlog_index = int(entry._inner.log_index)
-            integrated = int(entry._inner.integrated_time)
-        except (AttributeError, TypeError, ValueError):
-            pass
+        inner = bundle.log_entry._inner
+        if inner.log_index is not None:
+            tlog_index = int(inner.log_index)
+        if inner.integrated_time is not None:
+            integrated = int(inner.integrated_time)
     assert identity is not None
     return VerificationResult(
         filename=filename,

@@ -132,7 +132,9 @@ def _build(config: TrustConfig) -> Verifier:
             root = TrustedRoot.from_file(str(embedded_trusted_root_path(staging=True)))
         else:
             try:
-                root = TrustedRoot.production()
+                from sigstore.models import ClientTrustConfig
+
+                root = ClientTrustConfig.production(offline=False).trusted_root
             except Exception as exc:
                 raise TrustRootError(
                     f"could not refresh the Sigstore production trust root through TUF: "
