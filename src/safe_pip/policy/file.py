@@ -147,7 +147,11 @@ def _check_github_repository(value: str) -> None:
     if "://" in value or value.startswith("github.com"):
         raise IdentityError(f"repository {value!r} must be 'owner/repo', not a URL", "repository")
     parts = value.split("/")
-    if len(parts) != 2 or not _GITHUB_OWNER.match(parts[0]) or not _GITHUB_REPO.match(parts[1]):
+    if (
+        len(parts) != 2
+        or not _GITHUB_OWNER.fullmatch(parts[0])
+        or not _GITHUB_REPO.fullmatch(parts[1])
+    ):
         raise IdentityError(
             f"GitHub repository {value!r} must be 'owner/repo' (e.g. 'pypa/sampleproject')",
             "repository",
@@ -162,7 +166,7 @@ def _check_gitlab_repository(value: str) -> None:
             f"repository {value!r} must be 'group/project', not a URL", "repository"
         )
     parts = value.split("/")
-    if len(parts) < 2 or not all(_GITLAB_PART.match(p) for p in parts):
+    if len(parts) < 2 or not all(_GITLAB_PART.fullmatch(p) for p in parts):
         raise IdentityError(
             f"GitLab repository {value!r} must be 'group[/subgroup...]/project'", "repository"
         )
@@ -212,7 +216,7 @@ def validate_identity_table(table: Mapping[str, Any]) -> PublisherIdentity:
             raise IdentityError(f"a {kind} publisher needs {key!r}", key)
     if kind == GITHUB:
         _check_github_repository(values["repository"])
-        if not _WORKFLOW.match(values["workflow"]):
+        if not _WORKFLOW.fullmatch(values["workflow"]):
             raise IdentityError(
                 f"workflow {values['workflow']!r} must be the workflow's file name only, "
                 "ending in .yml or .yaml (e.g. 'release.yml')",
@@ -227,10 +231,10 @@ def validate_identity_table(table: Mapping[str, Any]) -> PublisherIdentity:
                 "(e.g. '.gitlab-ci.yml')",
                 "workflow_filepath",
             )
-    elif kind == GOOGLE and not _EMAIL.match(values["email"]):
+    elif kind == GOOGLE and not _EMAIL.fullmatch(values["email"]):
         raise IdentityError(f"email {values['email']!r} is not an email address", "email")
     for key in ("repository_id", "repository_owner_id"):
-        if key in values and not _DIGITS.match(values[key]):
+        if key in values and not _DIGITS.fullmatch(values[key]):
             raise IdentityError(f'{key} must be the numeric id, e.g. "14899596"', key)
     return PublisherIdentity.from_table({"kind": kind, **values})
 
@@ -272,6 +276,16 @@ def parse_publisher_shorthand(text: str, *, environment: str | None = None) -> P
         if environment:
             table["environment"] = environment
     return validate_identity_table(table)
+
+
+_PROJECT_NAME = re.compile(r"^([A-Za-z0-9]|[A-Za-z0-9][A-Za-z0-9._-]*[A-Za-z0-9])$", re.ASCII)
+
+
+def validate_project_name(name: str) -> str:
+    """A valid project name (PEP 508), canonicalized; :class:`ConfigError` otherwise."""
+    if not _PROJECT_NAME.fullmatch(name):
+        raise ConfigError(f"{name!r} is not a valid project name")
+    return canonicalize_name(name)
 
 
 def format_shorthand(identity: PublisherIdentity) -> str:
@@ -565,7 +579,7 @@ def _check_keys(
 def _project_name(value: object, what: str, err: _Errors, path: tuple[object, ...]) -> str:
     if not isinstance(value, str) or not value.strip():
         raise err.error(f'{what} needs name = "PROJECT"', *path, "name")
-    if not re.match(r"^([A-Za-z0-9]|[A-Za-z0-9][A-Za-z0-9._-]*[A-Za-z0-9])$", value):
+    if not _PROJECT_NAME.fullmatch(value):
         raise err.error(f"{what}: {value!r} is not a valid project name", *path, "name")
     return canonicalize_name(value)
 
@@ -644,7 +658,7 @@ def _parse_unsigned(raw: object, i: int, err: _Errors) -> UnsignedException:
                 f"[[unsigned]] {name}: sha256 must be a list of hex digests", *path, "sha256"
             )
         for h in items:
-            if not isinstance(h, str) or not _SHA256.match(h.lower()):
+            if not isinstance(h, str) or not _SHA256.fullmatch(h.lower()):
                 raise err.error(
                     f"[[unsigned]] {name}: sha256 {h!r} is not a 64-character hex digest",
                     *path,
@@ -848,6 +862,7 @@ def atomic_write_text(path: Path, text: str) -> None:
 _NEW_FILE_HEADER = """\
 # safe-pip policy: which publishers may ship each project, and which unsigned releases are
 # accepted. Reference: docs/policy.md. Edit by hand or with 'safe-pip allow'.
+
 """
 
 
@@ -930,16 +945,16 @@ class PolicyDocument:
 
     @staticmethod
     def _publisher_item(identity: PublisherIdentity) -> Any:
+        """An inline table written as ``{ kind = "GitHub", repository = ..., ... }``."""
         import tomlkit
 
-        item = tomlkit.inline_table()
-        for k, v in identity.to_table().items():
-            item[k] = v
+        values: dict[str, str] = dict(identity.to_table())
         for k in ("repository_id", "repository_owner_id"):
             value = getattr(identity, k)
             if value:
-                item[k] = value
-        return item
+                values[k] = value
+        body = ", ".join(f"{k} = {tomlkit.item(v).as_string()}" for k, v in values.items())
+        return tomlkit.parse(f"x = {{ {body} }}\n")["x"]
 
     def add_package(
         self, name: str, publishers: Iterable[PublisherIdentity]
@@ -980,6 +995,7 @@ class PolicyDocument:
             if len(arr) > 1:
                 arr.multiline(True)
             entry["publishers"] = arr
+            entry.add(tomlkit.nl())
             self._aot("package", create=True).append(entry)
         self._revalidate()
         return added
@@ -1023,6 +1039,7 @@ class PolicyDocument:
         entry["reason"] = reason
         if expires is not None:
             entry["expires"] = expires
+        entry.add(tomlkit.nl())
         aot = self._aot("unsigned", create=True)
         aot.append(entry)
         try:

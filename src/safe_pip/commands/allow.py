@@ -1,0 +1,396 @@
+"""``safe-pip allow``: edit the policy file's allowlist and unsigned exceptions.
+
+Subcommands are registered from :data:`SUBCOMMANDS`; to add one (e.g. ``learn``), write a
+``_register_<name>(sub, common)`` that adds its parser with ``set_defaults(func=...)`` and
+append it to the list. Every subcommand takes ``--policy PATH`` (the ``common`` parent parser).
+Nothing heavy is imported at module level.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+from datetime import date, datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from safe_pip.errors import EXIT_OK, ConfigError
+
+if TYPE_CHECKING:
+    from safe_pip.models import PublisherIdentity
+    from safe_pip.policy.file import Policy, PolicyDocument
+
+DESCRIPTION = """\
+Edit the policy file: which publishers may ship a project ([[package]]), and which unsigned
+releases are accepted ([[unsigned]]). Comments and layout of the file are kept; every edit is
+validated and written atomically.
+
+The policy file is the one safe-pip reads: --policy PATH, else $SAFE_PIP_POLICY, else
+./safe-pip.toml, else [tool.safe-pip] in ./pyproject.toml; when none exists, ./safe-pip.toml
+is created.
+
+publisher shorthand (--publisher):
+  github:OWNER/REPO@WORKFLOW.yml         e.g. github:pypa/sampleproject@release.yml
+  gitlab:GROUP/PROJECT@PATH/FILE.yml     e.g. gitlab:group/sub/proj@.gitlab-ci.yml
+  google:EMAIL                           e.g. google:builder@project.iam.gserviceaccount.com
+
+examples:
+  safe-pip allow add sampleproject --publisher github:pypa/sampleproject@release.yml
+  safe-pip allow add mypkg --publisher github:me/mypkg@release.yml --environment pypi
+  safe-pip allow unsigned six --versions ==1.16.0 --reason "no attestations upstream" \\
+      --expires 2027-06-01
+  safe-pip allow list --json
+  safe-pip allow remove sampleproject
+"""
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = sub.add_parser(
+        "allow",
+        help="edit the allowlist of publishers and unsigned exceptions",
+        description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--policy",
+        metavar="PATH",
+        help="policy file to edit (default: the one safe-pip reads; ./safe-pip.toml is "
+        "created when there is none). A pyproject.toml path edits its [tool.safe-pip] table",
+    )
+    allow_sub = parser.add_subparsers(dest="allow_command", metavar="SUBCOMMAND")
+    for add in SUBCOMMANDS:
+        add(allow_sub, common)
+    parser.set_defaults(func=lambda args: _usage(parser))
+
+
+def _usage(parser: argparse.ArgumentParser) -> int:
+    parser.print_help(sys.stderr)
+    return 2
+
+
+# ------------------------------------------------------------------------------ add
+
+
+def _register_add(
+    sub: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser
+) -> None:
+    p = sub.add_parser(
+        "add",
+        parents=[common],
+        help="allow publishers for a project ([[package]])",
+        description="Add publishers to NAME's [[package]] entry (created if needed). Files of "
+        "NAME are then allowed only when their attestation was made by one of its publishers.",
+    )
+    p.add_argument("name", metavar="NAME", help="project name")
+    p.add_argument(
+        "--publisher",
+        metavar="SHORTHAND",
+        action="append",
+        required=True,
+        help="github:OWNER/REPO@WORKFLOW.yml | gitlab:GROUP/PROJECT@PATH/FILE.yml | "
+        "google:EMAIL (repeat for several)",
+    )
+    p.add_argument(
+        "--environment",
+        metavar="ENV",
+        help="also require this deployment environment (GitHub/GitLab; asserted by the index, "
+        "not by the certificate)",
+    )
+    p.set_defaults(func=run_add)
+
+
+def _open_doc(args: argparse.Namespace) -> PolicyDocument:
+    from safe_pip.policy.file import PolicyDocument
+
+    explicit = getattr(args, "policy", None)
+    return PolicyDocument.open(Path(explicit) if explicit else None)
+
+
+def _identity(text: str, environment: str | None) -> PublisherIdentity:
+    from safe_pip.policy.file import IdentityError, parse_publisher_shorthand
+
+    try:
+        return parse_publisher_shorthand(text, environment=environment)
+    except IdentityError as exc:
+        raise ConfigError(f"--publisher: {exc}") from None
+
+
+def _clean(text: object) -> str:
+    from safe_pip.render import clean
+
+    return clean(text)
+
+
+def run_add(args: argparse.Namespace) -> int:
+    from safe_pip.policy.file import validate_project_name
+
+    name = validate_project_name(args.name)
+    publishers = [_identity(p, args.environment) for p in args.publisher]
+    doc = _open_doc(args)
+    created = not doc.location.exists
+    added = doc.add_package(args.name, publishers)
+    rule = doc.policy.packages[name]
+    where = doc.policy.label(rule.line)
+    if not added:
+        print(f"{where}: {name} already allows {_describe(publishers)}; nothing changed")
+        return EXIT_OK
+    doc.save()
+    if created:
+        print(f"created {doc.path}")
+    for p in added:
+        print(f"{where}: [[package]] {name} now allows {_clean(p.describe())}")
+    return EXIT_OK
+
+
+def _describe(identities: list[PublisherIdentity]) -> str:
+    return _clean(" and ".join(i.describe() for i in identities))
+
+
+# ------------------------------------------------------------------------------ remove
+
+
+def _register_remove(
+    sub: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser
+) -> None:
+    p = sub.add_parser(
+        "remove",
+        parents=[common],
+        help="remove a project's [[package]] and [[unsigned]] entries",
+        description="Remove NAME's [[package]] entry and all its [[unsigned]] exceptions.",
+    )
+    p.add_argument("name", metavar="NAME", help="project name")
+    p.set_defaults(func=run_remove)
+
+
+def run_remove(args: argparse.Namespace) -> int:
+    from safe_pip.policy.file import validate_project_name
+
+    name = validate_project_name(args.name)
+    doc = _open_doc(args)
+    if not doc.location.exists:
+        raise ConfigError(f"{doc.path}: no policy file, so nothing to remove for {name}")
+    packages, unsigned = doc.remove_package(name)
+    if not packages and not unsigned:
+        raise ConfigError(f"{doc.path}: no [[package]] or [[unsigned]] entry for {name}")
+    doc.save()
+    parts = []
+    if packages:
+        parts.append("its [[package]] entry")
+    if unsigned:
+        parts.append(f"{unsigned} [[unsigned]] exception{'s' if unsigned != 1 else ''}")
+    print(f"{doc.path}: removed {' and '.join(parts)} for {name}")
+    return EXIT_OK
+
+
+# ------------------------------------------------------------------------------ list
+
+
+def _register_list(
+    sub: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser
+) -> None:
+    p = sub.add_parser(
+        "list",
+        parents=[common],
+        help="show the allowlist and unsigned exceptions",
+        description="Show the policy's defaults, [[package]] publishers and [[unsigned]] "
+        "exceptions.",
+    )
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=run_list)
+
+
+def policy_to_json(policy: Policy, today: date) -> dict[str, Any]:
+    """The policy as JSON (``allow list --json``)."""
+    d = policy.defaults
+    return {
+        "policy": str(policy.path) if policy.path else None,
+        "defaults": {
+            "require-attestation": d.require_attestation,
+            "trust-on-first-use": d.trust_on_first_use,
+            "on-publisher-change": d.on_publisher_change,
+            "on-attestation-downgrade": d.on_attestation_downgrade,
+            "allow-sdist": d.allow_sdist,
+            "index-history-depth": d.index_history_depth,
+        },
+        "packages": [
+            {
+                "name": rule.name,
+                "publishers": [
+                    {
+                        **p.to_table(),
+                        **{
+                            k: getattr(p, k)
+                            for k in ("repository_id", "repository_owner_id")
+                            if getattr(p, k)
+                        },
+                    }
+                    for p in rule.publishers
+                ],
+                "line": rule.line,
+            }
+            for rule in sorted(policy.packages.values(), key=lambda r: r.name)
+        ],
+        "unsigned": [
+            {
+                "name": u.name,
+                "versions": str(u.versions),
+                "sha256": sorted(u.sha256),
+                "reason": u.reason,
+                "expires": u.expires.isoformat() if u.expires else None,
+                "expired": u.expired(today),
+                "line": u.line,
+            }
+            for u in policy.unsigned
+        ],
+    }
+
+
+def run_list(args: argparse.Namespace) -> int:
+    from safe_pip.policy.file import find_policy, load_policy
+
+    explicit = Path(args.policy) if args.policy else None
+    policy = load_policy(explicit)
+    today = datetime.now(timezone.utc).date()
+    if args.json:
+        from safe_pip.render import dump_json
+
+        dump_json(policy_to_json(policy, today))
+        return EXIT_OK
+    loc = find_policy(explicit)
+    if policy.path is None:
+        print("no policy file: built-in defaults (create one with 'safe-pip allow add ...')")
+    else:
+        print(f"policy: {policy.path}" + (" [tool.safe-pip]" if loc.pyproject else ""))
+    d = policy.defaults
+    print(
+        f"defaults: require-attestation={str(d.require_attestation).lower()} "
+        f"trust-on-first-use={str(d.trust_on_first_use).lower()} "
+        f"on-publisher-change={d.on_publisher_change} "
+        f"on-attestation-downgrade={d.on_attestation_downgrade} "
+        f"allow-sdist={str(d.allow_sdist).lower()} index-history-depth={d.index_history_depth}"
+    )
+    print()
+    if policy.packages:
+        rows = [("PROJECT", "PUBLISHER", "LINE")]
+        for rule in sorted(policy.packages.values(), key=lambda r: r.name):
+            for i, p in enumerate(rule.publishers):
+                rows.append(
+                    (rule.name if i == 0 else "", _clean(p.describe()), str(rule.line or ""))
+                )
+        _table(rows)
+    else:
+        print("no [[package]] entries")
+    print()
+    if policy.unsigned:
+        urows = [("UNSIGNED", "VERSIONS", "EXPIRES", "SHA256", "LINE", "REASON")]
+        for u in policy.unsigned:
+            expires = u.expires.isoformat() if u.expires else "never"
+            if u.expired(today):
+                expires += " (expired)"
+            pins = f"{len(u.sha256)} pinned" if u.sha256 else "any"
+            urows.append(
+                (u.name, str(u.versions), expires, pins, str(u.line or ""), _clean(u.reason))
+            )
+        _table(urows)
+    else:
+        print("no [[unsigned]] exceptions")
+    return EXIT_OK
+
+
+def _table(rows: Sequence[tuple[str, ...]]) -> None:
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for r in rows:
+        print("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
+
+
+# ------------------------------------------------------------------------------ unsigned
+
+
+def _register_unsigned(
+    sub: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser
+) -> None:
+    p = sub.add_parser(
+        "unsigned",
+        parents=[common],
+        help="accept unsigned releases of a project ([[unsigned]])",
+        description="Add an [[unsigned]] exception: unsigned files of NAME whose version is in "
+        "SPEC (and, with --sha256, whose digest is pinned) are allowed until --expires.",
+    )
+    p.add_argument("name", metavar="NAME", help="project name")
+    p.add_argument(
+        "--versions", metavar="SPEC", required=True, help='PEP 440 specifier, e.g. "==1.16.0"'
+    )
+    p.add_argument("--reason", metavar="TEXT", required=True, help="why this is acceptable")
+    p.add_argument(
+        "--expires",
+        metavar="YYYY-MM-DD",
+        help="the exception stops applying on this date (00:00 UTC)",
+    )
+    p.add_argument(
+        "--sha256",
+        metavar="HEX",
+        nargs="+",
+        action="extend",
+        default=[],
+        help="allow only files with these sha256 digests",
+    )
+    p.set_defaults(func=run_unsigned)
+
+
+def run_unsigned(args: argparse.Namespace) -> int:
+    import re
+
+    from packaging.specifiers import InvalidSpecifier, SpecifierSet
+
+    from safe_pip.policy.file import validate_project_name
+
+    name = validate_project_name(args.name)
+    try:
+        SpecifierSet(args.versions)
+    except InvalidSpecifier:
+        raise ConfigError(
+            f"--versions {args.versions!r} is not a PEP 440 specifier (e.g. ==1.16.0)"
+        ) from None
+    if not args.versions.strip():
+        raise ConfigError("--versions must not be empty (e.g. ==1.16.0)")
+    if not args.reason.strip():
+        raise ConfigError("--reason must not be empty")
+    expires: date | None = None
+    if args.expires:
+        try:
+            expires = date.fromisoformat(args.expires)
+        except ValueError:
+            raise ConfigError(f"--expires {args.expires!r} is not a date (YYYY-MM-DD)") from None
+        if expires <= datetime.now(timezone.utc).date():
+            raise ConfigError(f"--expires {expires} is not in the future")
+    hashes = [h.lower() for h in args.sha256]
+    for h in hashes:
+        if not re.fullmatch(r"[0-9a-f]{64}", h):
+            raise ConfigError(f"--sha256 {h!r} is not a 64-character hex digest")
+    doc = _open_doc(args)
+    created = not doc.location.exists
+    exc = doc.add_unsigned(
+        args.name,
+        versions=args.versions.strip(),
+        reason=args.reason.strip(),
+        expires=expires,
+        sha256=hashes,
+    )
+    doc.save()
+    if created:
+        print(f"created {doc.path}")
+    until = f" until {exc.expires}" if exc.expires else ""
+    pins = f", {len(exc.sha256)} sha256 pinned" if exc.sha256 else ""
+    print(
+        f"{doc.policy.label(exc.line)}: [[unsigned]] {name} allows unsigned {exc.versions}"
+        f"{pins}{until}"
+    )
+    return EXIT_OK
+
+
+#: The ``allow`` subcommands, in --help order. Add ``learn`` here.
+SUBCOMMANDS: list[
+    Callable[[argparse._SubParsersAction[argparse.ArgumentParser], argparse.ArgumentParser], None]
+] = [_register_add, _register_remove, _register_list, _register_unsigned]
