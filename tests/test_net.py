@@ -121,6 +121,11 @@ def test_json_page(server: IndexServer, http: Http) -> None:
     assert two.provenance_url is None
     assert page.for_version("2.0") == (two,)
     assert server.requests_log == ["/simple/demo-pkg/"]  # normalized before asking
+    again, resp = SimpleIndex(http, server.index_url).fetch_page("demo-pkg")
+    assert again == page
+    assert resp is not None
+    assert resp.content_type == "application/vnd.pypi.simple.v1+json"
+    assert SimpleIndex(http, server.index_url).parse_page("Demo_Pkg", resp) == page
 
 
 def test_relative_urls_are_resolved_against_the_page(tmp_path: Path, http: Http) -> None:

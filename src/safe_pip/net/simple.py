@@ -154,13 +154,17 @@ class SimpleIndex:
     def project(self, name: str) -> ProjectPage:
         """Fetch and parse the project's page. Raises :class:`ProjectNotFound` on 404 and other
         :class:`NetworkError` subclasses when the page cannot be had or trusted."""
+        return self.fetch_page(name)[0]
+
+    def fetch_page(self, name: str) -> tuple[ProjectPage, Response | None]:
+        """Like :meth:`project`, also returning the raw (capped) response the page was parsed
+        from, for callers that re-serve it (None for ``file://`` indexes)."""
         norm = canonicalize_name(name)
         if self._local_root is not None:
-            return self._local_project(norm)
+            return self._local_project(norm), None
         url = self.project_url(norm)
         limits = self.http.limits
         resp = self.http.get_bytes(url, max_bytes=limits.max_page_bytes, accept=SIMPLE_ACCEPT)
-        what = f"index page for {norm} ({redact(resp.url)})"
         if resp.status == 404:
             raise ProjectNotFound(
                 f"{norm} was not found on {redact(self.index_url)} (HTTP 404)",
@@ -169,10 +173,17 @@ class SimpleIndex:
             )
         if resp.status != 200:
             raise HttpStatusError(
-                f"{what}: HTTP {resp.status}",
+                f"index page for {norm} ({redact(resp.url)}): HTTP {resp.status}",
                 status=resp.status,
                 fix="the index is unavailable or refused the request; retry later",
             )
+        return self.parse_page(norm, resp), resp
+
+    def parse_page(self, name: str, resp: Response) -> ProjectPage:
+        """Parse a 200 response for project ``name`` as PEP 691 JSON or PEP 503 HTML (by its
+        Content-Type). Raises :class:`MalformedResponse` / :class:`ResponseTooLarge`."""
+        norm = canonicalize_name(name)
+        what = f"index page for {norm} ({redact(resp.url)})"
         ctype = resp.content_type
         if ctype in (JSON_V1, "application/json"):
             return self._parse_json(norm, resp, what)
