@@ -152,7 +152,10 @@ class Checker:
                 if download_dir is None:
                     raise CouldNotCheckError(f"no download directory for {ref.filename}")
                 path = download_dir / ref.filename
-                sha = self.http.download(ref.url, path, max_bytes=self.http.limits.max_file_bytes)
+                cap = self.http.limits.max_file_bytes
+                if ref.size is not None and 0 <= ref.size < cap:
+                    cap = ref.size  # never more than the index declared
+                sha = self.http.download(ref.url, path, max_bytes=cap)
             elif ref.sha256:
                 sha = ref.sha256.lower()  # lockfile-only: verify the attestation for this digest
             else:
