@@ -145,7 +145,7 @@ def learn(
 
     from safe_pip.check import Checker, default_jobs
     from safe_pip.commands._common import trust_from_args
-    from safe_pip.models import VerifyStatus
+    from safe_pip.models import FileRef, VerifyStatus
     from safe_pip.net import SimpleIndex
     from safe_pip.policy.file import Policy
 
@@ -197,7 +197,7 @@ def learn(
         # verify against the index-declared digests: learning needs no download
         refs += [(key, replace(f, url=None)) for f in files if f.sha256]
     verdicts = checker.check([r for _k, r in refs])
-    for (key, ref), verdict in zip(refs, verdicts):
+    for (key, ref), verdict in zip(refs, verdicts, strict=True):
         item = results[key]
         res = verdict.verification
         if res is None:

@@ -394,3 +394,14 @@ def run_unsigned(args: argparse.Namespace) -> int:
 SUBCOMMANDS: list[
     Callable[[argparse._SubParsersAction[argparse.ArgumentParser], argparse.ArgumentParser], None]
 ] = [_register_add, _register_remove, _register_list, _register_unsigned]
+
+
+def _register_learn(
+    sub: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser
+) -> None:
+    from safe_pip.learn import register_learn
+
+    register_learn(sub, common)
+
+
+SUBCOMMANDS.append(_register_learn)
