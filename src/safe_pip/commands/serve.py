@@ -1,0 +1,160 @@
+"""``safe-pip serve``: run a verifying package index in front of an upstream index."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from safe_pip.commands._common import add_policy_options, add_trust_options
+from safe_pip.errors import EXIT_OK, ConfigError
+
+DESCRIPTION = """\
+Serve a PEP 503 / PEP 691 simple index backed by an upstream index (default PyPI) that lists
+only files whose PEP 740 provenance verifies and whose publisher passes your policy and
+known-good history. Point any installer at it:
+
+  pip install --index-url http://127.0.0.1:8740/simple/ PACKAGE
+  uv pip install --index-url http://127.0.0.1:8740/simple/ PACKAGE
+
+Every link carries the attested sha256, and each file is hashed before a byte is sent (a
+mismatch is HTTP 502, never the bytes). Refused files are left out of pages (--mode filter,
+the installer then picks an allowed version) or listed and answered with HTTP 403 and the
+reason (--mode block). When upstream is down the server answers 502/503/504 with the reason;
+it never serves anything it could not verify. Stop it with Ctrl-C or SIGTERM.
+
+Plain HTTP, no authentication: keep the default 127.0.0.1 binding, or put it behind a TLS
+reverse proxy when serving a team (see docs/serve.md).
+"""
+
+DEFAULT_PORT = 8740
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "serve",
+        help="run a verifying package index (use it with pip/uv --index-url)",
+        description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument(
+        "--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1, local only)"
+    )
+    p.add_argument(
+        "--port",
+        type=int,
+        default=DEFAULT_PORT,
+        help=f"port to listen on (default: {DEFAULT_PORT}; 0 picks a free one and prints it)",
+    )
+    p.add_argument(
+        "--upstream",
+        metavar="URL",
+        default=None,
+        help="the simple index to proxy (default: https://pypi.org/simple/)",
+    )
+    p.add_argument(
+        "--mode",
+        choices=("filter", "block"),
+        default="filter",
+        help="filter: leave refused files out of pages (default); block: list them and answer "
+        "403 with the reason",
+    )
+    p.add_argument(
+        "--log-json",
+        metavar="FILE",
+        help="also append every decision and served file to FILE as JSON lines",
+    )
+    p.add_argument(
+        "--jobs", type=int, default=None, help="parallel verifications (default: by CPU count)"
+    )
+    p.add_argument("-q", "--quiet", action="store_true", help="no per-event lines on stderr")
+    add_trust_options(p)
+    add_policy_options(p)
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import signal
+    import threading
+    from pathlib import Path
+
+    from safe_pip.check import PYPI_SIMPLE
+    from safe_pip.commands._common import make_checker, open_store
+    from safe_pip.render import clean
+    from safe_pip.serve import EventLog, RunningServer, VerifyingIndex, make_server
+    from safe_pip.serve.server import Mode
+
+    upstream: str = args.upstream or PYPI_SIMPLE
+    if not 0 <= args.port <= 65535:
+        raise ConfigError(f"--port {args.port}: not a port number", fix="use 0..65535")
+    if args.jobs is not None and args.jobs < 1:
+        raise ConfigError("--jobs must be at least 1")
+    mode: Mode = "block" if args.mode == "block" else "filter"
+
+    store = open_store(args)
+    log: EventLog | None = None
+    index: VerifyingIndex | None = None
+    try:
+        checker = make_checker(args, store=store, provenance_index=upstream, jobs=args.jobs)
+        try:
+            log = EventLog(
+                json_path=Path(args.log_json) if args.log_json else None, quiet=args.quiet
+            )
+        except OSError as exc:
+            raise ConfigError(
+                f"cannot open --log-json {args.log_json}: {exc.strerror or exc}"
+            ) from None
+        # Load the trust root now: a bad --trust-root is a start-up error, not a 503 later.
+        from safe_pip.verify.trust import load_verifier
+
+        load_verifier(checker.trust)
+        index = VerifyingIndex(checker, upstream, mode=mode, log=log, refresh_clock=True)
+        try:
+            httpd = make_server(index, args.host, args.port)
+        except OSError as exc:
+            raise ConfigError(
+                f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}",
+                fix="pick another --port (0 chooses a free one) or stop what uses it",
+            ) from None
+        server = RunningServer(httpd, index)
+        index = None  # the server owns it now
+        stop = threading.Event()
+
+        def on_signal(signum: int, _frame: object) -> None:
+            stop.set()
+
+        previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            server._start()
+            exposed = "" if _is_loopback(args.host) else " (reachable from other hosts!)"
+            print(f"safe-pip serve: listening on {server.index_url}", flush=True)
+            print(
+                f"safe-pip serve: upstream {clean(upstream)}, mode {mode}{exposed}; "
+                "Ctrl-C or SIGTERM stops",
+                file=sys.stderr,
+                flush=True,
+            )
+            while not stop.wait(0.5):
+                pass
+            print("safe-pip serve: stopping", file=sys.stderr, flush=True)
+        finally:
+            server.stop()
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+    finally:
+        if index is not None:
+            index.close()
+        if log is not None:
+            log.close()
+        store.close()
+    return EXIT_OK
+
+
+def _is_loopback(host: str) -> bool:
+    import ipaddress
+
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

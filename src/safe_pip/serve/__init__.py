@@ -1,0 +1,131 @@
+"""``safe-pip serve``: a verifying package index that any installer can use via ``--index-url``.
+
+Library use (``safe-pip install`` builds sdists through it, so build dependencies are verified
+by the same checker)::
+
+    from safe_pip.serve import start_server
+
+    with start_server(checker, "https://pypi.org/simple/", mode="block") as srv:
+        run(["python", "-m", "pip", "install", "--index-url", srv.index_url, ...])
+
+``start_server`` binds (127.0.0.1, an ephemeral port by default), serves in a daemon thread and
+returns a :class:`RunningServer`; ``stop()`` (or leaving the ``with`` block) shuts it down and
+removes its temporary files. It never closes the checker or its history store: the caller owns
+them.
+"""
+
+from __future__ import annotations
+
+import threading
+from types import TracebackType
+from typing import TYPE_CHECKING
+
+from safe_pip.serve.server import (
+    MODES,
+    Entry,
+    EventLog,
+    Mode,
+    ProjectView,
+    ServeError,
+    VerifyingIndex,
+)
+
+if TYPE_CHECKING:
+    from safe_pip.check import Checker
+    from safe_pip.serve.handler import ServeHTTPServer
+
+PYPI_SIMPLE = "https://pypi.org/simple/"
+
+__all__ = [
+    "MODES",
+    "PYPI_SIMPLE",
+    "Entry",
+    "EventLog",
+    "Mode",
+    "ProjectView",
+    "RunningServer",
+    "ServeError",
+    "VerifyingIndex",
+    "start_server",
+]
+
+
+class RunningServer:
+    """A verifying index serving in a background thread.
+
+    ``url`` is the server's base URL (``http://127.0.0.1:PORT``), ``index_url`` the simple index
+    (``<url>/simple/``) to give an installer; ``index`` is the :class:`VerifyingIndex` (its
+    ``log`` holds the event log).
+    """
+
+    def __init__(self, httpd: ServeHTTPServer, index: VerifyingIndex) -> None:
+        self.httpd = httpd
+        self.index = index
+        self.url = httpd.url
+        self.index_url = self.url + "/simple/"
+        self._thread = threading.Thread(
+            target=httpd.serve_forever,
+            kwargs={"poll_interval": 0.1},
+            name="safe-pip-serve",
+            daemon=True,
+        )
+        self._stopped = False
+
+    def _start(self) -> RunningServer:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop accepting requests, close the socket and remove temporary files. Idempotent."""
+        if self._stopped:
+            return
+        self._stopped = True
+        self.httpd.shutdown()
+        self.httpd.server_close()
+        self._thread.join(timeout=10)
+        self.index.close()
+
+    def __enter__(self) -> RunningServer:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+def make_server(index: VerifyingIndex, host: str = "127.0.0.1", port: int = 0) -> ServeHTTPServer:
+    """Bind (raises OSError when the address is taken) without serving yet."""
+    from safe_pip.serve.handler import ServeHTTPServer
+
+    return ServeHTTPServer((host, port), index)
+
+
+def start_server(
+    checker: Checker,
+    upstream: str = PYPI_SIMPLE,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    mode: Mode = "filter",
+    log: EventLog | None = None,
+    jobs: int | None = None,
+) -> RunningServer:
+    """Start a verifying index for ``upstream`` using ``checker`` (its trust root, policy and
+    history) and return it, already serving. Use as a context manager, or call ``stop()``.
+
+    ``mode="filter"`` leaves refused files out of pages (the installer picks an allowed
+    version); ``mode="block"`` lists them and answers 403 with the reason, so installs fail
+    loudly. Raises :class:`safe_pip.errors.ConfigError` for a bad upstream URL and OSError when
+    the address cannot be bound.
+    """
+    index = VerifyingIndex(checker, upstream, mode=mode, log=log, jobs=jobs)
+    try:
+        httpd = make_server(index, host, port)
+    except BaseException:
+        index.close()
+        raise
+    return RunningServer(httpd, index)._start()

@@ -1,0 +1,620 @@
+"""The verifying index behind ``safe-pip serve``: no HTTP server code here, only what to answer.
+
+:class:`VerifyingIndex` reads one upstream project page at a time, verifies every file's PEP 740
+provenance against the sha256 the upstream page claims (in parallel; verdicts cached in memory
+by ``(filename, sha256)`` for the object's lifetime), and decides each file with the
+:class:`~safe_pip.check.Checker`'s policy and history. A file request is answered only with
+bytes whose sha256 equals the attested digest, checked before the first byte is sent.
+
+Failures raise :class:`ServeError`, which carries the HTTP status and a one-line reason.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import html.parser
+import json
+import shutil
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any, Literal
+from urllib.parse import unquote, urljoin, urlsplit
+
+from packaging.utils import canonicalize_name
+
+from safe_pip.errors import NetworkError, SafePipError
+from safe_pip.models import Action, FileRef, ReasonCode, Verdict, VerifyStatus
+from safe_pip.render import clean
+
+if TYPE_CHECKING:
+    from safe_pip.check import Checker
+    from safe_pip.net import ProjectPage, SimpleIndex
+
+Mode = Literal["filter", "block"]
+MODES: tuple[Mode, ...] = ("filter", "block")
+
+
+class ServeError(Exception):
+    """An answer other than 200: the status, a one-line reason and (optionally) a fix."""
+
+    def __init__(self, status: int, reason: str, *, fix: str | None = None) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+        self.fix = fix
+
+    def body(self) -> bytes:
+        text = f"safe-pip serve: {self.reason}\n"
+        if self.fix:
+            text += f"fix: {self.fix}\n"
+        return text.encode("utf-8", "replace")
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One upstream file and what safe-pip decided about it."""
+
+    ref: FileRef  # as upstream lists it (upstream URL, claimed sha256)
+    verdict: Verdict
+    provenance: bytes | None = field(default=None, repr=False)
+    requires_python: str | None = None
+    transient: bool = False  # could not check (network, store): never cached, never served
+
+    @property
+    def sha256(self) -> str:
+        return (self.ref.sha256 or "").lower()
+
+    @property
+    def allowed(self) -> bool:
+        return self.verdict.allowed and not self.transient and bool(self.sha256)
+
+    @property
+    def verified(self) -> bool:
+        v = self.verdict.verification
+        return bool(v and v.verified)
+
+
+@dataclass(frozen=True)
+class ProjectView:
+    """One project page after verification: every upstream file with its verdict."""
+
+    name: str
+    entries: tuple[Entry, ...]
+    versions: tuple[str, ...]
+    last_serial: int | None
+
+
+class EventLog:
+    """One line per decision, refusal, served file or upstream failure: human text on
+    ``stream`` (stderr by default), and JSON lines in ``json_path`` when given."""
+
+    def __init__(
+        self, stream: IO[str] | None = None, json_path: Path | None = None, *, quiet: bool = False
+    ) -> None:
+        self._stream = None if quiet else (stream if stream is not None else sys.stderr)
+        self._lock = threading.Lock()
+        self._json: IO[str] | None = None
+        if json_path is not None:
+            self._json = Path(json_path).open("a", encoding="utf-8")  # noqa: SIM115 - lives with us
+        self.events: list[dict[str, Any]] = []  # kept for tests and library users
+        self.keep = False
+
+    def close(self) -> None:
+        with self._lock:
+            if self._json is not None:
+                self._json.close()
+                self._json = None
+
+    def emit(self, event: str, text: str, **fields: Any) -> None:
+        record: dict[str, Any] = {
+            "time": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+            "event": event,
+            **fields,
+        }
+        line = f"safe-pip serve: {event:8} {clean(text, limit=1000)}"
+        with self._lock:
+            if self.keep:
+                self.events.append(record)
+            if self._stream is not None:
+                try:
+                    self._stream.write(line + "\n")
+                    self._stream.flush()
+                except (OSError, ValueError):
+                    pass
+            if self._json is not None:
+                from safe_pip.render import clean_json
+
+                self._json.write(json.dumps(clean_json(record), sort_keys=False) + "\n")
+                self._json.flush()
+
+
+class _ExtrasParser(html.parser.HTMLParser):
+    """filename -> data-requires-python, from a PEP 503 page (the net client drops it)."""
+
+    def __init__(self, base: str) -> None:
+        super().__init__(convert_charrefs=True)
+        self.base = base
+        self.requires_python: dict[str, str] = {}
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag != "a":
+            return
+        a = dict(attrs)
+        href, rp = a.get("href"), a.get("data-requires-python")
+        if href and rp:
+            name = unquote(urlsplit(urljoin(self.base, href)).path.rsplit("/", 1)[-1])
+            self.requires_python[name] = rp
+
+
+def _requires_python(body: bytes, ctype: str, base: str) -> dict[str, str]:
+    """Best effort: the ``requires-python`` of each file on a raw upstream page."""
+    out: dict[str, str] = {}
+    try:
+        if "json" in ctype:
+            data = json.loads(body)
+            for f in data.get("files", []) if isinstance(data, dict) else []:
+                if isinstance(f, dict):
+                    name, rp = f.get("filename"), f.get("requires-python")
+                    if isinstance(name, str) and isinstance(rp, str) and rp:
+                        out[name] = rp
+        else:
+            parser = _ExtrasParser(base)
+            parser.feed(body.decode("utf-8", "replace"))
+            out = parser.requires_python
+    except (ValueError, RecursionError, AssertionError):
+        return {}
+    return out
+
+
+def status_for(exc: SafePipError) -> int:
+    """The HTTP status ``safe-pip serve`` answers when upstream fails this way."""
+    from safe_pip.net import (
+        ConnectionFailed,
+        DeadlineExceeded,
+        HttpStatusError,
+        ProjectNotFound,
+    )
+
+    if isinstance(exc, ProjectNotFound):
+        return 404
+    if isinstance(exc, ConnectionFailed):
+        return 503
+    if isinstance(exc, DeadlineExceeded):
+        return 504
+    if isinstance(exc, HttpStatusError) and exc.status in (429, 503):
+        return 503
+    return 502
+
+
+class VerifyingIndex:
+    """What ``safe-pip serve`` answers, independent of the HTTP server."""
+
+    def __init__(
+        self,
+        checker: Checker,
+        upstream: str,
+        *,
+        mode: Mode = "filter",
+        log: EventLog | None = None,
+        jobs: int | None = None,
+        refresh_clock: bool = False,
+        tmp_root: Path | None = None,
+    ) -> None:
+        from safe_pip.net import SimpleIndex
+
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}, not {mode!r}")
+        if not upstream.endswith("/"):
+            upstream += "/"
+        self.checker = checker
+        self.upstream_url = upstream
+        self.upstream: SimpleIndex = SimpleIndex(checker.http, upstream)
+        self.mode: Mode = mode
+        self.log = log or EventLog(quiet=True)
+        self.refresh_clock = refresh_clock
+        self._pool = ThreadPoolExecutor(
+            max_workers=max(1, jobs or checker.jobs), thread_name_prefix="safe-pip-verify"
+        )
+        self._lock = threading.Lock()
+        self._cache: dict[tuple[str, str], Entry] = {}  # (filename, sha256) -> verified entry
+        self._project_locks: dict[str, threading.Lock] = {}
+        self._serials: dict[str, int] = {}
+        self._seen: set[str] = set()
+        self._recorded: set[tuple[str, str]] = set()
+        self._record_lock = threading.Lock()
+        self._own_tmp = tmp_root is None
+        self.tmp_root = Path(tmp_root or tempfile.mkdtemp(prefix="safe-pip-serve-"))
+        self.closed = False
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        if self._own_tmp:
+            shutil.rmtree(self.tmp_root, ignore_errors=True)
+
+    # -- projects ---------------------------------------------------------------------------------
+
+    def seen_projects(self) -> list[str]:
+        with self._lock:
+            return sorted(self._seen)
+
+    def _project_lock(self, name: str) -> threading.Lock:
+        with self._lock:
+            lock = self._project_locks.get(name)
+            if lock is None:
+                lock = self._project_locks[name] = threading.Lock()
+            return lock
+
+    def project(self, name: str) -> ProjectView:
+        """Fetch ``name``'s upstream page and decide every file on it. Raises ServeError."""
+        norm = canonicalize_name(name)
+        page, requires_python = self._fetch_page(norm)
+        self._check_serial(norm, page.last_serial)
+        if self.refresh_clock:
+            self.checker.now = datetime.now(timezone.utc)
+        # One verification per project at a time: concurrent clients asking for the same page
+        # wait for the first one's work instead of repeating it (the cache then answers).
+        with self._project_lock(norm):
+            self._warm_history(norm, page)
+            entries = self._decide_all(page.files, requires_python)
+        with self._lock:
+            self._seen.add(norm)
+        transient = [e for e in entries if e.transient]
+        if transient:
+            first = transient[0]
+            raise ServeError(
+                503,
+                f"could not check {len(transient)} file(s) of {norm} (e.g. {first.ref.filename}: "
+                f"{first.verdict.reason}); refusing to serve a partial page",
+                fix="retry later; the upstream index or its provenance is unavailable",
+            )
+        return ProjectView(norm, tuple(entries), page.versions, page.last_serial)
+
+    def _fetch_page(self, norm: str) -> tuple[ProjectPage, dict[str, str]]:
+        from safe_pip.net import SIMPLE_ACCEPT, HttpStatusError, MalformedResponse, ProjectNotFound
+        from safe_pip.net import redact as _redact
+
+        http = self.checker.http
+        url = self.upstream.project_url(norm)
+        started = time.monotonic()
+        try:
+            if url.startswith("file:"):
+                return self.upstream.project(norm), {}
+            resp = http.get_bytes(url, max_bytes=http.limits.max_page_bytes, accept=SIMPLE_ACCEPT)
+            what = f"upstream page for {norm} ({_redact(resp.url)})"
+            if resp.status == 404:
+                raise ProjectNotFound(
+                    f"{norm} was not found on the upstream index {_redact(self.upstream_url)}",
+                    status=404,
+                )
+            if resp.status != 200:
+                raise HttpStatusError(f"{what}: HTTP {resp.status}", status=resp.status)
+            ctype = resp.content_type
+            if ctype in ("application/vnd.pypi.simple.v1+json", "application/json"):
+                page = self.upstream._parse_json(canonicalize_name(norm), resp, what)
+            elif ctype in ("text/html", "application/vnd.pypi.simple.v1+html", ""):
+                page = self.upstream._parse_html(canonicalize_name(norm), resp, what)
+            else:
+                raise MalformedResponse(f"{what}: unexpected content type {ctype!r}")
+            return page, _requires_python(resp.body, ctype, resp.url)
+        except SafePipError as exc:
+            status = status_for(exc)
+            if status != 404:
+                self.log.emit(
+                    "upstream",
+                    f"{norm}: upstream failed ({exc.message}) -> HTTP {status}",
+                    project=norm,
+                    status=status,
+                    reason=exc.message,
+                    seconds=round(time.monotonic() - started, 3),
+                )
+                reason = f"upstream index unavailable for {norm}: {exc.message}"
+                fix = "retry later; safe-pip serve never serves what it could not verify"
+            else:
+                reason, fix = exc.message, "check the project name"
+            raise ServeError(status, reason, fix=fix) from None
+
+    def _warm_history(self, norm: str, page: ProjectPage) -> None:
+        """Load the project's known-good history once, before any of its files is decided.
+
+        The checker caches one history per project. On first sight it is read from the
+        upstream's earlier releases; for a whole page that must be "the releases before the
+        newest one", or a publisher change in the newest release would go unnoticed when an
+        older file happened to be decided first.
+        """
+        from packaging.version import InvalidVersion, Version
+
+        newest: Version | None = None
+        for f in page.files:
+            try:
+                v = Version(f.version)
+            except InvalidVersion:
+                continue
+            if not f.yanked and (newest is None or v > newest):
+                newest = v
+        # An error here is met again by decide() for each file, which refuses (could not check).
+        with contextlib.suppress(SafePipError):
+            self.checker.history_for(norm, exclude_version=str(newest) if newest else None)
+
+    def _check_serial(self, norm: str, serial: int | None) -> None:
+        """THREATS T21: a page older than one already seen is logged (files are still verified
+        one by one, so a replayed page can only withhold, never inject)."""
+        if serial is None:
+            return
+        with self._lock:
+            prev = self._serials.get(norm)
+            if prev is None or serial > prev:
+                self._serials[norm] = serial
+        if prev is not None and serial < prev:
+            self.log.emit(
+                "stale",
+                f"{norm}: upstream served serial {serial}, older than {prev} seen before "
+                "(stale mirror or replayed page)",
+                project=norm,
+                serial=serial,
+                previous_serial=prev,
+            )
+
+    def _decide_all(self, refs: Iterable[FileRef], requires_python: dict[str, str]) -> list[Entry]:
+        refs = list(refs)
+        out: list[Entry | None] = [None] * len(refs)
+        todo: list[int] = []
+        with self._lock:
+            for i, ref in enumerate(refs):
+                hit = self._cache.get((ref.filename, (ref.sha256 or "").lower()))
+                if hit is not None:
+                    out[i] = replace(
+                        hit, ref=ref, requires_python=requires_python.get(ref.filename)
+                    )
+                else:
+                    todo.append(i)
+        if todo:
+            futures = [
+                self._pool.submit(self._decide_one, refs[i], requires_python.get(refs[i].filename))
+                for i in todo
+            ]
+            for i, fut in zip(todo, futures, strict=True):
+                out[i] = fut.result()
+        return [e for e in out if e is not None]
+
+    def _decide_one(self, ref: FileRef, requires_python: str | None) -> Entry:
+        entry = self._verify(ref, requires_python)
+        if not entry.transient:
+            with self._lock:
+                self._cache[(ref.filename, entry.sha256)] = entry
+        self._log_decision(entry)
+        return entry
+
+    def _verify(self, ref: FileRef, requires_python: str | None) -> Entry:
+        """Verify ``ref``'s provenance against the digest upstream claims, then decide."""
+        from safe_pip.check import Prepared
+
+        checker = self.checker
+        sha = (ref.sha256 or "").lower()
+        if not sha:
+            verdict = _refuse(
+                ref,
+                "",
+                ReasonCode.COULD_NOT_CHECK,
+                "the upstream page gives no sha256 for this file, so its provenance cannot be "
+                "checked before download",
+                fix="use an upstream index that publishes sha256 hashes (PEP 503 #sha256=)",
+            )
+            return Entry(ref, verdict, None, requires_python)
+        provenance: bytes | None = None
+        error: str | None = None
+        try:
+            provenance = self._provenance(ref)
+        except SafePipError as exc:
+            error = exc.message
+        except Exception as exc:  # fail closed
+            error = f"{type(exc).__name__}: {exc}"
+        prep = Prepared(replace(ref, url=None, local_path=None), None, sha, provenance, error)
+        try:
+            result = checker.verify_prepared(prep)
+            verdict = checker.decide(ref, result)
+        except SafePipError as exc:
+            verdict = _refuse(ref, sha, ReasonCode.COULD_NOT_CHECK, exc.message, fix=exc.fix or "")
+            return Entry(ref, verdict, None, requires_python, transient=True)
+        except Exception as exc:  # fail closed
+            verdict = _refuse(
+                ref, sha, ReasonCode.COULD_NOT_CHECK, f"{type(exc).__name__}: {exc}", fix=""
+            )
+            return Entry(ref, verdict, None, requires_python, transient=True)
+        if verdict.allowed and _is_sdist(ref.filename) and not checker.policy.defaults.allow_sdist:
+            verdict = replace(
+                verdict,
+                action=Action.REFUSE,
+                code=ReasonCode.REFUSED_SDIST,
+                reason=f"{ref.filename} is an sdist and the policy does not allow sdists "
+                f"(verified: {verdict.reason})",
+                rule=checker.policy.label(),
+                fix="set allow-sdist = true in [defaults] of the policy; through safe-pip "
+                "serve an sdist's build dependencies are verified too",
+            )
+        transient = result.status is VerifyStatus.ERROR or (
+            verdict.code is ReasonCode.COULD_NOT_CHECK and not verdict.allowed
+        )
+        keep = provenance if result.verified else None
+        return Entry(ref, verdict, keep, requires_python, transient=transient)
+
+    def _provenance(self, ref: FileRef) -> bytes | None:
+        from safe_pip.net import provenance_source
+
+        checker = self.checker
+        if provenance_source(ref) is None and (
+            checker.provenance_index is None
+            or checker.provenance_index.rstrip("/") == self.upstream_url.rstrip("/")
+        ):
+            # The upstream page is the provenance index, and it lists none for this file.
+            return None
+        return checker.fetch_provenance(ref)
+
+    def _log_decision(self, e: Entry) -> None:
+        v = e.verdict
+        ident = v.identity.describe() if v.identity else "-"
+        if e.transient:
+            event, word = "error", "COULD-NOT-CHECK"
+        elif v.action is Action.REFUSE:
+            event, word = "refuse", "REFUSED"
+        else:
+            event, word = "allow", "allowed" if v.action is Action.ALLOW else "WARN"
+        text = f"{word} {v.project} {v.version} {v.filename} [{v.code.value}] identity: {ident}"
+        if v.action is not Action.ALLOW or e.transient:
+            text += f" - {v.reason}"
+        self.log.emit(
+            event,
+            text,
+            project=v.project,
+            version=v.version,
+            filename=v.filename,
+            sha256=v.sha256 or e.sha256,
+            verdict=v.action.value,
+            code=v.code.value,
+            reason=v.reason,
+            rule=v.rule,
+            identity=v.identity.to_json() if v.identity else None,
+            fix=v.fix,
+        )
+
+    # -- files ------------------------------------------------------------------------------------
+
+    def lookup(self, project: str, sha256: str, filename: str) -> Entry:
+        """The entry for a served file link; reads the project page if the cache lacks it."""
+        key = (filename, sha256.lower())
+        with self._lock:
+            hit = self._cache.get(key)
+        if hit is None:
+            view = self.project(project)  # may raise ServeError (upstream down: 502/503)
+            for e in view.entries:
+                if e.ref.filename == filename and e.sha256 == sha256.lower():
+                    hit = e
+                    break
+        if hit is None or canonicalize_name(hit.ref.project) != canonicalize_name(project):
+            raise ServeError(
+                404,
+                f"{project}: no file {filename} with sha256 {sha256[:16]}... on the upstream index",
+                fix="refresh the project page; the file may have been removed or replaced",
+            )
+        return hit
+
+    def refusal(self, entry: Entry) -> ServeError | None:
+        """The 403 for a refused file (None when it may be served)."""
+        if entry.allowed:
+            return None
+        v = entry.verdict
+        return ServeError(
+            403,
+            f"{v.filename} refused [{v.code.value}]: {v.reason}",
+            fix=v.fix or None,
+        )
+
+    def fetch(self, entry: Entry) -> Path:
+        """Download an allowed file from upstream into a private temporary file and return it,
+        only if its sha256 is the attested one. The caller deletes the file's directory."""
+        from safe_pip.net import HashMismatch
+
+        denied = self.refusal(entry)
+        if denied is not None:
+            raise denied
+        ref = entry.ref
+        if not ref.url:
+            raise ServeError(502, f"upstream lists no URL for {ref.filename}")
+        workdir = Path(tempfile.mkdtemp(prefix="dl-", dir=self.tmp_root))
+        dest = workdir / "file"
+        http = self.checker.http
+        cap = ref.size if ref.size is not None else http.limits.max_file_bytes
+        try:
+            http.download(ref.url, dest, max_bytes=cap, expected_sha256=entry.sha256)
+        except HashMismatch as exc:
+            shutil.rmtree(workdir, ignore_errors=True)
+            self.log.emit(
+                "mismatch",
+                f"{ref.filename}: upstream bytes do not match the attested sha256 "
+                f"{entry.sha256[:16]}... - not served ({exc.message})",
+                project=ref.project,
+                filename=ref.filename,
+                sha256=entry.sha256,
+                reason=exc.message,
+            )
+            raise ServeError(
+                502,
+                f"{ref.filename}: the bytes upstream sent do not match the attested sha256 "
+                f"{entry.sha256} ({exc.message}); refusing to serve them",
+                fix="the file changed upstream after it was signed, or was altered in transit",
+            ) from None
+        except NetworkError as exc:
+            shutil.rmtree(workdir, ignore_errors=True)
+            status = status_for(exc)
+            status = 502 if status == 404 else status
+            self.log.emit(
+                "upstream",
+                f"{ref.filename}: download failed ({exc.message}) -> HTTP {status}",
+                project=ref.project,
+                filename=ref.filename,
+                status=status,
+                reason=exc.message,
+            )
+            raise ServeError(
+                status,
+                f"could not fetch {ref.filename} from upstream: {exc.message}",
+                fix="retry later; safe-pip serve never serves what it could not verify",
+            ) from None
+        except BaseException:
+            shutil.rmtree(workdir, ignore_errors=True)
+            raise
+        return dest
+
+    def served(self, entry: Entry, client: str) -> None:
+        """Log a served file and remember it in the history (once per server lifetime)."""
+        v = entry.verdict
+        self.log.emit(
+            "served",
+            f"{v.filename} sha256={entry.sha256[:16]}... to {client}",
+            project=v.project,
+            version=v.version,
+            filename=v.filename,
+            sha256=entry.sha256,
+            client=client,
+        )
+        key = (v.filename, entry.sha256)
+        with self._record_lock:
+            if key in self._recorded:
+                return
+            try:
+                self.checker.record([v], index=self.upstream_url)
+                self._recorded.add(key)
+            except SafePipError as exc:
+                self.log.emit(
+                    "history",
+                    f"could not record {v.filename} in the history: {exc.message}",
+                    filename=v.filename,
+                    reason=exc.message,
+                )
+
+
+def _is_sdist(filename: str) -> bool:
+    return not filename.endswith(".whl")
+
+
+def _refuse(ref: FileRef, sha: str, code: ReasonCode, reason: str, *, fix: str) -> Verdict:
+    return Verdict(
+        project=ref.project,
+        version=ref.version,
+        filename=ref.filename,
+        sha256=sha,
+        action=Action.REFUSE,
+        code=code,
+        reason=reason,
+        rule="serve",
+        fix=fix,
+    )
