@@ -117,16 +117,41 @@ def pip_config_sources(env: dict[str, str] | None = None) -> list[str]:
     return found
 
 
+def _real_file(stream: TextIO) -> bool:
+    try:
+        stream.fileno()
+    except (AttributeError, OSError, ValueError):  # captured / in-memory streams
+        return False
+    return True
+
+
 def run_pip(
-    argv: Sequence[str], *, env: dict[str, str], capture: bool, stdout: TextIO | None = None
+    argv: Sequence[str],
+    *,
+    env: dict[str, str],
+    capture: bool,
+    stdout: TextIO | None = None,
+    stderr: TextIO | None = None,
 ) -> subprocess.CompletedProcess[str]:
-    """Run ``python -m pip ARGV`` (the Python running safe-pip). A seam for tests."""
+    """Run ``python -m pip ARGV`` (the Python running safe-pip). A seam for tests.
+
+    ``capture``: return pip's output. Otherwise pip writes to ``stdout`` / ``stderr``
+    (default: ours) as it goes; streams that are not real files get pip's output relayed."""
     cmd = [sys.executable, "-m", "pip", *argv]
     if capture:
         return subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
     out = stdout if stdout is not None else sys.stdout
+    err = stderr if stderr is not None else sys.stderr
     out.flush()
-    return subprocess.run(cmd, env=env, stdout=out, text=True, check=False)
+    err.flush()
+    out_arg: Any = out if _real_file(out) else subprocess.PIPE
+    err_arg: Any = err if _real_file(err) else subprocess.PIPE
+    proc = subprocess.run(cmd, env=env, stdout=out_arg, stderr=err_arg, text=True, check=False)
+    if out_arg is subprocess.PIPE:
+        out.write(proc.stdout or "")
+    if err_arg is subprocess.PIPE:
+        err.write(proc.stderr or "")
+    return proc
 
 
 # -- phase 1: resolve -------------------------------------------------------------------------
@@ -545,7 +570,7 @@ def _install(
     if unverified:
         calls.append(unverifiable_argv(pip, unverified))
     for argv in calls:
-        proc = run_pip(argv, env=pip_env(), capture=False, stdout=pip_out)
+        proc = run_pip(argv, env=pip_env(), capture=False, stdout=pip_out, stderr=err)
         outcome.pip_exit_code = proc.returncode
         if proc.returncode != 0:
             outcome.message = (

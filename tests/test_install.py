@@ -1,0 +1,328 @@
+"""``safe-pip install`` end to end: real pip subprocesses against a local index serving
+test-signed packages, real Sigstore verification with the test trust root.
+
+Each test installs into its own ``--target`` directory, pre-populated with a marker, and
+asserts the directory is byte-for-byte unchanged whenever anything is refused.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import safe_pip.install as install_mod
+from safe_pip._cli import main
+from safe_pip.install import Hooks
+from safe_pip.resolve.pip_report import ReportItem
+from support.index_server import IndexServer
+from support.packages import build_wheel
+from support.publish import Publisher
+from support.sigstore_ca import GitHubIdentity, TestSigstore
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def index(
+    sigstore: TestSigstore, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[IndexServer]:
+    root = tmp_path_factory.mktemp("install-index")
+    with IndexServer(root / "index") as server:
+        pub = Publisher(sigstore, server, root / "build")
+        # A tree: app -> lib-a -> lib-c, app -> lib-b
+        pub.wheel("app", "1.0", requires=["lib-a", "lib-b"])
+        pub.wheel("lib-a", "1.0", requires=["lib-c"])
+        pub.wheel("lib-b", "1.0")
+        pub.wheel("lib-c", "1.0")
+        # One bad file deep in otherwise good trees.
+        pub.wheel("uses-unsigned", "1.0", requires=["lib-b", "unsigned-dep"])
+        pub.wheel("unsigned-dep", "1.0", signed=False)
+        pub.wheel("uses-wrongpub", "1.0", requires=["wrongpub"])
+        pub.wheel("wrongpub", "1.0", identity=GitHubIdentity("evil/wrongpub", "release.yml"))
+        pub.wheel("uses-tampered", "1.0", requires=["tampered"])
+        pub.wheel("tampered", "1.0")
+        # Overwrite the stored file after signing: the page now lists the new bytes' hash,
+        # the provenance still binds the old ones.
+        pub.wheel("tampered", "1.0", signed=False, files={"tampered/__init__.py": "EVIL = 1\n"})
+        pub.wheel("uses-swapped", "1.0", requires=["swapped"])
+        pub.wheel("swapped", "1.0")
+        pub.sdist("sdist-only", "1.0")
+        yield server
+
+
+@pytest.fixture
+def target(tmp_path: Path) -> Path:
+    t = tmp_path / "target"
+    t.mkdir()
+    (t / "MARKER.txt").write_text("pre-existing\n", encoding="utf-8")
+    return t
+
+
+def tree_digest(root: Path) -> str:
+    h = hashlib.sha256()
+    for p in sorted(root.rglob("*")):
+        h.update(str(p.relative_to(root)).encode())
+        if p.is_file():
+            h.update(p.read_bytes())
+    return h.hexdigest()
+
+
+class PipSpy:
+    """Records every pip argv safe-pip runs, and runs it for real."""
+
+    def __init__(self) -> None:
+        self.calls: list[list[str]] = []
+        self.real = install_mod.run_pip
+
+    def __call__(self, argv: Any, **kw: Any) -> Any:
+        self.calls.append(list(argv))
+        return self.real(argv, **kw)
+
+    @property
+    def installs(self) -> list[list[str]]:
+        return [c for c in self.calls if "--dry-run" not in c]
+
+
+@pytest.fixture
+def spy(monkeypatch: pytest.MonkeyPatch) -> PipSpy:
+    s = PipSpy()
+    monkeypatch.setattr(install_mod, "run_pip", s)
+    return s
+
+
+def base_args(index: IndexServer, trust_root: Path, target: Path) -> list[str]:
+    return [
+        "install",
+        "--trust-root",
+        str(trust_root),
+        "-i",
+        index.index_url,
+        "--provenance-index",
+        index.index_url,
+        "--target",
+        str(target),
+    ]
+
+
+def test_installs_a_verified_dependency_tree(
+    index: IndexServer,
+    trust_root: Path,
+    target: Path,
+    spy: PipSpy,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    # pip configuration in the environment must not reach either pip call (T26).
+    with IndexServer(tmp_path / "decoy") as decoy:
+        monkeypatch.setenv("PIP_EXTRA_INDEX_URL", decoy.index_url)
+        monkeypatch.setenv("PIP_FIND_LINKS", str(tmp_path))
+        report = tmp_path / "report.json"
+        rc = main([*base_args(index, trust_root, target), "app", "--report", str(report)])
+        assert decoy.requests_log == []
+    out, err = capfd.readouterr()
+    assert rc == 0, err
+    for pkg in ("app", "lib_a", "lib_b", "lib_c"):
+        assert (target / pkg / "__init__.py").is_file(), pkg
+    assert (target / "MARKER.txt").read_text(encoding="utf-8") == "pre-existing\n"
+    assert "Successfully installed" in out
+    assert "PIP_EXTRA_INDEX_URL" in err  # surfaced, not used
+
+    # Exactly two pip runs: one resolution, one offline hash-pinned install (T10).
+    assert len(spy.calls) == 2
+    (inst,) = spy.installs
+    for flag in ("--isolated", "--no-index", "--no-deps", "--require-hashes"):
+        assert flag in inst
+    assert not {"-i", "--index-url", "--extra-index-url", "-f", "--find-links"} & set(inst)
+    reqs = Path(inst[inst.index("-r") + 1])
+    assert not reqs.exists()  # the private wheelhouse is gone
+
+    doc = json.loads(report.read_text(encoding="utf-8"))
+    assert doc["version"] == 1 and doc["command"] == "install"
+    assert doc["installed"] is True and doc["exit_code"] == 0 and doc["dry_run"] is False
+    assert sorted(f["project"] for f in doc["files"]) == ["app", "lib-a", "lib-b", "lib-c"]
+    assert all(f["verified"] and f["verdict"] == "allow" for f in doc["files"])
+    assert {f["project"]: f["requested"] for f in doc["files"]}["app"] is True
+
+    # The verified identities were recorded: the next run knows them.
+    from safe_pip.store.db import HistoryStore
+
+    with HistoryStore.open(None, readonly=True) as store:
+        hist = store.project("lib-c")
+    assert hist.records and hist.records[0].identity is not None
+    assert hist.records[0].identity.repository == "acme/lib-c"
+
+
+def _swap_on_server(index: IndexServer, tmp_path: Path) -> Hooks:
+    def swap(items: list[ReportItem]) -> None:
+        assert any(i.name == "swapped" for i in items)
+        other = build_wheel(
+            tmp_path / "swap", "swapped", "1.0", files={"swapped/__init__.py": "X = 2\n"}
+        )
+        dest = index.root / "swapped" / other.name
+        shutil.copyfile(other, dest)
+
+    return Hooks(after_resolve=swap)
+
+
+@pytest.mark.parametrize(
+    ("requirement", "code"),
+    [
+        ("uses-unsigned", "refused-unsigned"),
+        ("uses-wrongpub", "refused-unexpected-publisher"),
+        ("uses-tampered", "refused-invalid-attestation"),
+        ("uses-swapped", "refused-invalid-attestation"),
+    ],
+)
+def test_one_bad_file_refuses_the_whole_install(
+    index: IndexServer,
+    trust_root: Path,
+    target: Path,
+    spy: PipSpy,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capfd: pytest.CaptureFixture[str],
+    requirement: str,
+    code: str,
+) -> None:
+    args = base_args(index, trust_root, target)
+    policy = tmp_path / "safe-pip.toml"
+    policy.write_text(
+        '[[package]]\nname = "wrongpub"\n'
+        'publishers = [{ kind = "GitHub", repository = "acme/wrongpub", '
+        'workflow = "release.yml" }]\n',
+        encoding="utf-8",
+    )
+    args += ["--policy", str(policy)]
+    if requirement == "uses-swapped":
+        monkeypatch.setattr(install_mod, "HOOKS", _swap_on_server(index, tmp_path))
+    before = tree_digest(target)
+    rc = main([*args, requirement, "--json"])
+    out, err = capfd.readouterr()
+    assert rc == 1, err
+    assert tree_digest(target) == before
+    assert spy.installs == []  # pip's install was never run
+    doc = json.loads(out)
+    assert doc["installed"] is False and doc["exit_code"] == 1
+    bad = [f for f in doc["files"] if f["verdict"] == "refuse"]
+    assert len(bad) == 1, bad
+    assert bad[0]["code"] == code
+    assert bad[0]["project"] == requirement.removeprefix("uses-").replace(
+        "unsigned", "unsigned-dep"
+    )
+    assert "nothing was installed" in err
+    assert "project" in err and code in err  # the table
+
+
+def test_dry_run_verifies_and_installs_nothing(
+    index: IndexServer,
+    trust_root: Path,
+    target: Path,
+    spy: PipSpy,
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    before = tree_digest(target)
+    rc = main([*base_args(index, trust_root, target), "--dry-run", "app"])
+    out, err = capfd.readouterr()
+    assert rc == 0, err
+    assert tree_digest(target) == before
+    assert spy.installs == []
+    assert out.startswith("Would install ")
+    assert set(out.split()[2:]) == {"app-1.0", "lib-a-1.0", "lib-b-1.0", "lib-c-1.0"}
+
+
+def test_dry_run_still_refuses(
+    index: IndexServer, trust_root: Path, target: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    rc = main([*base_args(index, trust_root, target), "--dry-run", "uses-unsigned"])
+    _out, err = capfd.readouterr()
+    assert rc == 1
+    assert "refused-unsigned" in err
+
+
+def test_file_swapped_after_verification_fails_pip_exit_4(
+    index: IndexServer,
+    trust_root: Path,
+    target: Path,
+    spy: PipSpy,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    """T10: the bytes installed are the bytes hashed. A wheel changed in the wheelhouse after
+    verification makes pip's hash check fail: exit 4, nothing installed."""
+    evil = build_wheel(tmp_path / "evil", "lib-b", "1.0", files={"lib_b/__init__.py": "X=1\n"})
+
+    def overwrite(paths: list[Path]) -> None:
+        victim = next(p for p in paths if p.name.startswith("lib_b-"))
+        shutil.copyfile(evil, victim)
+
+    monkeypatch.setattr(install_mod, "HOOKS", Hooks(before_install=overwrite))
+    before = tree_digest(target)
+    rc = main([*base_args(index, trust_root, target), "lib-b", "--json"])
+    out, err = capfd.readouterr()
+    assert rc == 4, err
+    assert "DO NOT MATCH THE HASHES" in err
+    assert tree_digest(target) == before
+    doc = json.loads(out)
+    assert doc["installed"] is False and doc["exit_code"] == 4 and doc["pip_exit_code"] != 0
+
+
+def test_sdist_is_refused_with_an_explanation(
+    index: IndexServer, trust_root: Path, target: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    before = tree_digest(target)
+    rc = main([*base_args(index, trust_root, target), "sdist-only"])
+    _out, err = capfd.readouterr()
+    assert rc == 1
+    assert tree_digest(target) == before
+    assert "refused-sdist" in err
+    assert "build dependencies" in err and "allow-sdist" in err
+
+
+def test_no_binary_is_refused_before_pip_runs(
+    index: IndexServer, trust_root: Path, target: Path, spy: PipSpy
+) -> None:
+    rc = main([*base_args(index, trust_root, target), "--no-binary", ":all:", "app"])
+    assert rc == 2
+    assert spy.calls == []
+
+
+def test_find_links_wheel_verified_on_the_provenance_index(
+    index: IndexServer,
+    trust_root: Path,
+    target: Path,
+    tmp_path: Path,
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    """A wheel from --find-links (no provenance there) is verified with the provenance the
+    provenance index has for (name, version, filename); its bytes must match."""
+    links = tmp_path / "links"
+    links.mkdir()
+    shutil.copy(index.root / "lib-c" / "lib_c-1.0-py3-none-any.whl", links)
+    args = [
+        "install",
+        "--trust-root",
+        str(trust_root),
+        "--provenance-index",
+        index.index_url,
+        "--no-index",
+        "--find-links",
+        str(links),
+        "--target",
+        str(target),
+        "--dry-run",
+        "--json",
+        "lib-c",
+    ]
+    rc = main(args)
+    out, err = capfd.readouterr()
+    assert rc == 0, err
+    (f,) = json.loads(out)["files"]
+    assert f["verified"] is True and f["url"].startswith("file:")
