@@ -144,8 +144,11 @@ def test_installs_a_verified_dependency_tree(
     assert not reqs.exists()  # the private wheelhouse is gone
 
     doc = json.loads(report.read_text(encoding="utf-8"))
-    assert doc["version"] == 1 and doc["command"] == "install"
-    assert doc["installed"] is True and doc["exit_code"] == 0 and doc["dry_run"] is False
+    assert doc["version"] == 1
+    assert doc["command"] == "install"
+    assert doc["installed"] is True
+    assert doc["exit_code"] == 0
+    assert doc["dry_run"] is False
     assert sorted(f["project"] for f in doc["files"]) == ["app", "lib-a", "lib-b", "lib-c"]
     assert all(f["verified"] and f["verdict"] == "allow" for f in doc["files"])
     assert {f["project"]: f["requested"] for f in doc["files"]}["app"] is True
@@ -155,7 +158,8 @@ def test_installs_a_verified_dependency_tree(
 
     with HistoryStore.open(None, readonly=True) as store:
         hist = store.project("lib-c")
-    assert hist.records and hist.records[0].identity is not None
+    assert hist.records
+    assert hist.records[0].identity is not None
     assert hist.records[0].identity.repository == "acme/lib-c"
 
 
@@ -209,7 +213,8 @@ def test_one_bad_file_refuses_the_whole_install(
     assert tree_digest(target) == before
     assert spy.installs == []  # pip's install was never run
     doc = json.loads(out)
-    assert doc["installed"] is False and doc["exit_code"] == 1
+    assert doc["installed"] is False
+    assert doc["exit_code"] == 1
     bad = [f for f in doc["files"] if f["verdict"] == "refuse"]
     assert len(bad) == 1, bad
     assert bad[0]["code"] == code
@@ -217,7 +222,8 @@ def test_one_bad_file_refuses_the_whole_install(
         "unsigned", "unsigned-dep"
     )
     assert "nothing was installed" in err
-    assert "project" in err and code in err  # the table
+    assert "project" in err
+    assert code in err
 
 
 def test_dry_run_verifies_and_installs_nothing(
@@ -271,7 +277,9 @@ def test_file_swapped_after_verification_fails_pip_exit_4(
     assert "DO NOT MATCH THE HASHES" in err
     assert tree_digest(target) == before
     doc = json.loads(out)
-    assert doc["installed"] is False and doc["exit_code"] == 4 and doc["pip_exit_code"] != 0
+    assert doc["installed"] is False
+    assert doc["exit_code"] == 4
+    assert doc["pip_exit_code"] != 0
 
 
 def test_sdist_is_refused_with_an_explanation(
@@ -283,7 +291,8 @@ def test_sdist_is_refused_with_an_explanation(
     assert rc == 1
     assert tree_digest(target) == before
     assert "refused-sdist" in err
-    assert "build dependencies" in err and "allow-sdist" in err
+    assert "build dependencies" in err
+    assert "allow-sdist" in err
 
 
 def test_no_binary_is_refused_before_pip_runs(
@@ -325,4 +334,5 @@ def test_find_links_wheel_verified_on_the_provenance_index(
     out, err = capfd.readouterr()
     assert rc == 0, err
     (f,) = json.loads(out)["files"]
-    assert f["verified"] is True and f["url"].startswith("file:")
+    assert f["verified"] is True
+    assert f["url"].startswith("file:")
