@@ -1,0 +1,157 @@
+"""Issue "Policy" end to end: real signatures, the loopback index, the real CLI, the real store."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from safe_pip._cli import main
+from safe_pip.store.db import HistoryStore
+from support.index_server import IndexServer
+from support.publish import Publisher
+from support.sigstore_ca import GitHubIdentity, TestSigstore
+
+EVIL = GitHubIdentity(repository="evil/alpha", workflow="release.yml", repository_id="666")
+
+
+def _inspect(
+    capsys: pytest.CaptureFixture[str], target: str, *args: str
+) -> tuple[int, dict[str, object]]:
+    code = main(["inspect", target, "--json", *args])
+    docs = json.loads(capsys.readouterr().out)
+    assert len(docs) == 1
+    return code, docs[0]
+
+
+@pytest.fixture
+def env(
+    sigstore: TestSigstore, trust_root: Path, workdir: Path
+) -> Iterator[tuple[Publisher, list[str], Path]]:
+    server = IndexServer(workdir / "index").start()
+    pub = Publisher(sigstore, server, workdir / "build")
+    policy = workdir / "safe-pip.toml"
+    policy.write_text("[defaults]\n")
+    args = ["--trust-root", str(trust_root), "-i", server.index_url, "--policy", str(policy)]
+    yield pub, args, policy
+    server.stop()
+
+
+def test_allowlisted_allowed_unlisted_refused(
+    env: tuple[Publisher, list[str], Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    pub, args, policy = env
+    pub.wheel("alpha", "1.0")
+    pub.wheel("alpha", "1.1", identity=EVIL)
+    assert (
+        main(
+            [
+                "allow",
+                "add",
+                "alpha",
+                "--publisher",
+                "github:acme/alpha@release.yml",
+                "--policy",
+                str(policy),
+            ]
+        )
+        == 0
+    )
+    capsys.readouterr()
+    code, v = _inspect(capsys, "alpha==1.0", *args)
+    assert (code, v["code"]) == (0, "verified-allowlisted")
+    code, v = _inspect(capsys, "alpha==1.1", *args)
+    assert (code, v["code"]) == (1, "refused-unexpected-publisher")
+    assert "allow add alpha" in str(v["fix"])
+
+
+def test_first_use_recorded_then_publisher_change_refused(
+    env: tuple[Publisher, list[str], Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    pub, args, policy = env
+    pub.wheel("alpha", "1.0")
+    code, v = _inspect(capsys, "alpha==1.0", *args, "--record", "--no-index-history")
+    assert (code, v["code"]) == (0, "verified-first-use")
+    store = HistoryStore.open(None, readonly=True)
+    try:
+        hist = store.project("alpha")
+    finally:
+        store.close()
+    assert [r.identity.repository for r in hist.records if r.identity] == ["acme/alpha"]
+
+    pub.wheel("alpha", "1.1", identity=EVIL)
+    code, v = _inspect(capsys, "alpha==1.1", *args)
+    assert (code, v["code"]) == (1, "refused-publisher-change")
+    code, v = _inspect(capsys, "alpha==1.0", *args)
+    assert (code, v["code"]) == (0, "verified-known")
+
+    policy.write_text('[defaults]\non-publisher-change = "warn"\n')
+    code, v = _inspect(capsys, "alpha==1.1", *args)
+    assert code == 0
+    assert v["verdict"] == "warn"
+    assert v["code"] == "refused-publisher-change"
+    assert v["allowed"] is True
+
+
+def test_downgrade_refused_on_first_sight_thanks_to_index_history(
+    env: tuple[Publisher, list[str], Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    pub, args, _policy = env
+    pub.wheel("alpha", "1.0")
+    pub.wheel("alpha", "1.1")
+    pub.wheel("alpha", "1.2", signed=False)
+    # nothing recorded locally: the index's earlier releases are the history
+    code, v = _inspect(capsys, "alpha==1.2", *args)
+    assert (code, v["code"]) == (1, "refused-attestation-downgrade")
+    # and a publisher switch on first sight is caught the same way
+    pub.wheel("alpha", "1.3", identity=EVIL)
+    code, v = _inspect(capsys, "alpha==1.3", *args)
+    assert (code, v["code"]) == (1, "refused-publisher-change")
+    # without index history it would have been first use
+    code, v = _inspect(capsys, "alpha==1.3", *args, "--no-index-history")
+    assert (code, v["code"]) == (0, "verified-first-use")
+
+
+def test_downgrade_after_local_history(
+    env: tuple[Publisher, list[str], Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    pub, args, _policy = env
+    pub.wheel("alpha", "1.0")
+    assert _inspect(capsys, "alpha==1.0", *args, "--record", "--no-index-history")[0] == 0
+    pub.wheel("alpha", "2.0", signed=False)
+    code, v = _inspect(capsys, "alpha==2.0", *args, "--no-index-history")
+    assert (code, v["code"]) == (1, "refused-attestation-downgrade")
+
+
+def test_unsigned_exception_exact_versions_and_expiry(
+    env: tuple[Publisher, list[str], Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    pub, args, policy = env
+    pub.wheel("six", "1.16.0", signed=False)
+    pub.wheel("six", "1.17.0", signed=False)
+    policy.write_text(
+        '[defaults]\n\n[[unsigned]]\nname = "six"\nversions = "==1.16.0"\n'
+        'reason = "upstream does not attest"\nexpires = 2099-01-01\n'
+    )
+    code, v = _inspect(capsys, "six==1.16.0", *args)
+    assert (code, v["code"]) == (0, "unsigned-allowed")
+    code, v = _inspect(capsys, "six==1.17.0", *args)
+    assert (code, v["code"]) == (1, "refused-unsigned")
+    policy.write_text(policy.read_text().replace("2099-01-01", "2020-01-01"))
+    code, v = _inspect(capsys, "six==1.16.0", *args)
+    assert (code, v["code"]) == (1, "refused-unsigned")
+    assert "expired" in str(v["reason"])
+
+
+def test_invalid_policy_is_exit_2_with_line(
+    env: tuple[Publisher, list[str], Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    pub, args, policy = env
+    pub.wheel("alpha", "1.0")
+    policy.write_text("[defaults]\nrequire-attestation = true\nsurprise = 1\n")
+    assert main(["inspect", "alpha==1.0", *args]) == 2
+    err = capsys.readouterr().err
+    assert f"{policy}:3" in err
+    assert "surprise" in err
