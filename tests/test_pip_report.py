@@ -1,0 +1,213 @@
+"""pip's installation report reader and the install command's argument sorting (no pip run)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from safe_pip.commands.install import split_argv
+from safe_pip.errors import ConfigError
+from safe_pip.install import install_argv, pip_env, requirements_text, unverifiable_verdict
+from safe_pip.models import Action, ReasonCode
+from safe_pip.resolve.pip_report import parse_report, read_report
+
+SHA = "a" * 64
+
+
+def item(url: str, name: str = "alpha", version: str = "1.0", **info: Any) -> dict[str, Any]:
+    download: dict[str, Any] = {"url": url}
+    download.update(info or {"archive_info": {"hashes": {"sha256": SHA}}})
+    return {
+        "download_info": download,
+        "is_direct": False,
+        "requested": True,
+        "metadata": {"name": name, "version": version},
+    }
+
+
+def report(*items: dict[str, Any]) -> dict[str, Any]:
+    return {"version": "1", "pip_version": "26.3", "install": list(items)}
+
+
+def test_wheel_from_an_index() -> None:
+    (it,) = parse_report(report(item("https://h/files/alpha-1.0-py3-none-any.whl#sha256=x")))
+    assert it.kind == "wheel"
+    assert it.filename == "alpha-1.0-py3-none-any.whl"
+    assert it.sha256 == SHA
+    assert it.verifiable
+    assert it.requested
+    ref = it.to_fileref(index="https://h/simple/")
+    assert ref.url == "https://h/files/alpha-1.0-py3-none-any.whl"  # fragment dropped
+    assert ref.sha256 == SHA
+    assert ref.project == "alpha"
+    assert ref.version == "1.0"
+
+
+def test_sdist_and_local_wheel() -> None:
+    items = parse_report(
+        report(
+            item("https://h/f/Alpha-1.0.tar.gz", name="Alpha"),
+            item("file:///tmp/w%20h/beta-2.0-py3-none-any.whl", name="beta", version="2.0"),
+        )
+    )
+    assert [i.kind for i in items] == ["sdist", "wheel"]
+    assert items[1].is_local
+    assert items[1].local_path == Path("/tmp/w h/beta-2.0-py3-none-any.whl")
+
+
+@pytest.mark.parametrize(
+    ("url", "info", "kind"),
+    [
+        ("file:///src/proj", {"dir_info": {"editable": True}}, "dir"),
+        ("https://github.com/o/r", {"vcs_info": {"vcs": "git", "commit_id": "abc"}}, "vcs"),
+        ("https://github.com/o/r/archive/main.zip", {"archive_info": {}}, "other"),
+        # a file whose name says another project or version is not that project's dist
+        ("https://h/f/evil-1.0-py3-none-any.whl", {"archive_info": {}}, "other"),
+        ("https://h/f/alpha-9.0-py3-none-any.whl", {"archive_info": {}}, "other"),
+    ],
+)
+def test_unverifiable_sources(url: str, info: dict[str, Any], kind: str) -> None:
+    (it,) = parse_report(report(item(url, **info)))
+    assert it.kind == kind
+    assert not it.verifiable
+    assert it.filename is None
+    refused = unverifiable_verdict(it, allowed=False)
+    assert refused.action is Action.REFUSE
+    assert refused.code is ReasonCode.REFUSED_UNVERIFIABLE_SOURCE
+    assert "--allow-unverifiable-sources" in refused.fix
+    allowed = unverifiable_verdict(it, allowed=True)
+    assert allowed.action is Action.WARN
+    assert allowed.code is ReasonCode.UNVERIFIABLE_ALLOWED
+
+
+def test_editable_flag() -> None:
+    (it,) = parse_report(report(item("file:///src/proj", dir_info={"editable": True})))
+    assert it.editable
+
+
+@pytest.mark.parametrize(
+    "doc",
+    [
+        [],
+        {"version": "2", "install": []},
+        {"version": "1", "install": {}},
+        {"version": "1", "install": [{"metadata": {"name": "a", "version": "1"}}]},
+        {"version": "1", "install": [{"download_info": {"url": "x"}, "metadata": {}}]},
+    ],
+)
+def test_malformed_reports_are_config_errors(doc: Any) -> None:
+    with pytest.raises(ConfigError):
+        parse_report(doc)
+
+
+def test_read_report_file(tmp_path: Path) -> None:
+    p = tmp_path / "r.json"
+    p.write_text(json.dumps(report(item("https://h/alpha-1.0-py3-none-any.whl"))), "utf-8")
+    assert [i.name for i in read_report(p)] == ["alpha"]
+    p.write_text("{not json", "utf-8")
+    with pytest.raises(ConfigError):
+        read_report(p)
+
+
+# -- argument sorting -------------------------------------------------------------------------
+
+
+def test_split_own_and_pip_options() -> None:
+    own, pip = split_argv(
+        [
+            "--trust-root=/tr.json",
+            "-i",
+            "https://mirror/simple/",
+            "--extra-index-url",
+            "https://x/simple/",
+            "--policy",
+            "p.toml",
+            "-r",
+            "req.txt",
+            "-qq",
+            "--target",
+            "/t",
+            "-U",
+            "--json",
+            "--dry-run",
+            "--pre",
+            "--no-warn-script-location",
+            "pkg[extra]>=1",
+            "-v",
+        ]
+    )
+    assert own.trust_root == "/tr.json"
+    assert own.policy == "p.toml"
+    assert own.json
+    assert not own.offline
+    assert pip.dry_run
+    assert pip.quiet == 2
+    assert pip.verbose == 1
+    assert pip.index_url == "https://mirror/simple/"
+    assert pip.indexes == ["https://mirror/simple/", "https://x/simple/"]
+    assert pip.requirements == ["pkg[extra]>=1"]
+    assert pip.resolve == [
+        "-i",
+        "https://mirror/simple/",
+        "--extra-index-url",
+        "https://x/simple/",
+        "-r",
+        "req.txt",
+        "--target",
+        "/t",
+        "-U",
+        "--pre",
+        "--no-warn-script-location",
+        "pkg[extra]>=1",
+    ]
+    # The install call gets where/how, never sources or requirements.
+    assert pip.install == ["--target", "/t", "--upgrade", "--no-warn-script-location"]
+
+
+def test_option_values_are_never_read_as_options() -> None:
+    own, pip = split_argv(["-r", "--json", "--report", "out.json", "-tdir", "a"])
+    assert not own.json  # it was -r's value
+    assert own.report == "out.json"
+    assert pip.install == ["--target", "dir"]
+
+
+def test_no_index_and_help() -> None:
+    own, pip = split_argv(["--no-index", "-f", "/w", "x", "-h"])
+    assert own.help
+    assert pip.index_url is None
+    assert pip.indexes == []
+    assert pip.find_links == ["/w"]
+
+
+def test_missing_values_are_usage_errors() -> None:
+    with pytest.raises(ConfigError):
+        split_argv(["--policy"])
+    with pytest.raises(ConfigError):
+        split_argv(["x", "--target"])
+
+
+def test_install_call_is_offline_and_hash_pinned(tmp_path: Path) -> None:
+    _own, pip = split_argv(["-i", "https://idx/", "--user", "-q", "a"])
+    argv = install_argv(pip, tmp_path / "r.txt")
+    for flag in ("--isolated", "--no-index", "--no-deps", "--require-hashes", "--user", "-q"):
+        assert flag in argv
+    assert "-i" not in argv
+    assert "https://idx/" not in argv
+
+
+def test_requirements_pin_the_verified_hash(tmp_path: Path) -> None:
+    (it,) = parse_report(report(item("https://h/Alpha-1.0-py3-none-any.whl", name="Alpha")))
+    text = requirements_text([(it, tmp_path / "Alpha-1.0-py3-none-any.whl", SHA)])
+    assert text.startswith("alpha @ file://")
+    assert text.rstrip().endswith(f"--hash=sha256:{SHA}")
+
+
+def test_pip_env_drops_pip_variables() -> None:
+    env = pip_env({"PIP_INDEX_URL": "x", "pip_find_links": "y", "PATH": "/bin"})
+    assert env["PIP_CONFIG_FILE"]
+    assert "PIP_INDEX_URL" not in env
+    assert "pip_find_links" not in env
+    assert env["PATH"] == "/bin"
