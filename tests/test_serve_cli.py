@@ -1,0 +1,150 @@
+"""The ``safe-pip serve`` command as a process: starts, prints its URL, serves, logs, and stops
+cleanly on SIGINT and SIGTERM."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from safe_pip.serve.pages import JSON_V1
+from support.index_server import IndexServer
+from support.publish import Publisher
+from support.sigstore_ca import TestSigstore
+from test_serve import get
+
+
+@pytest.fixture
+def upstream(sigstore: TestSigstore, tmp_path: Path) -> Iterator[IndexServer]:
+    with IndexServer(tmp_path / "upstream") as srv:
+        pub = Publisher(sigstore, srv, tmp_path / "build")
+        pub.wheel("alpha", "1.0")
+        pub.wheel("alpha", "2.0", signed=False)
+        yield srv
+
+
+def start(args: list[str], tmp: Path) -> subprocess.Popen[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SAFE_PIP_")}
+    env["SAFE_PIP_HOME"] = str(tmp / "home")
+    env["NO_PROXY"] = "127.0.0.1"
+    return subprocess.Popen(
+        [sys.executable, "-m", "safe_pip", "serve", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        cwd=tmp,
+    )
+
+
+def listening_url(proc: subprocess.Popen[str]) -> str:
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    assert line.startswith("safe-pip serve: listening on http://127.0.0.1:"), line
+    return line.split("listening on ", 1)[1].strip()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_cli_serves_and_stops_on_signal(
+    upstream: IndexServer, trust_root: Path, tmp_path: Path, sig: signal.Signals
+) -> None:
+    log = tmp_path / "events.jsonl"
+    proc = start(
+        [
+            "--port",
+            "0",
+            "--upstream",
+            upstream.index_url,
+            "--trust-root",
+            str(trust_root),
+            "--log-json",
+            str(log),
+        ],
+        tmp_path,
+    )
+    try:
+        url = listening_url(proc)
+        assert url.endswith("/simple/")
+        doc = get(url + "alpha/", accept=JSON_V1).json()
+        assert [f["filename"] for f in doc["files"]] == ["alpha-1.0-py3-none-any.whl"]
+        proc.send_signal(sig)
+        _out, err = proc.communicate(timeout=20)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, err
+    assert "Traceback" not in err
+    assert "stopping" in err
+    assert "allowed alpha 1.0" in err
+    assert "REFUSED alpha 2.0" in err
+    events = [json.loads(line) for line in log.read_text().splitlines()]
+    refused = [e for e in events if e["event"] == "refuse"]
+    assert refused[0]["filename"] == "alpha-2.0-py3-none-any.whl"
+    assert refused[0]["code"] == "refused-attestation-downgrade"
+    assert (tmp_path / "home" / "history.sqlite3").exists()
+
+
+def test_cli_port_in_use_is_a_clear_error(
+    upstream: IndexServer, trust_root: Path, tmp_path: Path
+) -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen(1)
+        port = s.getsockname()[1]
+        proc = start(
+            [
+                "--port",
+                str(port),
+                "--upstream",
+                upstream.index_url,
+                "--trust-root",
+                str(trust_root),
+            ],
+            tmp_path,
+        )
+        _out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 2, err
+    assert f"cannot listen on 127.0.0.1:{port}" in err
+    assert "Traceback" not in err
+
+
+def test_cli_rejects_plain_http_upstream_off_loopback(trust_root: Path, tmp_path: Path) -> None:
+    proc = start(
+        [
+            "--port",
+            "0",
+            "--upstream",
+            "http://example.com/simple/",
+            "--trust-root",
+            str(trust_root),
+        ],
+        tmp_path,
+    )
+    _out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 2, err
+    assert "plain http" in err
+
+
+def test_cli_help_is_fast() -> None:
+    t0 = time.monotonic()
+    proc = subprocess.run(
+        [sys.executable, "-m", "safe_pip", "serve", "--help"],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=30,
+    )
+    assert proc.returncode == 0
+    assert "--mode {filter,block}" in proc.stdout
+    assert "--upstream URL" in proc.stdout
+    assert time.monotonic() - t0 < 5
