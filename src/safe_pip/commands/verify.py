@@ -1,0 +1,214 @@
+"""``safe-pip verify``: verify every file a lockfile names, without installing anything."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from safe_pip.commands._common import add_policy_options, add_trust_options
+from safe_pip.errors import ConfigError
+
+DESCRIPTION = """\
+Verify the PEP 740 provenance of every file a lockfile names (every wheel and the sdist of
+every package, whatever platform its markers select), the way `safe-pip install` checks files,
+without installing anything. Reads pylock.toml (PEP 751), requirements files with == pins and
+--hash (pip-compile --generate-hashes), and uv.lock.
+
+Where a pylock.toml package has attestation-identities, every file's verified publisher must
+match one of them; elsewhere the policy file and the known-good history decide. A sha256 in the
+lock that differs from the index's file or from the attested digest is a failure.
+
+exit codes: 0 verified, 1 refused (a file failed), 2 bad lockfile or usage,
+            3 could not check (network, index, trust root)
+
+examples:
+  safe-pip verify pylock.toml
+  safe-pip verify requirements.txt --format sarif --output safe-pip.sarif
+  safe-pip verify --write-identities pylock.toml
+  safe-pip verify pylock.toml --save-evidence .safe-pip-evidence
+  safe-pip verify pylock.toml --offline --evidence .safe-pip-evidence
+"""
+
+_DEFAULT_LOCKS = ("pylock.toml", "uv.lock", "requirements.txt")
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "verify",
+        help="verify every file of a lockfile (pylock.toml, requirements, uv.lock)",
+        description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument(
+        "locks",
+        metavar="LOCKFILE",
+        nargs="*",
+        help="lockfiles to verify (default: ./pylock.toml, ./uv.lock or ./requirements.txt)",
+    )
+    p.add_argument(
+        "--format",
+        choices=("text", "json", "sarif", "junit"),
+        default="text",
+        help="report format (default: text)",
+    )
+    p.add_argument("-o", "--output", metavar="FILE", help="write the report to FILE, not stdout")
+    p.add_argument(
+        "-i",
+        "--index-url",
+        metavar="URL",
+        help="index to find files and provenance on (default: the lock's index, else PyPI); "
+        "overrides the lock's index",
+    )
+    p.add_argument(
+        "--write-identities",
+        metavar="PYLOCK",
+        help="verify PYLOCK and fill attestation-identities of its packages that have none from "
+        "the verified provenance (every file checked); the rest of the file is left unchanged",
+    )
+    p.add_argument(
+        "--download",
+        action="store_true",
+        help="also download every file and hash its bytes (default: verify the attestation for "
+        "the lock's sha256, which is what hash-checking installers enforce)",
+    )
+    p.add_argument(
+        "--save-evidence",
+        metavar="DIR",
+        help="store each file's provenance and the trusted root used in DIR",
+    )
+    p.add_argument(
+        "--evidence",
+        metavar="DIR",
+        help="verify from evidence saved with --save-evidence, with no network at all "
+        "(use with --offline, or --trust-root DIR/trusted_root.json)",
+    )
+    p.add_argument("--no-cache", action="store_true", help="do not use the provenance cache")
+    p.add_argument(
+        "-j", "--jobs", type=int, default=16, metavar="N", help="parallel requests (default 16)"
+    )
+    p.add_argument("-v", "--verbose", action="store_true", help="text: list verified files too")
+    add_trust_options(p)
+    add_policy_options(p)
+    p.set_defaults(func=run)
+
+
+def _lock_paths(args: argparse.Namespace) -> list[Path]:
+    paths = [Path(p) for p in args.locks]
+    if args.write_identities:
+        target = Path(args.write_identities)
+        if target not in paths:
+            paths.append(target)
+    if not paths:
+        for name in _DEFAULT_LOCKS:
+            if Path(name).is_file():
+                return [Path(name)]
+        raise ConfigError(
+            "no lockfile given and none of pylock.toml, uv.lock, requirements.txt found here",
+            fix="name the lockfile: safe-pip verify path/to/pylock.toml",
+        )
+    return paths
+
+
+def run(args: argparse.Namespace) -> int:
+    import os
+
+    from safe_pip.commands._common import (
+        ProgressLine,
+        open_store,
+        policy_from_args,
+        trust_from_args,
+    )
+    from safe_pip.lockfile import detect_format, read_lock
+    from safe_pip.lockverify import (
+        LockChecker,
+        ProvenanceCache,
+        VerifyOptions,
+        default_cache_dir,
+        verify_locks,
+        write_identities,
+    )
+    from safe_pip.report_formats import render
+
+    if args.jobs < 1:
+        raise ConfigError("--jobs must be at least 1")
+    if args.evidence and args.save_evidence:
+        raise ConfigError("--evidence (read) and --save-evidence (write) cannot be combined")
+    if args.evidence and args.download:
+        raise ConfigError("--evidence verifies without network; --download needs it")
+    if args.evidence and not args.trust_root and not args.staging:
+        args.offline = True  # no TUF refresh: the evidence run uses no network at all
+    paths = _lock_paths(args)
+    if args.write_identities and detect_format(Path(args.write_identities)) != "pylock":
+        raise ConfigError(
+            f"--write-identities writes PEP 751 pylock.toml files, not {args.write_identities}"
+        )
+
+    errors: list[str] = []
+    locks = []
+    for path in paths:
+        try:
+            locks.append(read_lock(path))
+        except ConfigError as exc:
+            errors.append(exc.diagnostics())
+    if errors:
+        raise ConfigError("\n".join(errors))
+
+    offline_evidence = Path(args.evidence) if args.evidence else None
+    home = getattr(args, "home", None) or os.environ.get("SAFE_PIP_HOME")
+    cache = None
+    if not args.no_cache and offline_evidence is None:
+        cache = ProvenanceCache(default_cache_dir(home))
+    index_url = args.index_url
+    main_index = (
+        index_url
+        or next((p.index for lock in locks for p in lock.packages if p.index), None)
+        or next((lock.index for lock in locks if lock.index), None)
+    )
+
+    store = open_store(args, readonly=True)
+    try:
+        from safe_pip.check import PYPI_SIMPLE
+
+        checker = LockChecker(
+            cache=cache,
+            trust=trust_from_args(args),
+            policy=policy_from_args(args),
+            store=store,
+            jobs=args.jobs,
+            provenance_index=None if offline_evidence else (main_index or PYPI_SIMPLE),
+            index_history=offline_evidence is None and not args.no_index_history,
+        )
+        opts = VerifyOptions(
+            index_url=index_url,
+            download=args.download,
+            evidence=offline_evidence,
+            save_evidence=Path(args.save_evidence) if args.save_evidence else None,
+            cache_dir=cache.root if cache else None,
+            jobs=args.jobs,
+        )
+        progress = ProgressLine("verifying", quiet=args.format != "text" and not args.output)
+        result = verify_locks(locks, checker, opts, progress=progress)
+    finally:
+        store.close()
+
+    if args.write_identities:
+        target = Path(args.write_identities)
+        for report in result.reports:
+            if report.lock.path == target:
+                result.written[str(target)] = write_identities(target, report)
+
+    text = render(result, args.format, verbose=args.verbose)
+    if args.output:
+        try:
+            Path(args.output).write_text(text, encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError(f"cannot write {args.output}: {exc.strerror or exc}") from exc
+        if args.format != "text":
+            from safe_pip.report_formats import render_text
+
+            sys.stderr.write(render_text(result).splitlines()[-1] + "\n")
+    else:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+    return result.exit_code

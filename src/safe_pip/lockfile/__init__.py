@@ -1,0 +1,59 @@
+"""Lockfile readers: ``pylock.toml`` (PEP 751), requirements files with ``==`` pins and
+``--hash`` (as pip-compile writes them), and ``uv.lock``.
+
+Each reader turns a lock into a :class:`Lock`: its packages, and for each package every file
+the lock names (every wheel and the sdist), with the line of the lock where the entry is, so
+that reports (SARIF, text) can point at it. Readers never touch the network; where a lock does
+not name its files (requirements files list hashes only), :mod:`safe_pip.lockverify` finds
+them on the index.
+
+Malformed locks raise :class:`safe_pip.errors.ConfigError` (exit 2), naming the file and line.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from safe_pip.errors import ConfigError
+from safe_pip.lockfile.model import Lock, LockedFile, LockedPackage, LockFormat
+
+__all__ = ["Lock", "LockFormat", "LockedFile", "LockedPackage", "detect_format", "read_lock"]
+
+
+def detect_format(path: Path) -> LockFormat:
+    """Which reader handles ``path``, from its name (PEP 751 names, uv.lock, else requirements)."""
+    name = path.name.lower()
+    if name == "uv.lock":
+        return "uv"
+    if name == "pylock.toml" or (name.startswith("pylock.") and name.endswith(".toml")):
+        return "pylock"
+    if name.endswith(".toml"):
+        raise ConfigError(
+            f"{path}: cannot tell which lockfile format this is",
+            fix="name it pylock.toml / pylock.<name>.toml (PEP 751) or uv.lock",
+        )
+    return "requirements"
+
+
+def read_lock(path: Path, fmt: LockFormat | None = None) -> Lock:
+    """Read one lockfile. Raises ConfigError (exit 2) when it is unreadable or malformed."""
+    fmt = fmt or detect_format(path)
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"cannot read lockfile {path}: {exc.strerror or exc}") from exc
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 ({exc})") from exc
+    if fmt == "pylock":
+        from safe_pip.lockfile.pylock import parse_pylock
+
+        return parse_pylock(text, path)
+    if fmt == "uv":
+        from safe_pip.lockfile.uvlock import parse_uv_lock
+
+        return parse_uv_lock(text, path)
+    from safe_pip.lockfile.requirements import parse_requirements
+
+    return parse_requirements(text, path)

@@ -1,0 +1,99 @@
+"""``uv.lock``: ``[[package]]`` tables with ``source``, ``sdist`` and ``wheels``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from safe_pip.errors import ConfigError
+from safe_pip.lockfile.model import (
+    Lock,
+    LockedFile,
+    LockedPackage,
+    array_table_spans,
+    filename_from_url,
+    find_line,
+    normalize_sha256,
+)
+from safe_pip.lockfile.pylock import load_toml
+
+
+def _sha(value: Any) -> str | None:
+    if isinstance(value, str) and value.startswith("sha256:"):
+        return normalize_sha256(value[len("sha256:") :])
+    return None
+
+
+def parse_uv_lock(text: str, path: Path) -> Lock:
+    data = load_toml(text, path)
+    raw_packages = data.get("package", [])
+    if not isinstance(raw_packages, list):
+        raise ConfigError(f"{path}: 'package' must be an array of tables")
+    lines = text.splitlines(keepends=True)
+    spans = array_table_spans(lines, "package")
+    packages: list[LockedPackage] = []
+    for i, raw in enumerate(raw_packages):
+        span = spans[i] if len(spans) == len(raw_packages) else None
+        header = span[0] + 1 if span else 1
+        if not isinstance(raw, dict):
+            raise ConfigError(f"{path}:{header}: a [[package]] entry is not a table")
+        name, version = raw.get("name"), raw.get("version")
+        if not isinstance(name, str) or not name:
+            raise ConfigError(f"{path}:{header}: [[package]] without a name")
+        source = raw.get("source") or {}
+        if not isinstance(source, dict):
+            raise ConfigError(f"{path}:{header}: {name}: 'source' must be a table")
+        if any(k in source for k in ("editable", "virtual")):
+            continue  # the project itself / workspace members: nothing from an index
+        index = source.get("registry")
+        unsupported: str | None = None
+        if not isinstance(index, str):
+            index = None
+            kinds = ", ".join(sorted(source)) or "no source"
+            unsupported = f"a non-registry source ({kinds})"
+        if not isinstance(version, str):
+            raise ConfigError(f"{path}:{header}: {name}: [[package]] without a version")
+        files: list[LockedFile] = []
+        entries: list[tuple[str, Any]] = []
+        if raw.get("sdist") is not None:
+            entries.append(("sdist", raw["sdist"]))
+        wheels = raw.get("wheels", [])
+        if not isinstance(wheels, list):
+            raise ConfigError(f"{path}:{header}: {name}: 'wheels' must be an array")
+        entries += [("wheel", w) for w in wheels]
+        for kind, entry in entries:
+            if not isinstance(entry, dict):
+                raise ConfigError(f"{path}:{header}: {name}: a {kind} entry is not a table")
+            url = entry.get("url")
+            filename = entry.get("filename")
+            if not isinstance(filename, str):
+                filename = filename_from_url(url) if isinstance(url, str) else None
+            if not filename:
+                raise ConfigError(f"{path}:{header}: {name}: a {kind} entry has no url")
+            sha = _sha(entry.get("hash"))
+            line = None
+            if span is not None:
+                line = find_line(lines, span, sha) or find_line(lines, span, filename)
+            files.append(
+                LockedFile(
+                    filename=filename,
+                    kind="wheel" if kind == "wheel" else "sdist",
+                    sha256=sha,
+                    url=url if isinstance(url, str) else None,
+                    line=line or header,
+                )
+            )
+        if not files and unsupported is None:
+            unsupported = "an entry that names no wheel or sdist"
+        packages.append(
+            LockedPackage(
+                name=name,
+                version=version,
+                line=header,
+                index=index,
+                files=tuple(files),
+                unsupported=unsupported,
+                position=i,
+            )
+        )
+    return Lock(path=path, format="uv", packages=tuple(packages))

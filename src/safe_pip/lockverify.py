@@ -1,0 +1,959 @@
+"""Verify a whole lockfile: every file each entry names, the way ``install`` checks files.
+
+Steps (``verify_locks``):
+
+1. **Locate.** For each package, read its project page on the index (the lock's ``index``, or
+   ``--index-url``, or PyPI), in parallel. Each file the lock names is found by filename; a
+   requirements file's hashes are matched against the files of the pinned version. A sha256 in
+   the lock that differs from the index's is a failure (``hash-mismatch``); a file the index
+   does not list is a failure (``not-on-index``).
+2. **Check.** The files go through the shared :class:`safe_pip.check.Checker` (parallel fetch
+   and verification, policy, history). Without ``--download`` the attestation is verified for the
+   *lock's* sha256: that digest is what ``pip install --require-hashes`` / ``uv sync`` will
+   enforce, so an attestation for it covers the bytes that get installed. ``--download``
+   fetches and hashes the bytes as well.
+3. **Lock identities.** Where a pylock package has ``attestation-identities``, every file's
+   verified identity must match one of them (:func:`safe_pip.policy.rules.identity_matches`);
+   where it has none, the policy and history decide.
+
+Provenance is cached by file digest under ``$SAFE_PIP_HOME/cache/provenance`` (only material
+that verified is stored; every use re-verifies it; absence and verdicts are never cached).
+``--save-evidence DIR`` keeps each file's provenance and the trusted root used;
+``--evidence DIR`` later verifies from that directory with no network at all.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from packaging.utils import canonicalize_name
+from packaging.version import InvalidVersion, Version
+
+from safe_pip.check import PYPI_SIMPLE, Checker
+from safe_pip.errors import (
+    EXIT_COULD_NOT_CHECK,
+    EXIT_OK,
+    EXIT_REFUSED,
+    ConfigError,
+    CouldNotCheckError,
+    SafePipError,
+)
+from safe_pip.lockfile.model import Lock, LockedFile, LockedPackage
+from safe_pip.models import (
+    Action,
+    FileRef,
+    PublisherIdentity,
+    ReasonCode,
+    Verdict,
+    VerificationResult,
+    VerifyStatus,
+)
+
+if TYPE_CHECKING:
+    from safe_pip.net import ProjectPage
+
+Status = Literal["ok", "warn", "fail", "error"]
+
+#: Codes of lock-level problems (the others are safe_pip.models.ReasonCode values).
+HASH_MISMATCH = "hash-mismatch"
+NOT_ON_INDEX = "not-on-index"
+UNSUPPORTED_SOURCE = "unsupported-source"
+LOCK_IDENTITY_RULE = "pylock attestation-identities"
+
+EVIDENCE_SCHEMA = "safe-pip-evidence/1"
+EVIDENCE_MANIFEST = "safe-pip-evidence.json"
+MAX_PROVENANCE_BYTES = 2 * 1024 * 1024
+
+
+# -- results -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FileOutcome:
+    """The result for one file of one lock entry (or for an entry that names no usable file)."""
+
+    lock: Path
+    package: LockedPackage
+    filename: str  # "" for an entry-level problem
+    kind: str  # wheel | sdist | entry
+    line: int
+    lock_sha256: str | None
+    status: Status
+    code: str
+    reason: str
+    fix: str = ""
+    rule: str = ""
+    detail: str = ""  # the verification's own reason code (e.g. bad-signature)
+    index_sha256: str | None = None
+    identity: PublisherIdentity | None = None
+    expected: tuple[PublisherIdentity, ...] = ()
+    verdict: Verdict | None = field(default=None, compare=False, repr=False)
+
+    @property
+    def verified(self) -> bool:
+        v = self.verdict
+        return bool(v and v.verification and v.verification.verified)
+
+    def to_json(self) -> dict[str, Any]:
+        res = self.verdict.verification if self.verdict else None
+        return {
+            "lock": str(self.lock),
+            "line": self.line,
+            "package": self.package.name,
+            "version": self.package.version,
+            "filename": self.filename or None,
+            "kind": self.kind,
+            "sha256": self.lock_sha256,
+            "index_sha256": self.index_sha256,
+            "status": self.status,
+            "code": self.code,
+            "detail": self.detail or None,
+            "reason": self.reason,
+            "fix": self.fix or None,
+            "rule": self.rule or None,
+            "verified": self.verified,
+            "identity": self.identity.to_json() if self.identity else None,
+            "expected": [e.to_table() for e in self.expected],
+            "predicate_types": list(res.predicate_types) if res else [],
+            "tlog_index": res.tlog_index if res else None,
+            "integrated_time": res.integrated_time if res else None,
+        }
+
+
+@dataclass
+class LockReport:
+    lock: Lock
+    outcomes: list[FileOutcome]
+
+    def count(self, status: Status) -> int:
+        return sum(1 for o in self.outcomes if o.status == status)
+
+
+@dataclass
+class VerifyRun:
+    reports: list[LockReport]
+    trust_root: str
+    elapsed: float = 0.0
+    written: dict[str, list[str]] = field(default_factory=dict)  # lock -> packages filled
+
+    @property
+    def outcomes(self) -> list[FileOutcome]:
+        return [o for r in self.reports for o in r.outcomes]
+
+    @property
+    def exit_code(self) -> int:
+        statuses = {o.status for o in self.outcomes}
+        if "fail" in statuses:
+            return EXIT_REFUSED
+        if "error" in statuses:
+            return EXIT_COULD_NOT_CHECK
+        return EXIT_OK
+
+
+@dataclass(frozen=True)
+class VerifyOptions:
+    index_url: str | None = None  # overrides the lock's index when given
+    download: bool = False
+    evidence: Path | None = None  # verify from saved evidence, no network
+    save_evidence: Path | None = None
+    cache_dir: Path | None = None  # None: no cache
+    jobs: int = 16
+
+
+# -- provenance cache --------------------------------------------------------------------------
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.replace(tmp, path)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+
+
+def _hexdigest_ok(sha256: str) -> bool:
+    return len(sha256) == 64 and all(c in "0123456789abcdef" for c in sha256)
+
+
+class ProvenanceCache:
+    """Fetched provenance by file sha256. A hit is only a candidate: it is verified like a
+    fresh download, so a tampered cache can make a check fail but never pass."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def _path(self, sha256: str) -> Path | None:
+        sha = sha256.lower()
+        if not _hexdigest_ok(sha):
+            return None
+        return self.root / sha[:2] / f"{sha}.json"
+
+    def get(self, sha256: str) -> bytes | None:
+        path = self._path(sha256)
+        if path is None:
+            return None
+        try:
+            with path.open("rb") as fh:
+                data = fh.read(MAX_PROVENANCE_BYTES + 1)
+        except OSError:
+            return None
+        return data if 0 < len(data) <= MAX_PROVENANCE_BYTES else None
+
+    def put(self, sha256: str, provenance: bytes) -> None:
+        path = self._path(sha256)
+        if path is None or len(provenance) > MAX_PROVENANCE_BYTES:
+            return
+        with contextlib.suppress(OSError):  # a cache that cannot be written is no cache
+            _atomic_write(path, provenance)
+
+
+def default_cache_dir(home: str | None) -> Path:
+    if home:
+        return Path(home) / "cache" / "provenance"
+    import platformdirs
+
+    return Path(platformdirs.user_cache_dir("safe-pip")) / "provenance"
+
+
+# -- evidence ----------------------------------------------------------------------------------
+
+
+class Evidence:
+    """A directory of provenance saved by ``--save-evidence``, keyed by sha256 and filename.
+
+    Layout: ``safe-pip-evidence.json`` (manifest), ``trusted_root.json`` (the root the files
+    were verified with, for the record), ``provenance/<sha256>/<filename>.provenance.json``.
+    """
+
+    def __init__(self, root: Path, manifest: dict[str, Any]) -> None:
+        self.root = root
+        self.manifest = manifest
+        self._lock = threading.Lock()
+
+    @classmethod
+    def load(cls, root: Path) -> Evidence:
+        path = root / EVIDENCE_MANIFEST
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise ConfigError(
+                f"no evidence manifest at {path}: {exc.strerror or exc}",
+                fix="create it with `safe-pip verify LOCK --save-evidence DIR`",
+            ) from exc
+        except ValueError as exc:
+            raise ConfigError(f"{path}: not valid JSON: {exc}") from exc
+        if not isinstance(data, dict) or data.get("schema") != EVIDENCE_SCHEMA:
+            raise ConfigError(f"{path}: not a {EVIDENCE_SCHEMA} manifest")
+        if not isinstance(data.get("files"), dict):
+            raise ConfigError(f"{path}: manifest has no 'files' table")
+        return cls(root, data)
+
+    @classmethod
+    def create(cls, root: Path) -> Evidence:
+        try:
+            return cls.load(root)
+        except ConfigError:
+            if (root / EVIDENCE_MANIFEST).exists():
+                raise
+        return cls(root, {"schema": EVIDENCE_SCHEMA, "files": {}})
+
+    def entry(self, sha256: str) -> dict[str, Any] | None:
+        files: dict[str, Any] = self.manifest["files"]
+        entry = files.get(sha256.lower())
+        return entry if isinstance(entry, dict) else None
+
+    def filenames_for(self, sha256: str) -> list[str]:
+        entry = self.entry(sha256)
+        if entry is None or not isinstance(entry.get("filename"), str):
+            return []
+        return [entry["filename"]]
+
+    def provenance(self, ref: FileRef) -> bytes | None:
+        """The saved provenance for ``ref`` (None: it was unsigned when saved). Raises
+        CouldNotCheckError when the evidence does not cover the file."""
+        sha = (ref.sha256 or "").lower()
+        entry = self.entry(sha)
+        if entry is None or entry.get("filename") != ref.filename:
+            raise CouldNotCheckError(
+                f"the evidence in {self.root} has nothing for {ref.filename} ({sha[:16]}...)",
+                fix="re-create it with `safe-pip verify LOCK --save-evidence DIR` after the "
+                "lock changed",
+            )
+        if entry.get("status") == "unsigned":
+            return None
+        rel = entry.get("provenance")
+        if not isinstance(rel, str) or rel.startswith(("/", "\\")) or ".." in Path(rel).parts:
+            raise CouldNotCheckError(f"evidence entry for {ref.filename} is malformed")
+        try:
+            data = (self.root / rel).read_bytes()
+        except OSError as exc:
+            raise CouldNotCheckError(
+                f"cannot read evidence for {ref.filename}: {exc.strerror or exc}"
+            ) from exc
+        if len(data) > MAX_PROVENANCE_BYTES:
+            raise CouldNotCheckError(f"evidence for {ref.filename} is too large")
+        return data
+
+    def add(self, project: str, version: str, result: VerificationResult) -> None:
+        sha = result.sha256.lower()
+        if not _hexdigest_ok(sha) or "/" in result.filename or "\\" in result.filename:
+            return
+        entry: dict[str, Any] = {
+            "filename": result.filename,
+            "project": project,
+            "version": version,
+        }
+        if result.status is VerifyStatus.VERIFIED and result.provenance is not None:
+            rel = f"provenance/{sha}/{result.filename}.provenance.json"
+            _atomic_write(self.root / rel, result.provenance)
+            entry.update(
+                status="verified",
+                provenance=rel,
+                identity=result.identity.to_json() if result.identity else None,
+            )
+        elif result.status is VerifyStatus.UNSIGNED:
+            entry["status"] = "unsigned"
+        else:
+            return
+        with self._lock:
+            self.manifest["files"][sha] = entry
+
+    def save(self, trusted_root: bytes | None, trust_description: str) -> None:
+        if trusted_root is not None:
+            _atomic_write(self.root / "trusted_root.json", trusted_root)
+            self.manifest["trusted_root"] = {
+                "file": "trusted_root.json",
+                "sha256": hashlib.sha256(trusted_root).hexdigest(),
+                "source": trust_description,
+            }
+        self.manifest["saved_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        files = dict(sorted(self.manifest["files"].items()))
+        self.manifest["files"] = files
+        _atomic_write(
+            self.root / EVIDENCE_MANIFEST,
+            (json.dumps(self.manifest, indent=2, sort_keys=False) + "\n").encode(),
+        )
+
+
+def trusted_root_bytes(checker: Checker) -> bytes | None:
+    """The trusted_root.json the checker verifies with (None if it cannot be serialised)."""
+    trust = checker.trust
+    try:
+        if trust.mode == "custom" and trust.path is not None:
+            return trust.path.read_bytes()
+        if trust.mode in ("offline", "staging"):
+            from safe_pip.verify.trust import embedded_trusted_root_path
+
+            return embedded_trusted_root_path(staging=trust.mode == "staging").read_bytes()
+        from safe_pip.verify.trust import load_verifier
+
+        root = load_verifier(trust)._trusted_root
+        text = root._inner.to_json()
+        return text.encode() if isinstance(text, str) else bytes(text)
+    except Exception:
+        return None
+
+
+# -- the checker -------------------------------------------------------------------------------
+
+
+class LockChecker(Checker):
+    """The shared Checker, with provenance from saved evidence or the digest cache first."""
+
+    def __init__(
+        self,
+        *,
+        cache: ProvenanceCache | None = None,
+        evidence: Evidence | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.cache = cache
+        self.evidence = evidence
+        self.cache_hits = 0
+        self._count_lock = threading.Lock()
+
+    def fetch_provenance(self, ref: FileRef) -> bytes | None:
+        if self.evidence is not None:
+            return self.evidence.provenance(ref)
+        if self.cache is not None and ref.sha256:
+            hit = self.cache.get(ref.sha256)
+            if hit is not None:
+                with self._count_lock:
+                    self.cache_hits += 1
+                return hit
+        return super().fetch_provenance(ref)
+
+
+# -- locating files on the index ---------------------------------------------------------------
+
+
+@dataclass
+class _Planned:
+    """One file to check, and every lock place that names it."""
+
+    ref: FileRef
+    places: list[tuple[Path, LockedPackage, LockedFile, str | None]]  # (lock, pkg, file, idx sha)
+
+
+def _same_version(a: str, b: str) -> bool:
+    try:
+        return Version(a) == Version(b)
+    except InvalidVersion:
+        return a == b
+
+
+def _index_for(lock: Lock, pkg: LockedPackage, opts: VerifyOptions) -> str:
+    return opts.index_url or pkg.index or lock.index or PYPI_SIMPLE
+
+
+def _outcome(
+    lock: Path,
+    pkg: LockedPackage,
+    f: LockedFile | None,
+    status: Status,
+    code: str,
+    reason: str,
+    *,
+    fix: str = "",
+    index_sha: str | None = None,
+    rule: str = "lockfile",
+) -> FileOutcome:
+    return FileOutcome(
+        lock=lock,
+        package=pkg,
+        filename=f.filename if f else "",
+        kind=f.kind if f else "entry",
+        line=(f.line if f and f.line else pkg.line),
+        lock_sha256=f.sha256 if f else None,
+        status=status,
+        code=code,
+        reason=reason,
+        fix=fix,
+        rule=rule,
+        index_sha256=index_sha,
+    )
+
+
+def _fetch_pages(
+    checker: Checker, wanted: set[tuple[str, str]], jobs: int
+) -> dict[tuple[str, str], ProjectPage | SafePipError]:
+    from safe_pip.net import SimpleIndex
+
+    clients: dict[str, SimpleIndex] = {}
+    pages: dict[tuple[str, str], ProjectPage | SafePipError] = {}
+
+    for index, _name in wanted:
+        if index not in clients:
+            clients[index] = SimpleIndex(checker.http, index)  # ConfigError on a bad URL
+
+    def one(key: tuple[str, str]) -> tuple[tuple[str, str], ProjectPage | SafePipError]:
+        index, name = key
+        try:
+            return key, clients[index].project(name)
+        except SafePipError as exc:
+            return key, exc
+        except Exception as exc:  # fail closed: could not check
+            return key, CouldNotCheckError(f"{name}: {type(exc).__name__}: {exc}")
+
+    keys = sorted(wanted)
+    if len(keys) <= 1:
+        results = [one(k) for k in keys]
+    else:
+        with ThreadPoolExecutor(max_workers=min(jobs, len(keys))) as pool:
+            results = list(pool.map(one, keys))
+    pages.update(results)
+    return pages
+
+
+def plan(
+    locks: Sequence[Lock], checker: Checker, opts: VerifyOptions, evidence: Evidence | None
+) -> tuple[list[_Planned], list[FileOutcome]]:
+    """FileRefs to check (deduplicated by filename + sha256) and lock-level failures."""
+    from safe_pip.net import ProjectNotFound
+
+    problems: list[FileOutcome] = []
+    planned: dict[tuple[str, str], _Planned] = {}
+
+    def add(
+        lock: Lock, pkg: LockedPackage, f: LockedFile, ref: FileRef, index_sha: str | None
+    ) -> None:
+        key = (ref.filename, ref.sha256 or ref.url or "")
+        entry = planned.get(key)
+        if entry is None:
+            planned[key] = entry = _Planned(ref, [])
+        entry.places.append((lock.path, pkg, f, index_sha))
+
+    pages: dict[tuple[str, str], ProjectPage | SafePipError] = {}
+    if evidence is None:
+        wanted = {
+            (_index_for(lock, pkg, opts), str(canonicalize_name(pkg.name)))
+            for lock in locks
+            for pkg in lock.packages
+            if pkg.unsupported is None
+        }
+        pages = _fetch_pages(checker, wanted, opts.jobs)
+
+    for lock in locks:
+        for pkg in lock.packages:
+            if pkg.unsupported is not None:
+                problems.append(
+                    _outcome(
+                        lock.path,
+                        pkg,
+                        None,
+                        "fail",
+                        UNSUPPORTED_SOURCE,
+                        f"{pkg.name} is locked as {pkg.unsupported}, which carries no PEP 740 "
+                        "provenance",
+                        fix="lock a release from an index, or remove the entry",
+                    )
+                )
+                continue
+            index = _index_for(lock, pkg, opts)
+            if evidence is not None:
+                _plan_offline(lock, pkg, index, evidence, add, problems)
+                continue
+            page = pages[(index, str(canonicalize_name(pkg.name)))]
+            if isinstance(page, SafePipError):
+                gone = isinstance(page, ProjectNotFound)
+                problems.extend(
+                    _outcome(
+                        lock.path,
+                        pkg,
+                        f,
+                        "fail" if gone else "error",
+                        NOT_ON_INDEX if gone else ReasonCode.COULD_NOT_CHECK.value,
+                        page.message,
+                        fix=page.fix or "",
+                    )
+                    for f in (pkg.files or (None,))
+                )
+                continue
+            _plan_online(lock, pkg, index, page, opts, add, problems)
+    return list(planned.values()), problems
+
+
+def _plan_online(
+    lock: Lock,
+    pkg: LockedPackage,
+    index: str,
+    page: ProjectPage,
+    opts: VerifyOptions,
+    add: Callable[[Lock, LockedPackage, LockedFile, FileRef, str | None], None],
+    problems: list[FileOutcome],
+) -> None:
+    by_name = {f.filename: f for f in page.files}
+    files = list(pkg.files)
+    if not files:  # requirements: hashes only -> the index's files of that version
+        release = [f for f in page.files if _same_version(f.version, pkg.version)]
+        if not release:
+            problems.append(
+                _outcome(
+                    lock.path,
+                    pkg,
+                    None,
+                    "fail",
+                    NOT_ON_INDEX,
+                    f"{pkg.name}=={pkg.version} has no files on {index}",
+                    fix="check the pin and the index URL",
+                )
+            )
+            return
+        if pkg.hashes:
+            by_sha = {f.sha256: f for f in release if f.sha256}
+            for sha in pkg.hashes:
+                cand = by_sha.get(sha)
+                if cand is None:
+                    problems.append(
+                        _outcome(
+                            lock.path,
+                            pkg,
+                            LockedFile(filename="", kind="wheel", sha256=sha, line=pkg.line),
+                            "fail",
+                            HASH_MISMATCH,
+                            f"no file of {pkg.name}=={pkg.version} on {index} has the locked "
+                            f"sha256 {sha}",
+                            fix="the index's files changed since the lock was made: find out "
+                            "why before re-locking",
+                        )
+                    )
+                    continue
+                files.append(
+                    LockedFile(filename=cand.filename, kind=_kind(cand.filename), sha256=sha)
+                )
+        else:
+            files = [
+                LockedFile(filename=f.filename, kind=_kind(f.filename), sha256=None)
+                for f in release
+            ]
+    for f in files:
+        cand = by_name.get(f.filename)
+        line_f = f if f.line else replace(f, line=pkg.line)
+        if cand is None:
+            problems.append(
+                _outcome(
+                    lock.path,
+                    pkg,
+                    line_f,
+                    "fail",
+                    NOT_ON_INDEX,
+                    f"{f.filename} is not listed on {index}",
+                    fix="the file was removed from the index, or the lock names another index",
+                )
+            )
+            continue
+        if f.sha256 and cand.sha256 and f.sha256 != cand.sha256:
+            problems.append(
+                _outcome(
+                    lock.path,
+                    pkg,
+                    line_f,
+                    "fail",
+                    HASH_MISMATCH,
+                    f"the lock says sha256 {f.sha256}, the index's file has {cand.sha256}",
+                    fix="the file on the index is not the file that was locked: find out why "
+                    "before re-locking",
+                    index_sha=cand.sha256,
+                )
+            )
+            continue
+        file_sha = f.sha256 or cand.sha256
+        download = opts.download or file_sha is None
+        ref = FileRef(
+            project=pkg.name,
+            version=pkg.version,
+            filename=f.filename,
+            url=(f.url or cand.url) if download else None,
+            sha256=file_sha,
+            index=index,
+            provenance_url=cand.provenance_url,
+            yanked=cand.yanked,
+            upload_time=cand.upload_time,
+            size=cand.size,
+        )
+        add(lock, pkg, line_f, ref, cand.sha256)
+
+
+def _plan_offline(
+    lock: Lock,
+    pkg: LockedPackage,
+    index: str,
+    evidence: Evidence,
+    add: Callable[[Lock, LockedPackage, LockedFile, FileRef, str | None], None],
+    problems: list[FileOutcome],
+) -> None:
+    files = list(pkg.files)
+    if not files:
+        for sha in pkg.hashes:
+            names = evidence.filenames_for(sha)
+            if not names:
+                problems.append(
+                    _outcome(
+                        lock.path,
+                        pkg,
+                        LockedFile(filename="", kind="wheel", sha256=sha, line=pkg.line),
+                        "error",
+                        ReasonCode.COULD_NOT_CHECK.value,
+                        f"the evidence in {evidence.root} has no file of {pkg.name}=={pkg.version}"
+                        f" with sha256 {sha}",
+                        fix="re-create it with --save-evidence after the lock changed",
+                    )
+                )
+                continue
+            files.append(LockedFile(filename=names[0], kind=_kind(names[0]), sha256=sha))
+        if not pkg.hashes:
+            problems.append(
+                _outcome(
+                    lock.path,
+                    pkg,
+                    None,
+                    "error",
+                    ReasonCode.COULD_NOT_CHECK.value,
+                    f"{pkg.name}=={pkg.version} has no --hash: offline verification needs the "
+                    "lock to pin file hashes",
+                    fix="lock with --generate-hashes",
+                )
+            )
+    for f in files:
+        line_f = f if f.line else replace(f, line=pkg.line)
+        if not f.sha256:
+            problems.append(
+                _outcome(
+                    lock.path,
+                    pkg,
+                    line_f,
+                    "error",
+                    ReasonCode.COULD_NOT_CHECK.value,
+                    f"{f.filename} has no sha256 in the lock: nothing to verify offline",
+                )
+            )
+            continue
+        ref = FileRef(
+            project=pkg.name,
+            version=pkg.version,
+            filename=f.filename,
+            sha256=f.sha256,
+            index=index,
+        )
+        add(lock, pkg, line_f, ref, None)
+
+
+def _kind(filename: str) -> Literal["wheel", "sdist"]:
+    return "wheel" if filename.endswith(".whl") else "sdist"
+
+
+# -- deciding with the lock's identities -------------------------------------------------------
+
+
+def _code_of(verdict: Verdict) -> tuple[str, str]:
+    res = verdict.verification
+    detail = res.reason_code if res is not None and res.reason_code != "ok" else ""
+    if res is not None and res.reason_code == HASH_MISMATCH:
+        return HASH_MISMATCH, ""
+    return verdict.code.value, detail
+
+
+def _status_of(verdict: Verdict) -> Status:
+    if verdict.code is ReasonCode.COULD_NOT_CHECK:
+        return "error"
+    if verdict.action is Action.REFUSE:
+        return "fail"
+    if verdict.action is Action.WARN:
+        return "warn"
+    return "ok"
+
+
+def apply_lock_identities(
+    lock: Path, pkg: LockedPackage, f: LockedFile, verdict: Verdict, index_sha: str | None
+) -> FileOutcome:
+    """The outcome for one file: the policy's verdict, overridden by the lock's identities."""
+    res = verdict.verification
+    code, detail = _code_of(verdict)
+    out = FileOutcome(
+        lock=lock,
+        package=pkg,
+        filename=f.filename,
+        kind=f.kind,
+        line=f.line or pkg.line,
+        lock_sha256=f.sha256,
+        status=_status_of(verdict),
+        code=code,
+        detail=detail,
+        reason=verdict.reason,
+        fix=verdict.fix,
+        rule=verdict.rule,
+        index_sha256=index_sha,
+        identity=verdict.identity or (res.identity if res else None),
+        expected=verdict.expected,
+        verdict=verdict,
+    )
+    expected = pkg.identities
+    if not expected or res is None:
+        return out
+    out = replace(out, expected=expected)
+    names = "; ".join(e.describe() for e in expected)
+    if res.status is VerifyStatus.VERIFIED and res.identity is not None:
+        from safe_pip.policy.rules import identity_matches
+
+        if any(identity_matches(res.identity, e) for e in expected):
+            if verdict.code is ReasonCode.REFUSED_UNEXPECTED_PUBLISHER:
+                return out  # the policy file's own allowlist still applies
+            return replace(
+                out,
+                status="ok",
+                code=ReasonCode.VERIFIED_ALLOWLISTED.value,
+                detail="",
+                reason=f"verified: published by {res.identity.describe()}, as the lock expects",
+                rule=LOCK_IDENTITY_RULE,
+                fix="",
+            )
+        return replace(
+            out,
+            status="fail",
+            code=ReasonCode.REFUSED_UNEXPECTED_PUBLISHER.value,
+            detail="",
+            reason=f"published by {res.identity.describe()}, but the lock's "
+            f"attestation-identities expect {names}",
+            rule=LOCK_IDENTITY_RULE,
+            fix="if the new publisher is legitimate (check the project's announcement), "
+            "update attestation-identities for this package in the lock and review the change",
+        )
+    if res.status is VerifyStatus.UNSIGNED:
+        return replace(
+            out,
+            status="fail",
+            code=ReasonCode.REFUSED_UNSIGNED.value,
+            detail="no-provenance",
+            reason=f"the index has no provenance for this file, but the lock's "
+            f"attestation-identities expect {names}",
+            rule=LOCK_IDENTITY_RULE,
+            fix="do not install it: an attested project stopped attesting (or the index hides "
+            "its provenance)",
+        )
+    return out
+
+
+# -- the run -----------------------------------------------------------------------------------
+
+
+Progress = Callable[[int, int, str], None]
+
+
+def verify_locks(
+    locks: Sequence[Lock],
+    checker: LockChecker,
+    opts: VerifyOptions,
+    *,
+    progress: Progress | None = None,
+) -> VerifyRun:
+    """Verify every file of every lock; return all outcomes (problems never stop the run)."""
+    started = time.monotonic()
+    evidence = Evidence.load(opts.evidence) if opts.evidence is not None else None
+    if evidence is not None:
+        checker.evidence = evidence
+    planned, problems = plan(locks, checker, opts, evidence)
+
+    refs = [p.ref for p in planned]
+    with tempfile.TemporaryDirectory(prefix="safe-pip-verify-") as tmp:
+        verdicts = checker.check(refs, download_dir=Path(tmp), progress=progress)
+
+    save = Evidence.create(opts.save_evidence) if opts.save_evidence is not None else None
+    outcomes: dict[Path, list[FileOutcome]] = {lock.path: [] for lock in locks}
+    for item in problems:
+        outcomes[item.lock].append(item)
+    for p, verdict in zip(planned, verdicts, strict=False):
+        res = verdict.verification
+        cache = checker.cache if evidence is None else None
+        if cache is not None and res is not None and res.verified and res.provenance is not None:
+            cache.put(res.sha256, res.provenance)  # only material that verified
+        if save is not None and res is not None:
+            save.add(p.ref.project, p.ref.version, res)
+        for lock_path, pkg, f, index_sha in p.places:
+            outcomes[lock_path].append(apply_lock_identities(lock_path, pkg, f, verdict, index_sha))
+    if save is not None:
+        save.save(trusted_root_bytes(checker), checker.trust.describe())
+
+    reports = []
+    for lock in locks:
+        items = sorted(outcomes[lock.path], key=lambda o: (o.package.position, o.line, o.filename))
+        reports.append(LockReport(lock, items))
+    return VerifyRun(reports, checker.trust.describe(), time.monotonic() - started)
+
+
+# -- writing attestation-identities ------------------------------------------------------------
+
+
+def identities_to_write(report: LockReport) -> dict[int, list[dict[str, str]]]:
+    """For each pylock package (by position) without identities whose every file verified and
+    was allowed: the distinct identity tables seen, first seen first."""
+    by_pkg: dict[int, list[FileOutcome]] = {}
+    for o in report.outcomes:
+        by_pkg.setdefault(o.package.position, []).append(o)
+    out: dict[int, list[dict[str, str]]] = {}
+    for pkg in report.lock.packages:
+        if pkg.identities is not None or pkg.unsupported is not None:
+            continue
+        items = by_pkg.get(pkg.position, [])
+        if not items or len(items) != len(pkg.files):
+            continue
+        if any(
+            o.status not in ("ok", "warn") or not o.verified or o.identity is None for o in items
+        ):
+            continue
+        tables: list[dict[str, str]] = []
+        for o in items:
+            assert o.identity is not None
+            table = o.identity.to_table()
+            if table not in tables:
+                tables.append(table)
+        out[pkg.position] = tables
+    return out
+
+
+def _toml_str(value: str) -> str:
+    return json.dumps(value, ensure_ascii=False)
+
+
+def insert_identities(text: str, identities: dict[int, list[dict[str, str]]]) -> str:
+    """``text`` with ``[[packages.attestation-identities]]`` tables appended to the given
+    packages; every other byte is left as it was. Raises ConfigError when the layout is not one
+    this can edit safely (checked by re-parsing)."""
+    from safe_pip.lockfile.model import array_table_spans
+    from safe_pip.lockfile.pylock import load_toml
+
+    if not identities:
+        return text
+    nl = "\r\n" if "\r\n" in text else "\n"
+    lines = text.splitlines(keepends=True)
+    before = load_toml(text, Path("pylock.toml"))
+    packages = before.get("packages", [])
+    spans = array_table_spans(lines, "packages")
+    if len(spans) != len(packages):
+        raise ConfigError(
+            "cannot add attestation-identities: the lock's [[packages]] tables could not be "
+            "located line by line (inline tables?)",
+            fix="write the packages as [[packages]] tables",
+        )
+    inserts: dict[int, str] = {}
+    for pos, tables in identities.items():
+        start, end = spans[pos]
+        last = end - 1
+        # trailing blank and comment lines belong to what follows (e.g. the next entry)
+        while last > start and (not lines[last].strip() or lines[last].lstrip().startswith("#")):
+            last -= 1
+        block = "".join(
+            nl
+            + "[[packages.attestation-identities]]"
+            + nl
+            + "".join(f"{k} = {_toml_str(v)}{nl}" for k, v in table.items())
+            for table in tables
+        )
+        if not lines[last].endswith(("\n", "\r")):
+            block = nl + block  # the package ends the file without a final newline
+        inserts[last] = block
+    out = []
+    for i, line in enumerate(lines):
+        out.append(line)
+        if i in inserts:
+            out.append(inserts[i])
+    new_text = "".join(out)
+    after = load_toml(new_text, Path("pylock.toml"))
+    expected = json.loads(json.dumps(before, default=str))
+    for pos, tables in identities.items():
+        expected["packages"][pos]["attestation-identities"] = tables
+    if json.loads(json.dumps(after, default=str)) != expected:
+        raise ConfigError(
+            "cannot add attestation-identities safely to this lock's layout (the edited file "
+            "would not parse to the same data)"
+        )
+    return new_text
+
+
+def write_identities(path: Path, report: LockReport) -> list[str]:
+    """Fill attestation-identities in the pylock at ``path``; return the packages written."""
+    todo = identities_to_write(report)
+    if not todo:
+        return []
+    raw = path.read_bytes()
+    text = raw.decode("utf-8")
+    new_text = insert_identities(text, todo)
+    mode = path.stat().st_mode & 0o7777
+    _atomic_write(path, new_text.encode("utf-8"))
+    os.chmod(path, mode)
+    names = {p.position: p.name for p in report.lock.packages}
+    return [names[pos] for pos in sorted(todo)]

@@ -1,0 +1,361 @@
+"""Output formats of ``safe-pip verify``: text, JSON (schema ``safe-pip-verify/1``, see
+docs/verify.md), SARIF 2.1.0 (GitHub code scanning) and JUnit XML.
+
+Every string that came from a lock, an index or a certificate passes through
+:func:`safe_pip.render.clean` (JSON through :func:`safe_pip.render.clean_json`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from safe_pip import __version__
+from safe_pip.lockverify import (
+    HASH_MISMATCH,
+    NOT_ON_INDEX,
+    UNSUPPORTED_SOURCE,
+    FileOutcome,
+    VerifyRun,
+)
+from safe_pip.render import clean, clean_json
+
+JSON_SCHEMA = "safe-pip-verify/1"
+SARIF_SCHEMA_URI = "https://json.schemastore.org/sarif-2.1.0.json"
+INFO_URI = "https://github.com/safe-pip/safe-pip"
+
+FORMATS = ("text", "json", "sarif", "junit")
+
+#: SARIF rules: one per problem code (stable ids; scripts and dashboards key on them).
+RULES: dict[str, tuple[str, str, str]] = {
+    # id: (name, short description, help)
+    "refused-unexpected-publisher": (
+        "UnexpectedPublisher",
+        "A file was published by an identity the lock or policy does not expect",
+        "The attestation verified, but names another Trusted Publisher than the lock's "
+        "attestation-identities (or the policy's publishers). Treat as a possible account or "
+        "repository takeover until the project confirms the change.",
+    ),
+    "refused-unsigned": (
+        "UnsignedFile",
+        "A file has no PEP 740 provenance",
+        "The index has no attestation for the file. Allow it only through a reviewed "
+        "[[unsigned]] policy entry.",
+    ),
+    "refused-invalid-attestation": (
+        "InvalidAttestation",
+        "A file's provenance does not verify",
+        "The provenance exists but its signature, certificate chain, transparency-log entry "
+        "or subject does not verify for the locked bytes. Treat as an attack.",
+    ),
+    "refused-publisher-change": (
+        "PublisherChange",
+        "A project's publisher changed against its known-good history",
+        "Earlier releases were published by another identity.",
+    ),
+    "refused-attestation-downgrade": (
+        "AttestationDowngrade",
+        "A project that used to attest its releases published this one without attestation",
+        "Earlier releases carried attestations; this file does not.",
+    ),
+    HASH_MISMATCH: (
+        "HashMismatch",
+        "The lock's sha256 differs from the index's file",
+        "The bytes on the index are not the bytes that were locked. Find out why before "
+        "re-locking.",
+    ),
+    NOT_ON_INDEX: (
+        "NotOnIndex",
+        "A locked file or project is not on the index",
+        "The index no longer lists the file the lock names, or the lock names another index.",
+    ),
+    UNSUPPORTED_SOURCE: (
+        "UnsupportedSource",
+        "A lock entry is not an index release",
+        "VCS, directory, editable and direct-URL entries carry no PEP 740 provenance.",
+    ),
+    "could-not-check": (
+        "CouldNotCheck",
+        "A file could not be checked",
+        "The index, the network or the trust root was unavailable: nothing was verified.",
+    ),
+}
+_WARN_RULE = ("AllowedWithWarning", "A file was allowed with a warning", "See the message.")
+
+
+def _rel(path: Path) -> str:
+    """The lock's path as SARIF wants it: relative to the working directory, POSIX slashes."""
+    try:
+        rel = os.path.relpath(path)
+    except ValueError:
+        rel = str(path)
+    if rel.startswith(".."):
+        rel = str(path.resolve())
+    return str(PurePosixPath(*Path(rel).parts))
+
+
+def _counts(run: VerifyRun) -> dict[str, int]:
+    outs = run.outcomes
+    return {
+        "files": len(outs),
+        "ok": sum(1 for o in outs if o.status == "ok"),
+        "warn": sum(1 for o in outs if o.status == "warn"),
+        "fail": sum(1 for o in outs if o.status == "fail"),
+        "error": sum(1 for o in outs if o.status == "error"),
+    }
+
+
+def _what(o: FileOutcome) -> str:
+    name = f"{o.package.name} {o.package.version}".strip()
+    return f"{name} {o.filename}".strip() if o.filename else name
+
+
+# -- JSON --------------------------------------------------------------------------------------
+
+
+def to_json(run: VerifyRun) -> dict[str, Any]:
+    return {
+        "schema": JSON_SCHEMA,
+        "tool": {"name": "safe-pip", "version": __version__},
+        "trust_root": run.trust_root,
+        "exit_code": run.exit_code,
+        "elapsed_seconds": round(run.elapsed, 3),
+        "summary": _counts(run),
+        "locks": [
+            {
+                "path": str(r.lock.path),
+                "format": r.lock.format,
+                "packages": len(r.lock.packages),
+                "identities_written": run.written.get(str(r.lock.path), []),
+                "files": [o.to_json() for o in r.outcomes],
+            }
+            for r in run.reports
+        ],
+    }
+
+
+def render_json(run: VerifyRun) -> str:
+    return json.dumps(clean_json(to_json(run)), indent=2) + "\n"
+
+
+# -- text --------------------------------------------------------------------------------------
+
+_MARK = {"ok": "ok", "warn": "WARN", "fail": "FAIL", "error": "ERROR"}
+
+
+def render_text(run: VerifyRun, *, verbose: bool = False) -> str:
+    out: list[str] = []
+    for r in run.reports:
+        out.append(f"{clean(r.lock.path)} ({r.lock.format}, {len(r.lock.packages)} packages)")
+        for o in r.outcomes:
+            if o.status == "ok" and not verbose:
+                continue
+            where = f"{clean(_rel(o.lock))}:{o.line}"
+            out.append(f"  {_MARK[o.status]:5} {where}  {clean(_what(o))}")
+            out.append(f"        {o.code}: {clean(o.reason, limit=600)}")
+            if o.identity is not None and o.status != "ok":
+                out.append(f"        identity seen: {clean(o.identity.describe())}")
+            if o.expected and o.status != "ok":
+                out.append(
+                    "        expected: " + "; ".join(clean(e.describe()) for e in o.expected)
+                )
+            if o.fix and o.status in ("fail", "error"):
+                out.append(f"        fix: {clean(o.fix, limit=600)}")
+        written = run.written.get(str(r.lock.path))
+        if written:
+            out.append(
+                f"  wrote attestation-identities for {len(written)} package(s): "
+                + ", ".join(clean(n) for n in written)
+            )
+    c = _counts(run)
+    out.append(
+        f"{c['files']} file(s) checked: {c['ok']} verified, {c['warn']} allowed with warnings, "
+        f"{c['fail']} failed, {c['error']} could not be checked ({run.elapsed:.2f}s; "
+        f"{clean(run.trust_root)})"
+    )
+    return "\n".join(out) + "\n"
+
+
+# -- SARIF 2.1.0 -------------------------------------------------------------------------------
+
+
+def _fingerprint(o: FileOutcome) -> str:
+    key = "\0".join((str(o.lock), o.package.name, o.package.version, o.filename, o.code))
+    return hashlib.sha256(key.encode()).hexdigest()[:32]
+
+
+def to_sarif(run: VerifyRun) -> dict[str, Any]:
+    problems = [o for o in run.outcomes if o.status != "ok"]
+    rule_ids: list[str] = []
+    for o in problems:
+        rid = o.code if o.status != "warn" else f"warning/{o.code}"
+        if rid not in rule_ids:
+            rule_ids.append(rid)
+    rules = []
+    for rid in rule_ids:
+        name, short, help_text = RULES.get(
+            rid, _WARN_RULE if rid.startswith("warning/") else None
+        ) or (
+            "Refused",
+            "A file was refused",
+            "See the message.",
+        )
+        rules.append(
+            {
+                "id": rid,
+                "name": name,
+                "shortDescription": {"text": short},
+                "fullDescription": {"text": help_text},
+                "help": {"text": help_text},
+                "helpUri": f"{INFO_URI}/blob/main/docs/verify.md",
+                "defaultConfiguration": {
+                    "level": "warning" if rid.startswith("warning/") else "error"
+                },
+                "properties": {"tags": ["security", "supply-chain"], "precision": "high"},
+            }
+        )
+    results = []
+    for o in problems:
+        rid = o.code if o.status != "warn" else f"warning/{o.code}"
+        text = f"{_what(o)}: {o.reason}"
+        if o.fix and o.status in ("fail", "error"):
+            text += f" Fix: {o.fix}"
+        props: dict[str, Any] = {
+            "package": o.package.name,
+            "version": o.package.version,
+            "filename": o.filename,
+            "status": o.status,
+        }
+        if o.identity is not None:
+            props["identity"] = o.identity.to_table()
+        if o.expected:
+            props["expected"] = [e.to_table() for e in o.expected]
+        results.append(
+            {
+                "ruleId": rid,
+                "ruleIndex": rule_ids.index(rid),
+                "level": "warning" if o.status == "warn" else "error",
+                "message": {"text": clean(text, limit=2000)},
+                "locations": [
+                    {
+                        "physicalLocation": {
+                            "artifactLocation": {
+                                "uri": _rel(o.lock),
+                                "uriBaseId": "%SRCROOT%",
+                            },
+                            "region": {"startLine": max(1, o.line)},
+                        }
+                    }
+                ],
+                "partialFingerprints": {"safePipFinding/v1": _fingerprint(o)},
+                "properties": clean_json(props),
+            }
+        )
+    return {
+        "$schema": SARIF_SCHEMA_URI,
+        "version": "2.1.0",
+        "runs": [
+            {
+                "tool": {
+                    "driver": {
+                        "name": "safe-pip",
+                        "version": __version__,
+                        "semanticVersion": __version__,
+                        "informationUri": INFO_URI,
+                        "rules": rules,
+                    }
+                },
+                "automationDetails": {"id": "safe-pip-verify/"},
+                "invocations": [
+                    {
+                        "executionSuccessful": run.exit_code in (0, 1),
+                        "exitCode": run.exit_code,
+                    }
+                ],
+                "results": results,
+            }
+        ],
+    }
+
+
+def render_sarif(run: VerifyRun) -> str:
+    return json.dumps(to_sarif(run), indent=2) + "\n"
+
+
+# -- JUnit XML ---------------------------------------------------------------------------------
+
+
+def render_junit(run: VerifyRun) -> str:
+    import xml.etree.ElementTree as ET
+
+    c = _counts(run)
+    root = ET.Element(
+        "testsuites",
+        {
+            "name": "safe-pip verify",
+            "tests": str(c["files"]),
+            "failures": str(c["fail"]),
+            "errors": str(c["error"]),
+            "skipped": "0",
+            "time": f"{run.elapsed:.3f}",
+        },
+    )
+    for r in run.reports:
+        outs = r.outcomes
+        suite = ET.SubElement(
+            root,
+            "testsuite",
+            {
+                "name": clean(_rel(r.lock.path)),
+                "tests": str(len(outs)),
+                "failures": str(sum(1 for o in outs if o.status == "fail")),
+                "errors": str(sum(1 for o in outs if o.status == "error")),
+                "skipped": "0",
+                "time": f"{run.elapsed:.3f}",
+            },
+        )
+        for o in outs:
+            case = ET.SubElement(
+                suite,
+                "testcase",
+                {
+                    "classname": clean(f"{_rel(r.lock.path)}.{o.package.name}"),
+                    "name": clean(o.filename or f"{o.package.name} {o.package.version}"),
+                    "file": clean(_rel(r.lock.path)),
+                    "line": str(o.line),
+                    "time": "0",
+                },
+            )
+            message = clean(o.reason, limit=1000)
+            body = [f"{_rel(o.lock)}:{o.line}: {o.code}: {o.reason}"]
+            if o.identity is not None:
+                body.append(f"identity seen: {o.identity.describe()}")
+            if o.expected:
+                body.append("expected: " + "; ".join(e.describe() for e in o.expected))
+            if o.fix:
+                body.append(f"fix: {o.fix}")
+            details = "\n".join(clean(b, limit=1000) for b in body)
+            if o.status == "fail":
+                el = ET.SubElement(case, "failure", {"type": o.code, "message": message})
+                el.text = details
+            elif o.status == "error":
+                el = ET.SubElement(case, "error", {"type": o.code, "message": message})
+                el.text = details
+            else:
+                out = ET.SubElement(case, "system-out")
+                out.text = details
+    ET.indent(root)
+    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
+
+
+def render(run: VerifyRun, fmt: str, *, verbose: bool = False) -> str:
+    if fmt == "json":
+        return render_json(run)
+    if fmt == "sarif":
+        return render_sarif(run)
+    if fmt == "junit":
+        return render_junit(run)
+    return render_text(run, verbose=verbose)

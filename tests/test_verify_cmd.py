@@ -1,0 +1,373 @@
+"""``safe-pip verify`` end to end: a local index, test-signed packages, the real verifier."""
+
+from __future__ import annotations
+
+import base64
+import difflib
+import json
+import socket
+import xml.etree.ElementTree as ET
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from safe_pip._cli import main
+from support.index_server import IndexServer
+from support.packages import build_wheel, sha256_file
+from support.publish import Publisher, default_identity
+from support.sigstore_ca import GitHubIdentity, TestSigstore, provenance_json
+from verify_helpers import pylock_text, requirements_text, uv_lock_text
+
+GOOD = [f"pkg{i:02d}" for i in range(20)]
+SCHEMA = Path(__file__).parent / "data" / "sarif-schema-2.1.0.json"
+
+
+def _ident(name: str) -> dict[str, str]:
+    return {"kind": "GitHub", "repository": f"acme/{name}", "workflow": "release.yml"}
+
+
+@pytest.fixture(scope="module")
+def index(
+    sigstore: TestSigstore, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[IndexServer]:
+    """20 good projects (some with an sdist and a second wheel) and four bad ones."""
+    root = tmp_path_factory.mktemp("verify-index")
+    with IndexServer(root / "index") as server:
+        pub = Publisher(sigstore, server, root / "build")
+        for i, name in enumerate(GOOD):
+            pub.wheel(name, "1.0")
+            if i % 4 == 0:
+                pub.sdist(name, "1.0")
+            if i % 5 == 0:  # a platform wheel: verified too, whatever the platform
+                path = build_wheel(root / "extra" / name, name, "1.0", tag="cp311-cp311-win_amd64")
+                ident = default_identity(name)
+                att = sigstore.attest(path.name, sha256_file(path), ident)
+                server.add_file(path, project=name, provenance=provenance_json([att], ident))
+        pub.wheel("hijacked", "1.0", identity=GitHubIdentity(repository="evil/hijacked"))
+        pub.wheel("nosig", "1.0", signed=False)
+        pub.wheel("tampered", "1.0")
+        pub.wheel("badhash", "1.0")
+        dist = server.dists("tampered")[0]
+        prov = json.loads(dist.provenance_path.read_bytes())
+        env = prov["attestation_bundles"][0]["attestations"][0]["envelope"]
+        sig = bytearray(base64.b64decode(env["signature"]))
+        sig[-1] ^= 0x01
+        env["signature"] = base64.b64encode(bytes(sig)).decode()
+        server.set_provenance("tampered", dist.filename, json.dumps(prov).encode())
+        yield server
+
+
+def _run(
+    args: list[str], capsys: pytest.CaptureFixture[str], trust_root: Path
+) -> tuple[int, str, str]:
+    capsys.readouterr()
+    code = main(["verify", *args, "--trust-root", str(trust_root)])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def _files(doc: dict[str, Any]) -> list[dict[str, Any]]:
+    return [f for lock in doc["locks"] for f in lock["files"]]
+
+
+def _line_of(text: str, needle: str) -> int:
+    for n, line in enumerate(text.splitlines(), start=1):
+        if needle in line:
+            return n
+    raise AssertionError(needle)
+
+
+def test_pylock_of_20_packages_with_identities_passes(
+    index: IndexServer, workdir: Path, trust_root: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    lock = workdir / "pylock.toml"
+    lock.write_text(pylock_text(index, GOOD, identities={n: [_ident(n)] for n in GOOD}))
+    code, out, err = _run([str(lock), "--format", "json"], capsys, trust_root)
+    assert code == 0, out + err
+    doc = json.loads(out)
+    files = _files(doc)
+    expected = sum(len(index.dists(n)) for n in GOOD)
+    assert len(files) == expected > 20  # every wheel and sdist, not one per package
+    assert all(f["status"] == "ok" and f["verified"] for f in files)
+    assert {f["rule"] for f in files} == {"pylock attestation-identities"}
+    assert any(f["filename"].endswith("win_amd64.whl") for f in files)
+    assert any(f["kind"] == "sdist" for f in files)
+    assert doc["schema"] == "safe-pip-verify/1"
+    assert doc["exit_code"] == 0
+
+
+def _bad_lock(index: IndexServer, workdir: Path) -> tuple[Path, str]:
+    names = [*GOOD, "hijacked", "nosig", "tampered", "badhash"]
+    bad_file = index.dists("badhash")[0].filename
+    text = pylock_text(
+        index,
+        names,
+        identities={n: [_ident(n)] for n in names},
+        hash_override={bad_file: "ab" * 32},
+    )
+    lock = workdir / "pylock.toml"
+    lock.write_text(text)
+    return lock, text
+
+
+def test_each_problem_fails_with_its_own_reason_and_line(
+    index: IndexServer, workdir: Path, trust_root: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    lock, text = _bad_lock(index, workdir)
+    code, out, err = _run([str(lock), "--format", "json"], capsys, trust_root)
+    assert code == 1, err
+    files = {f["package"]: f for f in _files(json.loads(out))}
+    bad = {n: f for n, f in files.items() if f["status"] != "ok"}
+    assert set(bad) == {"hijacked", "nosig", "tampered", "badhash"}
+    assert bad["hijacked"]["code"] == "refused-unexpected-publisher"
+    assert bad["hijacked"]["identity"]["repository"] == "evil/hijacked"
+    assert bad["hijacked"]["expected"] == [_ident("hijacked")]
+    assert bad["nosig"]["code"] == "refused-unsigned"
+    assert bad["tampered"]["code"] == "refused-invalid-attestation"
+    assert bad["tampered"]["detail"] == "bad-signature"
+    assert bad["badhash"]["code"] == "hash-mismatch"
+    assert bad["badhash"]["index_sha256"] == sha256_file(index.dists("badhash")[0].path)
+    for name, f in bad.items():
+        sha = f["sha256"]
+        assert f["line"] == _line_of(text, sha), name  # the lock line naming that file
+        assert f["reason"]
+        assert f["fix"]
+    # the text report lists all four at once, with lock:line
+    code, out, _ = _run([str(lock)], capsys, trust_root)
+    assert code == 1
+    for name in bad:
+        assert f"pylock.toml:{bad[name]['line']}" in out
+    assert "4 failed" in out
+
+
+def test_sarif_validates_and_points_at_lock_lines(
+    index: IndexServer, workdir: Path, trust_root: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import jsonschema
+
+    lock, text = _bad_lock(index, workdir)
+    sarif_path = workdir / "out.sarif"
+    code, _, err = _run(
+        [str(lock), "--format", "sarif", "--output", str(sarif_path)], capsys, trust_root
+    )
+    assert code == 1
+    assert "4 failed" in err
+    doc = json.loads(sarif_path.read_text())
+    schema = json.loads(SCHEMA.read_text())
+    jsonschema.Draft4Validator.check_schema(schema)
+    jsonschema.Draft4Validator(schema).validate(doc)
+    results = doc["runs"][0]["results"]
+    assert {r["ruleId"] for r in results} == {
+        "refused-unexpected-publisher",
+        "refused-unsigned",
+        "refused-invalid-attestation",
+        "hash-mismatch",
+    }
+    rules = [r["id"] for r in doc["runs"][0]["tool"]["driver"]["rules"]]
+    for r in results:
+        loc = r["locations"][0]["physicalLocation"]
+        assert loc["artifactLocation"]["uri"] == "pylock.toml"
+        assert text.splitlines()[loc["region"]["startLine"] - 1].strip()
+        assert rules[r["ruleIndex"]] == r["ruleId"]
+        assert r["level"] == "error"
+
+
+def test_junit_one_testcase_per_file(
+    index: IndexServer, workdir: Path, trust_root: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    lock, _ = _bad_lock(index, workdir)
+    code, out, _ = _run([str(lock), "--format", "junit"], capsys, trust_root)
+    assert code == 1
+    root = ET.fromstring(out)  # noqa: S314 - our own output
+    assert root.tag == "testsuites"
+    suites = root.findall("testsuite")
+    assert len(suites) == 1
+    cases = suites[0].findall("testcase")
+    n_files = sum(len(index.dists(n)) for n in [*GOOD, "hijacked", "nosig", "tampered", "badhash"])
+    assert len(cases) == n_files == int(suites[0].get("tests", "0"))
+    failures = [c for c in cases if c.find("failure") is not None]
+    assert len(failures) == 4 == int(suites[0].get("failures", "-1"))
+    for c in failures:
+        f = c.find("failure")
+        assert f is not None
+        assert f.get("type")
+        assert f.get("message")
+        assert f.text
+        assert c.get("classname", "").startswith("pylock.toml.")
+        assert c.get("name", "").endswith(".whl")
+        assert int(c.get("line", "0")) > 0
+
+
+def test_write_identities_round_trip(
+    index: IndexServer, workdir: Path, trust_root: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    names = GOOD[:6]
+    original = pylock_text(index, names, identities={"pkg00": [_ident("pkg00")]})
+    original = original.replace(
+        '[[packages]]\nname = "pkg03"', '# a comment kept\n[[packages]]\nname = "pkg03"'
+    )
+    lock = workdir / "pylock.toml"
+    lock.write_bytes(original.encode())
+    code, out, err = _run(["--write-identities", str(lock)], capsys, trust_root)
+    assert code == 0, out + err
+    assert "wrote attestation-identities for 5 package(s)" in out
+    new = lock.read_text()
+    # Only insertions: every original byte is still there, in order.
+    ops = difflib.SequenceMatcher(a=original, b=new, autojunk=False).get_opcodes()
+    assert {op[0] for op in ops} <= {"equal", "insert"}
+    header = "[[packages.attestation-identities]]"
+    assert new.count(header) - original.count(header) == 5
+    from packaging.pylock import Pylock
+
+    from safe_pip.lockfile.pylock import load_toml
+
+    parsed = Pylock.from_dict(load_toml(new, lock))
+    for pkg in parsed.packages:
+        assert list(pkg.attestation_identities or []) == [_ident(pkg.name)]
+    # and verify passes against the written identities
+    code, out, _ = _run([str(lock), "--format", "json"], capsys, trust_root)
+    assert code == 0
+    assert {f["rule"] for f in _files(json.loads(out))} == {"pylock attestation-identities"}
+    # a second --write-identities changes nothing
+    _run(["--write-identities", str(lock)], capsys, trust_root)
+    assert lock.read_text() == new
+
+
+def test_write_identities_skips_failed_packages(
+    index: IndexServer, workdir: Path, trust_root: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    lock = workdir / "pylock.toml"
+    lock.write_text(pylock_text(index, ["pkg01", "nosig"]))
+    code, _, _ = _run(["--write-identities", str(lock)], capsys, trust_root)
+    assert code == 1  # nosig is refused by the default policy (require-attestation)
+    text = lock.read_text()
+    assert text.count("[[packages.attestation-identities]]") == 1
+    assert text.index("[[packages.attestation-identities]]") < text.index('name = "nosig"')
+
+
+def test_evidence_saved_then_verified_offline_without_sockets(
+    index: IndexServer,
+    workdir: Path,
+    trust_root: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    names = GOOD[:8]
+    lock = workdir / "pylock.toml"
+    lock.write_text(pylock_text(index, names, identities={n: [_ident(n)] for n in names}))
+    evidence = workdir / "evidence"
+    code, _, err = _run([str(lock), "--save-evidence", str(evidence)], capsys, trust_root)
+    assert code == 0, err
+    manifest = json.loads((evidence / "safe-pip-evidence.json").read_text())
+    assert len(manifest["files"]) == sum(len(index.dists(n)) for n in names)
+    assert (evidence / "trusted_root.json").read_bytes() == trust_root.read_bytes()
+
+    def no_network(*_a: object, **_k: object) -> None:
+        raise OSError("network blocked by the test")
+
+    monkeypatch.setattr(socket.socket, "connect", no_network)
+    monkeypatch.setattr(socket.socket, "connect_ex", no_network)
+    code, out, err = _run(
+        [str(lock), "--offline", "--evidence", str(evidence), "--format", "json"],
+        capsys,
+        trust_root,
+    )
+    assert code == 0, out + err
+    assert all(f["status"] == "ok" and f["verified"] for f in _files(json.loads(out)))
+
+    # a lock entry the evidence does not cover cannot be checked (exit 3), never allowed
+    lock.write_text(pylock_text(index, [*names, "pkg10"]))
+    code, out, _ = _run([str(lock), "--offline", "--evidence", str(evidence)], capsys, trust_root)
+    assert code == 3
+    assert "could-not-check" in out
+
+
+def test_cache_serves_warm_runs_and_is_reverified(
+    index: IndexServer, workdir: Path, trust_root: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import os
+
+    names = GOOD[:5]
+    lock = workdir / "pylock.toml"
+    lock.write_text(pylock_text(index, names, identities={n: [_ident(n)] for n in names}))
+    before = sum(1 for p in index.requests_log if p.startswith("/provenance/"))
+    assert _run([str(lock)], capsys, trust_root)[0] == 0
+    cold = sum(1 for p in index.requests_log if p.startswith("/provenance/")) - before
+    assert cold == sum(len(index.dists(n)) for n in names)
+    assert _run([str(lock)], capsys, trust_root)[0] == 0
+    warm = sum(1 for p in index.requests_log if p.startswith("/provenance/")) - before - cold
+    assert warm == 0
+    # poison the cache: the cached material is verified again, so the check fails closed
+    cache = Path(os.environ["SAFE_PIP_HOME"]) / "cache" / "provenance"
+    entries = sorted(cache.rglob("*.json"))
+    assert entries
+    victim = entries[0]
+    sha = victim.stem
+    good_other = json.loads(entries[1].read_text())
+    victim.write_text(json.dumps(good_other))  # valid provenance, but for another file
+    code, out, _ = _run([str(lock), "--format", "json"], capsys, trust_root)
+    assert code == 1
+    failed = [f for f in _files(json.loads(out)) if f["status"] != "ok"]
+    assert [f["sha256"] for f in failed] == [sha]
+    assert failed[0]["code"] == "refused-invalid-attestation"
+    # --no-cache goes back to the index
+    assert _run([str(lock), "--no-cache"], capsys, trust_root)[0] == 0
+
+
+def test_requirements_with_hashes(
+    index: IndexServer, workdir: Path, trust_root: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    req = workdir / "requirements.txt"
+    req.write_text(requirements_text(index, ["pkg00", "pkg05", "nosig"]))
+    code, out, _ = _run([str(req), "--format", "json"], capsys, trust_root)
+    assert code == 1
+    files = _files(json.loads(out))
+    assert len(files) == sum(len(index.dists(n)) for n in ["pkg00", "pkg05", "nosig"])
+    bad = [f for f in files if f["status"] != "ok"]
+    assert [(f["package"], f["code"]) for f in bad] == [("nosig", "refused-unsigned")]
+    assert bad[0]["line"] == _line_of(req.read_text(), "nosig==")
+
+
+def test_uv_lock(
+    index: IndexServer, workdir: Path, trust_root: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    lock = workdir / "uv.lock"
+    lock.write_text(uv_lock_text(index, ["pkg00", "pkg05", "tampered"]))
+    code, out, _ = _run([str(lock), "--format", "json"], capsys, trust_root)
+    assert code == 1
+    files = _files(json.loads(out))
+    bad = [f for f in files if f["status"] != "ok"]
+    assert [(f["package"], f["code"]) for f in bad] == [("tampered", "refused-invalid-attestation")]
+    assert bad[0]["line"] == _line_of(lock.read_text(), bad[0]["sha256"])
+
+
+def test_bad_lockfile_is_exit_2(
+    workdir: Path, trust_root: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    lock = workdir / "pylock.toml"
+    lock.write_text('lock-version = "1.0"\ncreated-by = "x"\n[[packages]]\nversion = "1"\n')
+    code, _, err = _run([str(lock)], capsys, trust_root)
+    assert code == 2
+    assert "pylock.toml" in err
+    assert "Traceback" not in err
+    req = workdir / "requirements.txt"
+    req.write_text("alpha>=1.0\n")
+    code, _, err = _run([str(req)], capsys, trust_root)
+    assert code == 2
+    assert "not pinned" in err
+
+
+def test_index_down_is_exit_3(
+    index: IndexServer, workdir: Path, trust_root: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    lock = workdir / "pylock.toml"
+    lock.write_text(pylock_text(index, ["pkg01"]))
+    with IndexServer(workdir / "empty") as other:
+        other_url = other.index_url
+    code, out, _ = _run(
+        [str(lock), "--index-url", other_url, "--format", "json"], capsys, trust_root
+    )
+    assert code == 3
+    assert {f["status"] for f in _files(json.loads(out))} == {"error"}
