@@ -6,19 +6,26 @@ The order of rules (documented in docs/policy.md):
 * ``INVALID`` (provenance exists but does not verify) -> refuse, ``refused-invalid-attestation``.
 * ``UNSIGNED``:
   1. a matching, unexpired ``[[unsigned]]`` exception -> ``unsigned-allowed``;
-  2. earlier releases were attested (history) -> ``refused-attestation-downgrade``
-     (allowed with a warning when ``on-attestation-downgrade = "warn"``);
+  2. earlier releases were attested (history) -> ``refused-attestation-downgrade``;
   3. the project has a ``[[package]]`` rule (its publishers are expected) -> ``refused-unsigned``;
   4. ``require-attestation = true`` -> ``refused-unsigned``, else ``unsigned-allowed``.
+  ``on-attestation-downgrade = "warn"`` turns (2) into a warning only where (3) and (4) would
+  have allowed the file: it never overrides ``require-attestation`` or an allowlist entry.
 * ``VERIFIED``:
   1. a ``[[package]]`` rule: the identity must match one of its publishers
      (``verified-allowlisted``) else ``refused-unexpected-publisher``;
   2. attested history: the identity must match a publisher seen before (``verified-known``) else
-     ``refused-publisher-change`` (a warning when ``on-publisher-change = "warn"``);
+     ``refused-publisher-change``. ``on-publisher-change = "warn"`` makes that a warning, but
+     only where first use would be trusted (``trust-on-first-use = true``);
   3. nothing known: ``verified-first-use`` when ``trust-on-first-use``, else
      ``refused-unexpected-publisher``.
+  With ``trust-on-first-use = false``, history read from the index on first sight is not
+  enough to allow (it would be trust on first use of the index); a record this machine
+  allowed itself (``source = "local"``, including imported baselines) is.
   A repository re-created under a known name (same name, different numeric ids in the
   certificate) is always refused, whatever ``on-publisher-change`` says.
+
+Monotone: adding attested history or tightening a default never turns a refusal into an allow.
 """
 
 from __future__ import annotations
@@ -295,10 +302,12 @@ def _today(now: datetime) -> datetime:
 
 
 def _version_in(exc: UnsignedException, version: str) -> bool:
+    """PEP 440 containment; pre-releases only when the specifier itself names one."""
     try:
-        return exc.versions.contains(Version(version))
+        parsed = Version(version)
     except InvalidVersion:
         return False
+    return exc.versions.contains(parsed, prereleases=bool(exc.versions.prereleases))
 
 
 def decide(
@@ -446,9 +455,13 @@ def _decide_unsigned(
         )
     suffix = ("; " + "; ".join(notes)) if notes else ""
     fix = allow_unsigned_command(name, ref.version, result.sha256)
+    rule = policy.packages.get(name)
+    # Without history: refused when the project is allowlisted or attestation is required.
+    otherwise_refused = rule is not None or policy.defaults.require_attestation
     if history.was_attested():
         known = history.attested_identities()
-        warn = policy.defaults.on_attestation_downgrade == "warn"
+        # "warn" softens only the downgrade itself, never require-attestation or an allowlist.
+        warn = policy.defaults.on_attestation_downgrade == "warn" and not otherwise_refused
         reason = (
             f"{ref.version} is unsigned but {_history_summary(history)} were attested by "
             f"{_describe(known)}: attestation downgrade{suffix}"
@@ -461,11 +474,10 @@ def _decide_unsigned(
             Action.WARN if warn else Action.REFUSE,
             ReasonCode.REFUSED_ATTESTATION_DOWNGRADE,
             reason,
-            "history; defaults.on-attestation-downgrade",
+            "history" if otherwise_refused else "history; defaults.on-attestation-downgrade",
             expected=known,
             fix=fix,
         )
-    rule = policy.packages.get(name)
     if rule is not None:
         return _verdict(
             ref,
@@ -563,23 +575,46 @@ def _decide_verified(
             expected=rule.publishers,
             fix=allow_add_command(name, seen),
         )
+    tofu = policy.defaults.trust_on_first_use
     if known:
         matched = [k for k in known if identity_matches(seen, _names_only(k))]
-        if any(ids_consistent(seen, k) for k in matched):
+        consistent = [k for k in matched if ids_consistent(seen, k)]
+        if consistent:
+            local = any(
+                r.source == "local" and ids_consistent(seen, r.identity)
+                for k in consistent
+                for r in history.records_for(k)
+                if r.identity is not None
+            )
+            if tofu or local:
+                return _verdict(
+                    ref,
+                    result,
+                    Action.ALLOW,
+                    ReasonCode.VERIFIED_KNOWN,
+                    f"signed by {seen.describe()}, the publisher of earlier "
+                    f"{_history_summary(history)}",
+                    "history",
+                    expected=known,
+                )
             return _verdict(
                 ref,
                 result,
-                Action.ALLOW,
-                ReasonCode.VERIFIED_KNOWN,
+                Action.REFUSE,
+                ReasonCode.REFUSED_UNEXPECTED_PUBLISHER,
                 f"signed by {seen.describe()}, the publisher of earlier "
-                f"{_history_summary(history)}",
-                "history",
+                f"{_history_summary(history)}, but that history was only read from the index, "
+                f"{name} has no [[package]] entry and trust-on-first-use is off",
+                "defaults.trust-on-first-use",
                 expected=known,
+                fix=allow_add_command(name, seen),
             )
         change = classify_change(seen, matched or known)
         assert change is not None
         is_recreated = change.kind == "recreated"
-        warn = policy.defaults.on_publisher_change == "warn" and not is_recreated
+        # "warn" softens only the change itself: never a re-creation, and never what
+        # trust-on-first-use = false would refuse anyway.
+        warn = policy.defaults.on_publisher_change == "warn" and not is_recreated and tofu
         reason = (
             f"publisher changed: signed by {seen.describe()}, but earlier "
             f"{_history_summary(history)} were published by {_describe(known)}: {change.detail}"
@@ -594,11 +629,11 @@ def _decide_verified(
             Action.WARN if warn else Action.REFUSE,
             ReasonCode.REFUSED_PUBLISHER_CHANGE,
             reason,
-            "history" if is_recreated else "history; defaults.on-publisher-change",
+            "history" if is_recreated or not tofu else "history; defaults.on-publisher-change",
             expected=known,
             fix=forget_command(name) if is_recreated else allow_add_command(name, seen),
         )
-    if policy.defaults.trust_on_first_use:
+    if tofu:
         return _verdict(
             ref,
             result,
