@@ -24,9 +24,9 @@ requires-python = ">=3.10"
 name = "alpha"
 version = "1.0"
 index = "https://example.org/simple/"
-sdist = {{ name = "alpha-1.0.tar.gz", url = "https://example.org/f/alpha-1.0.tar.gz", hashes = {{ sha256 = "{SHA_A}" }} }}
+sdist = {{ name = "alpha-1.0.tar.gz", url = "https://x.io/alpha-1.0.tar.gz", hashes = {{ sha256 = "{SHA_A}" }} }}
 wheels = [
-  {{ name = "alpha-1.0-py3-none-any.whl", url = "https://example.org/f/alpha-1.0-py3-none-any.whl", hashes = {{ sha256 = "{SHA_B}" }} }},
+  {{ name = "alpha-1.0-py3-none-any.whl", url = "https://x.io/alpha-1.0-py3-none-any.whl", hashes = {{ sha256 = "{SHA_B}" }} }},
 ]
 
 [[packages]]
@@ -70,7 +70,7 @@ def test_pylock_reader_files_lines_identities(tmp_path: Path) -> None:
     assert [(f.filename, f.line) for f in beta.files] == [
         ("beta-2.0-cp311-cp311-win_amd64.whl", 22),  # its hashes line
     ]
-    assert beta.marker == "sys_platform == 'win32'"
+    assert beta.marker == 'sys_platform == "win32"'
     assert beta.identities is not None
     assert [i.to_table() for i in beta.identities] == [
         {"kind": "GitHub", "repository": "acme/beta", "workflow": "release.yml"}
@@ -165,9 +165,9 @@ source = {{ editable = "." }}
 name = "alpha"
 version = "1.0"
 source = {{ registry = "https://example.org/simple" }}
-sdist = {{ url = "https://example.org/f/alpha-1.0.tar.gz", hash = "sha256:{SHA_A}", size = 10 }}
+sdist = {{ url = "https://x.io/alpha-1.0.tar.gz", hash = "sha256:{SHA_A}", size = 10 }}
 wheels = [
-    {{ url = "https://example.org/f/alpha-1.0-py3-none-any.whl", hash = "sha256:{SHA_B}", size = 9 }},
+    {{ url = "https://x.io/alpha-1.0-py3-none-any.whl", hash = "sha256:{SHA_B}", size = 9 }},
 ]
 
 [[package]]
