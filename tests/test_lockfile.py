@@ -24,9 +24,9 @@ requires-python = ">=3.10"
 name = "alpha"
 version = "1.0"
 index = "https://example.org/simple/"
-sdist = {{ name = "alpha-1.0.tar.gz", url = "https://x.io/alpha-1.0.tar.gz", hashes = {{ sha256 = "{SHA_A}" }} }}
+sdist = {{ url = "https://x.io/alpha-1.0.tar.gz", hashes = {{ sha256 = "{SHA_A}" }} }}
 wheels = [
-  {{ name = "alpha-1.0-py3-none-any.whl", url = "https://x.io/alpha-1.0-py3-none-any.whl", hashes = {{ sha256 = "{SHA_B}" }} }},
+  {{ url = "https://x.io/alpha-1.0-py3-none-any.whl", hashes = {{ sha256 = "{SHA_B}" }} }},
 ]
 
 [[packages]]
