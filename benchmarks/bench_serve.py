@@ -114,8 +114,8 @@ def bench(tool: str, cmd: Callable[[str, Path], list[str]], args: argparse.Names
         with IndexServer(tmp / "upstream") as upstream:
             pub = Publisher(ts, upstream, tmp / "build")
             deps = [f"bench-dep{i}" for i in range(args.packages - 1)]
-            for d in deps:
-                pub.wheel(d, "1.0", files={"data.bin": "x" * args.size})
+            for dep in deps:
+                pub.wheel(dep, "1.0", files={"data.bin": "x" * args.size})
             pub.wheel("bench-root", "1.0", requires=deps)
             upstream.latency = args.latency
 
