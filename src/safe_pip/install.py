@@ -22,6 +22,7 @@ import re
 import subprocess
 import sys
 import tempfile
+import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -223,7 +224,7 @@ def file_refs(
             return key, None
 
     if wanted:
-        with ThreadPoolExecutor(max_workers=max(1, min(jobs, len(wanted)))) as pool:
+        with ThreadPoolExecutor(max_workers=max(1, min(2 * jobs, len(wanted)))) as pool:
             pages.update(pool.map(fetch, sorted(wanted)))
 
     refs: dict[int, FileRef] = {}
@@ -484,7 +485,9 @@ def _run(
         with tempfile.TemporaryDirectory(prefix="safe-pip-install-") as tmp:
             work = Path(tmp)  # mkdtemp: mode 0700, private to this user
             os.chmod(work, 0o700)
+            warm = _warm_up(checker)  # imports and trust root load while pip resolves
             items, proc = resolve(pip, work, wheels_only=not allow_sdist, err=err)
+            warm.join()
             if proc.returncode != 0:
                 return _resolve_failed(proc, pip, checker, outcome, allow_sdist, err)
             outcome.items = items
@@ -537,6 +540,27 @@ def _run(
             return code
     finally:
         store.close()
+
+
+def _warm_up(checker: Checker) -> threading.Thread:
+    """Load the heavy parts (sigstore, the verifier for the trust root, requests) in the
+    background while pip resolves: the main thread only waits on pip then. Errors are left
+    for the real call to raise."""
+
+    def work() -> None:
+        try:
+            import safe_pip.net
+            import safe_pip.policy.rules
+            import safe_pip.verify.attestation  # noqa: F401
+            from safe_pip.verify.trust import load_verifier
+
+            load_verifier(checker.trust)
+        except Exception:  # noqa: S110 - the same call in the pipeline reports it properly
+            pass
+
+    thread = threading.Thread(target=work, name="safe-pip-warm-up", daemon=True)
+    thread.start()
+    return thread
 
 
 def _install(
