@@ -104,8 +104,7 @@ class Env:
         self.upstream = upstream
         self.pub = pub
         self.tmp = tmp
-        self.log = EventLog(quiet=True, json_path=tmp / "events.jsonl")
-        self.log.keep = True
+        self.log = EventLog(quiet=True, json_path=tmp / "events.jsonl", keep=True)
         self.checker: Checker | None = None
 
     def serve(self, policy: Policy | None = None, mode: str = "filter") -> RunningServer:
@@ -437,3 +436,46 @@ def test_bad_upstream_url_is_a_config_error(env: Env) -> None:
         start_server(checker, "http://example.com/simple/")
     assert checker.store is not None
     checker.store.close()
+
+
+@pytest.mark.parametrize("upstream_html", [False, True])
+def test_requires_python_and_yanked_pass_through(
+    env: Env, sigstore: TestSigstore, upstream_html: bool
+) -> None:
+    from support.index_server import write_minimal_wheel
+    from support.publish import default_identity
+    from support.sigstore_ca import provenance_json
+
+    ident = default_identity("alpha")
+    for version, yanked in (("1.0", False), ("2.0", "broken build")):
+        path = write_minimal_wheel(env.tmp / "b", "alpha", version, requires_python=">=3.8")
+        att = sigstore.attest(path.name, sha256(path), ident)
+        env.upstream.add_file(path, provenance=provenance_json([att], ident), yanked=yanked)
+    if upstream_html:  # a PEP 691-unaware upstream
+        env.upstream.faults["/simple/alpha/"] = Fault(
+            content_type="text/html; charset=utf-8", body=env.upstream.project_html("alpha")
+        )
+    with env.serve() as srv:
+        doc = get(srv.index_url + "alpha/", accept=JSON_V1).json()
+        files = {f["filename"]: f for f in doc["files"]}
+        assert [f["requires-python"] for f in files.values()] == [">=3.8", ">=3.8"]
+        assert files["alpha-2.0-py3-none-any.whl"]["yanked"] == "broken build"
+        assert files["alpha-1.0-py3-none-any.whl"]["yanked"] is False
+        html = get(srv.index_url + "alpha/").body.decode()
+        assert 'data-requires-python="&gt;=3.8"' in html
+        assert 'data-yanked="broken build"' in html
+        if upstream_html:  # no sizes from a PEP 503 page: api-version 1.0, no `size`
+            assert doc["meta"]["api-version"] == "1.0"
+
+
+def test_stale_serial_is_logged(env: Env) -> None:
+    env.pub.wheel("alpha", "1.0")
+    env.upstream.serials["alpha"] = 100
+    with env.serve() as srv:
+        assert get(srv.index_url + "alpha/").status == 200
+        env.upstream.serials["alpha"] = 90
+        r = get(srv.index_url + "alpha/", accept=JSON_V1)
+        assert r.status == 200
+        assert r.json()["meta"]["_last-serial"] == 90
+    (stale,) = env.events("stale")
+    assert (stale["serial"], stale["previous_serial"]) == (90, 100)

@@ -98,8 +98,7 @@ class Setup:
         self.upstream = upstream
         self.pub = pub
         self.tmp = tmp
-        self.log = EventLog(quiet=True)
-        self.log.keep = True
+        self.log = EventLog(quiet=True, keep=True)
         self._stores: list[object] = []
 
     def serve(self, policy: Policy | None = None, mode: str = "filter") -> RunningServer:

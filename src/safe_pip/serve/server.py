@@ -96,15 +96,20 @@ class EventLog:
     ``stream`` (stderr by default), and JSON lines in ``json_path`` when given."""
 
     def __init__(
-        self, stream: IO[str] | None = None, json_path: Path | None = None, *, quiet: bool = False
+        self,
+        stream: IO[str] | None = None,
+        json_path: Path | None = None,
+        *,
+        quiet: bool = False,
+        keep: bool = False,
     ) -> None:
         self._stream = None if quiet else (stream if stream is not None else sys.stderr)
         self._lock = threading.Lock()
         self._json: IO[str] | None = None
         if json_path is not None:
             self._json = Path(json_path).open("a", encoding="utf-8")  # noqa: SIM115 - lives with us
-        self.events: list[dict[str, Any]] = []  # kept for tests and library users
-        self.keep = False
+        self.keep = keep  # also collect events in ``events`` (tests, library users)
+        self.events: list[dict[str, Any]] = []
 
     def close(self) -> None:
         with self._lock:
