@@ -65,6 +65,7 @@ class Handler(BaseHTTPRequestHandler):
         return self.server_version
 
     server: ServeHTTPServer
+    timeout = 120  # seconds a client may stay silent (or stall a send) before we hang up
 
     def log_message(self, format: str, *args: object) -> None:  # the EventLog logs instead
         pass
@@ -86,7 +87,7 @@ class Handler(BaseHTTPRequestHandler):
             self._route(head=head)
         except ServeError as err:
             self._error(err, head=head)
-        except (BrokenPipeError, ConnectionResetError):
+        except OSError:  # the client went away or stalled (possibly mid-body): just hang up
             self.close_connection = True
         except Exception as exc:  # fail closed: an internal error never sends file bytes
             self.index.log.emit(

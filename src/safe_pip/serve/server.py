@@ -534,7 +534,14 @@ class VerifyingIndex:
         ref = entry.ref
         if not ref.url:
             raise ServeError(502, f"upstream lists no URL for {ref.filename}")
-        workdir = Path(tempfile.mkdtemp(prefix="dl-", dir=self.tmp_root))
+        try:
+            workdir = Path(tempfile.mkdtemp(prefix="dl-", dir=self.tmp_root))
+        except OSError as exc:
+            raise ServeError(
+                503,
+                f"could not create a temporary directory: {exc.strerror or exc}",
+                fix="check free space and permissions of the server's temporary directory",
+            ) from None
         dest = workdir / "file"
         http = self.checker.http
         cap = ref.size if ref.size is not None else http.limits.max_file_bytes
@@ -573,6 +580,13 @@ class VerifyingIndex:
                 status,
                 f"could not fetch {ref.filename} from upstream: {exc.message}",
                 fix="retry later; safe-pip serve never serves what it could not verify",
+            ) from None
+        except OSError as exc:  # our own disk (temporary file), not upstream
+            shutil.rmtree(workdir, ignore_errors=True)
+            raise ServeError(
+                503,
+                f"could not store {ref.filename} in a temporary file: {exc.strerror or exc}",
+                fix="check free space and permissions of the server's temporary directory",
             ) from None
         except BaseException:
             shutil.rmtree(workdir, ignore_errors=True)
