@@ -205,9 +205,12 @@ class Checker:
 
     # -- history ------------------------------------------------------------------------------
 
-    def history_for(self, project: str, exclude_version: str | None = None) -> ProjectHistory:
+    def history_for(
+        self, project: str, exclude_version: str | None = None, *, index: str | None = None
+    ) -> ProjectHistory:
         """Known-good history of ``project``: the local store, or on first sight the
-        provenance of the project's most recent earlier releases on the index."""
+        provenance of the project's most recent earlier releases on the index (``index``,
+        the index the file came from, else the provenance index)."""
         from safe_pip.policy.history import ProjectHistory
 
         name = canonicalize_name(project)
@@ -217,12 +220,14 @@ class Checker:
             return cached
         hist = self.store.project(name) if self.store is not None else ProjectHistory(name, ())
         if not hist.records and self.index_history:
-            hist = self._index_history(name, exclude_version)
+            hist = self._index_history(name, exclude_version, index or self.provenance_index)
         with self._history_lock:
             self._history_cache[name] = hist
         return hist
 
-    def _index_history(self, name: str, exclude_version: str | None) -> ProjectHistory:
+    def _index_history(
+        self, name: str, exclude_version: str | None, index: str | None
+    ) -> ProjectHistory:
         """Verify the provenance of the most recent earlier releases on the index.
 
         Errors reading them leave the history empty (first use), they never allow anything
@@ -231,7 +236,6 @@ class Checker:
         from safe_pip.policy.history import HistoryRecord, ProjectHistory
 
         depth = self.policy.defaults.index_history_depth
-        index = self.provenance_index
         if depth <= 0 or index is None:
             return ProjectHistory(name, ())
         try:
@@ -290,7 +294,9 @@ class Checker:
             if result.status is VerifyStatus.ERROR:
                 history = self._empty_history(ref.project)
             else:
-                history = self.history_for(ref.project, exclude_version=ref.version)
+                history = self.history_for(
+                    ref.project, exclude_version=ref.version, index=ref.index
+                )
             verdict = decide(ref, result, self.policy, history, self.now)
         except SafePipError:
             raise
@@ -341,27 +347,77 @@ class Checker:
             return list(pool.map(one, refs))
 
     def record(self, verdicts: Iterable[Verdict], *, index: str | None = None) -> None:
-        """Remember allowed files in the history (verified identities and allowed unsigned)."""
+        """Remember allowed files in the history (verified identities and allowed unsigned).
+
+        Only plain ALLOW verdicts are remembered (a warned publisher change keeps warning, as
+        :func:`safe_pip.policy.rules.history_records_for` says). Each project is recorded with
+        a compare-and-set (:meth:`HistoryStore.update`): a first-use trust decided against an
+        empty history is not recorded when another run recorded a different publisher for the
+        project in the meantime (THREATS T20); that raises RefusedError after the other
+        projects are recorded."""
         if self.store is None:
             return
+        from safe_pip.errors import RefusedError
         from safe_pip.policy.history import HistoryRecord
 
-        records = [
-            HistoryRecord(
-                project=canonicalize_name(v.project),
-                version=v.version,
-                filename=v.filename,
-                sha256=v.sha256,
-                identity=v.identity,
-                seen_at=self.now,
-                index=index,
-                source="local",
+        groups: dict[str, list[Verdict]] = {}
+        for v in verdicts:
+            if v.action is Action.ALLOW and v.sha256:
+                groups.setdefault(canonicalize_name(v.project), []).append(v)
+        clashes: list[str] = []
+        for name, group in groups.items():
+            records = [
+                HistoryRecord(
+                    project=name,
+                    version=v.version,
+                    filename=v.filename,
+                    sha256=v.sha256,
+                    identity=v.identity,
+                    seen_at=self.now,
+                    index=index,
+                    source="local",
+                )
+                for v in group
+            ]
+
+            def cas(
+                history: ProjectHistory,
+                group: list[Verdict] = group,
+                records: list[HistoryRecord] = records,
+            ) -> tuple[str | None, list[HistoryRecord]]:
+                clash = _raced_first_use(history, group)
+                return (clash, []) if clash else (None, records)
+
+            clash = self.store.update(name, cas)
+            if clash:
+                clashes.append(clash)
+        if clashes:
+            raise RefusedError(
+                "the history changed while this run was deciding: " + "; ".join(clashes),
+                fix="run again: the publisher recorded first is now the known one",
             )
-            for v in verdicts
-            if v.allowed and v.sha256
-        ]
-        if records:
-            self.store.record(records)
+
+
+def _raced_first_use(history: ProjectHistory, group: Sequence[Verdict]) -> str | None:
+    """Why recording ``group`` would trust a second publisher, or None."""
+    from safe_pip.policy.rules import _names_only, identity_matches, ids_consistent
+
+    known = history.attested_identities()
+    if not known:
+        return None
+    for v in group:
+        if v.code is not ReasonCode.VERIFIED_FIRST_USE or v.identity is None:
+            continue
+        seen = v.identity
+        if not any(
+            identity_matches(seen, _names_only(k)) and ids_consistent(seen, k) for k in known
+        ):
+            return (
+                f"{v.filename} was trusted on first use as signed by {seen.describe()}, but "
+                f"another run recorded {' or '.join(k.describe() for k in known)} for "
+                f"{history.project}; nothing of {history.project} was recorded by this run"
+            )
+    return None
 
 
 def _version(text: str | None) -> Version | None:
