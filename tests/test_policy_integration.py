@@ -155,3 +155,20 @@ def test_invalid_policy_is_exit_2_with_line(
     err = capsys.readouterr().err
     assert f"{policy}:3" in err
     assert "surprise" in err
+
+
+def test_install_reads_index_history_from_the_files_own_index(
+    env: tuple[Publisher, list[str], Path], workdir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A first install of a release whose publisher breaks its project's pattern on the index
+    the files come from is refused, and nothing is installed (index history, not PyPI's)."""
+    pub, args, _policy = env
+    pub.wheel("app", "1.0", requires=["gamma"])
+    pub.wheel("gamma", "1.0")
+    pub.wheel("gamma", "2.0", identity=EVIL)
+    target = workdir / "target"
+    code = main(["install", *args, "--target", str(target), "app"])
+    captured = capsys.readouterr()
+    assert code == 1
+    assert "refused-publisher-change" in captured.err + captured.out
+    assert not target.exists() or not any(target.iterdir())

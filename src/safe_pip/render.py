@@ -96,7 +96,7 @@ def refusal_table(verdicts: Sequence[Verdict]) -> str:
             v.code.value,
             clean(v.identity.describe(), limit=60) if v.identity else "-",
             clean("; ".join(e.describe() for e in v.expected), limit=60) if v.expected else "-",
-            clean(v.reason, limit=120),
+            clean(v.reason, limit=70),
         )
         for v in rows
     ]
@@ -106,6 +106,9 @@ def refusal_table(verdicts: Sequence[Verdict]) -> str:
     fmt = "  ".join(f"{{:{w}}}" for w in widths[:-1]) + "  {}"
     out = [fmt.format(*headers), fmt.format(*("-" * w for w in widths))]
     out += [fmt.format(*r) for r in body]
+    out.append("")
+    for v in rows:
+        out.append(f"{clean(v.filename, limit=100)}: {clean(v.reason, limit=800)}")
     fixes = [(v, v.fix) for v in rows if v.fix and v.action is Action.REFUSE]
     if fixes:
         out.append("")
