@@ -61,7 +61,7 @@ from safe_pip.models import (
 )
 
 if TYPE_CHECKING:
-    from safe_pip.net import ProjectPage
+    from safe_pip.net import Http, ProjectPage
 
 Status = Literal["ok", "warn", "fail", "error"]
 
@@ -371,6 +371,39 @@ def trusted_root_bytes(checker: Checker) -> bytes | None:
 # -- the checker -------------------------------------------------------------------------------
 
 
+def page_memo_http() -> Http:
+    """An :class:`Http` that reads each index page once per run.
+
+    The locate step and the history step (earlier releases, on first sight of a project) both
+    read a project's page; in one run they must see the same page anyway. Only complete 200
+    answers are remembered, in memory, for this run; provenance and files are never memoized.
+    """
+    from safe_pip.net import SIMPLE_ACCEPT, Http, Response
+
+    class _PageMemoHttp(Http):
+        def __init__(self) -> None:
+            super().__init__()
+            self._pages: dict[str, Response] = {}
+            self._locks: dict[str, threading.Lock] = {}
+            self._memo_lock = threading.Lock()
+
+        def get_bytes(self, url: str, *, max_bytes: int, accept: str | None = None) -> Response:
+            if accept != SIMPLE_ACCEPT:
+                return super().get_bytes(url, max_bytes=max_bytes, accept=accept)
+            with self._memo_lock:
+                lock = self._locks.setdefault(url, threading.Lock())
+            with lock:
+                hit = self._pages.get(url)
+                if hit is not None and len(hit.body) <= max_bytes:
+                    return hit
+                resp = super().get_bytes(url, max_bytes=max_bytes, accept=accept)
+                if resp.status == 200:
+                    self._pages[url] = resp
+                return resp
+
+    return _PageMemoHttp()
+
+
 class LockChecker(Checker):
     """The shared Checker, with provenance from saved evidence or the digest cache first."""
 
@@ -385,6 +418,7 @@ class LockChecker(Checker):
         self.cache = cache
         self.evidence = evidence
         self.cache_hits = 0
+        self.from_cache: set[str] = set()  # digests whose provenance came from the cache
         self._count_lock = threading.Lock()
 
     def fetch_provenance(self, ref: FileRef) -> bytes | None:
@@ -395,6 +429,7 @@ class LockChecker(Checker):
             if hit is not None:
                 with self._count_lock:
                     self.cache_hits += 1
+                    self.from_cache.add(ref.sha256.lower())
                 return hit
         return super().fetch_provenance(ref)
 
@@ -839,7 +874,13 @@ def verify_locks(
     for p, verdict in zip(planned, verdicts, strict=False):
         res = verdict.verification
         cache = checker.cache if evidence is None else None
-        if cache is not None and res is not None and res.verified and res.provenance is not None:
+        if (
+            cache is not None
+            and res is not None
+            and res.verified
+            and res.provenance is not None
+            and res.sha256 not in checker.from_cache
+        ):
             cache.put(res.sha256, res.provenance)  # only material that verified
         if save is not None and res is not None:
             save.add(p.ref.project, p.ref.version, res)

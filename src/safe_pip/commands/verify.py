@@ -125,6 +125,7 @@ def run(args: argparse.Namespace) -> int:
         ProvenanceCache,
         VerifyOptions,
         default_cache_dir,
+        page_memo_http,
         verify_locks,
         write_identities,
     )
@@ -172,6 +173,7 @@ def run(args: argparse.Namespace) -> int:
 
         checker = LockChecker(
             cache=cache,
+            http=None if offline_evidence else page_memo_http(),
             trust=trust_from_args(args),
             policy=policy_from_args(args),
             store=store,
