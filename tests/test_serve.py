@@ -354,6 +354,10 @@ def test_upstream_down_is_a_clear_503(env: Env) -> None:
         doc = get(srv.index_url + "alpha/", accept=JSON_V1).json()
         link = urljoin(srv.index_url + "alpha/", doc["files"][0]["url"])
         env.upstream.stop()
+        # stop() leaves established keep-alive connections served; drop ours so the next
+        # request finds the port closed, as with a real outage.
+        assert env.checker is not None
+        env.checker.http.close()
         page = get(srv.index_url + "alpha/")
         assert page.status == 503
         assert b"upstream index unavailable" in page.body

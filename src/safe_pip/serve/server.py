@@ -39,6 +39,7 @@ if TYPE_CHECKING:
 
 Mode = Literal["filter", "block"]
 MODES: tuple[Mode, ...] = ("filter", "block")
+_IO_THREADS = 32
 
 
 class ServeError(Exception):
@@ -227,6 +228,10 @@ class VerifyingIndex:
         self._pool = ThreadPoolExecutor(
             max_workers=max(1, jobs or checker.jobs), thread_name_prefix="safe-pip-verify"
         )
+        # All upstream I/O runs on fixed pools, never on the per-connection handler threads:
+        # the Http client keeps one session per thread, so a bounded set of threads means a
+        # bounded set of sessions and keep-alive connections to upstream that get reused.
+        self._io = ThreadPoolExecutor(max_workers=_IO_THREADS, thread_name_prefix="safe-pip-io")
         self._lock = threading.Lock()
         self._cache: dict[tuple[str, str], Entry] = {}  # (filename, sha256) -> verified entry
         self._project_locks: dict[str, threading.Lock] = {}
@@ -243,6 +248,7 @@ class VerifyingIndex:
             return
         self.closed = True
         self._pool.shutdown(wait=False, cancel_futures=True)
+        self._io.shutdown(wait=False, cancel_futures=True)
         if self._own_tmp:
             shutil.rmtree(self.tmp_root, ignore_errors=True)
 
@@ -262,14 +268,14 @@ class VerifyingIndex:
     def project(self, name: str) -> ProjectView:
         """Fetch ``name``'s upstream page and decide every file on it. Raises ServeError."""
         norm = canonicalize_name(name)
-        page, requires_python = self._fetch_page(norm)
+        page, requires_python = self._io.submit(self._fetch_page, norm).result()
         self._check_serial(norm, page.last_serial)
         if self.refresh_clock:
             self.checker.now = datetime.now(timezone.utc)
         # One verification per project at a time: concurrent clients asking for the same page
         # wait for the first one's work instead of repeating it (the cache then answers).
         with self._project_lock(norm):
-            self._warm_history(norm, page)
+            self._io.submit(self._warm_history, norm, page).result()
             entries = self._decide_all(page.files, requires_python)
         with self._lock:
             self._seen.add(norm)
@@ -546,7 +552,9 @@ class VerifyingIndex:
         http = self.checker.http
         cap = ref.size if ref.size is not None else http.limits.max_file_bytes
         try:
-            http.download(ref.url, dest, max_bytes=cap, expected_sha256=entry.sha256)
+            self._io.submit(
+                http.download, ref.url, dest, max_bytes=cap, expected_sha256=entry.sha256
+            ).result()
         except HashMismatch as exc:
             shutil.rmtree(workdir, ignore_errors=True)
             self.log.emit(
