@@ -73,15 +73,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(func(args))
     except SafePipError as exc:
-        print(f"safe-pip: error: {exc.diagnostics()}", file=sys.stderr)
+        print(f"safe-pip: error: {_inert(exc)}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print("safe-pip: interrupted; nothing was installed by this run.", file=sys.stderr)
         return 130
     except Exception as exc:  # fail closed: never a traceback, never "allowed"
         print(
-            f"safe-pip: internal error ({type(exc).__name__}: {exc}); treating as "
+            f"safe-pip: internal error ({type(exc).__name__}: {_clean(exc)}); treating as "
             "'could not check'. Please report this.",
             file=sys.stderr,
         )
         return EXIT_COULD_NOT_CHECK
+
+
+def _clean(text: object) -> str:
+    from safe_pip.render import clean
+
+    return clean(text, limit=2000)
+
+
+def _inert(exc: SafePipError) -> str:
+    """The error's diagnostics with index-controlled text made inert (THREATS T22): error
+    messages quote names, URLs and reasons that came from an index or a lockfile."""
+    if exc.fix:
+        return f"{_clean(exc.message)}\n  fix: {_clean(exc.fix)}"
+    return _clean(exc.message)
