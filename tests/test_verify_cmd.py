@@ -371,3 +371,41 @@ def test_index_down_is_exit_3(
     )
     assert code == 3
     assert {f["status"] for f in _files(json.loads(out))} == {"error"}
+
+
+def test_download_mode_hashes_the_bytes(
+    index: IndexServer, workdir: Path, trust_root: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    lock = workdir / "pylock.toml"
+    lock.write_text(pylock_text(index, ["pkg00", "pkg04"]))
+    before = sum(1 for p in index.requests_log if p.startswith("/files/"))
+    code, out, err = _run([str(lock), "--download", "--format", "json"], capsys, trust_root)
+    assert code == 0, out + err
+    fetched = sum(1 for p in index.requests_log if p.startswith("/files/")) - before
+    n_files = len(index.dists("pkg00")) + len(index.dists("pkg04"))
+    assert fetched == len(_files(json.loads(out))) == n_files
+
+
+def test_requirements_offline_from_evidence(
+    index: IndexServer,
+    workdir: Path,
+    trust_root: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    req = workdir / "requirements.txt"
+    req.write_text(requirements_text(index, ["pkg00", "pkg05"]))
+    evidence = workdir / "ev"
+    assert _run([str(req), "--save-evidence", str(evidence)], capsys, trust_root)[0] == 0
+
+    def no_network(*_a: object, **_k: object) -> None:
+        raise OSError("network blocked by the test")
+
+    monkeypatch.setattr(socket.socket, "connect", no_network)
+    code, out, _ = _run(
+        [str(req), "--evidence", str(evidence), "--format", "json"], capsys, trust_root
+    )
+    assert code == 0
+    files = _files(json.loads(out))
+    assert len(files) == len(index.dists("pkg00")) + len(index.dists("pkg05"))
+    assert all(f["verified"] for f in files)
