@@ -157,3 +157,35 @@ def test_concurrent_records_are_all_kept(tmp_path: Path) -> None:
     assert seen == expected
     assert len(records) == len(expected)
     _integrity(path)
+
+
+def test_threads_sharing_one_store(tmp_path: Path) -> None:
+    """check.py verifies in parallel threads over one HistoryStore: reads and compare-and-set
+    writes from many threads must not interleave inside each other's transactions."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    store = HistoryStore.open(tmp_path / "history.sqlite3")
+
+    def one(i: int) -> str:
+        who = "A" if i % 2 == 0 else "B"
+        project = f"p{i % 4}"
+        ref = FileRef(project, "1.0", f"{project}-1.0.whl", sha256=SHA)
+        result = VerificationResult(
+            ref.filename, SHA, VerifyStatus.VERIFIED, "ok", identity=IDENTITIES[who]
+        )
+
+        def step(history: ProjectHistory) -> tuple[str, tuple[HistoryRecord, ...]]:
+            verdict = decide(ref, result, Policy.default(), history, NOW)
+            return verdict.code.value, history_records_for(ref, result, verdict, NOW)
+
+        store.project(project)
+        return store.update(project, step)
+
+    try:
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            codes = list(pool.map(one, range(64)))
+        for p in range(4):
+            assert len({r.identity for r in store.project(f"p{p}").records}) == 1
+        assert Counter(codes)["verified-first-use"] == 4
+    finally:
+        store.close()

@@ -24,6 +24,7 @@ import sqlite3
 import stat
 import sys
 import tempfile
+import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -145,6 +146,9 @@ class HistoryStore:
         self.path = path
         self._conn = conn
         self.readonly = readonly
+        # One connection, shared by the threads of a run (check.py verifies in parallel):
+        # calls are serialised so a reader never lands inside another thread's transaction.
+        self._lock = threading.RLock()
 
     # ------------------------------------------------------------------ opening
     @classmethod
@@ -165,6 +169,10 @@ class HistoryStore:
         return cls(path, conn, readonly=readonly)
 
     def close(self) -> None:
+        with self._lock:
+            self._close()
+
+    def _close(self) -> None:
         if self._conn is not None:
             with contextlib.suppress(sqlite3.Error):
                 self._conn.close()
@@ -193,11 +201,15 @@ class HistoryStore:
 
     @contextlib.contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            yield from self._write_locked()
+
+    def _write_locked(self) -> Iterator[sqlite3.Connection]:
         conn = self._writable()
         try:
             conn.execute("BEGIN IMMEDIATE")
         except sqlite3.OperationalError as exc:
-            raise _store_error(self.path, exc, "could not start a write transaction") from None
+            raise _store_error(self.path, exc, "could not start a write transaction on") from None
         try:
             yield conn
         except BaseException:
@@ -209,23 +221,25 @@ class HistoryStore:
         except sqlite3.Error as exc:
             with contextlib.suppress(sqlite3.Error):
                 conn.execute("ROLLBACK")
-            raise _store_error(self.path, exc, "could not commit") from None
+            raise _store_error(self.path, exc, "could not commit to") from None
 
     def _read(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-        if self._conn is None:
-            return []
-        try:
-            return list(self._conn.execute(sql, params))
-        except sqlite3.Error as exc:
-            raise _store_error(self.path, exc, "could not read") from None
+        with self._lock:
+            if self._conn is None:
+                return []
+            try:
+                return list(self._conn.execute(sql, params))
+            except sqlite3.Error as exc:
+                raise _store_error(self.path, exc, "could not read") from None
 
     # ------------------------------------------------------------------ reading
     def project(self, name: str) -> ProjectHistory:
         """Every record for ``name`` (any spelling; compared canonicalized)."""
         canon = canonicalize_name(name)
-        if self._conn is None:
-            return ProjectHistory.empty(canon)
-        return self._project(self._conn, canon)
+        with self._lock:
+            if self._conn is None:
+                return ProjectHistory.empty(canon)
+            return self._project(self._conn, canon)
 
     def _project(self, conn: sqlite3.Connection, canon: str) -> ProjectHistory:
         try:
