@@ -97,8 +97,12 @@ def _lock_paths(args: argparse.Namespace) -> list[Path]:
     paths = [Path(p) for p in args.locks]
     if args.write_identities:
         target = Path(args.write_identities)
-        if target not in paths:
+        if all(p.resolve() != target.resolve() for p in paths):
             paths.append(target)
+    unique: dict[Path, Path] = {}
+    for p in paths:
+        unique.setdefault(p.resolve(), p)
+    paths = list(unique.values())
     if not paths:
         for name in _DEFAULT_LOCKS:
             if Path(name).is_file():
@@ -197,7 +201,7 @@ def run(args: argparse.Namespace) -> int:
     if args.write_identities:
         target = Path(args.write_identities)
         for report in result.reports:
-            if report.lock.path == target:
+            if report.lock.path.resolve() == target.resolve():
                 result.written[str(target)] = write_identities(target, report)
 
     text = render(result, args.format, verbose=args.verbose)
