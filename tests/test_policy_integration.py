@@ -172,3 +172,37 @@ def test_install_reads_index_history_from_the_files_own_index(
     assert code == 1
     assert "refused-publisher-change" in captured.err + captured.out
     assert not target.exists() or not any(target.iterdir())
+
+
+def test_history_is_per_release_decided(
+    sigstore: TestSigstore, trust_root: Path, workdir: Path
+) -> None:
+    """Deciding an older release first must not fix the history a newer one is judged by."""
+    from safe_pip.check import Checker
+    from safe_pip.net import Http, SimpleIndex
+    from safe_pip.policy.file import Policy
+    from safe_pip.verify.trust import TrustConfig
+
+    with IndexServer(workdir / "index") as server:
+        pub = Publisher(sigstore, server, workdir / "build")
+        pub.wheel("alpha", "1.0")
+        pub.wheel("alpha", "1.1")
+        pub.wheel("alpha", "2.0", identity=EVIL)
+        http = Http()
+        checker = Checker(
+            trust=TrustConfig(mode="custom", path=trust_root),
+            policy=Policy.default(),
+            http=http,
+            jobs=1,
+            provenance_index=server.index_url,
+        )
+        refs = sorted(
+            SimpleIndex(http, server.index_url).project("alpha").files, key=lambda f: f.version
+        )
+        verdicts = checker.check(refs, download_dir=workdir)
+        codes = {v.version: v.code.value for v in verdicts}
+        assert codes == {
+            "1.0": "verified-first-use",
+            "1.1": "verified-known",
+            "2.0": "refused-publisher-change",
+        }

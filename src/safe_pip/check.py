@@ -90,7 +90,7 @@ class Checker:
         self.provenance_index = provenance_index
         self.index_history = index_history
         self._history_lock = threading.Lock()
-        self._history_cache: dict[str, ProjectHistory] = {}
+        self._history_cache: dict[tuple[str, str | None, str | None], ProjectHistory] = {}
 
     # -- plumbing -----------------------------------------------------------------------------
 
@@ -214,15 +214,19 @@ class Checker:
         from safe_pip.policy.history import ProjectHistory
 
         name = canonicalize_name(project)
+        source = index or self.provenance_index
+        # Index history depends on which release is being decided (only earlier ones count),
+        # so the cache key names it: deciding 1.0 first must not fix 2.0's history.
+        key = (name, source, exclude_version)
         with self._history_lock:
-            cached = self._history_cache.get(name)
+            cached = self._history_cache.get(key)
         if cached is not None:
             return cached
         hist = self.store.project(name) if self.store is not None else ProjectHistory(name, ())
         if not hist.records and self.index_history:
-            hist = self._index_history(name, exclude_version, index or self.provenance_index)
+            hist = self._index_history(name, exclude_version, source)
         with self._history_lock:
-            self._history_cache[name] = hist
+            self._history_cache[key] = hist
         return hist
 
     def _index_history(
