@@ -1,9 +1,11 @@
-"""Issue "Policy" end to end: real signatures, the loopback index, the real CLI, the real store."""
+"""Issue 3's "done when", end to end: real signatures from the test Sigstore instance, a real
+loopback index, ``safe-pip inspect`` applying the policy file and the history database."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
@@ -14,195 +16,159 @@ from support.index_server import IndexServer
 from support.publish import Publisher
 from support.sigstore_ca import GitHubIdentity, TestSigstore
 
-EVIL = GitHubIdentity(repository="evil/alpha", workflow="release.yml", repository_id="666")
-
-
-def _inspect(
-    capsys: pytest.CaptureFixture[str], target: str, *args: str
-) -> tuple[int, dict[str, object]]:
-    code = main(["inspect", target, "--json", *args])
-    docs = json.loads(capsys.readouterr().out)
-    assert len(docs) == 1
-    return code, docs[0]
+ACME = GitHubIdentity(repository="acme/alpha", workflow="release.yml")
+EVIL = GitHubIdentity(
+    repository="evil/alpha", workflow="release.yml", repository_id="6660", repository_owner_id="666"
+)
+RENAMED = GitHubIdentity(repository="acme/alpha-ng", workflow="release.yml")  # same ids as ACME
+RECREATED = GitHubIdentity(repository="acme/alpha", workflow="release.yml", repository_id="9999")
 
 
 @pytest.fixture
-def env(
-    sigstore: TestSigstore, trust_root: Path, workdir: Path
-) -> Iterator[tuple[Publisher, list[str], Path]]:
-    server = IndexServer(workdir / "index").start()
-    pub = Publisher(sigstore, server, workdir / "build")
-    policy = workdir / "safe-pip.toml"
-    policy.write_text("[defaults]\n")
-    args = ["--trust-root", str(trust_root), "-i", server.index_url, "--policy", str(policy)]
-    yield pub, args, policy
-    server.stop()
+def index(sigstore: TestSigstore, workdir: Path) -> Iterator[tuple[IndexServer, Publisher]]:
+    with IndexServer(workdir / "index") as server:
+        yield server, Publisher(sigstore, server, workdir / "build")
 
 
-def test_allowlisted_allowed_unlisted_refused(
-    env: tuple[Publisher, list[str], Path], capsys: pytest.CaptureFixture[str]
+def inspect(
+    capsys: pytest.CaptureFixture[str],
+    trust_root: Path,
+    server: IndexServer,
+    target: str,
+    *extra: str,
+) -> tuple[int, list[dict[str, object]]]:
+    code = main(
+        [
+            "inspect",
+            target,
+            "--trust-root",
+            str(trust_root),
+            "-i",
+            server.index_url,
+            "--json",
+            *extra,
+        ]
+    )
+    out = capsys.readouterr().out
+    return code, json.loads(out)
+
+
+def test_allowlisted_and_unlisted_publishers(
+    index: tuple[IndexServer, Publisher],
+    trust_root: Path,
+    workdir: Path,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
-    pub, args, policy = env
-    pub.wheel("alpha", "1.0")
+    server, pub = index
+    pub.wheel("alpha", "1.0", identity=ACME)
+    pub.wheel("alpha", "2.0", identity=EVIL)
+    assert main(["allow", "add", "alpha", "--publisher", "github:acme/alpha@release.yml"]) == 0
+    capsys.readouterr()
+    code, [doc] = inspect(capsys, trust_root, server, "alpha==1.0")
+    assert (code, doc["code"]) == (0, "verified-allowlisted")
+    assert str(doc["rule"]).startswith("safe-pip.toml:")
+    code, [doc] = inspect(capsys, trust_root, server, "alpha==2.0")
+    assert (code, doc["code"]) == (1, "refused-unexpected-publisher")
+    assert "safe-pip allow add alpha --publisher github:evil/alpha@release.yml" in str(doc["fix"])
+
+
+def test_first_use_recorded_then_publisher_change(
+    index: tuple[IndexServer, Publisher],
+    trust_root: Path,
+    workdir: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    server, pub = index
+    pub.wheel("alpha", "1.0", identity=ACME)
     pub.wheel("alpha", "1.1", identity=EVIL)
+    code, [doc] = inspect(
+        capsys, trust_root, server, "alpha==1.0", "--record", "--no-index-history"
+    )
+    assert (code, doc["code"]) == (0, "verified-first-use")
+    with HistoryStore.open(readonly=True) as store:
+        (record,) = store.project("alpha").records
+        assert record.identity is not None
+        assert record.identity.repository == "acme/alpha"
+        assert record.identity.repository_id == ACME.repository_id
+    code, [doc] = inspect(capsys, trust_root, server, "alpha==1.1", "--record")
+    assert (code, doc["code"]) == (1, "refused-publisher-change")
+    assert "evil/alpha" in str(doc["reason"])
+    # "warn": allowed, reported
+    (workdir / "safe-pip.toml").write_text('[defaults]\non-publisher-change = "warn"\n')
+    code, [doc] = inspect(capsys, trust_root, server, "alpha==1.1")
+    assert (code, doc["code"], doc["verdict"]) == (0, "refused-publisher-change", "warn")
+
+
+def test_rename_and_recreation_are_told_apart(
+    index: tuple[IndexServer, Publisher], trust_root: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    server, pub = index
+    pub.wheel("alpha", "1.0", identity=ACME)
+    pub.wheel("alpha", "2.0", identity=RENAMED)
+    pub.wheel("alpha", "3.0", identity=RECREATED)
+    inspect(capsys, trust_root, server, "alpha==1.0", "--record", "--no-index-history")
+    code, [doc] = inspect(capsys, trust_root, server, "alpha==2.0")
+    assert (code, doc["code"]) == (1, "refused-publisher-change")
+    assert "renamed to acme/alpha-ng" in str(doc["reason"])
+    code, [doc] = inspect(capsys, trust_root, server, "alpha==3.0")
+    assert (code, doc["code"]) == (1, "refused-publisher-change")
+    assert "re-created" in str(doc["reason"])
+    assert "safe-pip history forget alpha" in str(doc["fix"])
+
+
+def test_downgrade_caught_on_first_sight_from_index_history(
+    index: tuple[IndexServer, Publisher], trust_root: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    server, pub = index
+    pub.wheel("alpha", "1.0", identity=ACME)
+    pub.wheel("alpha", "1.1", identity=ACME)
+    pub.wheel("alpha", "1.2", signed=False)
+    with HistoryStore.open(readonly=True) as store:
+        assert store.project("alpha").is_empty  # nothing local: first sight
+    code, [doc] = inspect(capsys, trust_root, server, "alpha==1.2")
+    assert (code, doc["code"]) == (1, "refused-attestation-downgrade")
+    assert "read from the index" in str(doc["reason"])
+    # A different publisher on first sight is caught the same way.
+    pub.wheel("alpha", "1.3", identity=EVIL)
+    code, [doc] = inspect(capsys, trust_root, server, "alpha==1.3")
+    assert (code, doc["code"]) == (1, "refused-publisher-change")
+
+
+def test_unsigned_exception_exact_versions_and_expiry(
+    index: tuple[IndexServer, Publisher],
+    trust_root: Path,
+    workdir: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    server, pub = index
+    pub.wheel("six", "1.16.0", signed=False)
+    pub.wheel("six", "1.17.0", signed=False)
+    future = (date.today() + timedelta(days=30)).isoformat()
     assert (
         main(
             [
                 "allow",
-                "add",
-                "alpha",
-                "--publisher",
-                "github:acme/alpha@release.yml",
-                "--policy",
-                str(policy),
+                "unsigned",
+                "six",
+                "--versions",
+                "==1.16.0",
+                "--reason",
+                "no attestations",
+                "--expires",
+                future,
             ]
         )
         == 0
     )
     capsys.readouterr()
-    code, v = _inspect(capsys, "alpha==1.0", *args)
-    assert (code, v["code"]) == (0, "verified-allowlisted")
-    code, v = _inspect(capsys, "alpha==1.1", *args)
-    assert (code, v["code"]) == (1, "refused-unexpected-publisher")
-    assert "allow add alpha" in str(v["fix"])
-
-
-def test_first_use_recorded_then_publisher_change_refused(
-    env: tuple[Publisher, list[str], Path], capsys: pytest.CaptureFixture[str]
-) -> None:
-    pub, args, policy = env
-    pub.wheel("alpha", "1.0")
-    code, v = _inspect(capsys, "alpha==1.0", *args, "--record", "--no-index-history")
-    assert (code, v["code"]) == (0, "verified-first-use")
-    store = HistoryStore.open(None, readonly=True)
-    try:
-        hist = store.project("alpha")
-    finally:
-        store.close()
-    assert [r.identity.repository for r in hist.records if r.identity] == ["acme/alpha"]
-
-    pub.wheel("alpha", "1.1", identity=EVIL)
-    code, v = _inspect(capsys, "alpha==1.1", *args)
-    assert (code, v["code"]) == (1, "refused-publisher-change")
-    code, v = _inspect(capsys, "alpha==1.0", *args)
-    assert (code, v["code"]) == (0, "verified-known")
-
-    policy.write_text('[defaults]\non-publisher-change = "warn"\n')
-    code, v = _inspect(capsys, "alpha==1.1", *args)
-    assert code == 0
-    assert v["verdict"] == "warn"
-    assert v["code"] == "refused-publisher-change"
-    assert v["allowed"] is True
-
-
-def test_downgrade_refused_on_first_sight_thanks_to_index_history(
-    env: tuple[Publisher, list[str], Path], capsys: pytest.CaptureFixture[str]
-) -> None:
-    pub, args, _policy = env
-    pub.wheel("alpha", "1.0")
-    pub.wheel("alpha", "1.1")
-    pub.wheel("alpha", "1.2", signed=False)
-    # nothing recorded locally: the index's earlier releases are the history
-    code, v = _inspect(capsys, "alpha==1.2", *args)
-    assert (code, v["code"]) == (1, "refused-attestation-downgrade")
-    # and a publisher switch on first sight is caught the same way
-    pub.wheel("alpha", "1.3", identity=EVIL)
-    code, v = _inspect(capsys, "alpha==1.3", *args)
-    assert (code, v["code"]) == (1, "refused-publisher-change")
-    # without index history it would have been first use
-    code, v = _inspect(capsys, "alpha==1.3", *args, "--no-index-history")
-    assert (code, v["code"]) == (0, "verified-first-use")
-
-
-def test_downgrade_after_local_history(
-    env: tuple[Publisher, list[str], Path], capsys: pytest.CaptureFixture[str]
-) -> None:
-    pub, args, _policy = env
-    pub.wheel("alpha", "1.0")
-    assert _inspect(capsys, "alpha==1.0", *args, "--record", "--no-index-history")[0] == 0
-    pub.wheel("alpha", "2.0", signed=False)
-    code, v = _inspect(capsys, "alpha==2.0", *args, "--no-index-history")
-    assert (code, v["code"]) == (1, "refused-attestation-downgrade")
-
-
-def test_unsigned_exception_exact_versions_and_expiry(
-    env: tuple[Publisher, list[str], Path], capsys: pytest.CaptureFixture[str]
-) -> None:
-    pub, args, policy = env
-    pub.wheel("six", "1.16.0", signed=False)
-    pub.wheel("six", "1.17.0", signed=False)
-    policy.write_text(
-        '[defaults]\n\n[[unsigned]]\nname = "six"\nversions = "==1.16.0"\n'
-        'reason = "upstream does not attest"\nexpires = 2099-01-01\n'
-    )
-    code, v = _inspect(capsys, "six==1.16.0", *args)
-    assert (code, v["code"]) == (0, "unsigned-allowed")
-    code, v = _inspect(capsys, "six==1.17.0", *args)
-    assert (code, v["code"]) == (1, "refused-unsigned")
-    policy.write_text(policy.read_text().replace("2099-01-01", "2020-01-01"))
-    code, v = _inspect(capsys, "six==1.16.0", *args)
-    assert (code, v["code"]) == (1, "refused-unsigned")
-    assert "expired" in str(v["reason"])
-
-
-def test_invalid_policy_is_exit_2_with_line(
-    env: tuple[Publisher, list[str], Path], capsys: pytest.CaptureFixture[str]
-) -> None:
-    pub, args, policy = env
-    pub.wheel("alpha", "1.0")
-    policy.write_text("[defaults]\nrequire-attestation = true\nsurprise = 1\n")
-    assert main(["inspect", "alpha==1.0", *args]) == 2
-    err = capsys.readouterr().err
-    assert f"{policy}:3" in err
-    assert "surprise" in err
-
-
-def test_install_reads_index_history_from_the_files_own_index(
-    env: tuple[Publisher, list[str], Path], workdir: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    """A first install of a release whose publisher breaks its project's pattern on the index
-    the files come from is refused, and nothing is installed (index history, not PyPI's)."""
-    pub, args, _policy = env
-    pub.wheel("app", "1.0", requires=["gamma"])
-    pub.wheel("gamma", "1.0")
-    pub.wheel("gamma", "2.0", identity=EVIL)
-    target = workdir / "target"
-    code = main(["install", *args, "--target", str(target), "app"])
-    captured = capsys.readouterr()
-    assert code == 1
-    assert "refused-publisher-change" in captured.err + captured.out
-    assert not target.exists() or not any(target.iterdir())
-
-
-def test_history_is_per_release_decided(
-    sigstore: TestSigstore, trust_root: Path, workdir: Path
-) -> None:
-    """Deciding an older release first must not fix the history a newer one is judged by."""
-    from safe_pip.check import Checker
-    from safe_pip.net import Http, SimpleIndex
-    from safe_pip.policy.file import Policy
-    from safe_pip.verify.trust import TrustConfig
-
-    with IndexServer(workdir / "index") as server:
-        pub = Publisher(sigstore, server, workdir / "build")
-        pub.wheel("alpha", "1.0")
-        pub.wheel("alpha", "1.1")
-        pub.wheel("alpha", "2.0", identity=EVIL)
-        http = Http()
-        checker = Checker(
-            trust=TrustConfig(mode="custom", path=trust_root),
-            policy=Policy.default(),
-            http=http,
-            jobs=1,
-            provenance_index=server.index_url,
-        )
-        refs = sorted(
-            SimpleIndex(http, server.index_url).project("alpha").files, key=lambda f: f.version
-        )
-        verdicts = checker.check(refs, download_dir=workdir)
-        codes = {v.version: v.code.value for v in verdicts}
-        assert codes == {
-            "1.0": "verified-first-use",
-            "1.1": "verified-known",
-            "2.0": "refused-publisher-change",
-        }
+    code, [doc] = inspect(capsys, trust_root, server, "six==1.16.0")
+    assert (code, doc["code"]) == (0, "unsigned-allowed")
+    code, [doc] = inspect(capsys, trust_root, server, "six==1.17.0")
+    assert (code, doc["code"]) == (1, "refused-unsigned")
+    assert "covers ==1.16.0, not 1.17.0" in str(doc["reason"])
+    past = (date.today() - timedelta(days=1)).isoformat()
+    policy = workdir / "safe-pip.toml"
+    policy.write_text(policy.read_text().replace(future, past))
+    code, [doc] = inspect(capsys, trust_root, server, "six==1.16.0")
+    assert (code, doc["code"]) == (1, "refused-unsigned")
+    assert f"expired on {past}" in str(doc["reason"])
