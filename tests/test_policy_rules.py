@@ -1129,3 +1129,33 @@ def test_identity_matches_properties(seen: PublisherIdentity, expected: Publishe
     }.get(seen.kind)
     if complete:
         assert identity_matches(seen, seen)
+
+
+@settings(max_examples=200, deadline=None)
+@given(pol=policies, history=histories, version=versions, now=nows, ident=st.none() | identities)
+def test_error_never_allows(
+    pol: Policy,
+    history: ProjectHistory,
+    version: str,
+    now: datetime,
+    ident: PublisherIdentity | None,
+) -> None:
+    result = VerificationResult("f.whl", SHA, VerifyStatus.ERROR, "down", identity=ident)
+    verdict = decide(ref(version), result, pol, history, now)
+    assert verdict.action is Action.REFUSE
+    assert verdict.code is ReasonCode.COULD_NOT_CHECK
+
+
+@settings(max_examples=200, deadline=None)
+@given(pol=policies, history=histories, version=versions, now=nows, ident=st.none() | identities)
+def test_invalid_never_allows(
+    pol: Policy,
+    history: ProjectHistory,
+    version: str,
+    now: datetime,
+    ident: PublisherIdentity | None,
+) -> None:
+    result = VerificationResult("f.whl", SHA, VerifyStatus.INVALID, "bad", identity=ident)
+    verdict = decide(ref(version), result, pol, history, now)
+    assert verdict.action is Action.REFUSE
+    assert verdict.code is ReasonCode.REFUSED_INVALID_ATTESTATION
