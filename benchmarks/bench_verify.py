@@ -14,12 +14,8 @@ run on this machine:
 
 Targets: warm < 2 s; per-file tool (cold) / safe-pip cold >= 20x.
 
-Test-server artifact: tests/support/index_server.py answers HTTP/1.1 keep-alive requests with
-unbuffered header writes and Nagle's algorithm on, so every request on a reused connection
-stalls ~40 ms on the client's delayed ACK (measured: 44 ms per page with 0 ms latency, against
-1 ms with TCP_NODELAY). Real indexes do not do this, and it is not the "20 ms of latency" the
-benchmark asks for, so this script sets ``disable_nagle_algorithm`` on the server's handler
-(in this process only). ``--keep-server-stall`` measures with the stall left in.
+The test index server sets TCP_NODELAY (``disable_nagle_algorithm``): without it every
+keep-alive request stalled ~40 ms on a delayed ACK, which real indexes do not do.
 
 Run: python benchmarks/bench_verify.py [--packages 300] [--latency 0.02] [--tool-sample 30]
 """
@@ -100,16 +96,7 @@ def main() -> int:
     ap.add_argument("--packages", type=int, default=300)
     ap.add_argument("--latency", type=float, default=0.02)
     ap.add_argument("--tool-sample", type=int, default=30)
-    ap.add_argument(
-        "--keep-server-stall",
-        action="store_true",
-        help="leave the test server's ~40 ms delayed-ACK stall per keep-alive request in",
-    )
     args = ap.parse_args()
-    if not args.keep_server_stall:
-        import http.server
-
-        http.server.BaseHTTPRequestHandler.disable_nagle_algorithm = True
 
     ts = TestSigstore()
     with tempfile.TemporaryDirectory(prefix="bench-verify-") as tmp_name:
@@ -144,8 +131,6 @@ def main() -> int:
         f"safe-pip verify benchmark: {args.packages} packages / {n_files} files, "
         f"{args.latency * 1000:.0f} ms latency per request (setup {setup:.1f}s)"
     )
-    stall = "left in" if args.keep_server_stall else "removed (TCP_NODELAY on the test server)"
-    print(f"  test server's ~40 ms keep-alive stall: {stall}")
     print(f"  {'':34} {'seconds':>9} {'per file':>10}")
     print(
         f"  {'safe-pip verify, cold (no cache)':34} {cold:9.2f} {cold / n_files * 1000:8.1f}ms"

@@ -726,6 +726,9 @@ def _route(server: IndexServer, raw_path: str, accept: str | None) -> _Reply:
 def _make_handler(server: IndexServer) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        # Keep-alive replies written in pieces would otherwise wait ~40 ms for a delayed ACK
+        # (Nagle): real indexes don't, and benchmarks against this server must not either.
+        disable_nagle_algorithm = True
         server_version = "safe-pip-test-index/1"
 
         def log_message(self, format: str, *args: object) -> None:
