@@ -37,7 +37,7 @@ from safe_pip.models import (
 from safe_pip.verify.trust import TrustConfig
 
 if TYPE_CHECKING:
-    from safe_pip.net import Http
+    from safe_pip.net import Http, ProjectPage
     from safe_pip.policy.file import Policy
     from safe_pip.policy.history import HistoryRecord, ProjectHistory
     from safe_pip.store.db import HistoryStore
@@ -91,6 +91,8 @@ class Checker:
         self.index_history = index_history
         self._history_lock = threading.Lock()
         self._history_cache: dict[tuple[str, str | None, str | None], ProjectHistory] = {}
+        self._page_cache: dict[tuple[str, str], ProjectPage | None] = {}
+        self._record_cache: dict[tuple[str, str, str], HistoryRecord | None] = {}
 
     # -- plumbing -----------------------------------------------------------------------------
 
@@ -237,16 +239,13 @@ class Checker:
         Errors reading them leave the history empty (first use), they never allow anything
         by themselves: the file being checked is still verified and decided on its own.
         """
-        from safe_pip.policy.history import HistoryRecord, ProjectHistory
+        from safe_pip.policy.history import ProjectHistory
 
         depth = self.policy.defaults.index_history_depth
         if depth <= 0 or index is None:
             return ProjectHistory(name, ())
-        try:
-            from safe_pip.net import SimpleIndex
-
-            page = SimpleIndex(self.http, index).project(name)
-        except Exception:
+        page = self._history_page(name, index)
+        if page is None:
             return ProjectHistory(name, ())
         current = _version(exclude_version) if exclude_version else None
         by_version: dict[Version, list[FileRef]] = {}
@@ -261,24 +260,55 @@ class Checker:
             files = sorted(
                 by_version[v], key=lambda f: (not f.filename.endswith(".whl"), f.filename)
             )
-            f = files[0]
-            if not f.sha256:
-                continue
-            try:
-                prov = self.fetch_provenance(f)
-            except Exception:  # noqa: S112 - unreadable history is no history, never an allow
-                continue
-            if prov is None:
-                identity = None
-            else:
+            record = self._history_record(name, str(v), files[0], index)
+            if record is not None:
+                records.append(record)
+        return ProjectHistory(name, tuple(records))
+
+    def _history_page(self, name: str, index: str) -> ProjectPage | None:
+        """The project's page on ``index``, read once per run (None when unreadable)."""
+        from safe_pip.net import SimpleIndex
+
+        key = (index, name)
+        with self._history_lock:
+            if key in self._page_cache:
+                return self._page_cache[key]
+        try:
+            page: ProjectPage | None = SimpleIndex(self.http, index).project(name)
+        except Exception:
+            page = None
+        with self._history_lock:
+            self._page_cache[key] = page
+        return page
+
+    def _history_record(
+        self, name: str, version: str, f: FileRef, index: str
+    ) -> HistoryRecord | None:
+        """What an earlier release's provenance proves (verified once per run and file).
+
+        None when it cannot be read or does not verify: unreadable history is no history,
+        never an allow (the file being decided is still verified on its own)."""
+        from safe_pip.policy.history import HistoryRecord
+
+        if not f.sha256:
+            return None
+        key = (index, f.filename, f.sha256.lower())
+        with self._history_lock:
+            if key in self._record_cache:
+                return self._record_cache[key]
+        record: HistoryRecord | None = None
+        try:
+            prov = self.fetch_provenance(f)
+            identity = None
+            ok = True
+            if prov is not None:
                 res = self._verify(f.filename, f.sha256.lower(), prov)
-                if not res.verified:
-                    continue
+                ok = res.verified
                 identity = res.identity
-            records.append(
-                HistoryRecord(
+            if ok:
+                record = HistoryRecord(
                     project=name,
-                    version=str(v),
+                    version=version,
                     filename=f.filename,
                     sha256=f.sha256.lower(),
                     identity=identity,
@@ -286,8 +316,11 @@ class Checker:
                     index=index,
                     source="index",
                 )
-            )
-        return ProjectHistory(name, tuple(records))
+        except Exception:
+            record = None
+        with self._history_lock:
+            self._record_cache[key] = record
+        return record
 
     # -- deciding -----------------------------------------------------------------------------
 
