@@ -36,7 +36,9 @@ def _evil_release(env: Env) -> None:
     env.pub.wheel("alpha", "1.1", identity=GitHubIdentity(repository="evil/alpha"))
 
 
-@pytest.mark.parametrize("damage", ["garbage", "truncated", "zeroed-header", "empty", "foreign"])
+@pytest.mark.parametrize(
+    "damage", ["garbage", "truncated", "zeroed-header", "empty", "foreign", "newer-schema"]
+)
 def test_damaged_history_is_an_error_and_is_left_alone(env: Env, damage: str) -> None:
     path = _populated(env)
     data = path.read_bytes()
@@ -48,6 +50,10 @@ def test_damaged_history_is_an_error_and_is_left_alone(env: Env, damage: str) ->
         path.write_bytes(b"\0" * 100 + data[100:])
     elif damage == "empty":
         path.write_bytes(b"")
+    elif damage == "newer-schema":  # healthy, but written by a future safe-pip
+        conn = sqlite3.connect(path)
+        conn.execute("PRAGMA user_version = 99")
+        conn.close()
     else:  # a valid SQLite database that is not ours
         path.unlink()
         conn = sqlite3.connect(path)
@@ -60,7 +66,7 @@ def test_damaged_history_is_an_error_and_is_left_alone(env: Env, damage: str) ->
         run = env.inspect(target, "--record", "--no-index-history")
         assert run.code == 3, run.text
         assert "history.sqlite3" in run.err
-        assert "never resets" in run.err or "not changed" in run.err
+        assert any(w in run.err for w in ("never resets", "not changed", "upgrade safe-pip"))
         assert "Traceback" not in run.text
     # read-only commands refuse too: a broken history is not an empty one
     run = env.inspect("alpha==1.1", "--no-index-history")
