@@ -4,7 +4,11 @@ Phases, strictly ordered (THREATS T10, T12, T19, T26):
 
 1. **Resolve**: ``python -m pip install --dry-run --report`` with the user's arguments, isolated
    from pip's configuration, wheels only unless sdist builds are allowed. Nothing is installed
-   and (wheels only) nothing is built or run.
+   and (wheels only) nothing is built or run. With ``allow-sdist = true`` (and one index),
+   pip resolves through an in-process verifying index (:func:`safe_pip.serve.start_server`,
+   block mode) in front of the user's index instead, without ``--only-binary``: every file pip
+   fetches, the sdists and the build dependencies its isolated build environments install,
+   passes verification first (a refused one is a 403 and the resolution fails).
 2. **Fetch and verify**: every file in the report (transitive dependencies included) is
    downloaded into a private temporary wheelhouse (0700), hashed, its provenance fetched,
    verified and decided by :class:`safe_pip.check.Checker`, in parallel.
@@ -12,11 +16,19 @@ Phases, strictly ordered (THREATS T10, T12, T19, T26):
    Otherwise one ``pip install --no-index --no-deps --require-hashes --isolated`` over the files
    in the wheelhouse, pinned to the sha256 that was verified (pip re-hashes them, so a swap
    after verification fails the install), then the history records what was installed.
+   Verified sdists are first built into wheels by ``pip wheel --no-deps`` (build isolation on,
+   build dependencies through the verifying index); those wheels are pinned to the hash they
+   have when built and reported as ``built_from`` the sdist (their bytes are not attested).
+
+Several indexes (``-i`` plus ``--extra-index-url``): a project listed on more than one of them
+is refused (``refused-index-confusion``, THREATS T11) unless the policy names its publisher
+(docs/adr/0005-dependency-confusion.md).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import re
 import subprocess
@@ -25,7 +37,7 @@ import tempfile
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
@@ -43,12 +55,10 @@ from safe_pip.models import Action, FileRef, ReasonCode, Verdict
 if TYPE_CHECKING:
     from safe_pip.check import Checker
     from safe_pip.commands.install import PipArgs
-    from safe_pip.net import Http
+    from safe_pip.net import Http, ProjectPage
+    from safe_pip.policy.file import Policy
     from safe_pip.resolve.pip_report import ReportItem
-
-#: Building sdists through the verifying index (``safe-pip serve``) is not wired into install
-#: yet: until it is, allow-sdist = true still refuses sdists (with that explanation).
-SDIST_BUILDS_SUPPORTED = False
+    from safe_pip.serve import RunningServer
 
 PYPI_FILES_HOSTS = ("files.pythonhosted.org",)
 
@@ -77,6 +87,9 @@ class Outcome:
     exit_code: int = EXIT_OK
     pip_exit_code: int | None = None
     message: str | None = None
+    built: dict[int, tuple[str, str]] = field(default_factory=dict)  # pos -> (wheel, sha256)
+    build_files: list[dict[str, Any]] = field(default_factory=list)  # served to pip's builds
+    sdist_builds: bool = False
 
 
 # -- running pip ------------------------------------------------------------------------------
@@ -158,30 +171,147 @@ def run_pip(
 # -- phase 1: resolve -------------------------------------------------------------------------
 
 
-def resolve_argv(pip: PipArgs, report: Path, *, wheels_only: bool) -> list[str]:
+def resolve_argv(
+    pip: PipArgs, report: Path, *, wheels_only: bool, index_url: str | None = None
+) -> list[str]:
+    """The resolution call. ``index_url``: resolve through that index only (the verifying
+    index), dropping the user's index, find-links and TLS-to-index options."""
     argv = ["install", "--dry-run", "--report", str(report), "--isolated"]
     argv += ["--disable-pip-version-check", "--no-input", "--progress-bar", "off"]
     argv += ["-v"] * pip.verbose if pip.verbose else ["--quiet"]
     if wheels_only:
         argv += ["--only-binary", ":all:"]
+    if index_url is not None:
+        return [*argv, "--index-url", index_url, *pip.resolve_no_index]
     return argv + pip.resolve
+
+
+def loopback_env(env: dict[str, str]) -> dict[str, str]:
+    """pip talks to the in-process verifying index on 127.0.0.1 directly, never via a proxy."""
+    for key in ("NO_PROXY", "no_proxy"):
+        env[key] = ",".join(p for p in (env.get(key, ""), "127.0.0.1", "localhost") if p)
+    return env
 
 
 _NO_MATCH = re.compile(r"No matching distribution found for (\S+)")
 
 
 def resolve(
-    pip: PipArgs, workdir: Path, *, wheels_only: bool, err: TextIO
+    pip: PipArgs,
+    workdir: Path,
+    *,
+    wheels_only: bool,
+    err: TextIO,
+    index_url: str | None = None,
 ) -> tuple[list[ReportItem], subprocess.CompletedProcess[str]]:
     from safe_pip.resolve.pip_report import read_report
 
     report = workdir / "pip-report.json"
-    proc = run_pip(resolve_argv(pip, report, wheels_only=wheels_only), env=pip_env(), capture=True)
+    env = pip_env() if index_url is None else loopback_env(pip_env())
+    argv = resolve_argv(pip, report, wheels_only=wheels_only, index_url=index_url)
+    proc = run_pip(argv, env=env, capture=True)
     if proc.returncode != 0 or not report.is_file():
         return [], proc
     if pip.verbose and proc.stderr:
         err.write(proc.stderr)
     return read_report(report), proc
+
+
+# -- sources: requirement files, sdist builds -------------------------------------------------
+
+#: Options of a requirement file that add or replace where pip fetches from.
+_FILE_SOURCE_OPTIONS = {
+    "-i": "--index-url",
+    "--index-url": "--index-url",
+    "--extra-index-url": "--extra-index-url",
+    "-f": "--find-links",
+    "--find-links": "--find-links",
+    "--no-index": "--no-index",
+}
+_FILE_NESTED = ("-r", "--requirement", "-c", "--constraint")
+
+
+@dataclass(frozen=True)
+class FileSource:
+    """An index option found inside a requirement or constraints file."""
+
+    path: str
+    option: str  # canonical long name
+    value: str | None
+
+
+def requirement_file_sources(paths: Sequence[str], *, _depth: int = 0) -> list[FileSource]:
+    """Index options set inside requirement / constraints files (pip honours them: they add
+    indexes safe-pip would not otherwise know about). Nested -r / -c files are followed;
+    a file given as a URL counts as a source of unknown options. Unreadable files are
+    skipped (pip reports them)."""
+    found: list[FileSource] = []
+    for raw in paths:
+        if "://" in raw and not raw.startswith("file:"):
+            found.append(FileSource(raw, "requirement file from a URL", None))
+            continue
+        path = Path(raw.removeprefix("file://")) if raw.startswith("file:") else Path(raw)
+        try:
+            text = path.read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            continue
+        nested: list[str] = []
+        for line in text.replace("\\\n", " ").splitlines():
+            line = line.split(" #", 1)[0].strip()
+            if not line.startswith("-"):
+                continue
+            opt, _sep, rest = line.replace("=", " ", 1).partition(" ")
+            value = rest.strip() or None
+            if opt.startswith("-") and not opt.startswith("--") and len(opt) > 2:
+                opt, value = opt[:2], opt[2:].lstrip("=") or value  # -ihttps://...
+            if opt in _FILE_SOURCE_OPTIONS:
+                found.append(FileSource(str(path), _FILE_SOURCE_OPTIONS[opt], value))
+            elif opt in _FILE_NESTED and value and _depth < 10:
+                nested.append(value if "://" in value else str(path.parent / value))
+        if nested:
+            found += requirement_file_sources(nested, _depth=_depth + 1)
+    return found
+
+
+def effective_indexes(pip: PipArgs, file_sources: Sequence[FileSource]) -> list[str]:
+    """The indexes pip searches: the command line's, with requirement files' options applied
+    (a file's --index-url replaces the primary index, as in pip)."""
+    if pip.no_index or any(f.option == "--no-index" for f in file_sources):
+        return []
+    primary = pip.index_url
+    extras = list(pip.extra_index_urls)
+    for f in file_sources:
+        if f.option == "--index-url" and f.value:
+            primary = f.value
+        elif f.option == "--extra-index-url" and f.value:
+            extras.append(f.value)
+    out: list[str] = []
+    for url in [primary, *extras]:
+        if url and url not in out:
+            out.append(url)
+    return out
+
+
+def sdist_build_blocker(pip: PipArgs, file_sources: Sequence[FileSource]) -> str | None:
+    """Why sdists cannot be built through the verifying index in this run (None: they can).
+
+    The verifying index fronts exactly one upstream index, and pip must have no other source:
+    build dependencies fetched from another index or a --find-links directory would skip
+    verification, and with several indexes pip takes the highest version across them
+    (dependency confusion, THREATS T11), which build dependencies are not checked for."""
+    if pip.no_index:
+        return "--no-index leaves no index to fetch build dependencies through"
+    if pip.extra_index_urls:
+        return "more than one index is configured (--extra-index-url)"
+    if pip.find_links:
+        return "--find-links is given (pip would take build dependencies from it unverified)"
+    if file_sources:
+        f = file_sources[0]
+        return (
+            f"the requirement file {f.path} sets {f.option} (pip would fetch from it, "
+            "build dependencies included, outside the verifying index)"
+        )
+    return None
 
 
 # -- phase 2: file references and verdicts ----------------------------------------------------
@@ -197,46 +327,100 @@ def _same_file_url(a: str, b: str) -> bool:
     return a.split("#", 1)[0] == b.split("#", 1)[0]
 
 
-def file_refs(
-    items: Sequence[ReportItem], pip: PipArgs, http: Http, *, jobs: int
-) -> dict[int, FileRef]:
-    """FileRefs for the verifiable items (by position). Files served by one of the configured
-    indexes get that index's provenance URL; the rest (mirrors without provenance,
-    --find-links, local files, direct URLs) are looked up on the provenance index."""
-    from safe_pip.check import PYPI_SIMPLE
-    from safe_pip.net import ProjectPage, SimpleIndex
+@dataclass
+class IndexPages:
+    """Project pages read from the configured indexes, by (index, project): the pages, the
+    404s, and the pages that could not be read (with why)."""
 
-    pages: dict[tuple[str, str], ProjectPage | None] = {}
-    wanted: set[tuple[str, str]] = set()
-    for item in items:
-        if not item.verifiable or item.is_local:
-            continue
-        if _host(item.url) in PYPI_FILES_HOSTS:
-            continue
-        for index in pip.indexes:
-            wanted.add((index, item.project))
+    pages: dict[tuple[str, str], ProjectPage] = field(default_factory=dict)
+    missing: set[tuple[str, str]] = field(default_factory=set)
+    errors: dict[tuple[str, str], str] = field(default_factory=dict)
 
-    def fetch(key: tuple[str, str]) -> tuple[tuple[str, str], ProjectPage | None]:
+
+def fetch_pages(keys: set[tuple[str, str]], http: Http, *, jobs: int) -> IndexPages:
+    """Read the (index, project) pages in parallel; never raises."""
+    from safe_pip.net import ProjectNotFound, SimpleIndex
+
+    out = IndexPages()
+
+    def fetch(key: tuple[str, str]) -> tuple[tuple[str, str], ProjectPage | None, str | None]:
         index, project = key
         try:
-            return key, SimpleIndex(http, index).project(project)
-        except Exception:  # no page: no provenance URL; looked up on the provenance index
-            return key, None
+            return key, SimpleIndex(http, index).project(project), None
+        except ProjectNotFound:
+            return key, None, None
+        except SafePipError as exc:
+            return key, None, exc.message
+        except Exception as exc:  # fail closed: unreadable is an error, never "absent"
+            return key, None, f"{type(exc).__name__}: {exc}"
 
-    if wanted:
-        with ThreadPoolExecutor(max_workers=max(1, min(2 * jobs, len(wanted)))) as pool:
-            pages.update(pool.map(fetch, sorted(wanted)))
+    if keys:
+        with ThreadPoolExecutor(max_workers=max(1, min(2 * jobs, len(keys)))) as pool:
+            for key, page, error in pool.map(fetch, sorted(keys)):
+                if page is not None:
+                    out.pages[key] = page
+                elif error is None:
+                    out.missing.add(key)
+                else:
+                    out.errors[key] = error
+    return out
+
+
+def _served_by(item: ReportItem, server: RunningServer | None) -> bool:
+    return server is not None and item.url.startswith(server.url + "/")
+
+
+def _served_ref(item: ReportItem, server: RunningServer) -> FileRef:
+    """The upstream file behind a link of the verifying index (pip resolved through it): the
+    bytes are fetched from upstream again and verified like any other file."""
+    from urllib.parse import unquote, urlsplit
+
+    from safe_pip.serve import ServeError
+
+    parts = [unquote(p) for p in urlsplit(item.url).path.split("/")]
+    if len(parts) == 5 and parts[1] == "files":
+        try:
+            entry = server.index.lookup(parts[2], parts[3], parts[4])
+        except ServeError:
+            entry = None
+        if entry is not None and entry.ref.url:
+            up = entry.ref
+            ref = item.to_fileref(
+                index=up.index or server.index.upstream_url,
+                provenance_url=up.provenance_url,
+                size=up.size,
+                yanked=up.yanked,
+            )
+            return replace(ref, url=up.url)
+    return item.to_fileref()  # unknown to the server: looked up on the provenance index
+
+
+def file_refs(
+    items: Sequence[ReportItem],
+    indexes: Sequence[str],
+    pages: IndexPages,
+    *,
+    server: RunningServer | None = None,
+) -> dict[int, FileRef]:
+    """FileRefs for the verifiable items (by position). Files served by one of the configured
+    indexes get that index's provenance URL; files pip got through the verifying index are
+    mapped back to the upstream file; the rest (mirrors without provenance, --find-links,
+    local files, direct URLs) are looked up on the provenance index."""
+    from safe_pip.check import PYPI_SIMPLE
 
     refs: dict[int, FileRef] = {}
     for pos, item in enumerate(items):
         if not item.verifiable:
             continue
+        if server is not None and _served_by(item, server):
+            refs[pos] = _served_ref(item, server)
+            continue
         if _host(item.url) in PYPI_FILES_HOSTS:
             refs[pos] = item.to_fileref(index=PYPI_SIMPLE)
             continue
         ref: FileRef | None = None
-        for index in pip.indexes:
-            page = pages.get((index, item.project))
+        for index in indexes:
+            page = pages.pages.get((index, item.project))
             if page is None:
                 continue
             for f in page.files:
@@ -256,25 +440,33 @@ SDIST_REASON = (
     "verifies, and runs their code and the sdist's own build code"
 )
 
+ENABLE_SDIST_FIX = (
+    "set allow-sdist = true in [defaults] of your policy (safe-pip.toml) and install from a "
+    "single index: safe-pip then resolves and builds through its verifying index, so the "
+    "sdist and every build dependency are verified first"
+)
 
-def sdist_verdict(item: ReportItem, *, allow_sdist: bool) -> Verdict:
+
+def sdist_verdict(item: ReportItem, *, allow_sdist: bool, blocker: str | None = None) -> Verdict:
+    """The refusal of an sdist that this run does not build (allow-sdist off, or on but
+    ``blocker`` says why its build dependencies could not all be verified)."""
     if allow_sdist:
         reason = (
-            SDIST_REASON + "; allow-sdist = true is set, but this version of safe-pip install "
-            "cannot yet build sdists with verified build dependencies"
+            SDIST_REASON + "; allow-sdist = true is set, but sdists are built only through "
+            "safe-pip's verifying index, which needs a single index and no other source, and "
+            f"{blocker or 'this run has other sources'}"
         )
         fix = (
-            f"install a wheel of {item.name} instead (--only-binary :all:, or a version that "
-            "has a wheel), or build it yourself through the verifying index: "
-            "safe-pip serve, then pip wheel --index-url <its URL>"
+            f"install a wheel of {item.name} instead (a version that has one), or run with a "
+            "single -i index and no --extra-index-url, --find-links or index options in "
+            "requirement files, so safe-pip builds it through its verifying index"
         )
     else:
-        reason = SDIST_REASON
+        reason = SDIST_REASON + " (allow-sdist is off)"
         fix = (
             f"use a wheel of {item.name}: a version that publishes one (safe-pip already asks "
             "pip for wheels only, like --only-binary :all:), or a wheel URL instead of the "
-            "sdist; or set allow-sdist = true in [defaults] of your policy to build sdists "
-            "with build dependencies fetched through the verifying index (safe-pip serve)"
+            f"sdist; or {ENABLE_SDIST_FIX}"
         )
     return Verdict(
         project=item.name,
@@ -285,6 +477,84 @@ def sdist_verdict(item: ReportItem, *, allow_sdist: bool) -> Verdict:
         code=ReasonCode.REFUSED_SDIST,
         reason=reason,
         rule="[defaults] allow-sdist",
+        fix=fix,
+    )
+
+
+def _redacted(indexes: Sequence[str]) -> str:
+    from safe_pip.net import redact
+
+    return ", ".join(redact(i) for i in indexes)
+
+
+def index_unknown_verdict(item: ReportItem, index: str, error: str) -> Verdict:
+    """Several indexes, and one could not tell whether it has the project: fail closed."""
+    from safe_pip.net import redact
+
+    return Verdict(
+        project=item.name,
+        version=item.version,
+        filename=item.filename or item.url,
+        sha256=item.sha256 or "",
+        action=Action.REFUSE,
+        code=ReasonCode.COULD_NOT_CHECK,
+        reason=f"with several indexes configured, safe-pip must know which of them list "
+        f"{item.project}, but the page on {redact(index)} could not be read: {error}",
+        rule="index confusion (several indexes)",
+        fix="retry when every configured index answers, or drop the index that fails",
+    )
+
+
+def _unsigned_pinned(policy: Policy, project: str, sha256: str) -> bool:
+    return any(sha256.lower() in exc.sha256 for exc in policy.unsigned_for(project))
+
+
+def apply_index_confusion(
+    verdict: Verdict, item: ReportItem, listed: Sequence[str], policy: Policy
+) -> Verdict:
+    """THREATS T11: ``item``'s project is listed on more than one configured index. pip takes
+    the highest version across them, so whoever controls the name on any of them decides what
+    is installed. Allowed only when the policy itself says what to accept: a [[package]]
+    entry naming the publisher that signed this file (verified-allowlisted), or an
+    [[unsigned]] exception pinning this file's sha256. Everything else is refused
+    (refused-index-confusion); an already refused verdict keeps its own reason, with a note."""
+    from safe_pip.policy.rules import allow_add_command, allow_unsigned_command
+
+    note = (
+        f"{item.project} is listed on {len(listed)} of the configured indexes "
+        f"({_redacted(listed)}): dependency confusion risk"
+    )
+    if verdict.action is Action.REFUSE:
+        return replace(verdict, reason=f"{verdict.reason}; note: {note}")
+    if verdict.code is ReasonCode.VERIFIED_ALLOWLISTED:
+        return verdict
+    if verdict.code is ReasonCode.UNSIGNED_ALLOWED and _unsigned_pinned(
+        policy, item.project, verdict.sha256
+    ):
+        return verdict
+    if verdict.identity is not None:
+        fix = (
+            f"if {verdict.identity.describe()} is the publisher you expect for {item.project}, "
+            f"name it in the policy: {allow_add_command(item.project, verdict.identity)}; "
+            f"otherwise drop the index that should not serve {item.project}"
+        )
+    else:
+        fix = (
+            f"if this exact file is the one you reviewed, pin it: "
+            f"{allow_unsigned_command(item.project, item.version, verdict.sha256)}; otherwise "
+            f"drop the index that should not serve {item.project}"
+        )
+    return replace(
+        verdict,
+        action=Action.REFUSE,
+        code=ReasonCode.REFUSED_INDEX_CONFUSION,
+        reason=(
+            f"{note}. pip picks the highest version across indexes, so whoever publishes "
+            f"{item.project} on another index can take over this install, and no [[package]] "
+            f"entry of the policy names {item.project}'s publisher (this file: "
+            f"{verdict.reason})"
+        ),
+        rule="index confusion (several indexes)",
         fix=fix,
     )
 
@@ -328,20 +598,61 @@ def check_items(
     *,
     allow_unverifiable: bool,
     progress: Callable[[int, int, str], None] | None,
+    sdist_builds: bool = False,
+    sdist_blocker: str | None = None,
+    server: RunningServer | None = None,
+    file_sources: Sequence[FileSource] = (),
 ) -> list[Verdict]:
-    """One verdict per report item, in report order."""
-    allow_sdist = bool(checker.policy.defaults.allow_sdist)
+    """One verdict per report item, in report order.
+
+    ``sdist_builds``: sdists are verified (and later built) instead of refused. ``server``: the
+    verifying index pip resolved through (its links are mapped back to upstream files)."""
+    policy = checker.policy
+    allow_sdist = bool(policy.defaults.allow_sdist)
+    indexes = effective_indexes(pip, file_sources)
+    several = len(indexes) > 1
     fixed: dict[int, Verdict] = {}
     for pos, item in enumerate(items):
-        if item.kind == "sdist" and not (allow_sdist and SDIST_BUILDS_SUPPORTED):
-            fixed[pos] = sdist_verdict(item, allow_sdist=allow_sdist)
+        if item.kind == "sdist" and not sdist_builds:
+            fixed[pos] = sdist_verdict(item, allow_sdist=allow_sdist, blocker=sdist_blocker)
         elif not item.verifiable:
             fixed[pos] = unverifiable_verdict(item, allowed=allow_unverifiable)
-    candidates = [it for pos, it in enumerate(items) if pos not in fixed]
-    refs = file_refs(candidates, pip, checker.http, jobs=checker.jobs)
+    wanted: set[tuple[str, str]] = set()
+    for pos, item in enumerate(items):
+        if pos in fixed or _served_by(item, server):
+            continue
+        if (several and not item.is_direct) or (
+            not item.is_local and _host(item.url) not in PYPI_FILES_HOSTS
+        ):
+            wanted.update((index, item.project) for index in indexes)
+    pages = fetch_pages(wanted, checker.http, jobs=checker.jobs)
+    confused: dict[int, list[str]] = {}
+    if several:
+        for pos, item in enumerate(items):
+            if pos in fixed or item.is_direct:
+                continue
+            failed = [i for i in indexes if (i, item.project) in pages.errors]
+            if failed:
+                error = pages.errors[(failed[0], item.project)]
+                fixed[pos] = index_unknown_verdict(item, failed[0], error)
+                continue
+            listed = [
+                i
+                for i in indexes
+                if (page := pages.pages.get((i, item.project))) is not None and page.files
+            ]
+            if len(listed) > 1:
+                confused[pos] = listed
+    candidates = [pos for pos in range(len(items)) if pos not in fixed]
+    refs = file_refs([items[p] for p in candidates], indexes, pages, server=server)
     ordered = [refs[i] for i in range(len(candidates))]
-    checked = iter(checker.check(ordered, download_dir=wheelhouse, progress=progress))
-    return [fixed[pos] if pos in fixed else next(checked) for pos in range(len(items))]
+    checked = checker.check(ordered, download_dir=wheelhouse, progress=progress)
+    verdicts = dict(fixed)
+    for pos, verdict in zip(candidates, checked, strict=True):
+        if pos in confused:
+            verdict = apply_index_confusion(verdict, items[pos], confused[pos], policy)
+        verdicts[pos] = verdict
+    return [verdicts[pos] for pos in range(len(items))]
 
 
 # -- phase 3: install -------------------------------------------------------------------------
@@ -375,6 +686,180 @@ def unverifiable_argv(pip: PipArgs, items: Sequence[ReportItem]) -> list[str]:
     return argv
 
 
+def build_argv(pip: PipArgs, index_url: str, wheel_dir: Path, requirements: Path) -> list[str]:
+    """``pip wheel`` of verified sdists (hash-pinned local files): build isolation on, build
+    dependencies fetched through the verifying index only, no wheel cache (the wheel is built
+    now from these bytes, never taken from an earlier build)."""
+    argv = ["wheel", "--no-deps", "--isolated", "--no-cache-dir", "--require-hashes"]
+    argv += ["--disable-pip-version-check", "--no-input", "--progress-bar", "off"]
+    argv += ["-q"] * pip.quiet + ["-v"] * pip.verbose
+    argv += ["--index-url", index_url, "--wheel-dir", str(wheel_dir), *pip.build]
+    return [*argv, "-r", str(requirements)]
+
+
+def served_refusals(text: str, server: RunningServer) -> list[Verdict]:
+    """The refused files pip asked the verifying index for (it answered 403), named in pip's
+    output by their link (``<server>/files/<project>/<sha256>/<filename>``)."""
+    from urllib.parse import unquote
+
+    from safe_pip.serve import ServeError
+
+    link = re.compile(
+        re.escape(server.url) + r"/files/([^/\s'\"]+)/([0-9a-fA-F]{64})/([^/\s'\"#?]+)"
+    )
+    out: list[Verdict] = []
+    seen: set[tuple[str, str]] = set()
+    for m in link.finditer(text):
+        project, sha, filename = unquote(m.group(1)), m.group(2).lower(), unquote(m.group(3))
+        if (filename, sha) in seen:
+            continue
+        seen.add((filename, sha))
+        try:
+            entry = server.index.lookup(project, sha, filename)
+        except ServeError:
+            continue
+        if not entry.allowed:
+            out.append(entry.verdict)
+    return out
+
+
+def _build_files(server: RunningServer, outcome: Outcome) -> None:
+    """What the verifying index served to pip besides the report's files: the build
+    dependencies of sdists (and anything else pip fetched to build them), for the report."""
+    names = {item.filename for item in outcome.items}
+    events = list(server.index.log.events)
+    decided = {e.get("filename"): e for e in events if e.get("event") in ("allow", "refuse")}
+    seen: set[str] = set()
+    for e in events:
+        filename = e.get("filename")
+        if e.get("event") != "served" or not isinstance(filename, str):
+            continue
+        if filename in names or filename in seen:
+            continue
+        seen.add(filename)
+        d = decided.get(filename, {})
+        outcome.build_files.append(
+            {
+                "project": e.get("project"),
+                "version": e.get("version"),
+                "filename": filename,
+                "sha256": e.get("sha256"),
+                "verdict": d.get("verdict"),
+                "code": d.get("code"),
+                "identity": d.get("identity"),
+            }
+        )
+
+
+def _start_verifying_index(checker: Checker, pip: PipArgs, err: TextIO) -> RunningServer:
+    from safe_pip.errors import CouldNotCheckError
+    from safe_pip.serve import EventLog, start_server
+
+    upstream = pip.index_url
+    if upstream is None:  # sdist_build_blocker() rules --no-index out
+        raise ConfigError("no index to build sdists through")
+    log = EventLog(stream=err, quiet=not pip.verbose, keep=True)
+    try:
+        return start_server(checker, upstream, host="127.0.0.1", port=0, mode="block", log=log)
+    except OSError as exc:
+        raise CouldNotCheckError(
+            f"could not start the verifying index on 127.0.0.1: {exc.strerror or exc}",
+            fix="sdists are built only through it; install wheels instead (allow-sdist = false)",
+        ) from exc
+
+
+def _build_sdists(
+    pip: PipArgs,
+    items: Sequence[ReportItem],
+    verdicts: Sequence[Verdict],
+    wheelhouse: Path,
+    work: Path,
+    server: RunningServer,
+    outcome: Outcome,
+    err: TextIO,
+) -> dict[int, tuple[Path, str]]:
+    """Build every verified sdist into a wheel (one ``pip wheel`` call). Returns position ->
+    (built wheel, its sha256); raises _StepFailed with the exit code on failure."""
+    from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
+    from packaging.version import InvalidVersion, Version
+
+    from safe_pip.check import sha256_path
+    from safe_pip.render import clean, refusal_table
+
+    todo = [
+        (pos, item, v)
+        for pos, (item, v) in enumerate(zip(items, verdicts, strict=True))
+        if item.kind == "sdist" and item.filename and v.action is not Action.REFUSE
+    ]
+    if not todo:
+        return {}
+    built_dir = work / "built"
+    built_dir.mkdir(mode=0o700)
+    reqs = work / "sdists-to-build.txt"
+    reqs.write_text(
+        requirements_text([(i, wheelhouse / (i.filename or ""), v.sha256) for _p, i, v in todo]),
+        encoding="utf-8",
+    )
+    if pip.quiet == 0:
+        names = ", ".join(clean(i.filename or "") for _p, i, _v in todo)
+        err.write(
+            f"safe-pip: building {len(todo)} verified sdist(s) ({names}); build dependencies "
+            "come through the verifying index\n"
+        )
+    argv = build_argv(pip, server.index_url, built_dir, reqs)
+    proc = run_pip(argv, env=loopback_env(pip_env()), capture=True)
+    text = (proc.stderr or "") + (proc.stdout or "")
+    if pip.verbose and text:
+        err.write(text if text.endswith("\n") else text + "\n")
+    if proc.returncode != 0:
+        if not pip.verbose:
+            err.write(text if text.endswith("\n") or not text else text + "\n")
+        outcome.pip_exit_code = proc.returncode
+        refused = served_refusals(text, server)
+        if refused:
+            outcome.verdicts = [*outcome.verdicts, *refused]
+            err.write(refusal_table(refused) + "\n")
+            outcome.message = "a build dependency was refused by the verifying index"
+            err.write(f"safe-pip: {outcome.message}; nothing was installed.\n")
+            raise _StepFailed(_exit_for(refused))
+        outcome.message = (
+            f"pip could not build the verified sdist(s) (exit {proc.returncode}); see pip's "
+            "message above"
+        )
+        err.write(f"safe-pip: {outcome.message}; nothing was installed.\n")
+        raise _StepFailed(EXIT_PIP_FAILED)
+    wheels: dict[tuple[str, Version], Path] = {}
+    for path in built_dir.glob("*.whl"):
+        try:
+            name, version, _build, _tags = parse_wheel_filename(path.name)
+        except InvalidWheelFilename:
+            continue
+        wheels[(name, version)] = path
+    out: dict[int, tuple[Path, str]] = {}
+    for pos, item, _v in todo:
+        try:
+            path_or_none = wheels.get((canonicalize_name(item.name), Version(item.version)))
+        except InvalidVersion:
+            path_or_none = None
+        if path_or_none is None:
+            outcome.message = (
+                f"building {item.filename} gave no wheel for {item.name} {item.version}"
+            )
+            err.write(f"safe-pip: {clean(outcome.message)}; nothing was installed.\n")
+            raise _StepFailed(EXIT_PIP_FAILED)
+        out[pos] = (path_or_none, sha256_path(path_or_none))
+        outcome.built[pos] = (path_or_none.name, out[pos][1])
+    return out
+
+
+class _StepFailed(Exception):
+    """A step after verification failed; its message is written; carries the exit code."""
+
+    def __init__(self, code: int) -> None:
+        super().__init__(code)
+        self.code = code
+
+
 # -- the command ------------------------------------------------------------------------------
 
 
@@ -399,7 +884,23 @@ def report_doc(outcome: Outcome, pip: PipArgs) -> dict[str, Any]:
             item = outcome.items[pos]
             doc["url"] = redact(item.url)
             doc["requested"] = item.requested
+        if pos in outcome.built:
+            # Installed as a wheel built here from the verified sdist: the wheel's bytes are
+            # not attested, only its source is.
+            doc["built_wheel"] = {
+                "filename": outcome.built[pos][0],
+                "sha256": outcome.built[pos][1],
+            }
         files.append(doc)
+    built = [
+        {
+            "filename": wheel,
+            "sha256": sha,
+            "built_from": outcome.verdicts[pos].filename,
+            "attested": False,
+        }
+        for pos, (wheel, sha) in sorted(outcome.built.items())
+    ]
     refused = sum(1 for v in outcome.verdicts if v.action is Action.REFUSE)
     warned = sum(1 for v in outcome.verdicts if v.action is Action.WARN)
     return {
@@ -415,6 +916,9 @@ def report_doc(outcome: Outcome, pip: PipArgs) -> dict[str, Any]:
             "refused": refused,
         },
         "files": files,
+        "sdist_builds": outcome.sdist_builds,
+        "built": built,
+        "build_files": outcome.build_files,
         "pip_exit_code": outcome.pip_exit_code,
         "message": outcome.message,
     }
@@ -458,8 +962,8 @@ def run_install(own: argparse.Namespace, pip: PipArgs, *, out: TextIO, err: Text
 def _run(
     own: argparse.Namespace, pip: PipArgs, outcome: Outcome, *, err: TextIO, out: TextIO
 ) -> int:
-    from safe_pip.commands._common import ProgressLine, make_checker, open_store
-    from safe_pip.render import clean, refusal_table
+    from safe_pip.commands._common import make_checker, open_store
+    from safe_pip.render import clean
 
     quiet = pip.quiet > 0
     ignored = pip_config_sources()
@@ -472,74 +976,130 @@ def _run(
     store = open_store(own, readonly=pip.dry_run)
     try:
         checker = make_checker(own, store=store, provenance_index=own.provenance_index)
-        allow_sdist = bool(checker.policy.defaults.allow_sdist) and SDIST_BUILDS_SUPPORTED
-        if not allow_sdist:
+        allow_sdist = bool(checker.policy.defaults.allow_sdist)
+        file_sources = requirement_file_sources(pip.requirement_files)
+        blocker = sdist_build_blocker(pip, file_sources) if allow_sdist else None
+        sdist_builds = allow_sdist and blocker is None
+        outcome.sdist_builds = sdist_builds
+        if not sdist_builds:
             bad = [v for v in pip.no_binary if v.strip() != ":none:"]
             if bad:
                 raise ConfigError(
                     f"--no-binary {bad[0]} asks pip for sdists, which safe-pip refuses "
-                    "(building them runs unverified build dependencies)",
-                    fix="drop --no-binary; safe-pip installs wheels only (see allow-sdist in "
-                    "the policy documentation)",
+                    "(building them runs unverified build dependencies)"
+                    + (f"; allow-sdist = true is set, but {blocker}" if blocker else ""),
+                    fix="drop --no-binary; safe-pip installs wheels only"
+                    + (
+                        " unless the run has a single index"
+                        if blocker
+                        else " (or " + ENABLE_SDIST_FIX + ")"
+                    ),
                 )
+        if blocker and not quiet:
+            err.write(
+                f"safe-pip: note: allow-sdist = true, but {clean(blocker)}: resolving wheels "
+                "only (sdists are refused in this run)\n"
+            )
         with tempfile.TemporaryDirectory(prefix="safe-pip-install-") as tmp:
             work = Path(tmp)  # mkdtemp: mode 0700, private to this user
             os.chmod(work, 0o700)
-            warm = _warm_up(checker)  # imports and trust root load while pip resolves
-            items, proc = resolve(pip, work, wheels_only=not allow_sdist, err=err)
-            warm.join()
-            if proc.returncode != 0:
-                return _resolve_failed(proc, pip, checker, outcome, allow_sdist, err)
-            outcome.items = items
-            if HOOKS.after_resolve is not None:
-                HOOKS.after_resolve(items)
-            if not items:
-                if not quiet:
-                    err.write("safe-pip: nothing to install (all requirements are satisfied)\n")
-                return EXIT_OK
-            wheelhouse = work / "wheelhouse"
-            wheelhouse.mkdir(mode=0o700)
-            progress = ProgressLine("safe-pip: verifying", quiet=quiet or bool(own.json))
-            verdicts = check_items(
-                checker,
-                items,
-                pip,
-                wheelhouse,
-                allow_unverifiable=bool(own.allow_unverifiable_sources),
-                progress=progress,
-            )
-            outcome.verdicts = verdicts
-            code = _exit_for(verdicts)
-            if any(v.action is not Action.ALLOW for v in verdicts) and (code or not quiet):
-                err.write(refusal_table(verdicts) + "\n")
-            if code != EXIT_OK:
-                refused = sum(1 for v in verdicts if v.action is Action.REFUSE)
-                err.write(
-                    f"safe-pip: {refused} of {len(verdicts)} file(s) refused; nothing was "
-                    "installed.\n"
-                )
-                return code
-            if pip.dry_run:
-                names = " ".join(f"{clean(i.name)}-{clean(i.version)}" for i in items)
-                if not own.json:
-                    out.write(f"Would install {names}\n")
-                if not quiet:
-                    err.write(f"safe-pip: {len(verdicts)} file(s) verified (dry run).\n")
-                return EXIT_OK
-            if not quiet:
-                err.write(
-                    f"safe-pip: {len(verdicts)} file(s) verified; installing them from a "
-                    "private wheelhouse.\n"
-                )
-            code = _install(pip, items, verdicts, wheelhouse, work, outcome, own, out, err)
-            if outcome.installed:
-                checker.record(
-                    [v for v in verdicts if v.code is not ReasonCode.UNVERIFIABLE_ALLOWED],
-                    index=pip.index_url,
-                )
-            return code
+            with contextlib.ExitStack() as stack:
+                server: RunningServer | None = None
+                if sdist_builds:
+                    server = stack.enter_context(_start_verifying_index(checker, pip, err))
+                    stack.callback(_build_files, server, outcome)  # runs before it stops
+                try:
+                    return _verify_and_install(
+                        own, pip, outcome, checker, work, server, file_sources, blocker, out, err
+                    )
+                except _StepFailed as failed:
+                    return failed.code
     finally:
         store.close()
+
+
+def _verify_and_install(
+    own: argparse.Namespace,
+    pip: PipArgs,
+    outcome: Outcome,
+    checker: Checker,
+    work: Path,
+    server: RunningServer | None,
+    file_sources: Sequence[FileSource],
+    blocker: str | None,
+    out: TextIO,
+    err: TextIO,
+) -> int:
+    from safe_pip.commands._common import ProgressLine
+    from safe_pip.render import clean, refusal_table
+
+    quiet = pip.quiet > 0
+    warm = _warm_up(checker)  # imports and trust root load while pip resolves
+    items, proc = resolve(
+        pip,
+        work,
+        wheels_only=server is None,
+        err=err,
+        index_url=server.index_url if server is not None else None,
+    )
+    warm.join()
+    if proc.returncode != 0:
+        return _resolve_failed(proc, pip, checker, outcome, server, blocker, err)
+    outcome.items = items
+    if HOOKS.after_resolve is not None:
+        HOOKS.after_resolve(items)
+    if not items:
+        if not quiet:
+            err.write("safe-pip: nothing to install (all requirements are satisfied)\n")
+        return EXIT_OK
+    wheelhouse = work / "wheelhouse"
+    wheelhouse.mkdir(mode=0o700)
+    progress = ProgressLine("safe-pip: verifying", quiet=quiet or bool(own.json))
+    verdicts = check_items(
+        checker,
+        items,
+        pip,
+        wheelhouse,
+        allow_unverifiable=bool(own.allow_unverifiable_sources),
+        progress=progress,
+        sdist_builds=server is not None,
+        sdist_blocker=blocker,
+        server=server,
+        file_sources=file_sources,
+    )
+    outcome.verdicts = verdicts
+    code = _exit_for(verdicts)
+    if any(v.action is not Action.ALLOW for v in verdicts) and (code or not quiet):
+        err.write(refusal_table(verdicts) + "\n")
+    if code != EXIT_OK:
+        refused = sum(1 for v in verdicts if v.action is Action.REFUSE)
+        err.write(
+            f"safe-pip: {refused} of {len(verdicts)} file(s) refused; nothing was installed.\n"
+        )
+        return code
+    if pip.dry_run:
+        names = " ".join(f"{clean(i.name)}-{clean(i.version)}" for i in items)
+        if not own.json:
+            out.write(f"Would install {names}\n")
+        if not quiet:
+            err.write(f"safe-pip: {len(verdicts)} file(s) verified (dry run).\n")
+        return EXIT_OK
+    built: dict[int, tuple[Path, str]] = {}
+    if server is not None:
+        built = _build_sdists(pip, items, verdicts, wheelhouse, work, server, outcome, err)
+    if not quiet:
+        extra = f", {len(built)} of them built from verified sdists" if built else ""
+        err.write(
+            f"safe-pip: {len(verdicts)} file(s) verified; installing them from a private "
+            f"wheelhouse{extra}.\n"
+        )
+    code = _install(pip, items, verdicts, wheelhouse, work, outcome, own, out, err, built=built)
+    if outcome.installed:
+        checker.record(
+            [v for v in verdicts if v.code is not ReasonCode.UNVERIFIABLE_ALLOWED],
+            index=pip.index_url,
+        )
+    return code
 
 
 def _warm_up(checker: Checker) -> threading.Thread:
@@ -573,13 +1133,20 @@ def _install(
     own: argparse.Namespace,
     out: TextIO,
     err: TextIO,
+    *,
+    built: dict[int, tuple[Path, str]] | None = None,
 ) -> int:
     pinned: list[tuple[ReportItem, Path, str]] = []
     unverified: list[ReportItem] = []
-    for item, v in zip(items, verdicts, strict=True):
+    for pos, (item, v) in enumerate(zip(items, verdicts, strict=True)):
         if v.code is ReasonCode.UNVERIFIABLE_ALLOWED:
             unverified.append(item)
             continue
+        if built and pos in built:  # a wheel built here from the verified sdist
+            pinned.append((item, *built[pos]))
+            continue
+        if item.kind == "sdist":  # never install an sdist directly (pip would build it)
+            raise ConfigError(f"internal error: {item.filename} was not built")
         assert item.filename is not None  # verified files only get here
         pinned.append((item, wheelhouse / item.filename, v.sha256))
     if HOOKS.before_install is not None:
@@ -616,24 +1183,37 @@ def _resolve_failed(
     pip: PipArgs,
     checker: Checker,
     outcome: Outcome,
-    allow_sdist: bool,
+    server: RunningServer | None,
+    blocker: str | None,
     err: TextIO,
 ) -> int:
-    from safe_pip.render import clean
+    from safe_pip.render import clean, refusal_table
 
     text = (proc.stderr or "") + (proc.stdout or "")
     err.write(text if text.endswith("\n") or not text else text + "\n")
+    if server is not None:
+        # Resolution through the verifying index: a refused file (the sdist, a dependency or
+        # a build dependency of an sdist) was answered 403 and pip stopped.
+        refused = served_refusals(text, server)
+        if refused:
+            outcome.verdicts = refused
+            outcome.pip_exit_code = proc.returncode
+            err.write(refusal_table(refused) + "\n")
+            outcome.message = (
+                "the verifying index refused a file pip needed to resolve or to build an sdist"
+            )
+            err.write(f"safe-pip: {outcome.message}; nothing was installed.\n")
+            return _exit_for(refused)
     if "DO NOT MATCH THE HASHES" in text:
         outcome.message = "pip refused a file whose hash differs from the pinned one"
         err.write(f"safe-pip: {outcome.message}; nothing was installed.\n")
         return EXIT_REFUSED
     m = _NO_MATCH.search(text)
-    if m and not allow_sdist:
-        verdict = _sdist_only(m.group(1), pip, checker)
+    if m and server is None:
+        allow_sdist = bool(checker.policy.defaults.allow_sdist)
+        verdict = _sdist_only(m.group(1), pip, checker, allow_sdist=allow_sdist, blocker=blocker)
         if verdict is not None:
             outcome.verdicts = [verdict]
-            from safe_pip.render import refusal_table
-
             err.write(refusal_table([verdict]) + "\n")
             err.write("safe-pip: nothing was installed.\n")
             return EXIT_REFUSED
@@ -647,7 +1227,9 @@ def _resolve_failed(
     return EXIT_CONFIG
 
 
-def _sdist_only(requirement: str, pip: PipArgs, checker: Checker) -> Verdict | None:
+def _sdist_only(
+    requirement: str, pip: PipArgs, checker: Checker, *, allow_sdist: bool, blocker: str | None
+) -> Verdict | None:
     """When pip found no wheel for ``requirement``: a refused-sdist verdict if the configured
     indexes do have an sdist that fits it, else None."""
     from packaging.requirements import InvalidRequirement, Requirement
@@ -688,4 +1270,4 @@ def _sdist_only(requirement: str, pip: PipArgs, checker: Checker) -> Verdict | N
         filename=f.filename,
         sha256=f.sha256,
     )
-    return sdist_verdict(item, allow_sdist=False)
+    return sdist_verdict(item, allow_sdist=allow_sdist, blocker=blocker)

@@ -175,6 +175,8 @@ class ReasonCode(str, enum.Enum):
     REFUSED_SDIST = "refused-sdist"
     REFUSED_UNVERIFIABLE_SOURCE = "refused-unverifiable-source"
     UNVERIFIABLE_ALLOWED = "unverifiable-allowed"
+    # install: a project on more than one configured index (docs/adr/0005-dependency-confusion.md)
+    REFUSED_INDEX_CONFUSION = "refused-index-confusion"
 
 
 class Action(str, enum.Enum):

@@ -171,6 +171,24 @@ SOURCE_VALUE = frozenset(
     }
 )
 SOURCE_FLAGS = frozenset({"--no-index", "--pre"})
+#: Where pip fetches from: left out of the resolution that goes through safe-pip's own
+#: verifying index (allow-sdist), which is then pip's only index.
+INDEX_VALUE = frozenset(
+    {
+        "--index-url",
+        "--extra-index-url",
+        "--find-links",
+        "--trusted-host",
+        "--cert",
+        "--client-cert",
+        "--proxy",
+        "--keyring-provider",
+    }
+)
+INDEX_FLAGS = frozenset({"--no-index"})
+#: Options that shape an sdist build (given to the `pip wheel` call that builds verified sdists).
+BUILD_VALUE = frozenset({"--config-settings", "--build-constraint"})
+BUILD_FLAGS = frozenset({"--pre"})
 DROPPED = frozenset({"--dry-run", "--quiet", "--verbose", "--isolated", "--report"})
 
 _QV = re.compile(r"^-([qv])\1*$")
@@ -181,6 +199,10 @@ class PipArgs:
     """The user's pip arguments, sorted."""
 
     resolve: list[str] = field(default_factory=list)  # for `pip install --dry-run --report`
+    # the same without index / find-links / TLS-to-index options (resolution through the
+    # verifying index, which is then the only index)
+    resolve_no_index: list[str] = field(default_factory=list)
+    build: list[str] = field(default_factory=list)  # for `pip wheel` of verified sdists
     install: list[str] = field(default_factory=list)  # for the final offline install
     index_urls: list[str] = field(default_factory=list)  # -i (last wins, as in pip)
     extra_index_urls: list[str] = field(default_factory=list)
@@ -192,6 +214,7 @@ class PipArgs:
     verbose: int = 0
     requirements: list[str] = field(default_factory=list)  # positional specifiers / URLs / paths
     editables: list[str] = field(default_factory=list)
+    requirement_files: list[str] = field(default_factory=list)  # -r and -c files
     sources: list[str] = field(default_factory=list)  # index/network options, for source builds
 
     @property
@@ -238,11 +261,13 @@ def split_argv(argv: Sequence[str]) -> tuple[argparse.Namespace, PipArgs]:
         i += 1
         if only_positional or not tok.startswith("-") or tok == "-":
             pip.resolve.append(tok)
+            pip.resolve_no_index.append(tok)
             pip.requirements.append(tok)
             continue
         if tok == "--":
             only_positional = True
             pip.resolve.append(tok)
+            pip.resolve_no_index.append(tok)
             continue
         if tok in ("-h", "--help"):
             own.help = True
@@ -286,6 +311,10 @@ def _pip_value(pip: PipArgs, name: str, value: str, raw: list[str]) -> None:
     if name == "--report":
         return  # never reached: our own --report wins (see OWN_VALUE)
     pip.resolve.extend(raw)
+    if name not in INDEX_VALUE:
+        pip.resolve_no_index.extend(raw)
+    if name in BUILD_VALUE:
+        pip.build.extend([name, value])
     if name in INSTALL_VALUE:
         pip.install.extend([name, value])
     if name in SOURCE_VALUE:
@@ -300,6 +329,8 @@ def _pip_value(pip: PipArgs, name: str, value: str, raw: list[str]) -> None:
         pip.no_binary.append(value)
     elif name == "--editable":
         pip.editables.append(value)
+    elif name in ("--requirement", "--constraint"):
+        pip.requirement_files.append(value)
 
 
 def _pip_flag(pip: PipArgs, name: str, token: str) -> None:
@@ -315,6 +346,10 @@ def _pip_flag(pip: PipArgs, name: str, token: str) -> None:
     if name in DROPPED:
         return
     pip.resolve.append(token)
+    if name not in INDEX_FLAGS:
+        pip.resolve_no_index.append(token)
+    if name in BUILD_FLAGS:
+        pip.build.append(name)
     if name == "--no-index":
         pip.no_index = True
     if name in INSTALL_FLAGS:
