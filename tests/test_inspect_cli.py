@@ -39,6 +39,7 @@ def test_local_file_with_provenance(
             str(wheel),
             "--provenance",
             str(prov),
+            "--no-index-history",
             "--trust-root",
             str(trust_root),
             "--json",
@@ -71,7 +72,17 @@ def test_tampered_local_file_is_refused(
     prov.write_bytes(provenance_json([sigstore.attest_file(wheel, ident)], ident))
     with wheel.open("ab") as fh:
         fh.write(b"\0")
-    code = main(["inspect", str(wheel), "--provenance", str(prov), "--trust-root", str(trust_root)])
+    code = main(
+        [
+            "inspect",
+            str(wheel),
+            "--provenance",
+            str(prov),
+            "--no-index-history",
+            "--trust-root",
+            str(trust_root),
+        ]
+    )
     out = capsys.readouterr().out
     assert code == 1
     assert "refused-invalid-attestation" in out
@@ -86,7 +97,17 @@ def test_text_output_names_identity_and_log(
     prov = workdir / "p.json"
     prov.write_bytes(provenance_json([sigstore.attest_file(wheel, ident)], ident))
     assert (
-        main(["inspect", str(wheel), "--provenance", str(prov), "--trust-root", str(trust_root)])
+        main(
+            [
+                "inspect",
+                str(wheel),
+                "--provenance",
+                str(prov),
+                "--no-index-history",
+                "--trust-root",
+                str(trust_root),
+            ]
+        )
         == 0
     )
     out = capsys.readouterr().out
@@ -158,7 +179,17 @@ def test_bad_inputs_are_one_line_errors(
     bad = workdir / "bad.json"
     bad.write_text('{"version": 1, "attestation_bundles": "nope"}')
     assert (
-        main(["inspect", str(wheel), "--provenance", str(bad), "--trust-root", str(trust_root)])
+        main(
+            [
+                "inspect",
+                str(wheel),
+                "--provenance",
+                str(bad),
+                "--no-index-history",
+                "--trust-root",
+                str(trust_root),
+            ]
+        )
         == 1
     )
     out = capsys.readouterr().out
@@ -166,7 +197,18 @@ def test_bad_inputs_are_one_line_errors(
     bad_root = workdir / "root.json"
     bad_root.write_text("[]")
     assert (
-        main(["inspect", str(wheel), "--provenance", str(bad), "--trust-root", str(bad_root)]) == 2
+        main(
+            [
+                "inspect",
+                str(wheel),
+                "--provenance",
+                str(bad),
+                "--no-index-history",
+                "--trust-root",
+                str(bad_root),
+            ]
+        )
+        == 2
     )
     assert "not a valid Sigstore trusted_root.json" in capsys.readouterr().err
     assert main(["inspect", "not a requirement!"]) == 2
@@ -177,7 +219,17 @@ def test_sampleproject_real_attestation_offline(capsys: pytest.CaptureFixture[st
     case = Path(str(REALWORLD)) / "pos-10-sampleproject-4.0.0-wheel"
     wheel = case / "sampleproject-4.0.0-py3-none-any.whl"
     prov = case / "docs-sampleproject-4.0.0-py3-none-any.whl.attestation.json"
-    code = main(["inspect", str(wheel), "--provenance", str(prov), "--offline", "--json"])
+    code = main(
+        [
+            "inspect",
+            str(wheel),
+            "--provenance",
+            str(prov),
+            "--no-index-history",
+            "--offline",
+            "--json",
+        ]
+    )
     assert code == 0
     [doc] = _json_out(capsys)
     assert doc["verified"] is True
