@@ -14,7 +14,7 @@ each as a fresh subprocess, into a fresh ``--target`` every time:
 
 Prints the times and the ratios safe-pip / pip. Target: warm ratio <= 1.3.
 
-Run: python benchmarks/bench_install.py [--repeat 3] [--packages 30]
+Run: python benchmarks/bench_install.py [--repeat 3] [--packages 30] [--latency 0.02]
 """
 
 from __future__ import annotations
@@ -59,13 +59,20 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeat", type=int, default=3, help="warm runs per tool (median)")
     ap.add_argument("--packages", type=int, default=30, help="number of packages installed")
+    ap.add_argument(
+        "--latency",
+        type=float,
+        default=0.0,
+        help="seconds added to every index request (0: loopback speed; 0.02 is closer to a "
+        "real index over the network)",
+    )
     opts = ap.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="bench-install-") as tmp_s:
         tmp = Path(tmp_s)
         sigstore = TestSigstore()
         trust_root = sigstore.write_trusted_root(tmp / "trusted_root.json")
-        with IndexServer(tmp / "index") as server:
+        with IndexServer(tmp / "index", latency=opts.latency) as server:
             pub = Publisher(sigstore, server, tmp / "build")
             deps = [f"bench-dep-{i:02d}" for i in range(opts.packages - 1)]
             for name in deps:
@@ -129,7 +136,10 @@ def main() -> int:
                 results[tool]["warm"] = statistics.median(warm[tool])
 
     n = opts.packages
-    print(f"install {n} test-signed wheels from a local index (--target, fresh each run)")
+    print(
+        f"install {n} test-signed wheels from a local index (--target, fresh each run), "
+        f"{opts.latency * 1000:.0f} ms added per request"
+    )
     print(f"{'':10}{'cold':>10}{'warm':>10}   (warm = median of {opts.repeat})")
     for tool in ("pip", "safe-pip"):
         r = results[tool]
