@@ -104,7 +104,10 @@ class Checker:
             self._http = Http()
         return self._http
 
-    def _verify(self, filename: str, sha256: str, provenance: bytes) -> VerificationResult:
+    def verify_provenance(
+        self, filename: str, sha256: str, provenance: bytes
+    ) -> VerificationResult:
+        """Verify ``provenance`` for the file ``filename`` whose bytes hash to ``sha256``."""
         from safe_pip.verify.attestation import verify_provenance
         from safe_pip.verify.trust import load_verifier
 
@@ -203,7 +206,7 @@ class Checker:
                 reason="the index has no provenance (PEP 740 attestation) for this file",
                 reason_code="no-provenance",
             )
-        return self._verify(ref.filename, prep.sha256, prep.provenance)
+        return self.verify_provenance(ref.filename, prep.sha256, prep.provenance)
 
     # -- history ------------------------------------------------------------------------------
 
@@ -302,7 +305,7 @@ class Checker:
             identity = None
             ok = True
             if prov is not None:
-                res = self._verify(f.filename, f.sha256.lower(), prov)
+                res = self.verify_provenance(f.filename, f.sha256.lower(), prov)
                 ok = res.verified
                 identity = res.identity
             if ok:

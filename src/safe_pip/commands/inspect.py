@@ -142,7 +142,7 @@ def run(args: argparse.Namespace) -> int:
                     sha = sha256_path(target_path)
                 except OSError as exc:
                     raise ConfigError(f"cannot read {target_path}: {exc.strerror or exc}") from exc
-                result = checker._verify(ref.filename, sha, prov)
+                result = checker.verify_provenance(ref.filename, sha, prov)
                 verdicts = [checker.decide(ref, result)]
             else:
                 verdicts = checker.check([ref])
