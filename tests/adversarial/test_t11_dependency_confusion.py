@@ -92,7 +92,6 @@ def test_package_rule_refuses_the_public_impostor(
     assert db_snapshot() == []
 
 
-@pytest.mark.xfail(strict=True, reason="THREATS T11 IndexConfusion rule not implemented")
 def test_name_on_two_indexes_without_a_pin_is_refused(
     env: Env, public: IndexServer, tmp_path: Path
 ) -> None:
@@ -102,4 +101,5 @@ def test_name_on_two_indexes_without_a_pin_is_refused(
     )
     code, text = _install(env, public, tmp_path / "t", "--no-index-history")
     assert code == 1, text
+    assert "refused-index-confusion" in text  # install.apply_index_confusion (ADR 0005)
     assert list((tmp_path / "t").iterdir()) == []
