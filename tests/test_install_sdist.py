@@ -315,6 +315,14 @@ def test_requirement_file_sources_and_blocker(tmp_path: Path) -> None:
     nested.write_text("--extra-index-url https://extra.example/simple/\nfoo\n", encoding="utf-8")
     top = tmp_path / "reqs.txt"
     top.write_text("# comment\n-ihttps://private.example/simple/\n-r nested.txt\nbar\n")
+    glued = tmp_path / "glued.txt"
+    glued.write_text("--find-links=/srv/wheels?x=1\n", encoding="utf-8")
+    assert [(f.option, f.value) for f in requirement_file_sources([str(glued)])] == [
+        ("--find-links", "/srv/wheels?x=1")
+    ]
+    (remote,) = requirement_file_sources(["https://example.org/reqs.txt"])
+    _own, via_url = split_argv(["-r", "https://example.org/reqs.txt"])
+    assert "read from a URL" in (sdist_build_blocker(via_url, [remote]) or "")
     _own, pip = split_argv(["-r", str(top), "baz"])
     found = requirement_file_sources(pip.requirement_files)
     assert [(f.option, f.value) for f in found] == [
@@ -336,3 +344,30 @@ def test_requirement_file_sources_and_blocker(tmp_path: Path) -> None:
     for extra in (["--extra-index-url", "https://x/"], ["-f", "/tmp"], ["--no-index"]):
         _own, other = split_argv(["baz", *extra])
         assert sdist_build_blocker(other, []) is not None, extra
+
+
+@slow
+def test_allow_sdist_upstream_failure_is_could_not_check(
+    index: IndexServer,
+    trust_root: Path,
+    target: Path,
+    tmp_path: Path,
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    """The verifying index cannot read a build dependency's page upstream: it answers an error
+    (never bytes it could not check), pip fails, safe-pip says why and exits 3."""
+    from support.index_server import Fault
+
+    policy = policy_file(tmp_path, ALLOW_SDIST)
+    before = tree_digest(target)
+    index.faults["/simple/good-backend/"] = Fault(status=500)
+    try:
+        args = args_for(index, trust_root, target, policy)
+        rc = main([*args, "built-app"])
+    finally:
+        del index.faults["/simple/good-backend/"]
+    _out, err = capfd.readouterr()
+    assert rc == 3, err
+    assert tree_digest(target) == before
+    assert "the verifying index could not check" in err
+    assert "good-backend" in err

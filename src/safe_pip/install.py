@@ -182,14 +182,19 @@ def resolve_argv(
     if wheels_only:
         argv += ["--only-binary", ":all:"]
     if index_url is not None:
-        return [*argv, "--index-url", index_url, *pip.resolve_no_index]
+        return [*argv, "--retries", "0", "--index-url", index_url, *pip.resolve_no_index]
     return argv + pip.resolve
 
 
 def loopback_env(env: dict[str, str]) -> dict[str, str]:
-    """pip talks to the in-process verifying index on 127.0.0.1 directly, never via a proxy."""
+    """pip talks to the in-process verifying index on 127.0.0.1 directly, never via a proxy,
+    and does not retry it: the index already retried upstream, and its errors (502/503 when
+    upstream or provenance cannot be had) are final for this run. PIP_RETRIES reaches the
+    child pip that installs build dependencies (the parent runs --isolated and gets
+    --retries 0 on its command line)."""
     for key in ("NO_PROXY", "no_proxy"):
         env[key] = ",".join(p for p in (env.get(key, ""), "127.0.0.1", "localhost") if p)
+    env["PIP_RETRIES"] = "0"
     return env
 
 
@@ -248,7 +253,7 @@ def requirement_file_sources(paths: Sequence[str], *, _depth: int = 0) -> list[F
     found: list[FileSource] = []
     for raw in paths:
         if "://" in raw and not raw.startswith("file:"):
-            found.append(FileSource(raw, "requirement file from a URL", None))
+            found.append(FileSource(raw, "(read from a URL)", None))
             continue
         path = Path(raw.removeprefix("file://")) if raw.startswith("file:") else Path(raw)
         try:
@@ -260,8 +265,10 @@ def requirement_file_sources(paths: Sequence[str], *, _depth: int = 0) -> list[F
             line = line.split(" #", 1)[0].strip()
             if not line.startswith("-"):
                 continue
-            opt, _sep, rest = line.replace("=", " ", 1).partition(" ")
-            value = rest.strip() or None
+            parts = line.split(None, 1)
+            opt, value = parts[0], (parts[1].strip() if len(parts) > 1 else None)
+            if opt.startswith("--") and "=" in opt:  # --index-url=https://...
+                opt, _eq, value = opt.partition("=")
             if opt.startswith("-") and not opt.startswith("--") and len(opt) > 2:
                 opt, value = opt[:2], opt[2:].lstrip("=") or value  # -ihttps://...
             if opt in _FILE_SOURCE_OPTIONS:
@@ -307,6 +314,8 @@ def sdist_build_blocker(pip: PipArgs, file_sources: Sequence[FileSource]) -> str
         return "--find-links is given (pip would take build dependencies from it unverified)"
     if file_sources:
         f = file_sources[0]
+        if f.value is None and f.option not in _FILE_SOURCE_OPTIONS.values():
+            return f"the requirement file {f.path} is read from a URL (it could set indexes)"
         return (
             f"the requirement file {f.path} sets {f.option} (pip would fetch from it, "
             "build dependencies included, outside the verifying index)"
@@ -693,7 +702,8 @@ def build_argv(pip: PipArgs, index_url: str, wheel_dir: Path, requirements: Path
     argv = ["wheel", "--no-deps", "--isolated", "--no-cache-dir", "--require-hashes"]
     argv += ["--disable-pip-version-check", "--no-input", "--progress-bar", "off"]
     argv += ["-q"] * pip.quiet + ["-v"] * pip.verbose
-    argv += ["--index-url", index_url, "--wheel-dir", str(wheel_dir), *pip.build]
+    argv += ["--retries", "0", "--index-url", index_url, "--wheel-dir", str(wheel_dir)]
+    argv += pip.build
     return [*argv, "-r", str(requirements)]
 
 
@@ -1204,6 +1214,15 @@ def _resolve_failed(
             )
             err.write(f"safe-pip: {outcome.message}; nothing was installed.\n")
             return _exit_for(refused)
+        failed = [e for e in server.index.log.events if e.get("event") in ("error", "upstream")]
+        if failed:
+            outcome.pip_exit_code = proc.returncode
+            outcome.message = (
+                f"the verifying index could not check what pip asked for "
+                f"({clean(str(failed[0].get('reason') or ''), limit=300)})"
+            )
+            err.write(f"safe-pip: {outcome.message}; nothing was installed.\n")
+            return EXIT_COULD_NOT_CHECK
     if "DO NOT MATCH THE HASHES" in text:
         outcome.message = "pip refused a file whose hash differs from the pinned one"
         err.write(f"safe-pip: {outcome.message}; nothing was installed.\n")
