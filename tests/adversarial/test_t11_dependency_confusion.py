@@ -1,10 +1,10 @@
 """T11: dependency confusion through --extra-index-url. A public index serves ``corp-utils
 99.0``, validly attested by the attacker's own repository; the private index has ``corp-utils
-1.0``. pip picks the higher version. What stops it today: the project's history (private
-releases attested by the real publisher) or a [[package]] rule. What does not (yet): an
-unsigned private package allowed by an [[unsigned]] exception, with no [[package]] rule; the
-attacker's attested release is then "first use" (xfail: the IndexConfusion rule of THREATS T11
-is not implemented)."""
+1.0``. pip picks the higher version. What stops it: the project's history (private releases attested
+by the real publisher), a [[package]] rule, and the index-confusion rule (ADR 0005): a project
+found on more than one configured index is refused as ``refused-index-confusion`` unless the
+policy names its publisher, even for an unsigned private package allowed by an [[unsigned]]
+exception."""
 
 from __future__ import annotations
 
