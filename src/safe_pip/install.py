@@ -48,6 +48,7 @@ from safe_pip.errors import (
     EXIT_PIP_FAILED,
     EXIT_REFUSED,
     ConfigError,
+    RefusedError,
     SafePipError,
 )
 from safe_pip.models import Action, FileRef, ReasonCode, Verdict
@@ -959,9 +960,11 @@ def run_install(own: argparse.Namespace, pip: PipArgs, *, out: TextIO, err: Text
     except SafePipError as exc:
         if not (own.json or own.report):
             raise
+        from safe_pip.render import clean
+
         outcome.exit_code = exc.exit_code
         outcome.message = exc.diagnostics()
-        err.write(f"safe-pip: error: {exc.diagnostics()}\n")
+        err.write(f"safe-pip: error: {clean(exc.diagnostics())}\n")
         _emit(own, pip, outcome, out)
         return exc.exit_code
     outcome.exit_code = code
@@ -1103,13 +1106,19 @@ def _verify_and_install(
             f"safe-pip: {len(verdicts)} file(s) verified; installing them from a private "
             f"wheelhouse{extra}.\n"
         )
-    code = _install(pip, items, verdicts, wheelhouse, work, outcome, own, out, err, built=built)
-    if outcome.installed:
+    # The history records what was verified, before pip installs it (THREATS T20): a run that
+    # raced another one into trusting a different first publisher stops here, with nothing
+    # installed, instead of after pip has already installed the loser's files.
+    try:
         checker.record(
             [v for v in verdicts if v.code is not ReasonCode.UNVERIFIABLE_ALLOWED],
             index=pip.index_url,
         )
-    return code
+    except RefusedError as exc:
+        outcome.message = exc.diagnostics()
+        err.write(f"safe-pip: {clean(exc.diagnostics())}\nsafe-pip: nothing was installed.\n")
+        return EXIT_REFUSED
+    return _install(pip, items, verdicts, wheelhouse, work, outcome, own, out, err, built=built)
 
 
 def _warm_up(checker: Checker) -> threading.Thread:

@@ -1,0 +1,261 @@
+"""Policy end to end through inspect and install: real signatures, the loopback index, the real
+CLI, the real store (index history per release and per index, races, invalid policy)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from safe_pip._cli import main
+from safe_pip.store.db import HistoryStore
+from support.index_server import IndexServer
+from support.publish import Publisher
+from support.sigstore_ca import GitHubIdentity, TestSigstore
+
+EVIL = GitHubIdentity(repository="evil/alpha", workflow="release.yml", repository_id="666")
+
+
+def _inspect(
+    capsys: pytest.CaptureFixture[str], target: str, *args: str
+) -> tuple[int, dict[str, object]]:
+    code = main(["inspect", target, "--json", *args])
+    docs = json.loads(capsys.readouterr().out)
+    assert len(docs) == 1
+    return code, docs[0]
+
+
+@pytest.fixture
+def env(
+    sigstore: TestSigstore, trust_root: Path, workdir: Path
+) -> Iterator[tuple[Publisher, list[str], Path]]:
+    server = IndexServer(workdir / "index").start()
+    pub = Publisher(sigstore, server, workdir / "build")
+    policy = workdir / "safe-pip.toml"
+    policy.write_text("[defaults]\n")
+    args = ["--trust-root", str(trust_root), "-i", server.index_url, "--policy", str(policy)]
+    yield pub, args, policy
+    server.stop()
+
+
+def test_allowlisted_allowed_unlisted_refused(
+    env: tuple[Publisher, list[str], Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    pub, args, policy = env
+    pub.wheel("alpha", "1.0")
+    pub.wheel("alpha", "1.1", identity=EVIL)
+    assert (
+        main(
+            [
+                "allow",
+                "add",
+                "alpha",
+                "--publisher",
+                "github:acme/alpha@release.yml",
+                "--policy",
+                str(policy),
+            ]
+        )
+        == 0
+    )
+    capsys.readouterr()
+    code, v = _inspect(capsys, "alpha==1.0", *args)
+    assert (code, v["code"]) == (0, "verified-allowlisted")
+    code, v = _inspect(capsys, "alpha==1.1", *args)
+    assert (code, v["code"]) == (1, "refused-unexpected-publisher")
+    assert "allow add alpha" in str(v["fix"])
+
+
+def test_first_use_recorded_then_publisher_change_refused(
+    env: tuple[Publisher, list[str], Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    pub, args, policy = env
+    pub.wheel("alpha", "1.0")
+    code, v = _inspect(capsys, "alpha==1.0", *args, "--record", "--no-index-history")
+    assert (code, v["code"]) == (0, "verified-first-use")
+    store = HistoryStore.open(None, readonly=True)
+    try:
+        hist = store.project("alpha")
+    finally:
+        store.close()
+    assert [r.identity.repository for r in hist.records if r.identity] == ["acme/alpha"]
+
+    pub.wheel("alpha", "1.1", identity=EVIL)
+    code, v = _inspect(capsys, "alpha==1.1", *args)
+    assert (code, v["code"]) == (1, "refused-publisher-change")
+    code, v = _inspect(capsys, "alpha==1.0", *args)
+    assert (code, v["code"]) == (0, "verified-known")
+
+    policy.write_text('[defaults]\non-publisher-change = "warn"\n')
+    code, v = _inspect(capsys, "alpha==1.1", *args)
+    assert code == 0
+    assert v["verdict"] == "warn"
+    assert v["code"] == "refused-publisher-change"
+    assert v["allowed"] is True
+
+
+def test_downgrade_refused_on_first_sight_thanks_to_index_history(
+    env: tuple[Publisher, list[str], Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    pub, args, _policy = env
+    pub.wheel("alpha", "1.0")
+    pub.wheel("alpha", "1.1")
+    pub.wheel("alpha", "1.2", signed=False)
+    # nothing recorded locally: the index's earlier releases are the history
+    code, v = _inspect(capsys, "alpha==1.2", *args)
+    assert (code, v["code"]) == (1, "refused-attestation-downgrade")
+    # and a publisher switch on first sight is caught the same way
+    pub.wheel("alpha", "1.3", identity=EVIL)
+    code, v = _inspect(capsys, "alpha==1.3", *args)
+    assert (code, v["code"]) == (1, "refused-publisher-change")
+    # without index history it would have been first use
+    code, v = _inspect(capsys, "alpha==1.3", *args, "--no-index-history")
+    assert (code, v["code"]) == (0, "verified-first-use")
+
+
+def test_downgrade_after_local_history(
+    env: tuple[Publisher, list[str], Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    pub, args, _policy = env
+    pub.wheel("alpha", "1.0")
+    assert _inspect(capsys, "alpha==1.0", *args, "--record", "--no-index-history")[0] == 0
+    pub.wheel("alpha", "2.0", signed=False)
+    code, v = _inspect(capsys, "alpha==2.0", *args, "--no-index-history")
+    assert (code, v["code"]) == (1, "refused-attestation-downgrade")
+
+
+def test_unsigned_exception_exact_versions_and_expiry(
+    env: tuple[Publisher, list[str], Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    pub, args, policy = env
+    pub.wheel("six", "1.16.0", signed=False)
+    pub.wheel("six", "1.17.0", signed=False)
+    policy.write_text(
+        '[defaults]\n\n[[unsigned]]\nname = "six"\nversions = "==1.16.0"\n'
+        'reason = "upstream does not attest"\nexpires = 2099-01-01\n'
+    )
+    code, v = _inspect(capsys, "six==1.16.0", *args)
+    assert (code, v["code"]) == (0, "unsigned-allowed")
+    code, v = _inspect(capsys, "six==1.17.0", *args)
+    assert (code, v["code"]) == (1, "refused-unsigned")
+    policy.write_text(policy.read_text().replace("2099-01-01", "2020-01-01"))
+    code, v = _inspect(capsys, "six==1.16.0", *args)
+    assert (code, v["code"]) == (1, "refused-unsigned")
+    assert "expired" in str(v["reason"])
+
+
+def test_invalid_policy_is_exit_2_with_line(
+    env: tuple[Publisher, list[str], Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    pub, args, policy = env
+    pub.wheel("alpha", "1.0")
+    policy.write_text("[defaults]\nrequire-attestation = true\nsurprise = 1\n")
+    assert main(["inspect", "alpha==1.0", *args]) == 2
+    err = capsys.readouterr().err
+    assert f"{policy}:3" in err
+    assert "surprise" in err
+
+
+def test_install_reads_index_history_from_the_files_own_index(
+    env: tuple[Publisher, list[str], Path], workdir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A first install of a release whose publisher breaks its project's pattern on the index
+    the files come from is refused, and nothing is installed (index history, not PyPI's)."""
+    pub, args, _policy = env
+    pub.wheel("app", "1.0", requires=["gamma"])
+    pub.wheel("gamma", "1.0")
+    pub.wheel("gamma", "2.0", identity=EVIL)
+    target = workdir / "target"
+    code = main(["install", *args, "--target", str(target), "app"])
+    captured = capsys.readouterr()
+    assert code == 1
+    assert "refused-publisher-change" in captured.err + captured.out
+    assert not target.exists() or not any(target.iterdir())
+
+
+def test_history_is_per_release_decided(
+    sigstore: TestSigstore, trust_root: Path, workdir: Path
+) -> None:
+    """Deciding an older release first must not fix the history a newer one is judged by."""
+    from safe_pip.check import Checker
+    from safe_pip.net import Http, SimpleIndex
+    from safe_pip.policy.file import Policy
+    from safe_pip.verify.trust import TrustConfig
+
+    with IndexServer(workdir / "index") as server:
+        pub = Publisher(sigstore, server, workdir / "build")
+        pub.wheel("alpha", "1.0")
+        pub.wheel("alpha", "1.1")
+        pub.wheel("alpha", "2.0", identity=EVIL)
+        http = Http()
+        checker = Checker(
+            trust=TrustConfig(mode="custom", path=trust_root),
+            policy=Policy.default(),
+            http=http,
+            jobs=1,
+            provenance_index=server.index_url,
+        )
+        refs = sorted(
+            SimpleIndex(http, server.index_url).project("alpha").files, key=lambda f: f.version
+        )
+        verdicts = checker.check(refs, download_dir=workdir)
+        codes = {v.version: v.code.value for v in verdicts}
+        assert codes == {
+            "1.0": "verified-first-use",
+            "1.1": "verified-known",
+            "2.0": "refused-publisher-change",
+        }
+
+
+def test_install_that_loses_a_first_use_race_installs_nothing(
+    env: tuple[Publisher, list[str], Path],
+    workdir: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """THREATS T20: another run records a different first publisher between this run's
+    decision and its recording. The history is recorded before pip installs, so this run
+    stops with nothing installed (not after installing the loser's files)."""
+    from datetime import datetime, timezone
+
+    from safe_pip.check import Checker
+    from safe_pip.models import PublisherIdentity
+    from safe_pip.policy.history import HistoryRecord
+
+    pub, args, _policy = env
+    pub.wheel("alpha", "1.0")
+    real_record = Checker.record
+
+    def racing_record(self: Checker, *a: object, **kw: object) -> None:
+        store = HistoryStore.open(None)
+        try:
+            store.record(
+                [
+                    HistoryRecord(
+                        project="alpha",
+                        version="0.9",
+                        filename="alpha-0.9-py3-none-any.whl",
+                        sha256="ab" * 32,
+                        identity=PublisherIdentity(
+                            kind="GitHub", repository="other/alpha", workflow="release.yml"
+                        ),
+                        seen_at=datetime.now(timezone.utc),
+                        index=None,
+                        source="local",
+                    )
+                ]
+            )
+        finally:
+            store.close()
+        real_record(self, *a, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Checker, "record", racing_record)
+    target = workdir / "target"
+    code = main(["install", *args, "--no-index-history", "--target", str(target), "alpha"])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert "history changed while this run was deciding" in err
+    assert "nothing was installed" in err
+    assert not target.exists() or not any(target.iterdir())
