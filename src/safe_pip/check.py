@@ -34,6 +34,7 @@ from safe_pip.models import (
     VerificationResult,
     VerifyStatus,
 )
+from safe_pip.serials import SerialGuard
 from safe_pip.verify.trust import TrustConfig
 
 if TYPE_CHECKING:
@@ -89,10 +90,14 @@ class Checker:
         self.jobs = max(1, jobs)
         self.provenance_index = provenance_index
         self.index_history = index_history
+        #: THREATS T21: every index page read checks (and records) its _last-serial here.
+        self.serials = SerialGuard(store)
         self._history_lock = threading.Lock()
         self._history_cache: dict[tuple[str, str | None, str | None], ProjectHistory] = {}
-        self._page_cache: dict[tuple[str, str], ProjectPage | None] = {}
-        self._record_cache: dict[tuple[str, str, str], HistoryRecord | None] = {}
+        self._page_cache: dict[tuple[str, str], ProjectPage | CouldNotCheckError | None] = {}
+        self._record_cache: dict[
+            tuple[str, str, str], HistoryRecord | CouldNotCheckError | None
+        ] = {}
 
     # -- plumbing -----------------------------------------------------------------------------
 
@@ -138,6 +143,7 @@ class Checker:
         if _is_pypi(index_url):
             return fetch_provenance(self.http, replace(ref, index=index_url, provenance_url=None))
         page = SimpleIndex(self.http, index_url).project(ref.project)
+        self.serials.observe_page(index_url, page)
         for candidate in page.files:
             if candidate.filename == ref.filename:
                 if not candidate.provenance_url:
@@ -269,28 +275,39 @@ class Checker:
         return ProjectHistory(name, tuple(records))
 
     def _history_page(self, name: str, index: str) -> ProjectPage | None:
-        """The project's page on ``index``, read once per run (None when unreadable)."""
-        from safe_pip.net import SimpleIndex
+        """The project's page on ``index``, read once per run; None when the index has no
+        such project. Any other failure raises CouldNotCheckError: a history that could not
+        be read must not turn into "first use" (fail closed)."""
+        from safe_pip.net import ProjectNotFound, SimpleIndex
 
         key = (index, name)
         with self._history_lock:
             if key in self._page_cache:
-                return self._page_cache[key]
+                cached = self._page_cache[key]
+                if isinstance(cached, CouldNotCheckError):
+                    raise cached
+                return cached
+        result: ProjectPage | CouldNotCheckError | None
         try:
-            page: ProjectPage | None = SimpleIndex(self.http, index).project(name)
-        except Exception:
-            page = None
+            result = SimpleIndex(self.http, index).project(name)
+        except ProjectNotFound:
+            result = None
+        except Exception as exc:
+            result = _history_unreadable(name, index, exc)
         with self._history_lock:
-            self._page_cache[key] = page
-        return page
+            self._page_cache[key] = result
+        if isinstance(result, CouldNotCheckError):
+            raise result
+        return result
 
     def _history_record(
         self, name: str, version: str, f: FileRef, index: str
     ) -> HistoryRecord | None:
         """What an earlier release's provenance proves (verified once per run and file).
 
-        None when it cannot be read or does not verify: unreadable history is no history,
-        never an allow (the file being decided is still verified on its own)."""
+        None when that provenance does not verify (an old broken attestation proves nothing
+        either way). Raises CouldNotCheckError when it cannot be fetched: unreadable history
+        is never treated as "no history"."""
         from safe_pip.policy.history import HistoryRecord
 
         if not f.sha256:
@@ -298,8 +315,11 @@ class Checker:
         key = (index, f.filename, f.sha256.lower())
         with self._history_lock:
             if key in self._record_cache:
-                return self._record_cache[key]
-        record: HistoryRecord | None = None
+                cached = self._record_cache[key]
+                if isinstance(cached, CouldNotCheckError):
+                    raise cached
+                return cached
+        record: HistoryRecord | CouldNotCheckError | None = None
         try:
             prov = self.fetch_provenance(f)
             identity = None
@@ -319,10 +339,12 @@ class Checker:
                     index=index,
                     source="index",
                 )
-        except Exception:
-            record = None
+        except Exception as exc:
+            record = _history_unreadable(name, index, exc, f.filename)
         with self._history_lock:
             self._record_cache[key] = record
+        if isinstance(record, CouldNotCheckError):
+            raise record
         return record
 
     # -- deciding -----------------------------------------------------------------------------
@@ -338,6 +360,19 @@ class Checker:
                     ref.project, exclude_version=ref.version, index=ref.index
                 )
             verdict = decide(ref, result, self.policy, history, self.now)
+        except CouldNotCheckError as exc:
+            verdict = Verdict(
+                project=ref.project,
+                version=ref.version,
+                filename=ref.filename,
+                sha256=result.sha256,
+                action=Action.REFUSE,
+                code=ReasonCode.COULD_NOT_CHECK,
+                reason=exc.message,
+                rule="index history",
+                identity=result.identity,
+                fix=exc.fix or "",
+            )
         except SafePipError:
             raise
         except Exception as exc:  # fail closed
@@ -458,6 +493,19 @@ def _raced_first_use(history: ProjectHistory, group: Sequence[Verdict]) -> str |
                 f"{history.project}; nothing of {history.project} was recorded by this run"
             )
     return None
+
+
+def _history_unreadable(
+    name: str, index: str, exc: BaseException, filename: str | None = None
+) -> CouldNotCheckError:
+    what = f"the provenance of {filename}" if filename else "its project page"
+    detail = exc.message if isinstance(exc, SafePipError) else f"{type(exc).__name__}: {exc}"
+    return CouldNotCheckError(
+        f"could not read {name}'s earlier releases on {index} ({what}) to check its "
+        f"publisher history: {detail}",
+        fix="retry when the index answers; or, to decide on first use without the index's "
+        "history, pass --no-index-history (or set index-history-depth = 0)",
+    )
 
 
 def _version(text: str | None) -> Version | None:
