@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
-from safe_pip.errors import CouldNotCheckError, SafePipError
+from safe_pip.errors import CouldNotCheckError, SafePipError, StaleIndexError
 from safe_pip.models import (
     Action,
     FileRef,
@@ -290,8 +290,11 @@ class Checker:
         result: ProjectPage | CouldNotCheckError | None
         try:
             result = SimpleIndex(self.http, index).project(name)
+            self.serials.observe_page(index, result)  # T21: a stale page is no history either
         except ProjectNotFound:
             result = None
+        except StaleIndexError as exc:
+            result = exc
         except Exception as exc:
             result = _history_unreadable(name, index, exc)
         with self._history_lock:

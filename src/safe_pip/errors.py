@@ -54,6 +54,27 @@ class NetworkError(CouldNotCheckError):
     """A request failed, timed out, was too large, redirected badly or came back malformed."""
 
 
+class StaleIndexError(CouldNotCheckError):
+    """An index served a project page older (lower ``_last-serial``) than one seen before: a
+    stale mirror or a replayed page (THREATS T21)."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        fix: str | None = None,
+        index: str = "",
+        project: str = "",
+        serial: int = 0,
+        previous: int = 0,
+    ) -> None:
+        super().__init__(message, fix=fix)
+        self.index = index
+        self.project = project
+        self.serial = serial
+        self.previous = previous
+
+
 class TrustRootError(CouldNotCheckError):
     """The Sigstore trust root could not be loaded."""
 

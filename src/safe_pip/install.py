@@ -636,6 +636,8 @@ def check_items(
         ):
             wanted.update((index, item.project) for index in indexes)
     pages = fetch_pages(wanted, checker.http, jobs=checker.jobs)
+    for key in sorted(pages.pages):  # a stale / replayed page: exit 3, nothing installed (T21)
+        checker.serials.observe_page(key[0], pages.pages[key])
     confused: dict[int, list[str]] = {}
     if several:
         for pos, item in enumerate(items):

@@ -499,7 +499,9 @@ def _fetch_pages(
     def one(key: tuple[str, str]) -> tuple[tuple[str, str], ProjectPage | SafePipError]:
         index, name = key
         try:
-            return key, clients[index].project(name)
+            page = clients[index].project(name)
+            checker.serials.observe_page(index, page)  # stale / replayed page (T21)
+            return key, page
         except SafePipError as exc:
             return key, exc
         except Exception as exc:  # fail closed: could not check

@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from adversarial.conftest import Env, db_snapshot
 from safe_pip.check import Checker
 from safe_pip.models import Action
 from safe_pip.policy.file import Policy
-from safe_pip.serve.server import EventLog, VerifyingIndex
+from safe_pip.serve.server import EventLog, ServeError, VerifyingIndex
 from safe_pip.verify.trust import TrustConfig
 from support.index_server import Fault
 
@@ -32,7 +34,7 @@ def _index(env: Env, log: EventLog) -> VerifyingIndex:
     return VerifyingIndex(checker, env.server.index_url, log=log)
 
 
-def test_serve_notices_a_serial_going_backwards(env: Env) -> None:
+def test_serve_refuses_a_serial_going_backwards(env: Env) -> None:
     env.pub.wheel("alpha", "1.0")
     log = EventLog(quiet=True, keep=True)
     index = _index(env, log)
@@ -40,9 +42,12 @@ def test_serve_notices_a_serial_going_backwards(env: Env) -> None:
         env.server.serials["alpha"] = 100
         index.project("alpha")
         env.server.serials["alpha"] = 90  # a replayed / stale mirror page
-        index.project("alpha")
+        with pytest.raises(ServeError) as info:
+            index.project("alpha")
     finally:
         index.close()
+    assert info.value.status == 503
+    assert "older than serial 100" in info.value.reason
     [stale] = [e for e in log.events if e["event"] == "stale"]
     assert stale["serial"] == 90
     assert stale["previous_serial"] == 100

@@ -12,6 +12,7 @@ from safe_pip.commands._common import add_policy_options, add_trust_options
 from safe_pip.errors import EXIT_COULD_NOT_CHECK, EXIT_OK, EXIT_REFUSED, ConfigError
 
 if TYPE_CHECKING:
+    from safe_pip.check import Checker
     from safe_pip.models import FileRef, Verdict
 
 DESCRIPTION = """\
@@ -78,11 +79,11 @@ def _local_ref(path: Path, provenance: str | None, index_url: str) -> FileRef:
     )
 
 
-def _release_refs(target: str, index_url: str, checker_http: object) -> list[FileRef]:
+def _release_refs(target: str, index_url: str, checker: Checker) -> list[FileRef]:
     from packaging.requirements import InvalidRequirement, Requirement
     from packaging.version import InvalidVersion, Version
 
-    from safe_pip.net import Http, SimpleIndex
+    from safe_pip.net import SimpleIndex
 
     try:
         req = Requirement(target)
@@ -95,8 +96,8 @@ def _release_refs(target: str, index_url: str, checker_http: object) -> list[Fil
         wanted = Version(specs[0].version)
     except InvalidVersion as exc:
         raise ConfigError(f"{target!r}: {exc}") from exc
-    assert isinstance(checker_http, Http)
-    page = SimpleIndex(checker_http, index_url).project(req.name)
+    page = SimpleIndex(checker.http, index_url).project(req.name)
+    checker.serials.observe_page(index_url, page)  # a stale / replayed page: exit 3 (T21)
     refs = []
     for f in page.files:
         try:
@@ -147,7 +148,7 @@ def run(args: argparse.Namespace) -> int:
             else:
                 verdicts = checker.check([ref])
         else:
-            refs = _release_refs(args.target, index_url, checker.http)
+            refs = _release_refs(args.target, index_url, checker)
             with tempfile.TemporaryDirectory(prefix="safe-pip-inspect-") as tmp:
                 verdicts = checker.check(refs, download_dir=Path(tmp))
         if args.record:

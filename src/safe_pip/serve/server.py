@@ -235,7 +235,6 @@ class VerifyingIndex:
         self._lock = threading.Lock()
         self._cache: dict[tuple[str, str], Entry] = {}  # (filename, sha256) -> verified entry
         self._project_locks: dict[str, threading.Lock] = {}
-        self._serials: dict[str, int] = {}
         self._seen: set[str] = set()
         self._recorded: set[tuple[str, str]] = set()
         self._record_lock = threading.Lock()
@@ -357,23 +356,29 @@ class VerifyingIndex:
             self.checker.history_for(norm, exclude_version=str(newest) if newest else None)
 
     def _check_serial(self, norm: str, serial: int | None) -> None:
-        """THREATS T21: a page older than one already seen is logged (files are still verified
-        one by one, so a replayed page can only withhold, never inject)."""
-        if serial is None:
-            return
-        with self._lock:
-            prev = self._serials.get(norm)
-            if prev is None or serial > prev:
-                self._serials[norm] = serial
-        if prev is not None and serial < prev:
+        """THREATS T21: a page older than one already seen (by this server, or by any run that
+        recorded it in the history store: the checker's SerialGuard) is logged ("stale") and
+        refused with 503. A higher serial is recorded in the store at once."""
+        from safe_pip.errors import StaleIndexError
+
+        try:
+            self.checker.serials.observe(self.upstream_url, norm, serial)
+        except StaleIndexError as exc:
             self.log.emit(
                 "stale",
-                f"{norm}: upstream served serial {serial}, older than {prev} seen before "
-                "(stale mirror or replayed page)",
+                f"{norm}: upstream served serial {exc.serial}, older than {exc.previous} seen "
+                "before (stale mirror or replayed page) -> HTTP 503",
                 project=norm,
-                serial=serial,
-                previous_serial=prev,
+                serial=exc.serial,
+                previous_serial=exc.previous,
             )
+            raise ServeError(503, exc.message, fix=exc.fix) from None
+        except SafePipError as exc:  # the store could not be read or written: fail closed
+            raise ServeError(
+                503,
+                f"could not check the serial of {norm}'s upstream page: {exc.message}",
+                fix=exc.fix or "retry later",
+            ) from None
 
     def _decide_all(self, refs: Iterable[FileRef], requires_python: dict[str, str]) -> list[Entry]:
         refs = list(refs)

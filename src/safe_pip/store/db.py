@@ -13,6 +13,12 @@ Rules (THREATS.md T17, T20; docs/adr/0001-tofu-history.md):
   ``application_id``, a known schema version, the expected tables, and ``PRAGMA quick_check``.
   Any failure is a :class:`~safe_pip.errors.StoreError`: the file is never modified, reset or
   recreated, because an empty history would trust whoever publishes next.
+* A database from an older schema is migrated forward (one write transaction, logged in the
+  audit table) when it is opened for writing; opened read-only it is used as it is. A database
+  from a newer schema is refused.
+* Besides the records, the store keeps the highest index serial (``_last-serial``) seen per
+  (index, project), so a stale or replayed index page is noticed across runs (THREATS T21;
+  :class:`safe_pip.check.SerialGuard`). Schema 2 added that table.
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import urlsplit, urlunsplit
 
 from packaging.utils import canonicalize_name
 
@@ -43,13 +50,25 @@ ENV_HOME = "SAFE_PIP_HOME"
 DB_FILENAME = "history.sqlite3"
 #: ``PRAGMA application_id``: "SPIP" in ASCII. A SQLite file without it is not ours.
 APPLICATION_ID = 0x53504950
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+#: The largest serial SQLite can store (a signed 64-bit INTEGER).
+MAX_SERIAL = 2**63 - 1
 EXPORT_FORMAT = "safe-pip-history"
 EXPORT_VERSION = 1
 BUSY_TIMEOUT_S = 30.0
 _SQLITE_MAGIC = b"SQLite format 3\x00"
 
-_SCHEMA = """
+_SERIALS_TABLE = """
+CREATE TABLE serials (
+    idx      TEXT NOT NULL,              -- the index URL, see index_key()
+    project  TEXT NOT NULL,              -- canonicalized name
+    serial   INTEGER NOT NULL,           -- the highest _last-serial seen (THREATS T21)
+    seen_at  TEXT NOT NULL,              -- ISO 8601, UTC: when it was first seen
+    PRIMARY KEY (idx, project)
+)"""
+
+_SCHEMA = (
+    """
 CREATE TABLE meta (
     key   TEXT PRIMARY KEY,
     value TEXT NOT NULL
@@ -78,6 +97,14 @@ CREATE TABLE audit (
     detail  TEXT NOT NULL                -- JSON: e.g. the records a forget removed
 );
 """
+    + _SERIALS_TABLE
+    + ";\n"
+)
+
+#: Statements that take a database from schema N to N + 1 (run in one write transaction).
+_MIGRATIONS: dict[int, tuple[str, ...]] = {
+    1: (_SERIALS_TABLE,),
+}
 _EXPECTED_COLUMNS = {
     "meta": {"key", "value"},
     "records": {
@@ -93,7 +120,28 @@ _EXPECTED_COLUMNS = {
         "source",
     },
     "audit": {"id", "at", "action", "project", "count", "reason", "detail"},
+    "serials": {"idx", "project", "serial", "seen_at"},
 }
+#: The schema version that introduced each table (the others exist since version 1).
+_TABLE_SINCE = {"serials": 2}
+
+
+def index_key(url: str) -> str:
+    """How an index URL is stored next to its serials: no credentials, query or fragment,
+    lower-case scheme and host, one trailing slash (``-i URL`` and ``-i URL/`` are the same
+    index)."""
+    try:
+        parts = urlsplit(url.strip())
+        host = (parts.hostname or "").lower()
+        port = parts.port
+    except ValueError:
+        return url.strip()
+    if ":" in host:
+        host = f"[{host}]"
+    if port is not None:
+        host = f"{host}:{port}"
+    path = parts.path if parts.path.endswith("/") else parts.path + "/"
+    return urlunsplit((parts.scheme.lower(), host, path, "", ""))
 
 
 def default_home(env: Mapping[str, str] | None = None) -> Path:
@@ -142,10 +190,19 @@ class HistoryStore:
     """The history database. Open with :meth:`open`; use as a context manager or call
     :meth:`close`."""
 
-    def __init__(self, path: Path, conn: sqlite3.Connection | None, *, readonly: bool) -> None:
+    def __init__(
+        self,
+        path: Path,
+        conn: sqlite3.Connection | None,
+        *,
+        readonly: bool,
+        schema_version: int = SCHEMA_VERSION,
+    ) -> None:
         self.path = path
         self._conn = conn
         self.readonly = readonly
+        #: The schema of the open file (older than SCHEMA_VERSION only when opened read-only).
+        self.schema_version = schema_version
         # One connection, shared by the threads of a run (check.py verifies in parallel):
         # calls are serialised so a reader never lands inside another thread's transaction.
         self._lock = threading.RLock()
@@ -156,7 +213,8 @@ class HistoryStore:
         """Open (creating it when absent and not ``readonly``) the history database.
 
         ``readonly`` on a database that does not exist yet gives an empty store that cannot be
-        written. Anything wrong with an existing file is a :class:`StoreError`.
+        written. Anything wrong with an existing file is a :class:`StoreError`. An older schema
+        is migrated when not ``readonly``.
         """
         path = default_db_path() if path is None else path
         path = path.expanduser()
@@ -164,9 +222,16 @@ class HistoryStore:
             if readonly:
                 return cls(path, None, readonly=True)
             _create(path)
-        _validate(path)
+        version = _validate(path)
         conn = _connect(path, readonly=readonly)
-        return cls(path, conn, readonly=readonly)
+        if version < SCHEMA_VERSION and not readonly:
+            try:
+                version = _migrate(conn, path)
+            except BaseException:
+                with contextlib.suppress(sqlite3.Error):
+                    conn.close()
+                raise
+        return cls(path, conn, readonly=readonly, schema_version=version)
 
     def close(self) -> None:
         with self._lock:
@@ -377,6 +442,91 @@ class HistoryStore:
             )
         return len(history.records)
 
+    # ------------------------------------------------------------------ index serials (T21)
+    def _has_serials(self) -> bool:
+        return self.schema_version >= _TABLE_SINCE["serials"]
+
+    def last_serial(self, index: str, project: str) -> int | None:
+        """The highest serial recorded for ``project`` on ``index`` (None: never recorded)."""
+        if not self._has_serials():
+            return None
+        rows = self._read(
+            "SELECT serial FROM serials WHERE idx = ? AND project = ?",
+            (index_key(index), canonicalize_name(project)),
+        )
+        return int(rows[0][0]) if rows else None
+
+    def raise_serial(self, index: str, project: str, serial: int) -> int | None:
+        """Record ``serial`` as the highest seen for ``project`` on ``index``, in one write
+        transaction. Returns the recorded serial when it is higher (then nothing is written:
+        the page is older than one seen before), else None."""
+        if not 0 <= serial <= MAX_SERIAL:
+            raise ValueError(f"serial {serial} out of range")
+        key = (index_key(index), canonicalize_name(project))
+        with self._write() as conn:
+            row = conn.execute(
+                "SELECT serial FROM serials WHERE idx = ? AND project = ?", key
+            ).fetchone()
+            if row is not None and int(row[0]) > serial:
+                return int(row[0])
+            if row is None:
+                conn.execute(
+                    "INSERT INTO serials (idx, project, serial, seen_at) VALUES (?, ?, ?, ?)",
+                    (*key, serial, _now()),
+                )
+            elif int(row[0]) < serial:
+                conn.execute(
+                    "UPDATE serials SET serial = ?, seen_at = ? WHERE idx = ? AND project = ?",
+                    (serial, _now(), *key),
+                )
+        return None
+
+    def serials(self) -> list[tuple[str, str, int, datetime]]:
+        """Every recorded (index, project, serial, seen_at)."""
+        if not self._has_serials():
+            return []
+        rows = self._read("SELECT idx, project, serial, seen_at FROM serials ORDER BY idx, project")
+        return [(i, p, int(s), datetime.fromisoformat(t)) for i, p, s, t in rows]
+
+    def forget_serials(
+        self, *, index: str | None = None, project: str | None = None, reason: str
+    ) -> int:
+        """Delete the recorded serials of ``project`` and/or ``index`` (all of them when both
+        are None), for an index that was legitimately reset. Logged in the audit table with the
+        removed serials and ``reason`` (required). Returns how many were removed."""
+        if not reason or not reason.strip():
+            raise ConfigError("history forget-serials needs --reason: it is logged")
+        idx = index_key(index) if index is not None else None
+        canon = canonicalize_name(project) if project is not None else None
+        with self._write() as conn:
+            if not self._has_serials():
+                return 0
+            removed = [
+                {"index": i, "project": p, "serial": s}
+                for i, p, s in conn.execute(
+                    "SELECT idx, project, serial FROM serials WHERE (?1 IS NULL OR idx = ?1) "
+                    "AND (?2 IS NULL OR project = ?2) ORDER BY idx, project",
+                    (idx, canon),
+                )
+            ]
+            conn.execute(
+                "DELETE FROM serials WHERE (?1 IS NULL OR idx = ?1) "
+                "AND (?2 IS NULL OR project = ?2)",
+                (idx, canon),
+            )
+            conn.execute(
+                "INSERT INTO audit (at, action, project, count, reason, detail) "
+                "VALUES (?, 'forget-serials', ?, ?, ?, ?)",
+                (
+                    _now(),
+                    canon,
+                    len(removed),
+                    reason.strip(),
+                    json.dumps({"index": idx, "serials": removed}),
+                ),
+            )
+        return len(removed)
+
     # ------------------------------------------------------------------ export / import
     def export(self) -> dict[str, Any]:
         """Every record as versioned JSON (the audit log stays local)."""
@@ -562,8 +712,52 @@ def _create(path: Path) -> None:
                 os.unlink(f"{tmp}{suffix}")
 
 
-def _validate(path: Path) -> None:
-    """Refuse anything that is not a healthy safe-pip history database. Read-only."""
+def _migrate(conn: sqlite3.Connection, path: Path) -> int:
+    """Bring an older schema up to SCHEMA_VERSION in one write transaction (a concurrent run
+    that migrated first is fine: the version is read again inside the transaction). The
+    migration is logged in the audit table. Returns the new version."""
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+    except sqlite3.OperationalError as exc:
+        raise _store_error(path, exc, "could not start a write transaction on") from None
+    try:
+        current = int(conn.execute("PRAGMA user_version").fetchone()[0])
+        if current > SCHEMA_VERSION:
+            raise StoreError(
+                f"{path}: history database schema {current} is newer than this safe-pip "
+                f"understands ({SCHEMA_VERSION})",
+                fix="upgrade safe-pip",
+            )
+        if current < SCHEMA_VERSION:
+            for version in range(current, SCHEMA_VERSION):
+                for statement in _MIGRATIONS[version]:
+                    conn.execute(statement)
+            conn.execute(
+                "UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(SCHEMA_VERSION),)
+            )
+            conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            conn.execute(
+                "INSERT INTO audit (at, action, project, count, reason, detail) "
+                "VALUES (?, 'migrate', NULL, 0, ?, ?)",
+                (
+                    _now(),
+                    f"schema {current} -> {SCHEMA_VERSION}",
+                    json.dumps({"from": current, "to": SCHEMA_VERSION}),
+                ),
+            )
+        conn.execute("COMMIT")
+    except BaseException as exc:
+        with contextlib.suppress(sqlite3.Error):
+            conn.execute("ROLLBACK")
+        if isinstance(exc, sqlite3.Error):
+            raise _store_error(path, exc, "could not migrate") from None
+        raise
+    return SCHEMA_VERSION
+
+
+def _validate(path: Path) -> int:
+    """Refuse anything that is not a healthy safe-pip history database. Read-only. Returns
+    the file's schema version."""
     fix = "inspect or restore it (or move it aside deliberately); safe-pip never resets it"
     try:
         st = path.stat()
@@ -635,11 +829,15 @@ def _validate(path: Path) -> None:
                 f"{path}: history database is corrupt ({'; '.join(map(str, check[:3]))})",
                 fix=fix,
             )
-        tables = {
-            name: {r[1] for r in conn.execute(f"PRAGMA table_info({name})")}
-            for name in _EXPECTED_COLUMNS
+        expected = {
+            name: columns
+            for name, columns in _EXPECTED_COLUMNS.items()
+            if _TABLE_SINCE.get(name, 1) <= user_version
         }
-        for name, columns in _EXPECTED_COLUMNS.items():
+        tables = {
+            name: {r[1] for r in conn.execute(f"PRAGMA table_info({name})")} for name in expected
+        }
+        for name, columns in expected.items():
             if not columns <= tables[name]:
                 raise StoreError(
                     f"{path}: history database lacks table {name!r} or its columns", fix=fix
@@ -654,3 +852,4 @@ def _validate(path: Path) -> None:
         ) from None
     finally:
         conn.close()
+    return user_version
