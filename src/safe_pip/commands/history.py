@@ -28,6 +28,8 @@ examples:
   safe-pip history show sampleproject --json
   safe-pip history forget sampleproject --reason "repository moved to a new org (checked)"
   safe-pip history export baseline.json      # share a reviewed baseline
+  safe-pip history forget-serials sampleproject --index https://mirror.example/simple/ \
+      --reason "mirror rebuilt from scratch (checked)"
   safe-pip history import baseline.json
 """
 
@@ -69,6 +71,21 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("name", metavar="NAME", help="project name")
     p.add_argument("--reason", metavar="TEXT", required=True, help="why (kept in the audit log)")
     p.set_defaults(func=run_forget)
+
+    p = hsub.add_parser(
+        "forget-serials",
+        parents=[common],
+        help="forget the index serials recorded for a project or an index (logged)",
+        description="safe-pip remembers the highest _last-serial each index served for each "
+        "project and refuses an older page (stale mirror or replayed page, exit 3). When an "
+        "index was legitimately reset or replaced, forget its serials: of NAME, of --index "
+        "URL, of both, or --all. The removed serials and the reason are kept in the audit log.",
+    )
+    p.add_argument("name", metavar="NAME", nargs="?", help="project name")
+    p.add_argument("--index", metavar="URL", help="only the serials recorded for this index")
+    p.add_argument("--all", action="store_true", help="every recorded serial")
+    p.add_argument("--reason", metavar="TEXT", required=True, help="why (kept in the audit log)")
+    p.set_defaults(func=run_forget_serials)
 
     p = hsub.add_parser(
         "export",
@@ -240,6 +257,25 @@ def run_forget(args: argparse.Namespace) -> int:
         f"forgot {count} record(s) of {name} (logged with your reason); its next verified "
         "release is trusted on first use again unless the policy names its publishers"
     )
+    return EXIT_OK
+
+
+def run_forget_serials(args: argparse.Namespace) -> int:
+    from safe_pip.policy.file import validate_project_name
+
+    if not (args.name or args.index or args.all):
+        raise ConfigError(
+            "forget-serials needs NAME, --index URL or --all",
+            fix="name the project and/or the index that was reset",
+        )
+    if args.all and (args.name or args.index):
+        raise ConfigError("--all goes without NAME and --index")
+    name = validate_project_name(args.name) if args.name else None
+    if not args.reason.strip():
+        raise ConfigError("--reason must not be empty: forgetting serials is logged")
+    with _open(args, readonly=False) as store:
+        count = store.forget_serials(index=args.index, project=name, reason=args.reason)
+    print(f"forgot {count} recorded serial(s) (logged with your reason)")
     return EXIT_OK
 
 
