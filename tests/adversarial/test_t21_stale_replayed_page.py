@@ -1,11 +1,13 @@
 """T21: a stale or replayed index page (freeze / rollback of the listing).
 
-Detected: ``safe-pip serve`` remembers each project's ``_last-serial`` for its lifetime and
-logs a page older than one already seen ("stale" event). A replayed page cannot inject: its
-files are still verified one by one, so an old listing whose hash no longer matches the bytes,
-or whose provenance was removed, is refused.
-Not detected (documented in docs/threat-model.md): serials are not persisted, so ``install``,
-``inspect`` and ``verify`` (one-shot runs) cannot tell a frozen page from a current one."""
+Detected: the highest ``_last-serial`` each index served for each project is kept in the
+history database (``serials`` table, schema 2) and in memory (``safe_pip.serials.SerialGuard``).
+A page with a lower serial is "could not check": ``inspect``, ``install`` and ``verify`` exit 3
+with nothing recorded or installed, ``serve`` answers 503 and logs "stale". Equal, higher and
+missing serials pass. A replayed page cannot inject either way: its files are still verified one
+by one, so an old listing whose hash no longer matches the bytes is refused.
+Limits (docs/threat-model.md): pages without a serial; a freeze older than this machine's first
+read; read-only runs compare but do not record."""
 
 from __future__ import annotations
 
