@@ -472,14 +472,19 @@ def test_requires_python_and_yanked_pass_through(
             assert doc["meta"]["api-version"] == "1.0"
 
 
-def test_stale_serial_is_logged(env: Env) -> None:
+def test_stale_serial_is_logged_and_refused(env: Env) -> None:
+    """THREATS T21: a page older than one seen before is answered 503 (and logged)."""
     env.pub.wheel("alpha", "1.0")
     env.upstream.serials["alpha"] = 100
     with env.serve() as srv:
         assert get(srv.index_url + "alpha/").status == 200
         env.upstream.serials["alpha"] = 90
         r = get(srv.index_url + "alpha/", accept=JSON_V1)
+        assert r.status == 503
+        assert b"older than serial 100" in r.body
+        env.upstream.serials["alpha"] = 101
+        r = get(srv.index_url + "alpha/", accept=JSON_V1)
         assert r.status == 200
-        assert r.json()["meta"]["_last-serial"] == 90
+        assert r.json()["meta"]["_last-serial"] == 101
     (stale,) = env.events("stale")
     assert (stale["serial"], stale["previous_serial"]) == (90, 100)
