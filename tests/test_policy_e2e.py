@@ -11,7 +11,7 @@ import pytest
 
 from safe_pip._cli import main
 from safe_pip.store.db import HistoryStore
-from support.index_server import IndexServer
+from support.index_server import Fault, IndexServer
 from support.publish import Publisher
 from support.sigstore_ca import GitHubIdentity, TestSigstore
 
@@ -259,3 +259,24 @@ def test_install_that_loses_a_first_use_race_installs_nothing(
     assert "history changed while this run was deciding" in err
     assert "nothing was installed" in err
     assert not target.exists() or not any(target.iterdir())
+
+
+def test_unreadable_index_history_is_could_not_check_not_first_use(
+    env: tuple[Publisher, list[str], Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A history that cannot be read must not become "first use" (fail closed)."""
+    pub, args, _policy = env
+    pub.wheel("alpha", "1.0")
+    stored = pub.wheel("alpha", "1.1")
+    # the provenance of the earlier release cannot be read: the history is unknown
+    pub.server.faults[f"/provenance/alpha/{pub.server.dists('alpha')[0].filename}"] = Fault(
+        status=503
+    )
+    code, v = _inspect(capsys, "alpha==1.1", *args)
+    assert (code, v["code"]) == (3, "could-not-check")
+    assert "earlier releases" in str(v["reason"])
+    assert "--no-index-history" in str(v["fix"])
+    # choosing to decide without the index's history is explicit
+    code, v = _inspect(capsys, "alpha==1.1", *args, "--no-index-history")
+    assert (code, v["code"]) == (0, "verified-first-use")
+    assert stored.name == "alpha-1.1-py3-none-any.whl"

@@ -10,6 +10,7 @@ import os
 import shutil
 import sqlite3
 import stat
+import threading
 from pathlib import Path
 
 import pytest
@@ -187,17 +188,20 @@ def test_policy_file_changed_mid_run(env: Env, monkeypatch: pytest.MonkeyPatch) 
     )
     original = Checker.decide
     calls = 0
+    lock = threading.Lock()  # files are decided in parallel: keep the rewrites in order
 
     def decide_and_rewrite(self: Checker, *args: object, **kw: object) -> object:
         nonlocal calls
-        calls += 1
-        if calls == 1:
-            policy.write_text(
-                '[[package]]\nname = "alpha"\npublishers = [\n'
-                '  { kind = "GitHub", repository = "evil/alpha", workflow = "release.yml" },\n]\n'
-            )
-        elif calls == 2:
-            policy.write_text("[[package]\nname = ")
+        with lock:
+            calls += 1
+            if calls == 1:
+                policy.write_text(
+                    '[[package]]\nname = "alpha"\npublishers = [\n'
+                    '  { kind = "GitHub", repository = "evil/alpha", workflow = "release.yml" },'
+                    "\n]\n"
+                )
+            elif calls == 2:
+                policy.write_text("[[package]\nname = ")
         return original(self, *args, **kw)  # type: ignore[arg-type]
 
     monkeypatch.setattr(Checker, "decide", decide_and_rewrite)
