@@ -389,7 +389,7 @@ class Checker:
                 reason=f"could not decide: {type(exc).__name__}: {exc}",
                 rule="internal",
             )
-        return replace(verdict, verification=result)
+        return apply_project_status(ref, replace(verdict, verification=result))
 
     def _empty_history(self, project: str) -> ProjectHistory:
         from safe_pip.policy.history import ProjectHistory
@@ -410,9 +410,12 @@ class Checker:
 
         def one(ref: FileRef) -> Verdict:
             nonlocal done
-            prep = self.prepare(ref, download_dir)
-            result = self.verify_prepared(prep)
-            verdict = self.decide(ref, result)
+            if _status(ref) == QUARANTINED:  # refused whatever it says: not even downloaded
+                verdict = quarantined_verdict(ref, ref.sha256 or "")
+            else:
+                prep = self.prepare(ref, download_dir)
+                result = self.verify_prepared(prep)
+                verdict = self.decide(ref, result)
             if progress is not None:
                 with lock:
                     done += 1
@@ -428,7 +431,9 @@ class Checker:
         """Remember allowed files in the history (verified identities and allowed unsigned).
 
         Only plain ALLOW verdicts are remembered (a warned publisher change keeps warning, as
-        :func:`safe_pip.policy.rules.history_records_for` says). Each project is recorded with
+        :func:`safe_pip.policy.rules.history_records_for` says), and ALLOW verdicts that only
+        the project's archived / deprecated status turned into WARN (:func:`recordable`). Each
+        project is recorded with
         a compare-and-set (:meth:`HistoryStore.update`): a first-use trust decided against an
         empty history is not recorded when another run recorded a different publisher for the
         project in the meantime (THREATS T20); that raises RefusedError after the other
@@ -440,7 +445,7 @@ class Checker:
 
         groups: dict[str, list[Verdict]] = {}
         for v in verdicts:
-            if v.action is Action.ALLOW and v.sha256:
+            if recordable(v) and v.sha256:
                 groups.setdefault(canonicalize_name(v.project), []).append(v)
         clashes: list[str] = []
         for name, group in groups.items():
@@ -474,6 +479,102 @@ class Checker:
                 "the history changed while this run was deciding: " + "; ".join(clashes),
                 fix="run again: the publisher recorded first is now the known one",
             )
+
+
+# -- PEP 792 project status (THREATS T25) -----------------------------------------------------
+
+QUARANTINED = "quarantined"
+#: Statuses that turn an allowed file into a warning (PEP 792: installers MAY warn).
+WARN_STATUSES = frozenset({"archived", "deprecated"})
+#: Codes of verdicts the policy allowed outright (a WARN from the policy itself carries a
+#: refused-* code: a softened publisher change or attestation downgrade).
+_ALLOWED_CODES = frozenset(
+    {
+        ReasonCode.VERIFIED_ALLOWLISTED,
+        ReasonCode.VERIFIED_FIRST_USE,
+        ReasonCode.VERIFIED_KNOWN,
+        ReasonCode.UNSIGNED_ALLOWED,
+    }
+)
+
+
+def _status(ref: FileRef) -> str | None:
+    status = (ref.project_status or "").strip().lower()
+    return status if status and status != "active" else None
+
+
+def _status_text(ref: FileRef) -> str:
+    where = f" on {ref.index}" if ref.index else ""
+    text = f"the index{where} marks {ref.project} as {_status(ref)} (PEP 792)"
+    if ref.project_status_reason:
+        text += f": {ref.project_status_reason}"
+    return text
+
+
+def quarantined_verdict(ref: FileRef, sha256: str) -> Verdict:
+    """The refusal of a file of a quarantined project, whatever its attestation says."""
+    return Verdict(
+        project=ref.project,
+        version=ref.version,
+        filename=ref.filename,
+        sha256=sha256,
+        action=Action.REFUSE,
+        code=ReasonCode.REFUSED_QUARANTINED,
+        reason=f"{_status_text(ref)}; a quarantined project is considered unsafe (e.g. "
+        "malware) and its files are refused whatever their attestation says",
+        rule="index project-status",
+        fix=f"do not install {ref.project}; if the index lifts the quarantine, run again",
+        project_status=QUARANTINED,
+        project_status_reason=ref.project_status_reason,
+    )
+
+
+def apply_project_status(ref: FileRef, verdict: Verdict) -> Verdict:
+    """``verdict`` adjusted for the project's PEP 792 status on the index (THREATS T25).
+
+    quarantined: refused (refused-quarantined), whatever the attestation says. archived /
+    deprecated: an ALLOW becomes WARN, the status and its reason appended to the reason (a WARN
+    or REFUSE stays what it is, the status noted). Any other status, known or not, is decided
+    like active and noted in the reason."""
+    status = _status(ref)
+    if status is None:
+        return verdict
+    if status == QUARANTINED:
+        return replace(
+            quarantined_verdict(ref, verdict.sha256),
+            identity=verdict.identity,
+            verification=verdict.verification,
+        )
+    if status in WARN_STATUSES:
+        note = _status_text(ref)
+        if status == "deprecated":
+            note += "; it may have been superseded by another project"
+        else:
+            note += "; it expects no further releases"
+    else:
+        note = f"{_status_text(ref)}, a status safe-pip does not know: decided as active"
+    action = verdict.action
+    if action is Action.ALLOW and status in WARN_STATUSES:
+        action = Action.WARN
+    return replace(
+        verdict,
+        action=action,
+        reason=f"{verdict.reason}; {note}",
+        project_status=status,
+        project_status_reason=ref.project_status_reason,
+    )
+
+
+def recordable(v: Verdict) -> bool:
+    """Whether a verdict may go into the known-good history: a plain ALLOW, or an ALLOW that
+    only the project's archived / deprecated status turned into WARN (the file verified and the
+    policy allowed it; the warning is about the project's future, not about this file, and it
+    is repeated on every run because the status is read from the page each time)."""
+    if v.action is Action.ALLOW:
+        return True
+    return (
+        v.action is Action.WARN and v.project_status in WARN_STATUSES and v.code in _ALLOWED_CODES
+    )
 
 
 def _raced_first_use(history: ProjectHistory, group: Sequence[Verdict]) -> str | None:

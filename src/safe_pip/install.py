@@ -401,8 +401,17 @@ def _served_ref(item: ReportItem, server: RunningServer) -> FileRef:
                 size=up.size,
                 yanked=up.yanked,
             )
-            return replace(ref, url=up.url)
+            return _with_status(replace(ref, url=up.url), up)
     return item.to_fileref()  # unknown to the server: looked up on the provenance index
+
+
+def _with_status(ref: FileRef, page_ref: FileRef) -> FileRef:
+    """``ref`` with the PEP 792 project status its index page gave (THREATS T25)."""
+    return replace(
+        ref,
+        project_status=page_ref.project_status,
+        project_status_reason=page_ref.project_status_reason,
+    )
 
 
 def file_refs(
@@ -438,6 +447,7 @@ def file_refs(
                     ref = item.to_fileref(
                         index=index, provenance_url=f.provenance_url, size=f.size, yanked=f.yanked
                     )
+                    ref = _with_status(ref, f)
                     break
             if ref is not None:
                 break
@@ -1260,11 +1270,13 @@ def _resolve_failed(
 def _sdist_only(
     requirement: str, pip: PipArgs, checker: Checker, *, allow_sdist: bool, blocker: str | None
 ) -> Verdict | None:
-    """When pip found no wheel for ``requirement``: a refused-sdist verdict if the configured
+    """When pip found no wheel for ``requirement``: a refused-quarantined verdict if an index
+    marks the project quarantined (PEP 792), a refused-sdist verdict if the configured
     indexes do have an sdist that fits it, else None."""
     from packaging.requirements import InvalidRequirement, Requirement
     from packaging.version import InvalidVersion, Version
 
+    from safe_pip.check import QUARANTINED, quarantined_verdict
     from safe_pip.net import SimpleIndex
     from safe_pip.resolve.pip_report import ReportItem
 
@@ -1278,6 +1290,17 @@ def _sdist_only(
             page = SimpleIndex(checker.http, index).project(req.name)
         except Exception:  # noqa: S112 - a missing page only means no better message
             continue
+        if (page.status or "").strip().lower() == QUARANTINED:
+            # PEP 792: the index offers no files of a quarantined project (THREATS T25)
+            ref = FileRef(
+                project=req.name,
+                version=str(req.specifier) or "-",
+                filename="(no files offered)",
+                index=index,
+                project_status=page.status,
+                project_status_reason=page.status_reason,
+            )
+            return quarantined_verdict(ref, "")
         for f in page.files:
             if not f.filename.endswith((".tar.gz", ".zip")) or f.yanked:
                 continue

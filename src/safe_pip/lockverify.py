@@ -40,7 +40,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
-from safe_pip.check import PYPI_SIMPLE, Checker
+from safe_pip.check import PYPI_SIMPLE, QUARANTINED, WARN_STATUSES, Checker, quarantined_verdict
 from safe_pip.errors import (
     EXIT_COULD_NOT_CHECK,
     EXIT_OK,
@@ -594,6 +594,32 @@ def _plan_online(
     add: Callable[[Lock, LockedPackage, LockedFile, FileRef, str | None], None],
     problems: list[FileOutcome],
 ) -> None:
+    if (page.status or "").strip().lower() == QUARANTINED:
+        # PEP 792: the index offers no files of a quarantined project (and a broken one that
+        # still lists them is refused too): nothing is downloaded (THREATS T25).
+        status_ref = FileRef(
+            project=pkg.name,
+            version=pkg.version,
+            filename="",
+            index=index,
+            project_status=page.status,
+            project_status_reason=page.status_reason,
+        )
+        refusal = quarantined_verdict(status_ref, "")
+        for f in pkg.files or (None,):
+            problems.append(
+                _outcome(
+                    lock.path,
+                    pkg,
+                    f,
+                    "fail",
+                    refusal.code.value,
+                    refusal.reason,
+                    fix=refusal.fix,
+                    rule=refusal.rule,
+                )
+            )
+        return
     by_name = {f.filename: f for f in page.files}
     files = list(pkg.files)
     if not files:  # requirements: hashes only -> the index's files of that version
@@ -682,6 +708,8 @@ def _plan_online(
             yanked=cand.yanked,
             upload_time=cand.upload_time,
             size=cand.size,
+            project_status=cand.project_status,  # PEP 792 (THREATS T25)
+            project_status_reason=cand.project_status_reason,
         )
         add(lock, pkg, line_f, ref, cand.sha256)
 
@@ -781,6 +809,8 @@ def apply_lock_identities(
     """The outcome for one file: the policy's verdict, overridden by the lock's identities."""
     res = verdict.verification
     code, detail = _code_of(verdict)
+    if verdict.code is ReasonCode.REFUSED_QUARANTINED:
+        detail = ""  # the attestation was not looked at
     out = FileOutcome(
         lock=lock,
         package=pkg,
@@ -800,8 +830,8 @@ def apply_lock_identities(
         verdict=verdict,
     )
     expected = pkg.identities
-    if not expected or res is None:
-        return out
+    if not expected or res is None or verdict.code is ReasonCode.REFUSED_QUARANTINED:
+        return out  # a quarantined project stays refused, whatever the lock expects
     out = replace(out, expected=expected)
     names = "; ".join(e.describe() for e in expected)
     if res.status is VerifyStatus.VERIFIED and res.identity is not None:
@@ -810,12 +840,17 @@ def apply_lock_identities(
         if any(identity_matches(res.identity, e) for e in expected):
             if verdict.code is ReasonCode.REFUSED_UNEXPECTED_PUBLISHER:
                 return out  # the policy file's own allowlist still applies
+            reason = f"verified: published by {res.identity.describe()}, as the lock expects"
+            status: Status = "ok"
+            if verdict.project_status in WARN_STATUSES:  # archived / deprecated: still warned
+                status = "warn"
+                reason += f" (policy: {verdict.reason})"
             return replace(
                 out,
-                status="ok",
+                status=status,
                 code=ReasonCode.VERIFIED_ALLOWLISTED.value,
                 detail="",
-                reason=f"verified: published by {res.identity.describe()}, as the lock expects",
+                reason=reason,
                 rule=LOCK_IDENTITY_RULE,
                 fix="",
             )

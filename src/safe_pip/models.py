@@ -127,6 +127,9 @@ class FileRef:
     upload_time: str | None = None
     local_path: str | None = None  # a file already on disk (inspect, wheelhouse)
     size: int | None = None  # the index's declared size in bytes (PEP 691 `size`); caps downloads
+    # PEP 792 status of the project on the page the file came from (None: none given = active)
+    project_status: str | None = None
+    project_status_reason: str | None = None
 
 
 class VerifyStatus(str, enum.Enum):
@@ -177,6 +180,8 @@ class ReasonCode(str, enum.Enum):
     UNVERIFIABLE_ALLOWED = "unverifiable-allowed"
     # install: a project on more than one configured index (docs/adr/0005-dependency-confusion.md)
     REFUSED_INDEX_CONFUSION = "refused-index-confusion"
+    # the index marks the project quarantined (PEP 792; THREATS T25)
+    REFUSED_QUARANTINED = "refused-quarantined"
 
 
 class Action(str, enum.Enum):
@@ -201,6 +206,9 @@ class Verdict:
     expected: tuple[PublisherIdentity, ...] = ()
     fix: str = ""  # how to allow it, if the user decides to
     verification: VerificationResult | None = field(default=None, compare=False)
+    # PEP 792 status the index gave the project, when not active (THREATS T25)
+    project_status: str | None = None
+    project_status_reason: str | None = None
 
     @property
     def allowed(self) -> bool:
@@ -225,4 +233,6 @@ class Verdict:
             "predicate_types": list(v.predicate_types) if v else [],
             "tlog_index": v.tlog_index if v else None,
             "integrated_time": v.integrated_time if v else None,
+            "project_status": self.project_status,
+            "project_status_reason": self.project_status_reason,
         }

@@ -25,6 +25,9 @@ and "none" leave it null (as a PEP 740-unaware mirror would).
 that replaces or distorts the normal response, for hardening tests. ``requests_log`` lists every
 requested path in arrival order.
 
+``project_status`` gives projects a PEP 792 status (a quarantined project's pages list no files
+unless ``list_quarantined_files`` is set); ``serials`` overrides ``_last-serial``.
+
 ``tls=make_tls_files(dir)`` serves https with a throwaway CA (trust it with ``SSL_CERT_FILE``).
 Only the standard library (and ``cryptography`` for TLS certificates); no socket is opened
 anywhere but 127.0.0.1.
@@ -371,6 +374,12 @@ class IndexServer:
         self.requests_log: list[str] = []
         #: Per-project ``_last-serial`` overrides (e.g. to serve a stale serial in T21 tests).
         self.serials: dict[str, int] = {}
+        #: PEP 792 project status per normalized project: (status, reason or None). Pages then
+        #: carry it (JSON ``project-status`` with api-version 1.4, HTML meta tags); a
+        #: "quarantined" project's pages list no files, as PEP 792 requires of an index, unless
+        #: ``list_quarantined_files`` is set (a broken index, T25 tests).
+        self.project_status: dict[str, tuple[str, str | None]] = {}
+        self.list_quarantined_files = False
         self._serial = 0
         self._lock = threading.Lock()
         self._digests: dict[tuple[str, int, int], tuple[int, str]] = {}
@@ -529,6 +538,9 @@ class IndexServer:
 
     def _file_entries(self, project: str) -> list[dict[str, object]]:
         entries: list[dict[str, object]] = []
+        status = self.project_status.get(project)
+        if status is not None and status[0] == "quarantined" and not self.list_quarantined_files:
+            return entries
         for dist in self.dists(project):
             size, digest = self._digest(dist.path)
             file_url, prov_url = self._urls(dist)
@@ -572,12 +584,21 @@ class IndexServer:
         files = self._file_entries(project)
         versions = sorted({str(f.pop("_version")) for f in files} - {""})
         versions.sort(key=_version_key)
-        page = {
-            "meta": {"api-version": "1.1", "_last-serial": self.last_serial(project)},
+        status = self.project_status.get(project)
+        page: dict[str, object] = {
+            "meta": {
+                "api-version": "1.4" if status else "1.1",
+                "_last-serial": self.last_serial(project),
+            },
             "name": project,
             "versions": versions,
             "files": files,
         }
+        if status is not None:
+            obj = {"status": status[0]}
+            if status[1] is not None:
+                obj["reason"] = status[1]
+            page["project-status"] = obj
         return json.dumps(page, indent=1).encode()
 
     def project_html(self, project: str) -> bytes:
@@ -587,6 +608,19 @@ class IndexServer:
             "  <head>",
             '    <meta name="pypi:repository-version" content="1.1">',
             f"    <title>Links for {html.escape(project)}</title>",
+        ]
+        status = self.project_status.get(project)
+        if status is not None:
+            lines[3] = '    <meta name="pypi:repository-version" content="1.4">'
+            lines.append(
+                f'    <meta name="pypi:project-status" content="{html.escape(status[0])}">'
+            )
+            if status[1] is not None:
+                lines.append(
+                    '    <meta name="pypi:project-status-reason" '
+                    f'content="{html.escape(status[1])}">'
+                )
+        lines += [
             "  </head>",
             "  <body>",
             f"    <h1>Links for {html.escape(project)}</h1>",

@@ -105,6 +105,21 @@ def _release_refs(target: str, index_url: str, checker: Checker) -> list[FileRef
                 refs.append(f)
         except InvalidVersion:
             continue
+    if not refs and (page.status or "").strip().lower() == "quarantined":
+        # PEP 792: the index offers no files of a quarantined project; say so (the checker
+        # refuses this placeholder without fetching anything, THREATS T25)
+        from safe_pip.models import FileRef
+
+        return [
+            FileRef(
+                project=page.name,
+                version=str(wanted),
+                filename="(no files offered)",
+                index=index_url,
+                project_status=page.status,
+                project_status_reason=page.status_reason,
+            )
+        ]
     if not refs:
         raise ConfigError(f"{req.name} {wanted} has no files on {index_url}")
     return refs

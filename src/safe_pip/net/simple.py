@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import html.parser
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, unquote, urljoin, urlsplit, urlunsplit
@@ -63,6 +63,10 @@ class ProjectPage:
     last_serial: int | None  # PEP 691 meta._last-serial / X-PyPI-Last-Serial (THREATS T21)
     url: str  # the page's final URL
     api_version: str | None = None
+    #: PEP 792 project status ("active", "archived", "quarantined", "deprecated" or a status
+    #: this client does not know), None when the page gives none; its free-text reason.
+    status: str | None = None
+    status_reason: str | None = None
 
     def for_version(self, version: str) -> tuple[FileRef, ...]:
         """The page's files for one version (compared as PEP 440 versions)."""
@@ -120,6 +124,61 @@ def _check_api_version(value: object, what: str) -> str | None:
             f"{what}: repository API version {value} is not supported (safe-pip speaks 1.x)"
         )
     return value
+
+
+#: PEP 792 statuses. An index may send one this client does not know yet: it is kept as given
+#: (and reported), and decided like "active" (THREATS T25, docs/policy.md).
+PROJECT_STATUSES = ("active", "archived", "quarantined", "deprecated")
+_MAX_STATUS = 100
+_MAX_STATUS_REASON = 2000
+
+
+def _status_value(value: object, what: str) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise MalformedResponse(f"{what}: 'project-status.status' must be a string")
+    status = value.strip().lower()[:_MAX_STATUS]
+    return status or None
+
+
+def _reason_value(value: object, what: str) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise MalformedResponse(f"{what}: 'project-status.reason' must be a string")
+    return value[:_MAX_STATUS_REASON] or None
+
+
+def _json_status(data: dict[str, Any], what: str) -> tuple[str | None, str | None]:
+    """(status, reason) of a PEP 792 ``project-status`` object (a top-level key of the
+    project detail, beside ``meta``)."""
+    raw = data.get("project-status")
+    if raw is None:
+        return None, None
+    if not isinstance(raw, dict):
+        raise MalformedResponse(f"{what}: 'project-status' must be an object")
+    status = _status_value(raw.get("status"), what)
+    reason = _reason_value(raw.get("reason"), what)
+    return status, (reason if status is not None else None)
+
+
+def _html_status(parser: _AnchorParser, what: str) -> tuple[str | None, str | None]:
+    """(status, reason) from the PEP 792 meta tags. Two tags that disagree make the page
+    malformed (fail closed: a page cannot be both quarantined and active)."""
+    statuses = {_status_value(v, what) for v in parser.project_statuses}
+    reasons = {_reason_value(v, what) for v in parser.project_status_reasons}
+    if len(statuses) > 1 or len(reasons) > 1:
+        raise MalformedResponse(f"{what}: conflicting pypi:project-status meta tags")
+    status = statuses.pop() if statuses else None
+    reason = reasons.pop() if reasons else None
+    return status, (reason if status is not None else None)
+
+
+def _with_status(files: list[FileRef], status: str | None, reason: str | None) -> list[FileRef]:
+    if status is None:
+        return files
+    return [replace(f, project_status=status, project_status_reason=reason) for f in files]
 
 
 class SimpleIndex:
@@ -229,7 +288,11 @@ class SimpleIndex:
             raise MalformedResponse(f"{what}: 'versions' must be a list of strings")
         if serial is None:
             serial = _header_serial(resp)
-        return ProjectPage(norm, tuple(files), version_list, serial, resp.url, api_version)
+        status, reason = _json_status(data, what)
+        files = _with_status(files, status, reason)
+        return ProjectPage(
+            norm, tuple(files), version_list, serial, resp.url, api_version, status, reason
+        )
 
     def _json_file(self, norm: NormalizedName, entry: Any, base: str, what: str) -> FileRef | None:
         if not isinstance(entry, dict):
@@ -351,8 +414,17 @@ class SimpleIndex:
             )
             if ref is not None:
                 files.append(ref)
+        status, reason = _html_status(parser, what)
+        files = _with_status(files, status, reason)
         return ProjectPage(
-            norm, tuple(files), _versions_of(files), _header_serial(resp), resp.url, api_version
+            norm,
+            tuple(files),
+            _versions_of(files),
+            _header_serial(resp),
+            resp.url,
+            api_version,
+            status,
+            reason,
         )
 
     # -- file:// -------------------------------------------------------------------------------
@@ -429,6 +501,9 @@ class _AnchorParser(html.parser.HTMLParser):
         self.anchors: list[dict[str, str | None]] = []
         self.base: str | None = None
         self.repository_version: str | None = None
+        #: PEP 792 ``<meta name="pypi:project-status">`` (and ``-reason``) contents, in order
+        self.project_statuses: list[str | None] = []
+        self.project_status_reasons: list[str | None] = []
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         if tag == "a":
@@ -439,5 +514,10 @@ class _AnchorParser(html.parser.HTMLParser):
             self.base = dict(attrs).get("href")
         elif tag == "meta":
             a = dict(attrs)
-            if a.get("name") == "pypi:repository-version":
+            name = a.get("name")
+            if name == "pypi:repository-version":
                 self.repository_version = a.get("content")
+            elif name == "pypi:project-status":
+                self.project_statuses.append(a.get("content"))
+            elif name == "pypi:project-status-reason":
+                self.project_status_reasons.append(a.get("content"))

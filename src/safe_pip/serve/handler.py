@@ -193,7 +193,8 @@ class Handler(BaseHTTPRequestHandler):
         block = self.index.mode == "block"
         files: list[pages.FileEntry] = []
         listed: set[str] = set()
-        for e in view.entries:
+        # PEP 792: a quarantined project's files are not offered, in either mode (T25).
+        for e in () if view.quarantined else view.entries:
             if not e.allowed and not block:
                 continue  # filter mode: refused files are left out
             ref = e.ref
@@ -223,10 +224,19 @@ class Handler(BaseHTTPRequestHandler):
             headers["X-PyPI-Last-Serial"] = str(view.last_serial)
         if pages.wants_json(ctype):
             versions = _versions({e.ref.version for e in view.entries if e.ref.filename in listed})
-            body = pages.project_json(view.name, files, versions, view.last_serial)
+            body = pages.project_json(
+                view.name,
+                files,
+                versions,
+                view.last_serial,
+                status=view.status,
+                status_reason=view.status_reason,
+            )
             self._send(200, body, ctype, head=head, headers=headers)
         else:
-            body = pages.project_html(view.name, files)
+            body = pages.project_html(
+                view.name, files, status=view.status, status_reason=view.status_reason
+            )
             self._send(200, body, ctype + "; charset=utf-8", head=head, headers=headers)
 
     def _provenance(self, provenance: bytes | None, filename: str, *, head: bool) -> None:

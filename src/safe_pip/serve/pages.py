@@ -127,11 +127,18 @@ def wants_json(ctype: str) -> bool:
 
 
 def project_json(
-    name: str, files: Sequence[FileEntry], versions: Sequence[str], last_serial: int | None
+    name: str,
+    files: Sequence[FileEntry],
+    versions: Sequence[str],
+    last_serial: int | None,
+    *,
+    status: str | None = None,
+    status_reason: str | None = None,
 ) -> bytes:
-    # PEP 700 (api-version 1.1) requires `size` for every file and a `versions` list.
+    # PEP 700 (api-version 1.1) requires `size` for every file and a `versions` list; PEP 792
+    # (1.4) adds the `project-status` object beside `meta`.
     v11 = all(f.size is not None for f in files)
-    meta: dict[str, object] = {"api-version": "1.1" if v11 else "1.0"}
+    meta: dict[str, object] = {"api-version": ("1.4" if status else "1.1") if v11 else "1.0"}
     if last_serial is not None:
         meta["_last-serial"] = last_serial
     entries: list[dict[str, object]] = []
@@ -152,16 +159,35 @@ def project_json(
     page: dict[str, object] = {"meta": meta, "name": name, "files": entries}
     if v11:
         page["versions"] = list(versions)
+    if status:
+        project_status: dict[str, str] = {"status": status}
+        if status_reason:
+            project_status["reason"] = status_reason
+        page["project-status"] = project_status
     return json.dumps(page, indent=1).encode()
 
 
-def project_html(name: str, files: Sequence[FileEntry]) -> bytes:
+def project_html(
+    name: str,
+    files: Sequence[FileEntry],
+    *,
+    status: str | None = None,
+    status_reason: str | None = None,
+) -> bytes:
     esc = html.escape
     lines = [
         "<!DOCTYPE html>",
         "<html>",
         "  <head>",
-        '    <meta name="pypi:repository-version" content="1.1">',
+        f'    <meta name="pypi:repository-version" content="{"1.4" if status else "1.1"}">',
+    ]
+    if status:  # PEP 792
+        lines.append(f'    <meta name="pypi:project-status" content="{esc(status)}">')
+        if status_reason:
+            lines.append(
+                f'    <meta name="pypi:project-status-reason" content="{esc(status_reason)}">'
+            )
+    lines += [
         f"    <title>Links for {esc(name)}</title>",
         "  </head>",
         "  <body>",

@@ -90,6 +90,13 @@ class ProjectView:
     entries: tuple[Entry, ...]
     versions: tuple[str, ...]
     last_serial: int | None
+    status: str | None = None  # PEP 792 project status upstream gave (mirrored in our pages)
+    status_reason: str | None = None
+
+    @property
+    def quarantined(self) -> bool:
+        """PEP 792: an index MUST NOT offer a quarantined project's files (THREATS T25)."""
+        return (self.status or "").strip().lower() == "quarantined"
 
 
 class EventLog:
@@ -287,7 +294,14 @@ class VerifyingIndex:
                 f"{first.verdict.reason}); refusing to serve a partial page",
                 fix="retry later; the upstream index or its provenance is unavailable",
             )
-        return ProjectView(norm, tuple(entries), page.versions, page.last_serial)
+        return ProjectView(
+            norm,
+            tuple(entries),
+            page.versions,
+            page.last_serial,
+            page.status,
+            page.status_reason,
+        )
 
     def _fetch_page(self, norm: str) -> tuple[ProjectPage, dict[str, str]]:
         from safe_pip.net import SIMPLE_ACCEPT, HttpStatusError, MalformedResponse, ProjectNotFound
@@ -387,7 +401,7 @@ class VerifyingIndex:
         with self._lock:
             for i, ref in enumerate(refs):
                 hit = self._cache.get((ref.filename, (ref.sha256 or "").lower()))
-                if hit is not None:
+                if hit is not None and _same_status(hit.ref, ref):  # a status change re-decides
                     out[i] = replace(
                         hit, ref=ref, requires_python=requires_python.get(ref.filename)
                     )
@@ -412,10 +426,13 @@ class VerifyingIndex:
 
     def _verify(self, ref: FileRef, requires_python: str | None) -> Entry:
         """Verify ``ref``'s provenance against the digest upstream claims, then decide."""
-        from safe_pip.check import Prepared
+        from safe_pip.check import QUARANTINED, Prepared, quarantined_verdict
 
         checker = self.checker
         sha = (ref.sha256 or "").lower()
+        if (ref.project_status or "").strip().lower() == QUARANTINED:
+            # refused whatever its attestation says (THREATS T25): not even looked at
+            return Entry(ref, quarantined_verdict(ref, sha), None, requires_python)
         if not sha:
             verdict = _refuse(
                 ref,
@@ -632,6 +649,13 @@ class VerifyingIndex:
                     filename=v.filename,
                     reason=exc.message,
                 )
+
+
+def _same_status(a: FileRef, b: FileRef) -> bool:
+    return (a.project_status, a.project_status_reason) == (
+        b.project_status,
+        b.project_status_reason,
+    )
 
 
 def _is_sdist(filename: str) -> bool:
