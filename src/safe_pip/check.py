@@ -523,7 +523,8 @@ def quarantined_verdict(ref: FileRef, sha256: str) -> Verdict:
         reason=f"{_status_text(ref)}; a quarantined project is considered unsafe (e.g. "
         "malware) and its files are refused whatever their attestation says",
         rule="index project-status",
-        fix=f"do not install {ref.project}; if the index lifts the quarantine, run again",
+        fix=f"there is no override for a quarantined project: remove {ref.project} from what "
+        "you install, or run again once the index lifts the quarantine",
         project_status=QUARANTINED,
         project_status_reason=ref.project_status_reason,
     )

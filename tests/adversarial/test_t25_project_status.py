@@ -435,3 +435,29 @@ def test_serve_mirrors_status_and_lists_no_quarantined_files(env: Env) -> None:
     refused = [e for e in log.events if e["event"] == "refuse"]
     assert refused
     assert refused[-1]["code"] == "refused-quarantined"
+
+
+ALPHA_ID = {"kind": "GitHub", "repository": "acme/alpha", "workflow": "release.yml"}
+
+
+@pytest.mark.parametrize("status", ["archived", "quarantined"])
+def test_verify_pylock_identities_do_not_hide_the_status(env: Env, status: str) -> None:
+    """A pylock whose attestation-identities match turns the verdict into "as the lock
+    expects": an archived project is still warned, a quarantined one still refused."""
+    from verify_helpers import pylock_text
+
+    env.pub.wheel("alpha", "1.0")
+    lock = env.workdir / "pylock.toml"
+    lock.write_text(pylock_text(env.server, ["alpha"], identities={"alpha": [ALPHA_ID]}))
+    env.server.project_status["alpha"] = (status, REASON)
+    env.server.list_quarantined_files = True
+    argv = ["verify", str(lock), "--trust-root", str(env.trust_root), "--no-cache"]
+    run = env.cli(*argv, "--format", "json")
+    assert run.code == (1 if status == "quarantined" else 0), run.text
+    assert REASON in run.out
+    text = env.cli(*argv).text
+    if status == "archived":
+        assert "WARN" in text
+        assert "as the lock expects" in text
+    else:
+        assert "refused-quarantined" in text
