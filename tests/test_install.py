@@ -74,15 +74,45 @@ def tree_digest(root: Path) -> str:
 
 
 class PipSpy:
-    """Records every pip argv safe-pip runs, and runs it for real."""
+    """Records every pip argv safe-pip runs, and runs it for real.
+
+    The final install may be a pre-started pip waiting on a FIFO (install.PrestartedPip): it
+    counts as a call when it is handed its requirements (``feed``), the moment it can install
+    anything. ``spawned`` / ``cancelled`` count the pre-started processes."""
 
     def __init__(self) -> None:
         self.calls: list[list[str]] = []
+        self.spawned: list[list[str]] = []
+        self.cancelled = 0
         self.real = install_mod.run_pip
+        self.real_spawn = install_mod.spawn_pip
+        self.real_feed = install_mod.PrestartedPip.feed
+        self.real_cancel = install_mod.PrestartedPip.cancel
 
     def __call__(self, argv: Any, **kw: Any) -> Any:
         self.calls.append(list(argv))
         return self.real(argv, **kw)
+
+    def spawn(self, argv: Any, **kw: Any) -> Any:
+        self.spawned.append(list(argv))
+        return self.real_spawn(argv, **kw)
+
+    def install(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        spy = self
+
+        def feed(early: Any, requirements: str) -> Any:
+            spy.calls.append(list(early.proc.args[3:]))  # drop python -m pip
+            return spy.real_feed(early, requirements)
+
+        def cancel(early: Any) -> None:
+            if early.proc.poll() is None:
+                spy.cancelled += 1
+            spy.real_cancel(early)
+
+        monkeypatch.setattr(install_mod, "run_pip", self)
+        monkeypatch.setattr(install_mod, "spawn_pip", self.spawn)
+        monkeypatch.setattr(install_mod.PrestartedPip, "feed", feed)
+        monkeypatch.setattr(install_mod.PrestartedPip, "cancel", cancel)
 
     @property
     def installs(self) -> list[list[str]]:
@@ -92,7 +122,7 @@ class PipSpy:
 @pytest.fixture
 def spy(monkeypatch: pytest.MonkeyPatch) -> PipSpy:
     s = PipSpy()
-    monkeypatch.setattr(install_mod, "run_pip", s)
+    s.install(monkeypatch)
     return s
 
 
@@ -211,7 +241,10 @@ def test_one_bad_file_refuses_the_whole_install(
     out, err = capfd.readouterr()
     assert rc == 1, err
     assert tree_digest(target) == before
-    assert spy.installs == []  # pip's install was never run
+    assert spy.installs == []  # pip's install was never handed a requirement
+    # the pre-started final pip was waiting on its FIFO and was stopped
+    assert len(spy.spawned) == 1
+    assert spy.cancelled == 1
     doc = json.loads(out)
     assert doc["installed"] is False
     assert doc["exit_code"] == 1
@@ -336,3 +369,45 @@ def test_find_links_wheel_verified_on_the_provenance_index(
     (f,) = json.loads(out)["files"]
     assert f["verified"] is True
     assert f["url"].startswith("file:")
+
+
+def test_prestarted_pip_that_is_not_waiting_falls_back(tmp_path: Path) -> None:
+    """A pre-started pip that exited before reading its FIFO is not fed: the caller then
+    runs pip the ordinary way (feed returns None)."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    fifo = tmp_path / "reqs-fifo.txt"
+    os.mkfifo(fifo)
+    proc = subprocess.Popen([sys.executable, "-c", "pass"], text=True)
+    proc.wait()
+    early = install_mod.PrestartedPip(proc, fifo, sys.stdout, sys.stderr)
+    t0 = time.monotonic()
+    assert early.feed("alpha==1.0\n") is None
+    assert time.monotonic() - t0 < 5
+
+
+def test_prestarted_pip_reads_the_fed_requirements(tmp_path: Path) -> None:
+    """The FIFO hand-over delivers exactly the requirements text to the waiting process."""
+    import io
+    import os
+    import subprocess
+    import sys
+
+    fifo = tmp_path / "reqs-fifo.txt"
+    os.mkfifo(fifo)
+    reader = "import sys; print(open(sys.argv[1]).read(), end='')"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", reader, str(fifo)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    out = io.StringIO()
+    early = install_mod.PrestartedPip(proc, fifo, out, io.StringIO())
+    done = early.feed("alpha @ file:///w/alpha-1.0-py3-none-any.whl --hash=sha256:ab\n")
+    assert done is not None
+    assert done.returncode == 0
+    assert out.getvalue() == "alpha @ file:///w/alpha-1.0-py3-none-any.whl --hash=sha256:ab\n"

@@ -18,7 +18,6 @@ from pathlib import Path
 
 import pytest
 
-import safe_pip.install as install_mod
 from safe_pip._cli import main
 from support.index_server import IndexServer
 from support.publish import Publisher
@@ -58,7 +57,7 @@ def target(tmp_path: Path) -> Path:
 @pytest.fixture
 def spy(monkeypatch: pytest.MonkeyPatch) -> PipSpy:
     s = PipSpy()
-    monkeypatch.setattr(install_mod, "run_pip", s)
+    s.install(monkeypatch)
     return s
 
 

@@ -169,6 +169,100 @@ def run_pip(
     return proc
 
 
+def spawn_pip(
+    argv: Sequence[str], *, env: dict[str, str], stdout: Any, stderr: Any
+) -> subprocess.Popen[str]:
+    """Start ``python -m pip ARGV`` without waiting for it. A seam for tests."""
+    cmd = [sys.executable, "-m", "pip", *argv]
+    return subprocess.Popen(cmd, env=env, stdout=stdout, stderr=stderr, text=True)
+
+
+class PrestartedPip:
+    """The final ``pip install``, started before resolution so that pip's own start-up
+    (about 0.3 s of imports) overlaps resolution and verification instead of following them.
+
+    Its requirements file is a FIFO in the private work directory: pip blocks opening it and
+    installs nothing until :meth:`feed` writes the verified, hash-pinned requirements. If the
+    run refuses (or ends any other way), :meth:`cancel` terminates it before it has read a
+    single requirement. Where FIFOs do not exist, or pip is not waiting on the FIFO when it is
+    needed, the caller runs pip the ordinary way.
+    """
+
+    #: How long :meth:`feed` waits for pip to open the FIFO before giving up on it.
+    OPEN_TIMEOUT = 30.0
+
+    def __init__(self, proc: subprocess.Popen[str], fifo: Path, out: TextIO, err: TextIO) -> None:
+        self.proc = proc
+        self.fifo = fifo
+        self._out = out
+        self._err = err
+
+    @classmethod
+    def start(
+        cls, pip: PipArgs, work: Path, *, env: dict[str, str], out: TextIO, err: TextIO
+    ) -> PrestartedPip | None:
+        if not hasattr(os, "mkfifo"):
+            return None
+        fifo = work / "verified-requirements-fifo.txt"
+        try:
+            os.mkfifo(fifo, 0o600)
+            out_arg: Any = out if _real_file(out) else subprocess.PIPE
+            err_arg: Any = err if _real_file(err) else subprocess.PIPE
+            proc = spawn_pip(install_argv(pip, fifo), env=env, stdout=out_arg, stderr=err_arg)
+        except OSError:
+            return None
+        return cls(proc, fifo, out, err)
+
+    def feed(self, requirements: str) -> subprocess.CompletedProcess[str] | None:
+        """Hand pip the verified requirements and wait for it. None when pip is not waiting
+        on the FIFO (it exited, or never opened it in time): it has then installed nothing
+        and the caller runs pip the ordinary way."""
+        import errno
+        import time
+
+        deadline = time.monotonic() + self.OPEN_TIMEOUT
+        fd = -1
+        while fd < 0:
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                self.cancel()
+                return None
+            try:
+                fd = os.open(self.fifo, os.O_WRONLY | os.O_NONBLOCK)
+            except OSError as exc:
+                if exc.errno != errno.ENXIO:  # ENXIO: no reader yet
+                    self.cancel()
+                    return None
+                time.sleep(0.005)
+        try:
+            os.set_blocking(fd, True)
+            data = requirements.encode("utf-8")
+            while data:
+                data = data[os.write(fd, data) :]
+        except OSError:
+            os.close(fd)
+            self.cancel()
+            return None
+        os.close(fd)
+        stdout, stderr = self.proc.communicate()
+        if stdout:
+            self._out.write(stdout)
+        if stderr:
+            self._err.write(stderr)
+        return subprocess.CompletedProcess(self.proc.args, self.proc.returncode, stdout, stderr)
+
+    def cancel(self) -> None:
+        """Stop pip if it still runs; it has read no requirement, so it installed nothing."""
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        with contextlib.suppress(ValueError, OSError):
+            self.proc.communicate(timeout=1)
+
+
 # -- phase 1: resolve -------------------------------------------------------------------------
 
 
@@ -1055,6 +1149,32 @@ def _verify_and_install(
     out: TextIO,
     err: TextIO,
 ) -> int:
+    early = None
+    if not pip.dry_run:
+        # The final pip starts now and waits for the verified requirements (PrestartedPip).
+        early = PrestartedPip.start(pip, work, env=pip_env(), out=err if own.json else out, err=err)
+    try:
+        return _verify_then_install(
+            own, pip, outcome, checker, work, server, file_sources, blocker, out, err, early
+        )
+    finally:
+        if early is not None:
+            early.cancel()
+
+
+def _verify_then_install(
+    own: argparse.Namespace,
+    pip: PipArgs,
+    outcome: Outcome,
+    checker: Checker,
+    work: Path,
+    server: RunningServer | None,
+    file_sources: Sequence[FileSource],
+    blocker: str | None,
+    out: TextIO,
+    err: TextIO,
+    early: PrestartedPip | None,
+) -> int:
     from safe_pip.commands._common import ProgressLine
     from safe_pip.render import clean, refusal_table
 
@@ -1130,7 +1250,9 @@ def _verify_and_install(
         outcome.message = exc.diagnostics()
         err.write(f"safe-pip: {clean(exc.diagnostics())}\nsafe-pip: nothing was installed.\n")
         return EXIT_REFUSED
-    return _install(pip, items, verdicts, wheelhouse, work, outcome, own, out, err, built=built)
+    return _install(
+        pip, items, verdicts, wheelhouse, work, outcome, own, out, err, built=built, early=early
+    )
 
 
 def _warm_up(checker: Checker) -> threading.Thread:
@@ -1166,6 +1288,7 @@ def _install(
     err: TextIO,
     *,
     built: dict[int, tuple[Path, str]] | None = None,
+    early: PrestartedPip | None = None,
 ) -> int:
     pinned: list[tuple[ReportItem, Path, str]] = []
     unverified: list[ReportItem] = []
@@ -1192,7 +1315,11 @@ def _install(
     if unverified:
         calls.append(unverifiable_argv(pip, unverified))
     for argv in calls:
-        proc = run_pip(argv, env=pip_env(), capture=False, stdout=pip_out, stderr=err)
+        proc = None
+        if early is not None and pinned and argv is calls[0]:
+            proc = early.feed(reqs.read_text(encoding="utf-8"))
+        if proc is None:
+            proc = run_pip(argv, env=pip_env(), capture=False, stdout=pip_out, stderr=err)
         outcome.pip_exit_code = proc.returncode
         if proc.returncode != 0:
             outcome.message = (

@@ -33,7 +33,19 @@ def test_pip_configuration_adds_no_source(
         assert env_arg["PIP_CONFIG_FILE"] == "/dev/null"
         return real_run_pip(argv, **kw)  # type: ignore[arg-type]
 
+    real_spawn_pip = install_mod.spawn_pip
+
+    def spawn_spy(argv: list[str], **kw: object) -> object:
+        # the final install, pre-started to wait for its requirements (PrestartedPip)
+        calls.append(list(argv))
+        env_arg = kw.get("env")
+        assert isinstance(env_arg, dict)
+        assert not [k for k in env_arg if k.upper().startswith("PIP_") and k != "PIP_CONFIG_FILE"]
+        assert env_arg["PIP_CONFIG_FILE"] == "/dev/null"
+        return real_spawn_pip(argv, **kw)  # type: ignore[arg-type]
+
     monkeypatch.setattr(install_mod, "run_pip", spy)
+    monkeypatch.setattr(install_mod, "spawn_pip", spawn_spy)
     with IndexServer(tmp_path / "decoy") as decoy:
         Publisher(env.pub.sigstore, decoy, tmp_path / "decoy-build").wheel(
             "alpha", "9.0", signed=False
@@ -71,7 +83,7 @@ def test_pip_configuration_adds_no_source(
     assert not list(target.glob("alpha-9.0*"))
     assert calls, "pip was never run"
     assert all("--isolated" in argv for argv in calls)
-    final = calls[-1]
+    final = next(c for c in calls if "--dry-run" not in c)
     assert "--no-index" in final
     assert "--require-hashes" in final
     assert not {"-i", "--index-url", "--extra-index-url", "-f", "--find-links"} & set(final)
