@@ -1127,9 +1127,27 @@ def _run(
                 if sdist_builds:
                     server = stack.enter_context(_start_verifying_index(checker, pip, err))
                     stack.callback(_build_files, server, outcome)  # runs before it stops
+                early = None
+                if not pip.dry_run:
+                    # The final pip starts now and waits for the verified requirements.
+                    early = PrestartedPip.start(
+                        pip, work, env=pip_env(), out=err if own.json else out, err=err
+                    )
+                    if early is not None:
+                        stack.callback(early.cancel)  # whatever happens next
                 try:
                     return _verify_and_install(
-                        own, pip, outcome, checker, work, server, file_sources, blocker, out, err
+                        own,
+                        pip,
+                        outcome,
+                        checker,
+                        work,
+                        server,
+                        file_sources,
+                        blocker,
+                        out,
+                        err,
+                        early,
                     )
                 except _StepFailed as failed:
                     return failed.code
@@ -1138,31 +1156,6 @@ def _run(
 
 
 def _verify_and_install(
-    own: argparse.Namespace,
-    pip: PipArgs,
-    outcome: Outcome,
-    checker: Checker,
-    work: Path,
-    server: RunningServer | None,
-    file_sources: Sequence[FileSource],
-    blocker: str | None,
-    out: TextIO,
-    err: TextIO,
-) -> int:
-    early = None
-    if not pip.dry_run:
-        # The final pip starts now and waits for the verified requirements (PrestartedPip).
-        early = PrestartedPip.start(pip, work, env=pip_env(), out=err if own.json else out, err=err)
-    try:
-        return _verify_then_install(
-            own, pip, outcome, checker, work, server, file_sources, blocker, out, err, early
-        )
-    finally:
-        if early is not None:
-            early.cancel()
-
-
-def _verify_then_install(
     own: argparse.Namespace,
     pip: PipArgs,
     outcome: Outcome,
