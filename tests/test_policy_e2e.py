@@ -280,3 +280,41 @@ def test_unreadable_index_history_is_could_not_check_not_first_use(
     code, v = _inspect(capsys, "alpha==1.1", *args, "--no-index-history")
     assert (code, v["code"]) == (0, "verified-first-use")
     assert stored.name == "alpha-1.1-py3-none-any.whl"
+
+
+def test_signer_that_is_no_trusted_publisher_is_never_trusted(
+    sigstore: TestSigstore, trust_root: Path, workdir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A valid Sigstore signature by an identity that is not a Trusted Publisher kind (here a
+    personal e-mail through Sigstore's own OAuth issuer) is refused even on first use: no
+    allowlist entry could ever name it, so trusting it once would refuse its next release."""
+    from support.packages import build_wheel, sha256_file
+    from support.sigstore_ca import GoogleIdentity, attestation_dict
+
+    personal = GoogleIdentity(email="mallory@example.com")
+    issuer = "https://oauth2.sigstore.dev/auth"
+    with IndexServer(workdir / "index") as server:
+        wheel = build_wheel(workdir / "b", "other", "1.0")
+        att = sigstore.attest(
+            wheel.name,
+            sha256_file(wheel),
+            personal,
+            claims_override={
+                "1.3.6.1.4.1.57264.1.8": issuer,
+                "1.3.6.1.4.1.57264.1.1": issuer.encode(),
+            },
+        )
+        # the index's publisher object could not name this signer either: a bare attestation
+        server.add_file(wheel, provenance=json.dumps(attestation_dict(att)).encode())
+        args = ["--trust-root", str(trust_root), "-i", server.index_url, "--no-index-history"]
+        code, v = _inspect(capsys, "other==1.0", *args, "--record")
+    assert code == 1
+    assert v["code"] == "refused-unexpected-publisher"
+    assert v["identity"]["kind"] == "Other"  # type: ignore[index]
+    assert "not a Trusted Publisher identity" in str(v["reason"])
+    assert v["fix"] == ""
+    store = HistoryStore.open(None, readonly=True)
+    try:
+        assert store.project("other").records == ()
+    finally:
+        store.close()

@@ -531,6 +531,21 @@ def _decide_verified(
     history: ProjectHistory,
     name: str,
 ) -> Verdict:
+    if seen.kind not in (GITHUB, GITLAB, GOOGLE):
+        # Signed, but not by a Trusted Publisher kind safe-pip can name in a policy (e.g. a
+        # personal identity signing by hand, or a CI issuer it does not model): never trusted,
+        # on first use or otherwise, since no allowlist entry could ever match it again.
+        issuer = f" (issuer {seen.issuer})" if seen.issuer else ""
+        return _verdict(
+            ref,
+            result,
+            Action.REFUSE,
+            ReasonCode.REFUSED_UNEXPECTED_PUBLISHER,
+            f"signed by {seen.describe()}{issuer}, which is not a Trusted Publisher identity "
+            "(GitHub, GitLab or Google) that a policy can name: safe-pip does not trust it",
+            "trusted publisher kinds",
+            fix="",
+        )
     known = history.attested_identities()
     rule = policy.packages.get(name)
     if rule is not None:

@@ -113,8 +113,9 @@ def identity_from_certificate(cert: Certificate) -> PublisherIdentity:
         if len(emails) != 1:
             raise IdentityError("Google certificate must carry exactly one email SAN")
         return PublisherIdentity(kind=GOOGLE, email=emails[0], issuer=issuer)
-    # Not a Trusted Publisher issuer PyPI knows (e.g. a personal identity signing by hand):
-    # still report who signed, as kind "Other"; policy never allows it unless listed.
+    # Not a Trusted Publisher issuer safe-pip models (e.g. a personal identity signing by hand):
+    # still report who signed, as kind "Other"; policy refuses it (no allowlist entry can name
+    # it, so it is not trusted on first use either).
     who = emails[0] if emails else (uris[0] if uris else None)
     return PublisherIdentity(kind="Other", email=who, issuer=issuer)
 
