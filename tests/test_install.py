@@ -411,3 +411,23 @@ def test_prestarted_pip_reads_the_fed_requirements(tmp_path: Path) -> None:
     assert done is not None
     assert done.returncode == 0
     assert out.getvalue() == "alpha @ file:///w/alpha-1.0-py3-none-any.whl --hash=sha256:ab\n"
+
+
+def test_unwritable_report_is_refused_before_anything_runs(
+    index: IndexServer,
+    trust_root: Path,
+    target: Path,
+    spy: PipSpy,
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    """--report in a folder that does not exist: a usage error before pip runs, not after pip
+    has installed (which would report exit 2 for an install that happened)."""
+    before = tree_digest(target)
+    rc = main([*base_args(index, trust_root, target), "app", "--report", "/nonexistent/r.json"])
+    _out, err = capfd.readouterr()
+    assert rc == 2
+    assert "cannot write the report /nonexistent/r.json" in err
+    assert "\\n  fix:" not in err  # diagnostics keep their own line breaks, not escaped ones
+    assert spy.calls == []
+    assert spy.spawned == []
+    assert tree_digest(target) == before

@@ -1041,40 +1041,63 @@ def report_doc(outcome: Outcome, pip: PipArgs) -> dict[str, Any]:
     }
 
 
-def _emit(own: argparse.Namespace, pip: PipArgs, outcome: Outcome, out: TextIO) -> None:
-    from safe_pip.render import dump_json
+def _emit(
+    own: argparse.Namespace, pip: PipArgs, outcome: Outcome, out: TextIO, err: TextIO
+) -> None:
+    from safe_pip.render import clean, dump_json
 
     doc = report_doc(outcome, pip)
     if own.report:
         path = Path(own.report)
+        tmp = path.with_name(f".{path.name}.tmp")
         try:
-            tmp = path.with_name(f".{path.name}.tmp")
             with tmp.open("w", encoding="utf-8") as fh:
                 dump_json(doc, fh)
             os.replace(tmp, path)
         except OSError as exc:
-            raise ConfigError(f"cannot write the report {path}: {exc.strerror or exc}") from exc
+            # Checked writable before anything ran: failing now must not turn what happened
+            # (an install, a refusal) into a usage error. Say so and keep the exit code.
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+            err.write(
+                f"safe-pip: warning: cannot write the report {clean(path)}: "
+                f"{clean(exc.strerror or exc)}\n"
+            )
     if own.json:
         dump_json(doc, out)
 
 
+def _check_report_path(own: argparse.Namespace) -> None:
+    """--report FILE must be writable before anything runs (not after pip installed)."""
+    if not own.report:
+        return
+    path = Path(own.report)
+    parent = path.parent if str(path.parent) else Path(".")
+    if path.is_dir() or not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+        raise ConfigError(
+            f"cannot write the report {path}: its folder does not exist or is not writable",
+            fix="give --report a path in a writable folder",
+        )
+
+
 def run_install(own: argparse.Namespace, pip: PipArgs, *, out: TextIO, err: TextIO) -> int:
     """The whole command. Returns the exit code; raises SafePipError for usage errors."""
+    _check_report_path(own)
     outcome = Outcome()
     try:
         code = _run(own, pip, outcome, err=err, out=out)
     except SafePipError as exc:
         if not (own.json or own.report):
             raise
-        from safe_pip.render import clean
+        from safe_pip.render import clean_lines
 
         outcome.exit_code = exc.exit_code
         outcome.message = exc.diagnostics()
-        err.write(f"safe-pip: error: {clean(exc.diagnostics())}\n")
-        _emit(own, pip, outcome, out)
+        err.write(f"safe-pip: error: {clean_lines(exc.diagnostics())}\n")
+        _emit(own, pip, outcome, out, err)
         return exc.exit_code
     outcome.exit_code = code
-    _emit(own, pip, outcome, out)
+    _emit(own, pip, outcome, out, err)
     return code
 
 
@@ -1169,7 +1192,7 @@ def _verify_and_install(
     early: PrestartedPip | None,
 ) -> int:
     from safe_pip.commands._common import ProgressLine
-    from safe_pip.render import clean, refusal_table
+    from safe_pip.render import clean, clean_lines, refusal_table
 
     quiet = pip.quiet > 0
     warm = _warm_up(checker)  # imports and trust root load while pip resolves
@@ -1241,7 +1264,7 @@ def _verify_and_install(
         )
     except RefusedError as exc:
         outcome.message = exc.diagnostics()
-        err.write(f"safe-pip: {clean(exc.diagnostics())}\nsafe-pip: nothing was installed.\n")
+        err.write(f"safe-pip: {clean_lines(exc.diagnostics())}\nsafe-pip: nothing was installed.\n")
         return EXIT_REFUSED
     return _install(
         pip, items, verdicts, wheelhouse, work, outcome, own, out, err, built=built, early=early

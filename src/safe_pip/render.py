@@ -28,6 +28,12 @@ def clean(text: object, *, limit: int = 300) -> str:
     return s
 
 
+def clean_lines(text: object, *, limit: int = 1000) -> str:
+    """Like :func:`clean`, line by line: for our own multi-line messages (a diagnostic and
+    its ``fix:`` line), whose line breaks are ours while their contents may not be."""
+    return "\n".join(clean(line, limit=limit) for line in str(text).split("\n"))
+
+
 def clean_json(value: Any) -> Any:
     """Recursively clean strings in a JSON-ready value (JSON itself escapes controls, but a
     CI system may print the decoded values)."""
