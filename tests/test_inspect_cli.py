@@ -139,6 +139,8 @@ def test_release_on_local_index(
         [doc] = _json_out(capsys)
         assert doc["verified"] is False
         assert doc["code"] == "refused-unsigned"
+        # the reason says where provenance was looked for
+        assert "lists no provenance, and the provenance index" in str(doc["reason"])
         assert doc["identity"] is None
 
 

@@ -209,10 +209,26 @@ class Checker:
                 filename=ref.filename,
                 sha256=prep.sha256,
                 status=VerifyStatus.UNSIGNED,
-                reason="the index has no provenance (PEP 740 attestation) for this file",
+                reason=self._unsigned_reason(ref),
                 reason_code="no-provenance",
             )
         return self.verify_provenance(ref.filename, prep.sha256, prep.provenance)
+
+    def _unsigned_reason(self, ref: FileRef) -> str:
+        """Where safe-pip looked for provenance and found none (a 404, never an error)."""
+        from safe_pip.render import clean
+
+        if ref.provenance_url:
+            return "the index has no provenance (PEP 740 attestation) for this file"
+        if ref.index and _is_pypi(ref.index):
+            return "PyPI has no provenance (PEP 740 attestation) for this file"
+        if self.provenance_index is not None:
+            where = "PyPI" if _is_pypi(self.provenance_index) else clean(self.provenance_index)
+            return (
+                "the file's index lists no provenance, and the provenance index "
+                f"({where}) has none for this file"
+            )
+        return "the file's index lists no provenance for this file"
 
     # -- history ------------------------------------------------------------------------------
 

@@ -496,8 +496,7 @@ def _decide_unsigned(
             result,
             Action.REFUSE,
             ReasonCode.REFUSED_UNSIGNED,
-            f"unsigned (the index has no provenance for {result.filename or ref.filename}) and "
-            f"require-attestation is on{suffix}",
+            f"unsigned ({result.reason or 'no provenance'}) and require-attestation is on{suffix}",
             "defaults.require-attestation",
             fix=fix,
         )
