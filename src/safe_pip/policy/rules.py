@@ -653,8 +653,8 @@ def _decide_verified(
             result,
             Action.ALLOW,
             ReasonCode.VERIFIED_FIRST_USE,
-            f"signed by {seen.describe()}; first time {name} is seen, so this publisher is "
-            "trusted from now on",
+            f"signed by {seen.describe()}; first time {name} is seen: trusted on first use "
+            "(the expected publisher from now on, once a run records it)",
             "defaults.trust-on-first-use",
         )
     return _verdict(
