@@ -273,3 +273,19 @@ def test_malformed_trust_root_is_a_config_error(tmp_path: Path) -> None:
         load_verifier(TrustConfig(mode="custom", path=bad))
     with pytest.raises(ConfigError, match="cannot read trust root"):
         load_verifier(TrustConfig(mode="custom", path=tmp_path / "missing.json"))
+
+
+def test_refs_and_file_names_with_at_signs_parse_exactly(
+    sigstore: TestSigstore, trust_root: Path
+) -> None:
+    """The build config URI is split at the certificate's own ref, not at an '@'."""
+    gh = GitHubIdentity(repository="acme/demo", workflow="rel@ase.yml", ref="refs/heads/a@b")
+    res = _verify(sigstore, trust_root, _att(sigstore, identity=gh))
+    assert res.verified, res.reason
+    assert res.identity is not None
+    assert res.identity.workflow == "rel@ase.yml"
+    gl = GitLabIdentity(repository="group/demo", workflow_filepath="ci.yml", ref="refs/heads/x@y")
+    res = _verify(sigstore, trust_root, _att(sigstore, identity=gl))
+    assert res.verified, res.reason
+    assert res.identity is not None
+    assert res.identity.workflow_filepath == "ci.yml"

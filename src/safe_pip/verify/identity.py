@@ -120,6 +120,18 @@ def identity_from_certificate(cert: Certificate) -> PublisherIdentity:
     return PublisherIdentity(kind="Other", email=who, issuer=issuer)
 
 
+def _strip_ref(path: str, claims: dict[str, str], config_uri: str) -> str:
+    """``path@REF`` -> ``path``, where REF is the certificate's own source ref or digest
+    (as pypi-attestations matches it), so a ref or a file name containing '@' cannot shift
+    the split. A build config URI ending in neither is not a Trusted Publisher's."""
+    for suffix in (claims.get(OID_SOURCE_REPO_REF), claims.get(OID_SOURCE_REPO_DIGEST)):
+        if suffix and path.endswith("@" + suffix):
+            return path[: -len(suffix) - 1]
+    raise IdentityError(
+        f"build config URI {config_uri!r} does not end with the certificate's source ref or digest"
+    )
+
+
 def _github(claims: dict[str, str], issuer: str) -> PublisherIdentity:
     repo_uri = claims.get(OID_SOURCE_REPO_URI)
     config_uri = claims.get(OID_BUILD_CONFIG_URI)
@@ -128,8 +140,8 @@ def _github(claims: dict[str, str], issuer: str) -> PublisherIdentity:
     repository = _strip_prefix(repo_uri, "https://github.com/", "source repository URI")
     # https://github.com/OWNER/REPO/.github/workflows/WORKFLOW.yml@REF
     path = _strip_prefix(config_uri, f"https://github.com/{repository}/", "build config URI")
-    path, sep, _ref = path.partition("@")
-    if not sep or not path.startswith(".github/workflows/"):
+    path = _strip_ref(path, claims, config_uri)
+    if not path.startswith(".github/workflows/"):
         raise IdentityError(f"build config URI {config_uri!r} names no workflow file")
     workflow = path[len(".github/workflows/") :]
     if not workflow or "/" in workflow:
@@ -153,8 +165,8 @@ def _gitlab(claims: dict[str, str], issuer: str) -> PublisherIdentity:
     repository = _strip_prefix(repo_uri, "https://gitlab.com/", "source repository URI")
     # https://gitlab.com/NAMESPACE/PROJECT//WORKFLOW_FILEPATH@REF
     path = _strip_prefix(config_uri, f"https://gitlab.com/{repository}//", "build config URI")
-    filepath, sep, _ref = path.rpartition("@")
-    if not sep or not filepath:
+    filepath = _strip_ref(path, claims, config_uri)
+    if not filepath:
         raise IdentityError(f"build config URI {config_uri!r} names no CI file")
     return PublisherIdentity(
         kind=GITLAB,
