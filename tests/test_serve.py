@@ -345,6 +345,31 @@ def test_oversized_file_is_not_served(env: Env) -> None:
         assert not r.body.startswith(b"x")
 
 
+def test_declared_size_never_lifts_the_download_cap(env: Env) -> None:
+    """An upstream page that declares a huge size does not raise the configured ceiling
+    (Limits.max_file_bytes): the download is cut off at the smaller of the two, as in check."""
+    from dataclasses import replace
+
+    from safe_pip.net import Http, Limits
+
+    whl = env.pub.wheel("alpha", "1.0")
+    real = env.upstream._digest
+    env.upstream._digest = lambda path: (10**12, real(path)[1])  # type: ignore[method-assign]
+    with env.serve() as srv:
+        assert env.checker is not None
+        cap = whl.stat().st_size // 2
+        env.checker._http = Http(replace(Limits(), max_file_bytes=cap))
+        doc = get(srv.index_url + "alpha/", accept=JSON_V1).json()
+        f = doc["files"][0]
+        assert f["filename"] == whl.name  # verified and listed: only the download is capped
+        r = get(urljoin(srv.index_url + "alpha/", f["url"]))
+        assert r.status == 502
+        assert not r.body.startswith(b"PK")
+        assert b"could not fetch" in r.body
+    assert env.checker.store is not None
+    assert env.checker.store.project("alpha").records == ()
+
+
 # -- upstream failures ------------------------------------------------------------------------
 
 

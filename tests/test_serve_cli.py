@@ -64,6 +64,8 @@ def test_cli_serves_and_stops_on_signal(
             "0",
             "--upstream",
             upstream.index_url,
+            "--provenance-index",  # unsigned alpha 2.0: not looked up on PyPI (offline)
+            upstream.index_url,
             "--trust-root",
             str(trust_root),
             "--log-json",
@@ -92,6 +94,89 @@ def test_cli_serves_and_stops_on_signal(
     assert refused[0]["filename"] == "alpha-2.0-py3-none-any.whl"
     assert refused[0]["code"] == "refused-attestation-downgrade"
     assert (tmp_path / "home" / "history.sqlite3").exists()
+
+
+@pytest.mark.slow
+def test_cli_provenance_index_behind_a_mirror_that_drops_provenance(
+    sigstore: TestSigstore, trust_root: Path, tmp_path: Path
+) -> None:
+    """A mirror (devpi, Artifactory) lists no provenance: serve looks each file up on
+    --provenance-index by (name, version, filename), verifies it against the digest the mirror
+    claims, and pip installs through serve; the bytes are still hashed before they are sent."""
+    from test_serve_installers import pip_install
+
+    with (
+        IndexServer(tmp_path / "pypi") as prov_index,
+        IndexServer(tmp_path / "mirror", provenance_mode="none") as mirror,
+    ):
+        whl = Publisher(sigstore, prov_index, tmp_path / "build").wheel("alpha", "1.0")
+        mirror.add_file(whl)
+        proc = start(
+            [
+                "--port",
+                "0",
+                "--upstream",
+                mirror.index_url,
+                "--provenance-index",
+                prov_index.index_url,
+                "--trust-root",
+                str(trust_root),
+                "--policy",
+                str(_pinned_policy(tmp_path)),
+            ],
+            tmp_path,
+        )
+        try:
+            url = listening_url(proc)
+            doc = get(url + "alpha/", accept=JSON_V1).json()
+            assert [f["filename"] for f in doc["files"]] == [whl.name]
+            assert doc["files"][0]["provenance"]  # the verified provenance is passed on
+            result = pip_install(url, tmp_path / "target", "alpha")
+            assert result.returncode == 0, result.stdout + result.stderr
+            assert (tmp_path / "target" / "alpha").is_dir()
+            assert prov_index.hits(f"/provenance/alpha/{whl.name}") >= 1
+            assert mirror.hits(f"/files/alpha/{whl.name}") == 1  # bytes from the mirror only
+            assert prov_index.hits(f"/files/alpha/{whl.name}") == 0
+            proc.send_signal(signal.SIGTERM)
+            _out, err = proc.communicate(timeout=20)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    assert proc.returncode == 0, err
+    assert f"provenance index {prov_index.index_url}" in err
+    assert "[verified-allowlisted]" in err
+
+
+def _pinned_policy(tmp: Path) -> Path:
+    path = tmp / "policy.toml"
+    path.write_text(
+        '[[package]]\nname = "alpha"\npublishers = [\n'
+        '  { kind = "GitHub", repository = "acme/alpha", workflow = "release.yml" },\n]\n',
+        encoding="utf-8",
+    )
+    return path
+
+
+def test_cli_rejects_plain_http_provenance_index_off_loopback(
+    upstream: IndexServer, trust_root: Path, tmp_path: Path
+) -> None:
+    proc = start(
+        [
+            "--port",
+            "0",
+            "--upstream",
+            upstream.index_url,
+            "--provenance-index",
+            "http://example.com/simple/",
+            "--trust-root",
+            str(trust_root),
+        ],
+        tmp_path,
+    )
+    _out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 2, err
+    assert "plain http" in err
 
 
 def test_cli_port_in_use_is_a_clear_error(
@@ -147,4 +232,5 @@ def test_cli_help_is_fast() -> None:
     assert proc.returncode == 0
     assert "--mode {filter,block}" in proc.stdout
     assert "--upstream URL" in proc.stdout
+    assert "--provenance-index URL" in proc.stdout
     assert time.monotonic() - t0 < 5

@@ -52,6 +52,14 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="the simple index to proxy (default: https://pypi.org/simple/)",
     )
     p.add_argument(
+        "--provenance-index",
+        metavar="URL",
+        default=None,
+        help="where to look up provenance, by (name, version, filename), for files whose "
+        "upstream page lists none, e.g. behind a mirror that drops it (default: PyPI; point it "
+        "at --upstream to treat such files as unsigned without asking PyPI)",
+    )
+    p.add_argument(
         "--mode",
         choices=("filter", "block"),
         default="filter",
@@ -84,6 +92,10 @@ def run(args: argparse.Namespace) -> int:
     from safe_pip.serve.server import Mode
 
     upstream: str = args.upstream or PYPI_SIMPLE
+    # Like install: files whose upstream page carries no provenance (a mirror such as devpi or
+    # Artifactory that drops it) are looked up on PyPI unless told otherwise. With the default
+    # upstream (PyPI) this is the same index, so nothing is looked up twice.
+    provenance_index: str = args.provenance_index or PYPI_SIMPLE
     if not 0 <= args.port <= 65535:
         raise ConfigError(f"--port {args.port}: not a port number", fix="use 0..65535")
     if args.jobs is not None and args.jobs < 1:
@@ -94,7 +106,7 @@ def run(args: argparse.Namespace) -> int:
     log: EventLog | None = None
     index: VerifyingIndex | None = None
     try:
-        checker = make_checker(args, store=store, provenance_index=upstream, jobs=args.jobs)
+        checker = make_checker(args, store=store, provenance_index=provenance_index, jobs=args.jobs)
         try:
             log = EventLog(
                 json_path=Path(args.log_json) if args.log_json else None, quiet=args.quiet
@@ -103,6 +115,10 @@ def run(args: argparse.Namespace) -> int:
             raise ConfigError(
                 f"cannot open --log-json {args.log_json}: {exc.strerror or exc}"
             ) from None
+        # A bad --provenance-index URL (plain http off loopback, ...) is a start-up error too.
+        from safe_pip.net import SimpleIndex
+
+        SimpleIndex(checker.http, provenance_index)
         # Load the trust root now: a bad --trust-root is a start-up error, not a 503 later.
         from safe_pip.verify.trust import load_verifier
 
@@ -128,7 +144,8 @@ def run(args: argparse.Namespace) -> int:
             exposed = "" if _is_loopback(args.host) else " (reachable from other hosts!)"
             print(f"safe-pip serve: listening on {server.index_url}", flush=True)
             print(
-                f"safe-pip serve: upstream {clean(upstream)}, mode {mode}{exposed}; "
+                f"safe-pip serve: upstream {clean(upstream)}, provenance index "
+                f"{clean(provenance_index)}, mode {mode}{exposed}; "
                 "Ctrl-C or SIGTERM stops",
                 file=sys.stderr,
                 flush=True,

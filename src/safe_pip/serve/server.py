@@ -367,7 +367,11 @@ class VerifyingIndex:
                 newest = v
         # An error here is met again by decide() for each file, which refuses (could not check).
         with contextlib.suppress(SafePipError):
-            self.checker.history_for(norm, exclude_version=str(newest) if newest else None)
+            self.checker.history_for(
+                norm,
+                exclude_version=str(newest) if newest else None,
+                index=self.upstream.index_url,
+            )
 
     def _check_serial(self, norm: str, serial: int | None) -> None:
         """THREATS T21: a page older than one already seen (by this server, or by any run that
@@ -572,7 +576,11 @@ class VerifyingIndex:
             ) from None
         dest = workdir / "file"
         http = self.checker.http
-        cap = ref.size if ref.size is not None else http.limits.max_file_bytes
+        # Never more than the index declared, and never more than the configured ceiling
+        # (an upstream declaring a huge size must not lift the cap; THREATS T13).
+        cap = http.limits.max_file_bytes
+        if ref.size is not None and 0 <= ref.size < cap:
+            cap = ref.size
         try:
             self._io.submit(
                 http.download, ref.url, dest, max_bytes=cap, expected_sha256=entry.sha256
