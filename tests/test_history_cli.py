@@ -159,6 +159,122 @@ def test_export_import(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> No
         assert a.project("six") == b.project("six")
 
 
+EVIL = {
+    "kind": "GitHub",
+    "repository": "evil/widget",
+    "workflow": "release.yml",
+    "repository_id": "666",
+    "repository_owner_id": "66",
+}
+RECREATED = {**A.to_json(), "repository_id": "666"}  # same name, another repository
+
+
+def _baseline_with(home: Path, tmp: Path, identity: dict[str, object]) -> Path:
+    """An export of ``home`` plus one record of widget 2.0 claiming ``identity``."""
+    with HistoryStore.open(home / "history.sqlite3", readonly=True) as store:
+        doc = store.export()
+    doc["records"].append(
+        {
+            "project": "widget",
+            "version": "2.0",
+            "filename": "widget-2.0.whl",
+            "sha256": "d" * 64,
+            "identity": identity,
+            "seen_at": T0.isoformat(),
+            "index": None,
+            "source": "local",
+        }
+    )
+    path = tmp / "baseline.json"
+    path.write_text(json.dumps(doc))
+    return path
+
+
+@pytest.mark.parametrize(
+    ("identity", "shown"),
+    [
+        (EVIL, "evil/widget @ release.yml (repository id 666"),
+        (RECREATED, "acme/widget @ release.yml (repository id 666"),
+    ],
+    ids=["other-repository", "re-created-repository"],
+)
+def test_import_refuses_a_publisher_beside_the_known_one(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], identity: dict[str, object], shown: str
+) -> None:
+    home = tmp_path / "h"
+    populate(home)
+    baseline = _baseline_with(home, tmp_path, identity)
+    with HistoryStore.open(home / "history.sqlite3", readonly=True) as store:
+        before = (store.export()["records"], store.audit_log())
+
+    code, out, err = run(capsys, "history", "import", str(baseline), "--home", str(home))
+    assert code == 1
+    assert out == ""
+    assert "would add 1 publisher(s) beside the ones this machine knows" in err
+    assert "nothing was imported" in err
+    assert f"[1] widget: GitHub {shown}" in err
+    assert "known here: GitHub acme/widget @ release.yml (repository id 100" in err
+    assert "--accept-new-publishers" in err
+    assert "Traceback" not in err
+    with HistoryStore.open(home / "history.sqlite3", readonly=True) as store:
+        assert (store.export()["records"], store.audit_log()) == before  # nothing written
+
+    code, out, err = run(
+        capsys,
+        "history",
+        "import",
+        str(baseline),
+        "--accept-new-publishers",
+        "--home",
+        str(home),
+    )
+    assert code == 0, err
+    assert "imported 1 new record(s) of 4" in out
+    assert "added 1 publisher(s) beside the ones known here" in out
+    assert f"widget: GitHub {shown}" in out
+    with HistoryStore.open(home / "history.sqlite3", readonly=True) as store:
+        assert {r.version for r in store.project("widget").records} == {"1.0", "1.1", "2.0"}
+        (entry,) = store.audit_log("widget")
+        assert entry.action == "import-new-publisher"
+        assert entry.count == 1
+        assert "--accept-new-publishers" in entry.reason
+        assert entry.detail[0]["repository_id"] == "666"
+    code, out, _ = run(capsys, "history", "show", "widget", "--home", str(home))
+    assert "import-new-publisher: 1 record(s)" in out
+
+
+@pytest.mark.parametrize(
+    "identity",
+    [
+        A.to_json(),
+        {"kind": "GitHub", "repository": "ACME/Widget", "workflow": "release.yml"},  # no ids
+        {**A.to_json(), "environment": "release"},
+    ],
+    ids=["same", "same-without-ids", "same-with-environment"],
+)
+def test_import_of_the_known_publisher_needs_no_flag(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], identity: dict[str, object]
+) -> None:
+    home = tmp_path / "h"
+    populate(home)
+    baseline = _baseline_with(home, tmp_path, identity)
+    code, out, err = run(capsys, "history", "import", str(baseline), "--home", str(home))
+    assert code == 0, err
+    assert "imported 1 new record(s) of 4" in out
+    assert "publisher(s) beside" not in out
+
+
+def test_import_seeds_projects_unknown_here(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A baseline's purpose: projects with no attested history here take its publishers."""
+    populate(tmp_path / "a")
+    baseline = _baseline_with(tmp_path / "a", tmp_path, EVIL)
+    code, out, err = run(capsys, "history", "import", str(baseline), "--home", str(tmp_path / "b"))
+    assert code == 0, err
+    assert "imported 4 new record(s) of 4" in out
+
+
 @pytest.mark.parametrize(
     ("content", "fragment"),
     [

@@ -421,14 +421,35 @@ def test_export_import_round_trip(tmp_path: Path, store: HistoryStore) -> None:
     assert len(data["records"]) == 4
 
     with HistoryStore.open(tmp_path / "other" / "history.sqlite3") as fresh:
-        assert fresh.import_(data) == 4
-        assert fresh.import_(data) == 0  # idempotent
+        first = fresh.import_(data)
+        assert (first.added, first.total, first.new_publishers) == (4, 4, ())
+        assert fresh.import_(data).added == 0  # idempotent
         for name in ("widget", "other"):
             assert fresh.project(name) == store.project(name)
         (entry,) = [a for a in fresh.audit_log() if a.count == 4]
         assert entry.action == "import"
         exported_again = fresh.export()
     assert exported_again["records"] == data["records"]
+
+
+def test_import_refuses_a_new_publisher_atomically(tmp_path: Path, store: HistoryStore) -> None:
+    from safe_pip.errors import EXIT_REFUSED
+    from safe_pip.store.db import NewPublishersError
+
+    store.record([rec("1.0")])
+    with HistoryStore.open(tmp_path / "src" / "history.sqlite3") as src:
+        src.record([rec("0.1", project="fresh"), rec("2.0", B)])
+        data = src.export()
+    before = (store.export()["records"], len(store.audit_log()))
+    with pytest.raises(NewPublishersError) as info:
+        store.import_(data)
+    assert info.value.exit_code == EXIT_REFUSED
+    assert [(p.project, p.identity) for p in info.value.publishers] == [("widget", B)]
+    assert (store.export()["records"], len(store.audit_log())) == before  # not even "fresh"
+    result = store.import_(data, accept_new_publishers=True)
+    assert result.added == 2
+    assert [p.identity for p in result.new_publishers] == [B]
+    assert [a.action for a in store.audit_log("widget")] == ["import-new-publisher"]
 
 
 @pytest.mark.parametrize(

@@ -101,9 +101,19 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         parents=[common],
         help="add records from an exported JSON file",
         description="Add the records of a 'history export' file (validated first, all or "
-        "nothing; records already present are skipped). Logged in the audit log.",
+        "nothing; records already present are skipped). Logged in the audit log. Imported "
+        "records count as seen on this machine (they keep the source they were exported "
+        "with), so a reviewed baseline works with trust-on-first-use = false. An import that "
+        "would add a publisher beside the ones already known here for a project is refused "
+        "(exit 1, nothing imported) and names them, unless --accept-new-publishers is given.",
     )
     p.add_argument("file", metavar="FILE", help="the JSON file, or - for standard input")
+    p.add_argument(
+        "--accept-new-publishers",
+        action="store_true",
+        help="also import records whose publisher differs from the ones already known here "
+        "for that project (each one is printed and logged in the project's audit log)",
+    )
     p.set_defaults(func=run_import)
 
     parser.set_defaults(func=lambda args: _usage(parser))
@@ -313,11 +323,25 @@ def run_import(args: argparse.Namespace) -> int:
         raise ConfigError(f"{args.file}:{exc.lineno}: not JSON: {exc.msg}") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{args.file}: not a safe-pip history export")
+    from safe_pip.store.db import NewPublishersError
+
     with _open(args, readonly=False) as store:
         try:
-            added = store.import_(data, reason=f"import {args.file}")
+            result = store.import_(
+                data,
+                reason=f"import {args.file}",
+                accept_new_publishers=args.accept_new_publishers,
+            )
         except ConfigError as exc:
             raise ConfigError(f"{args.file}: {exc.message}") from None
-    total = len(data.get("records", []))
-    print(f"imported {added} new record(s) of {total} from {args.file}")
+        except NewPublishersError as exc:
+            raise NewPublishersError(exc.publishers, source=args.file) from None
+    print(f"imported {result.added} new record(s) of {result.total} from {_clean(args.file)}")
+    if result.new_publishers:
+        print(
+            f"added {len(result.new_publishers)} publisher(s) beside the ones known here "
+            "(--accept-new-publishers; logged in each project's audit log):"
+        )
+        for p in result.new_publishers:
+            print(f"  {_clean(p.describe())}")
     return EXIT_OK

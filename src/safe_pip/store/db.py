@@ -40,7 +40,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from packaging.utils import canonicalize_name
 
-from safe_pip.errors import ConfigError, StoreError
+from safe_pip.errors import ConfigError, RefusedError, StoreError
 from safe_pip.models import PublisherIdentity
 from safe_pip.policy.history import HistoryRecord, ProjectHistory
 
@@ -174,6 +174,55 @@ class ProjectSummary:
     attested: int
     identities: int
     last_seen: datetime
+
+
+@dataclass(frozen=True)
+class NewPublisher:
+    """A publisher an import would add for ``project`` beside the ``known`` ones."""
+
+    project: str
+    identity: PublisherIdentity
+    known: tuple[PublisherIdentity, ...]
+    records: int  # how many of the imported records name it
+
+    def describe(self) -> str:
+        return (
+            f"{self.project}: {_describe_with_ids(self.identity)} (known here: "
+            + ", ".join(_describe_with_ids(k) for k in self.known)
+            + f"; {self.records} record(s))"
+        )
+
+
+def _describe_with_ids(identity: PublisherIdentity) -> str:
+    ids = ", ".join(
+        f"{k.replace('_', ' ')} {getattr(identity, k)}"
+        for k in ("repository_id", "repository_owner_id")
+        if getattr(identity, k)
+    )
+    return identity.describe() + (f" ({ids})" if ids else "")
+
+
+@dataclass(frozen=True)
+class ImportResult:
+    added: int  # records that were new
+    total: int  # records in the document
+    new_publishers: tuple[NewPublisher, ...] = ()  # accepted (``accept_new_publishers``)
+
+
+class NewPublishersError(RefusedError):
+    """An import would add publishers beside the known ones; nothing was imported (exit 1)."""
+
+    def __init__(self, publishers: tuple[NewPublisher, ...], *, source: str = "") -> None:
+        # one line (error text is made inert, so a newline would print as \\n)
+        listed = " ".join(f"[{i}] {p.describe()}" for i, p in enumerate(publishers, 1))
+        where = f"{source}: " if source else ""
+        super().__init__(
+            f"{where}the import would add {len(publishers)} publisher(s) beside the ones "
+            f"this machine knows, so nothing was imported: {listed}",
+            fix="if each is legitimate (check with the project), import again with "
+            "--accept-new-publishers (logged); otherwise remove those records from the file",
+        )
+        self.publishers = publishers
 
 
 @dataclass(frozen=True)
@@ -541,18 +590,109 @@ class HistoryStore:
             "records": [self._row_record(r).to_json() for r in rows],
         }
 
-    def import_(self, data: Mapping[str, Any], *, reason: str = "import") -> int:
+    def import_(
+        self,
+        data: Mapping[str, Any],
+        *,
+        reason: str = "import",
+        accept_new_publishers: bool = False,
+    ) -> ImportResult:
         """Add the records of an :meth:`export` document (validated first; all or nothing).
-        Returns how many were new. Logged in the audit table."""
+        Logged in the audit table.
+
+        An import must not slip a second publisher in beside the ones this machine already
+        knows for a project: imported records count as seen here (``source`` as exported, so
+        a reviewed baseline works with ``trust-on-first-use = false``), so such a record would
+        make that publisher's later releases "verified-known". Unless ``accept_new_publishers``
+        is set, :class:`NewPublishersError` (exit 1) names them and nothing is written. When
+        accepted, each project that got a new publisher has its own audit entry
+        (``import-new-publisher``), so ``history show NAME`` tells where it came from.
+        Projects with no attested history here are seeded from the file as they are (that is
+        what a baseline is for). The check and the write share one transaction."""
         records = parse_export(data)
         with self._write() as conn:
+            new = self._new_publishers(conn, records)
+            if new and not accept_new_publishers:
+                raise NewPublishersError(new)
             added = self._insert(conn, records)
             conn.execute(
                 "INSERT INTO audit (at, action, project, count, reason, detail) "
                 "VALUES (?, 'import', NULL, ?, ?, ?)",
-                (_now(), added, reason, json.dumps({"records": len(records)})),
+                (
+                    _now(),
+                    added,
+                    reason,
+                    json.dumps(
+                        {
+                            "records": len(records),
+                            "new_publishers": [
+                                {"project": n.project, "identity": n.identity.to_json()}
+                                for n in new
+                            ],
+                        }
+                    ),
+                ),
             )
-        return added
+            by_project: dict[str, list[NewPublisher]] = {}
+            for n in new:
+                by_project.setdefault(n.project, []).append(n)
+            for project, items in by_project.items():
+                conn.execute(
+                    "INSERT INTO audit (at, action, project, count, reason, detail) "
+                    "VALUES (?, 'import-new-publisher', ?, ?, ?, ?)",
+                    (
+                        _now(),
+                        project,
+                        sum(n.records for n in items),
+                        f"{reason} (--accept-new-publishers): "
+                        + "; ".join(n.identity.describe() for n in items),
+                        json.dumps([n.identity.to_json() for n in items]),
+                    ),
+                )
+        return ImportResult(added=added, total=len(records), new_publishers=new)
+
+    def _new_publishers(
+        self, conn: sqlite3.Connection, records: list[HistoryRecord]
+    ) -> tuple[NewPublisher, ...]:
+        """The publishers ``records`` would add beside those already known here, per project
+        (only projects with attested history here). "Known" uses the comparison
+        :func:`safe_pip.policy.rules.decide` applies to history: same names
+        (:func:`identity_matches` against the known identity without its ids) and no
+        conflicting numeric ids (:func:`ids_consistent`), so a re-created repository under a
+        known name is new too."""
+        from dataclasses import replace
+
+        from safe_pip.policy.history import identity_key
+        from safe_pip.policy.rules import identity_matches, ids_consistent
+
+        incoming: dict[str, list[HistoryRecord]] = {}
+        for rec in records:
+            if rec.identity is not None:
+                incoming.setdefault(rec.project, []).append(rec)
+        out: list[NewPublisher] = []
+        for project in sorted(incoming):
+            known = self._project(conn, project).attested_identities()
+            if not known:
+                continue
+            found: dict[tuple[object, ...], tuple[PublisherIdentity, set[tuple[str, ...]]]] = {}
+            for rec in incoming[project]:
+                ident = rec.identity
+                assert ident is not None
+                if any(
+                    identity_matches(
+                        ident, replace(k, repository_id=None, repository_owner_id=None)
+                    )
+                    and ids_consistent(ident, k)
+                    for k in known
+                ):
+                    continue
+                key = (identity_key(ident), ident.repository_id, ident.repository_owner_id)
+                entry = found.setdefault(key, (ident, set()))
+                entry[1].add(rec.dedup_key())
+            out.extend(
+                NewPublisher(project, ident, known, len(keys)) for ident, keys in found.values()
+            )
+        return tuple(out)
 
 
 def parse_export(data: Mapping[str, Any]) -> list[HistoryRecord]:
