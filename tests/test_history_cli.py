@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Mapping
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -169,7 +170,7 @@ EVIL = {
 RECREATED = {**A.to_json(), "repository_id": "666"}  # same name, another repository
 
 
-def _baseline_with(home: Path, tmp: Path, identity: dict[str, object]) -> Path:
+def _baseline_with(home: Path, tmp: Path, identity: Mapping[str, object]) -> Path:
     """An export of ``home`` plus one record of widget 2.0 claiming ``identity``."""
     with HistoryStore.open(home / "history.sqlite3", readonly=True) as store:
         doc = store.export()
