@@ -8,7 +8,16 @@ import pytest
 
 from safe_pip.errors import ConfigError
 from safe_pip.lockfile import detect_format, read_lock
-from safe_pip.lockverify import insert_identities
+from safe_pip.lockfile.model import LockedFile, LockedPackage
+from safe_pip.lockverify import apply_lock_identities, insert_identities, lock_identity_table
+from safe_pip.models import (
+    Action,
+    PublisherIdentity,
+    ReasonCode,
+    Verdict,
+    VerificationResult,
+    VerifyStatus,
+)
 
 SHA_A = "a" * 64
 SHA_B = "b" * 64
@@ -247,3 +256,121 @@ def test_insert_identities_escapes_values() -> None:
     from safe_pip.lockfile.pylock import load_toml
 
     assert load_toml(new, Path("x"))["packages"][0]["attestation-identities"] == [odd]
+
+
+# -- apply_lock_identities: a match confirms, it never lifts a refusal --------------------------
+
+
+SEEN = PublisherIdentity(
+    kind="GitHub",
+    repository="acme/alpha",
+    workflow="release.yml",
+    repository_id="9999",
+    repository_owner_id="9998",
+)
+
+
+def _verdict(action: Action, code: ReasonCode, reason: str = "policy says so") -> Verdict:
+    result = VerificationResult(
+        filename="alpha-1.0-py3-none-any.whl",
+        sha256=SHA_A,
+        status=VerifyStatus.VERIFIED,
+        reason="verified",
+        identity=SEEN,
+    )
+    return Verdict(
+        project="alpha",
+        version="1.0",
+        filename=result.filename,
+        sha256=SHA_A,
+        action=action,
+        code=code,
+        reason=reason,
+        rule="history",
+        identity=SEEN,
+        fix="safe-pip history forget alpha",
+        verification=result,
+    )
+
+
+def _apply(verdict: Verdict, *expected: dict[str, str]) -> tuple[str, str, str, str]:
+    pkg = LockedPackage(
+        name="alpha",
+        version="1.0",
+        line=3,
+        identities=tuple(PublisherIdentity.from_table(e) for e in expected),
+    )
+    f = LockedFile(filename=verdict.filename, kind="wheel", sha256=SHA_A, line=5)
+    o = apply_lock_identities(Path("pylock.toml"), pkg, f, verdict, SHA_A)
+    return o.status, o.code, o.rule, o.reason
+
+
+@pytest.mark.parametrize(
+    ("code", "status"),
+    [
+        (ReasonCode.REFUSED_PUBLISHER_CHANGE, "fail"),  # re-created, transferred, renamed, ...
+        (ReasonCode.REFUSED_UNEXPECTED_PUBLISHER, "fail"),
+        (ReasonCode.REFUSED_INVALID_ATTESTATION, "fail"),
+        (ReasonCode.REFUSED_INDEX_CONFUSION, "fail"),
+        (ReasonCode.COULD_NOT_CHECK, "error"),
+    ],
+)
+def test_lock_identity_match_never_lifts_a_refusal(code: ReasonCode, status: str) -> None:
+    got = _apply(_verdict(Action.REFUSE, code), IDENT)
+    assert got[:3] == (status, code.value, "history")
+    assert got[3].startswith("policy says so")
+    assert "does not override" in got[3]
+
+
+def test_lock_identity_match_keeps_a_softened_refusal_a_warning() -> None:
+    got = _apply(_verdict(Action.WARN, ReasonCode.REFUSED_PUBLISHER_CHANGE), IDENT)
+    assert got[:3] == ("warn", "refused-publisher-change", "history")
+
+
+@pytest.mark.parametrize(
+    "code",
+    [ReasonCode.VERIFIED_FIRST_USE, ReasonCode.VERIFIED_KNOWN, ReasonCode.VERIFIED_ALLOWLISTED],
+)
+def test_lock_identity_match_confirms_an_allowed_file(code: ReasonCode) -> None:
+    got = _apply(_verdict(Action.ALLOW, code), IDENT)
+    assert got[:3] == ("ok", "verified-allowlisted", "pylock attestation-identities")
+
+
+def test_lock_identity_with_other_ids_is_refused_as_recreated() -> None:
+    pinned = {**IDENT, "repository_id": "1001", "repository_owner_id": "2001"}
+    status, code, rule, reason = _apply(
+        _verdict(Action.ALLOW, ReasonCode.VERIFIED_FIRST_USE), pinned
+    )
+    assert (status, code, rule) == (
+        "fail",
+        "refused-unexpected-publisher",
+        "pylock attestation-identities",
+    )
+    assert "re-created" in reason
+    assert "1001" in reason
+    assert "9999" in reason
+    # the same ids match
+    same = {**pinned, "repository_id": "9999", "repository_owner_id": "9998"}
+    assert _apply(_verdict(Action.ALLOW, ReasonCode.VERIFIED_FIRST_USE), same)[0] == "ok"
+
+
+def test_lock_identity_table_carries_the_certificate_ids(tmp_path: Path) -> None:
+    table = lock_identity_table(SEEN)
+    assert table == {**IDENT, "repository_id": "9999", "repository_owner_id": "9998"}
+    assert lock_identity_table(PublisherIdentity.from_table(IDENT)) == IDENT
+    # written into a pylock, packaging still parses it and the ids read back
+    text = PYLOCK.replace('[[packages]]\nname = "beta"', '# next\n[[packages]]\nname = "beta"')
+    new = insert_identities(text, {0: [table]})
+    from packaging.pylock import Pylock
+
+    from safe_pip.lockfile.pylock import load_toml
+
+    parsed = Pylock.from_dict(load_toml(new, Path("pylock.toml")))
+    assert list(parsed.packages[0].attestation_identities or []) == [table]
+    path = tmp_path / "pylock.toml"
+    path.write_text(new)
+    alpha = read_lock(path).packages[0]
+    assert alpha.identities is not None
+    assert [(i.repository_id, i.repository_owner_id) for i in alpha.identities] == [
+        ("9999", "9998")
+    ]

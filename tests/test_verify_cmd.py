@@ -224,8 +224,10 @@ def test_write_identities_round_trip(
     from safe_pip.lockfile.pylock import load_toml
 
     parsed = Pylock.from_dict(load_toml(new, lock))
-    for pkg in parsed.packages:
-        assert list(pkg.attestation_identities or []) == [_ident(pkg.name)]
+    ids = {"repository_id": "1001", "repository_owner_id": "2001"}  # default_identity's
+    for pkg in parsed.packages:  # written ones carry the ids the certificates proved
+        want = _ident(pkg.name) if pkg.name == "pkg00" else {**_ident(pkg.name), **ids}
+        assert list(pkg.attestation_identities or []) == [want]
     # and verify passes against the written identities
     code, out, _ = _run([str(lock), "--format", "json"], capsys, trust_root)
     assert code == 0
@@ -409,3 +411,188 @@ def test_requirements_offline_from_evidence(
     files = _files(json.loads(out))
     assert len(files) == len(index.dists("pkg00")) + len(index.dists("pkg05"))
     assert all(f["verified"] for f in files)
+
+
+# -- a lock's attestation-identities only ever confirm ---------------------------------------
+
+
+@pytest.fixture
+def recreated(sigstore: TestSigstore, tmp_path: Path) -> Iterator[IndexServer]:
+    """``rec`` 1.0 from acme/rec (ids 1001/2001); 2.0 from a re-created acme/rec (9999/9998)."""
+    with IndexServer(tmp_path / "rec-index") as server:
+        pub = Publisher(sigstore, server, tmp_path / "rec-build")
+        old = GitHubIdentity(
+            repository="acme/rec", repository_id="1001", repository_owner_id="2001"
+        )
+        new = GitHubIdentity(
+            repository="acme/rec", repository_id="9999", repository_owner_id="9998"
+        )
+        pub.wheel("rec", "1.0", identity=old)
+        pub.wheel("rec", "2.0", identity=new)
+        yield server
+
+
+def _rec_pylock(server: IndexServer, version: str, identity: dict[str, str]) -> str:
+    dist = next(d for d in server.dists("rec") if d.version == version)
+    sha = sha256_file(dist.path)
+    lines = [
+        'lock-version = "1.0"',
+        'created-by = "safe-pip-tests"',
+        "",
+        "[[packages]]",
+        'name = "rec"',
+        f'version = "{version}"',
+        f'index = "{server.index_url}"',
+        "",
+        "[[packages.wheels]]",
+        f'name = "{dist.filename}"',
+        f'url = "{server.file_url("rec", dist.filename)}"',
+        f'hashes = {{ sha256 = "{sha}" }}',
+        "",
+        "[[packages.attestation-identities]]",
+        *(f'{k} = "{v}"' for k, v in identity.items()),
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def test_lock_identity_match_does_not_override_a_recreated_repository(
+    recreated: IndexServer, workdir: Path, trust_root: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    capsys.readouterr()
+    record = ["inspect", "rec==1.0", "--index-url", recreated.index_url, "--record"]
+    code = main([*record, "--trust-root", str(trust_root)])
+    assert code == 0, capsys.readouterr()
+    lock = workdir / "pylock.toml"
+    lock.write_text(_rec_pylock(recreated, "2.0", _ident("rec")))
+    code, out, err = _run([str(lock), "--format", "json"], capsys, trust_root)
+    assert code == 1, out + err
+    (f,) = _files(json.loads(out))
+    assert f["status"] == "fail"
+    assert f["code"] == "refused-publisher-change"
+    assert "re-created" in f["reason"]
+    assert "attestation-identities" in f["reason"]  # the match is noted, not obeyed
+    assert f["rule"] != "pylock attestation-identities"
+
+
+def test_written_identities_pin_the_ids_and_catch_a_recreated_repository(
+    recreated: IndexServer,
+    sigstore: TestSigstore,
+    workdir: Path,
+    trust_root: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    lock = workdir / "pylock.toml"
+    lock.write_text(_rec_pylock(recreated, "1.0", {}).split("\n[[packages.attestation")[0])
+    code, out, err = _run(["--write-identities", str(lock)], capsys, trust_root)
+    assert code == 0, out + err
+    from packaging.pylock import Pylock
+
+    from safe_pip.lockfile.pylock import load_toml
+
+    (pkg,) = Pylock.from_dict(load_toml(lock.read_text(), lock)).packages  # still PEP 751
+    (table,) = pkg.attestation_identities or []
+    assert dict(table) == {**_ident("rec"), "repository_id": "1001", "repository_owner_id": "2001"}
+
+    # An index that only has the re-created repository's release: no history to compare with
+    # (a fresh CI runner), so only the lock's pinned ids can tell.
+    with IndexServer(workdir / "fresh-index") as fresh:
+        new = GitHubIdentity(
+            repository="acme/rec", repository_id="9999", repository_owner_id="9998"
+        )
+        Publisher(sigstore, fresh, workdir / "fresh-build").wheel("rec", "2.0", identity=new)
+        lock.write_text(_rec_pylock(fresh, "2.0", dict(table)))
+        code, out, err = _run([str(lock), "--format", "json"], capsys, trust_root)
+        assert code == 1, out + err
+        (f,) = _files(json.loads(out))
+        assert f["code"] == "refused-unexpected-publisher"
+        assert "re-created" in f["reason"]
+        assert f["expected"] == [dict(table)]
+        code, out, _ = _run([str(lock)], capsys, trust_root)
+        assert "expected: GitHub acme/rec @ release.yml (repository id 1001, owner id 2001)" in out
+        # names only (what --write-identities used to write): trusted on first use
+        lock.write_text(_rec_pylock(fresh, "2.0", _ident("rec")))
+        assert _run([str(lock)], capsys, trust_root)[0] == 0
+
+
+# -- every lock entry must pin its sha256 ---------------------------------------------------
+
+
+def test_requirements_without_hash_fail_at_their_line(
+    index: IndexServer, workdir: Path, trust_root: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    req = workdir / "requirements.txt"
+    text = requirements_text(index, ["pkg00"]) + "pkg01==1.0\n"
+    req.write_text(text)
+    code, out, err = _run([str(req), "--format", "json"], capsys, trust_root)
+    assert code == 1, out + err
+    files = _files(json.loads(out))
+    bad = [f for f in files if f["status"] != "ok"]
+    assert [(f["package"], f["code"], f["kind"]) for f in bad] == [
+        ("pkg01", "no-hash-pinned", "entry")
+    ]
+    assert bad[0]["line"] == _line_of(text, "pkg01==1.0")
+    assert "--hash" in bad[0]["reason"]
+    assert "--generate-hashes" in bad[0]["fix"]
+    assert not bad[0]["verified"]
+    assert {f["package"] for f in files if f["status"] == "ok"} == {"pkg00"}
+    # the reviewer's repro: one unhashed pin is not "1 verified"
+    req.write_text(f"--index-url {index.index_url}\npkg01==1.0\n")
+    code, out, _ = _run([str(req)], capsys, trust_root)
+    assert code == 1
+    assert "requirements.txt:2" in out
+    assert "no-hash-pinned" in out
+    assert "0 verified" in out
+    # offline from evidence: the same failure (exit 1), not "could not check"
+    evidence = workdir / "ev"
+    hashed = workdir / "hashed.txt"
+    hashed.write_text(requirements_text(index, ["pkg00"]))
+    assert _run([str(hashed), "--save-evidence", str(evidence)], capsys, trust_root)[0] == 0
+    code, out, _ = _run([str(req), "--evidence", str(evidence)], capsys, trust_root)
+    assert code == 1
+    assert "no-hash-pinned" in out
+
+
+def test_sarif_has_a_rule_for_no_hash_pinned(
+    index: IndexServer, workdir: Path, trust_root: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import jsonschema
+
+    req = workdir / "requirements.txt"
+    req.write_text(f"--index-url {index.index_url}\npkg01==1.0\n")
+    code, out, _ = _run([str(req), "--format", "sarif"], capsys, trust_root)
+    assert code == 1
+    doc = json.loads(out)
+    jsonschema.Draft4Validator(json.loads(SCHEMA.read_text())).validate(doc)
+    (result,) = doc["runs"][0]["results"]
+    assert result["ruleId"] == "no-hash-pinned"
+    rules = {r["id"]: r for r in doc["runs"][0]["tool"]["driver"]["rules"]}
+    assert "generate-hashes" in rules["no-hash-pinned"]["help"]["text"]
+    assert result["locations"][0]["physicalLocation"]["region"]["startLine"] == 2
+
+
+def test_uv_lock_and_pylock_files_without_sha256_fail(
+    index: IndexServer, workdir: Path, trust_root: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    names = ["pkg00", "pkg01"]
+    uv = workdir / "uv.lock"
+    wheel = index.dists("pkg01")[0]
+    uv_text = uv_lock_text(index, names).replace(f'hash = "sha256:{sha256_file(wheel.path)}", ', "")
+    uv.write_text(uv_text)
+    code, out, err = _run([str(uv), "--format", "json"], capsys, trust_root)
+    assert code == 1, out + err
+    bad = [f for f in _files(json.loads(out)) if f["status"] != "ok"]
+    assert [(f["filename"], f["code"]) for f in bad] == [(wheel.filename, "no-hash-pinned")]
+    assert bad[0]["line"] == _line_of(uv_text, wheel.filename)
+    assert bad[0]["sha256"] is None
+
+    # pylock: PEP 751 requires hashes, but sha512 alone cannot be matched to a PEP 740 subject
+    lock = workdir / "pylock.toml"
+    py_text = pylock_text(index, names).replace(
+        f'sha256 = "{sha256_file(wheel.path)}"', f'sha512 = "{"0" * 128}"'
+    )
+    lock.write_text(py_text)
+    code, out, err = _run([str(lock), "--format", "json"], capsys, trust_root)
+    assert code == 1, out + err
+    bad = [f for f in _files(json.loads(out)) if f["status"] != "ok"]
+    assert [(f["filename"], f["code"]) for f in bad] == [(wheel.filename, "no-hash-pinned")]
+    assert bad[0]["line"] == _line_of(py_text, f'name = "{wheel.filename}"')

@@ -12,9 +12,13 @@ Steps (``verify_locks``):
    *lock's* sha256: that digest is what ``pip install --require-hashes`` / ``uv sync`` will
    enforce, so an attestation for it covers the bytes that get installed. ``--download``
    fetches and hashes the bytes as well.
-3. **Lock identities.** Where a pylock package has ``attestation-identities``, every file's
-   verified identity must match one of them (:func:`safe_pip.policy.rules.identity_matches`);
-   where it has none, the policy and history decide.
+   A lock entry that pins no sha256 (a requirement without ``--hash``, a uv.lock / pylock file
+   without a sha256) fails with ``no-hash-pinned`` and is not checked: the installer would take
+   whatever bytes the index serves later.
+3. **Lock identities.** The policy and history decide; where a pylock package has
+   ``attestation-identities``, every file's verified identity must also match one of them
+   (:func:`safe_pip.policy.rules.identity_matches`). A match only confirms an allowed file: it
+   never lifts a refusal (:func:`apply_lock_identities`).
 
 Provenance is cached by file digest under ``$SAFE_PIP_HOME/cache/provenance`` (only material
 that verified is stored; every use re-verifies it; absence and verdicts are never cached).
@@ -68,6 +72,7 @@ Status = Literal["ok", "warn", "fail", "error"]
 #: Codes of lock-level problems (the others are safe_pip.models.ReasonCode values).
 HASH_MISMATCH = "hash-mismatch"
 NOT_ON_INDEX = "not-on-index"
+NO_HASH_PINNED = "no-hash-pinned"
 UNSUPPORTED_SOURCE = "unsupported-source"
 LOCK_IDENTITY_RULE = "pylock attestation-identities"
 
@@ -124,7 +129,7 @@ class FileOutcome:
             "rule": self.rule or None,
             "verified": self.verified,
             "identity": self.identity.to_json() if self.identity else None,
-            "expected": [e.to_table() for e in self.expected],
+            "expected": [lock_identity_table(e) for e in self.expected],
             "predicate_types": list(res.predicate_types) if res else [],
             "tlog_index": res.tlog_index if res else None,
             "integrated_time": res.integrated_time if res else None,
@@ -660,13 +665,14 @@ def _plan_online(
                     LockedFile(filename=cand.filename, kind=_kind(cand.filename), sha256=sha)
                 )
         else:
-            files = [
-                LockedFile(filename=f.filename, kind=_kind(f.filename), sha256=None)
-                for f in release
-            ]
+            problems.append(_no_hash_entry(lock, pkg))
+            return
     for f in files:
         cand = by_name.get(f.filename)
         line_f = f if f.line else replace(f, line=pkg.line)
+        if not f.sha256:
+            problems.append(_no_hash_file(lock, pkg, line_f))
+            continue
         if cand is None:
             problems.append(
                 _outcome(
@@ -680,7 +686,7 @@ def _plan_online(
                 )
             )
             continue
-        if f.sha256 and cand.sha256 and f.sha256 != cand.sha256:
+        if cand.sha256 and f.sha256 != cand.sha256:
             problems.append(
                 _outcome(
                     lock.path,
@@ -695,14 +701,12 @@ def _plan_online(
                 )
             )
             continue
-        file_sha = f.sha256 or cand.sha256
-        download = opts.download or file_sha is None
         ref = FileRef(
             project=pkg.name,
             version=pkg.version,
             filename=f.filename,
-            url=(f.url or cand.url) if download else None,
-            sha256=file_sha,
+            url=(f.url or cand.url) if opts.download else None,
+            sha256=f.sha256,
             index=index,
             provenance_url=cand.provenance_url,
             yanked=cand.yanked,
@@ -742,31 +746,11 @@ def _plan_offline(
                 continue
             files.append(LockedFile(filename=names[0], kind=_kind(names[0]), sha256=sha))
         if not pkg.hashes:
-            problems.append(
-                _outcome(
-                    lock.path,
-                    pkg,
-                    None,
-                    "error",
-                    ReasonCode.COULD_NOT_CHECK.value,
-                    f"{pkg.name}=={pkg.version} has no --hash: offline verification needs the "
-                    "lock to pin file hashes",
-                    fix="lock with --generate-hashes",
-                )
-            )
+            problems.append(_no_hash_entry(lock, pkg))
     for f in files:
         line_f = f if f.line else replace(f, line=pkg.line)
         if not f.sha256:
-            problems.append(
-                _outcome(
-                    lock.path,
-                    pkg,
-                    line_f,
-                    "error",
-                    ReasonCode.COULD_NOT_CHECK.value,
-                    f"{f.filename} has no sha256 in the lock: nothing to verify offline",
-                )
-            )
+            problems.append(_no_hash_file(lock, pkg, line_f))
             continue
         ref = FileRef(
             project=pkg.name,
@@ -776,6 +760,41 @@ def _plan_offline(
             index=index,
         )
         add(lock, pkg, line_f, ref, None)
+
+
+_UNPINNED = (
+    "the installer takes whatever bytes the index serves at install time, so verifying the "
+    "file the index lists today says nothing about what will be installed"
+)
+
+
+def _no_hash_entry(lock: Lock, pkg: LockedPackage) -> FileOutcome:
+    """A requirement that pins no sha256 ``--hash``: a failure at its line, never verified."""
+    return _outcome(
+        lock.path,
+        pkg,
+        None,
+        "fail",
+        NO_HASH_PINNED,
+        f"{pkg.name}=={pkg.version} pins no --hash=sha256:...: {_UNPINNED}",
+        fix="lock with hashes: `pip-compile --generate-hashes` or `uv pip compile "
+        "--generate-hashes` (pip then installs in --require-hashes mode)",
+    )
+
+
+def _no_hash_file(lock: Lock, pkg: LockedPackage, f: LockedFile) -> FileOutcome:
+    """A locked file without a sha256 (uv.lock / pylock): a failure at its line."""
+    return _outcome(
+        lock.path,
+        pkg,
+        f,
+        "fail",
+        NO_HASH_PINNED,
+        f"{f.filename} of {pkg.name}=={pkg.version} has no sha256 in the lock: {_UNPINNED}",
+        fix="re-lock so that every file records its sha256 (uv lock and pip lock do when the "
+        "index publishes hashes; PEP 740 attests sha256 digests, so another algorithm alone "
+        "cannot be checked)",
+    )
 
 
 def _kind(filename: str) -> Literal["wheel", "sdist"]:
@@ -803,10 +822,21 @@ def _status_of(verdict: Verdict) -> Status:
     return "ok"
 
 
+#: Codes of verdicts that allowed a verified file outright (policy allowlist, history, first use).
+_VERIFIED_CODES = frozenset(
+    {ReasonCode.VERIFIED_ALLOWLISTED, ReasonCode.VERIFIED_KNOWN, ReasonCode.VERIFIED_FIRST_USE}
+)
+
+
 def apply_lock_identities(
     lock: Path, pkg: LockedPackage, f: LockedFile, verdict: Verdict, index_sha: str | None
 ) -> FileOutcome:
-    """The outcome for one file: the policy's verdict, overridden by the lock's identities."""
+    """The outcome for one file: the policy's verdict, tightened by the lock's identities.
+
+    The lock's ``attestation-identities`` can only make the outcome stricter: a publisher that
+    does not match them, or a file without provenance, fails; a match confirms a verdict the
+    policy and the history allowed (rule ``pylock attestation-identities``) and leaves every
+    refusal, warning and could-not-check as it was."""
     res = verdict.verification
     code, detail = _code_of(verdict)
     if verdict.code is ReasonCode.REFUSED_QUARANTINED:
@@ -835,11 +865,28 @@ def apply_lock_identities(
     out = replace(out, expected=expected)
     names = "; ".join(e.describe() for e in expected)
     if res.status is VerifyStatus.VERIFIED and res.identity is not None:
-        from safe_pip.policy.rules import identity_matches
+        from safe_pip.policy.rules import classify_change, identity_matches
 
         if any(identity_matches(res.identity, e) for e in expected):
-            if verdict.code is ReasonCode.REFUSED_UNEXPECTED_PUBLISHER:
-                return out  # the policy file's own allowlist still applies
+            # A match only confirms what the policy and the history allowed: the lock names a
+            # publisher by its names, which a re-created (or transferred, renamed) repository
+            # also carries, so it can never lift a refusal, a softened refusal or a
+            # could-not-check (docs/verify.md "What is checked").
+            if verdict.action is Action.REFUSE or verdict.code is ReasonCode.COULD_NOT_CHECK:
+                return replace(
+                    out,
+                    expected=verdict.expected or expected,
+                    reason=f"{verdict.reason} (the lock's attestation-identities name this "
+                    "publisher, but a lock entry does not override a refusal by the policy or "
+                    "the history)",
+                )
+            if verdict.code not in _VERIFIED_CODES:  # a refusal the policy softened to a warning
+                return replace(
+                    out,
+                    expected=verdict.expected or expected,
+                    reason=f"{verdict.reason} (the lock's attestation-identities name this "
+                    "publisher; the policy's warning stands)",
+                )
             reason = f"verified: published by {res.identity.describe()}, as the lock expects"
             status: Status = "ok"
             if verdict.project_status in WARN_STATUSES:  # archived / deprecated: still warned
@@ -854,13 +901,17 @@ def apply_lock_identities(
                 rule=LOCK_IDENTITY_RULE,
                 fix="",
             )
+        change = classify_change(res.identity, expected)
+        why = ""
+        if change is not None and change.kind in ("recreated", "renamed", "transferred"):
+            why = f" ({change.detail})"  # same names, other numeric ids: say so
         return replace(
             out,
             status="fail",
             code=ReasonCode.REFUSED_UNEXPECTED_PUBLISHER.value,
             detail="",
             reason=f"published by {res.identity.describe()}, but the lock's "
-            f"attestation-identities expect {names}",
+            f"attestation-identities expect {names}{why}",
             rule=LOCK_IDENTITY_RULE,
             fix="if the new publisher is legitimate (check the project's announcement), "
             "update attestation-identities for this package in the lock and review the change",
@@ -936,6 +987,23 @@ def verify_locks(
 # -- writing attestation-identities ------------------------------------------------------------
 
 
+def lock_identity_table(identity: PublisherIdentity) -> dict[str, str]:
+    """The ``attestation-identities`` table written for a verified publisher: the PEP 740 keys
+    plus the numeric ``repository_id`` / ``repository_owner_id`` the certificate proved.
+
+    With the ids pinned, :func:`safe_pip.policy.rules.identity_matches` no longer matches a
+    repository that was deleted and re-created under the same name (new ids), even where no
+    history exists (a fresh CI runner). PEP 751 defines only ``kind`` and defers the rest to
+    PEP 740's publisher object; ``packaging.pylock`` (pip's reader) requires ``kind`` and keeps
+    any other key, so the extra keys do not make the lock unreadable."""
+    table = identity.to_table()
+    for key in ("repository_id", "repository_owner_id"):
+        value = getattr(identity, key)
+        if value:
+            table[key] = value
+    return table
+
+
 def identities_to_write(report: LockReport) -> dict[int, list[dict[str, str]]]:
     """For each pylock package (by position) without identities whose every file verified and
     was allowed: the distinct identity tables seen, first seen first."""
@@ -956,7 +1024,7 @@ def identities_to_write(report: LockReport) -> dict[int, list[dict[str, str]]]:
         tables: list[dict[str, str]] = []
         for o in items:
             assert o.identity is not None
-            table = o.identity.to_table()
+            table = lock_identity_table(o.identity)
             if table not in tables:
                 tables.append(table)
         out[pkg.position] = tables

@@ -16,11 +16,14 @@ from typing import Any
 from safe_pip import __version__
 from safe_pip.lockverify import (
     HASH_MISMATCH,
+    NO_HASH_PINNED,
     NOT_ON_INDEX,
     UNSUPPORTED_SOURCE,
     FileOutcome,
     VerifyRun,
+    lock_identity_table,
 )
+from safe_pip.models import PublisherIdentity
 from safe_pip.render import clean, clean_json
 
 JSON_SCHEMA = "safe-pip-verify/1"
@@ -72,6 +75,13 @@ RULES: dict[str, tuple[str, str, str]] = {
         "A locked file or project is not on the index",
         "The index no longer lists the file the lock names, or the lock names another index.",
     ),
+    NO_HASH_PINNED: (
+        "NoHashPinned",
+        "A lock entry pins no sha256 hash",
+        "Without a pinned sha256 the installer takes whatever bytes the index serves at install "
+        "time, so verifying today's file proves nothing about what gets installed. Lock with "
+        "hashes: pip-compile --generate-hashes or uv pip compile --generate-hashes.",
+    ),
     UNSUPPORTED_SOURCE: (
         "UnsupportedSource",
         "A lock entry is not an index release",
@@ -95,6 +105,20 @@ def _rel(path: Path) -> str:
     if rel.startswith(".."):
         rel = str(path.resolve())
     return str(PurePosixPath(*Path(rel).parts))
+
+
+def _describe(identity: PublisherIdentity) -> str:
+    """``identity.describe()`` plus its numeric ids, which tell a re-created repository from
+    the original one when the names are the same."""
+    ids = [
+        f"{label} {value}"
+        for label, value in (
+            ("repository id", identity.repository_id),
+            ("owner id", identity.repository_owner_id),
+        )
+        if value
+    ]
+    return identity.describe() + (f" ({', '.join(ids)})" if ids else "")
 
 
 def _counts(run: VerifyRun) -> dict[str, int]:
@@ -157,10 +181,10 @@ def render_text(run: VerifyRun, *, verbose: bool = False) -> str:
             out.append(f"  {_MARK[o.status]:5} {where}  {clean(_what(o))}")
             out.append(f"        {o.code}: {clean(o.reason, limit=600)}")
             if o.identity is not None and o.status != "ok":
-                out.append(f"        identity seen: {clean(o.identity.describe())}")
+                out.append(f"        identity seen: {clean(_describe(o.identity))}")
             if o.expected and o.status != "ok":
                 out.append(
-                    "        expected: " + "; ".join(clean(e.describe()) for e in o.expected)
+                    "        expected: " + "; ".join(clean(_describe(e)) for e in o.expected)
                 )
             if o.fix and o.status in ("fail", "error"):
                 out.append(f"        fix: {clean(o.fix, limit=600)}")
@@ -230,9 +254,9 @@ def to_sarif(run: VerifyRun) -> dict[str, Any]:
             "status": o.status,
         }
         if o.identity is not None:
-            props["identity"] = o.identity.to_table()
+            props["identity"] = lock_identity_table(o.identity)
         if o.expected:
-            props["expected"] = [e.to_table() for e in o.expected]
+            props["expected"] = [lock_identity_table(e) for e in o.expected]
         results.append(
             {
                 "ruleId": rid,
@@ -332,9 +356,9 @@ def render_junit(run: VerifyRun) -> str:
             message = clean(o.reason, limit=1000)
             body = [f"{_rel(o.lock)}:{o.line}: {o.code}: {o.reason}"]
             if o.identity is not None:
-                body.append(f"identity seen: {o.identity.describe()}")
+                body.append(f"identity seen: {_describe(o.identity)}")
             if o.expected:
-                body.append("expected: " + "; ".join(e.describe() for e in o.expected))
+                body.append("expected: " + "; ".join(_describe(e) for e in o.expected))
             if o.fix:
                 body.append(f"fix: {o.fix}")
             details = "\n".join(clean(b, limit=1000) for b in body)

@@ -15,9 +15,11 @@ every package, whatever platform its markers select), the way `safe-pip install`
 without installing anything. Reads pylock.toml (PEP 751), requirements files with == pins and
 --hash (pip-compile --generate-hashes), and uv.lock.
 
-Where a pylock.toml package has attestation-identities, every file's verified publisher must
-match one of them; elsewhere the policy file and the known-good history decide. A sha256 in the
-lock that differs from the index's file or from the attested digest is a failure.
+The policy file and the known-good history decide; where a pylock.toml package has
+attestation-identities, every file's verified publisher must also match one of them (a match
+never lifts a refusal). Every locked file must be pinned by sha256 (requirements: --hash):
+an entry without one fails (no-hash-pinned). A sha256 in the lock that differs from the
+index's file or from the attested digest is a failure.
 
 exit codes: 0 verified, 1 refused (a file failed), 2 bad lockfile or usage,
             3 could not check (network, index, trust root)
