@@ -28,7 +28,7 @@ examples:
   safe-pip history show sampleproject --json
   safe-pip history forget sampleproject --reason "repository moved to a new org (checked)"
   safe-pip history export baseline.json      # share a reviewed baseline
-  safe-pip history forget-serials sampleproject --index https://mirror.example/simple/ \
+  safe-pip history forget-serials sampleproject --index https://mirror.example/simple/ \\
       --reason "mirror rebuilt from scratch (checked)"
   safe-pip history import baseline.json
 """

@@ -157,9 +157,10 @@ def run(args: argparse.Namespace) -> int:
         try:
             locks.append(read_lock(path))
         except ConfigError as exc:
-            errors.append(exc.diagnostics())
+            errors.append(f"{exc.message} (fix: {exc.fix})" if exc.fix else exc.message)
     if errors:
-        raise ConfigError("\n".join(errors))
+        # one line: error messages are printed inert, so line breaks would show as '\n'
+        raise ConfigError("; ".join(errors))
 
     offline_evidence = Path(args.evidence) if args.evidence else None
     home = getattr(args, "home", None) or os.environ.get("SAFE_PIP_HOME")
