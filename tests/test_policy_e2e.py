@@ -318,3 +318,47 @@ def test_signer_that_is_no_trusted_publisher_is_never_trusted(
         assert store.project("other").records == ()
     finally:
         store.close()
+
+
+@pytest.mark.parametrize("installed_unsigned_before", [False, True])
+def test_unsigned_local_history_does_not_switch_off_index_history(
+    sigstore: TestSigstore,
+    trust_root: Path,
+    workdir: Path,
+    capsys: pytest.CaptureFixture[str],
+    installed_unsigned_before: bool,
+) -> None:
+    """A machine that once installed an old unsigned release (allowed by an exception) must
+    refuse a publisher switch exactly like a fresh machine: local history with no attested
+    record is merged with the index's attested history, not used instead of it."""
+    with IndexServer(workdir / "index") as server:
+        pub = Publisher(sigstore, server, workdir / "build")
+        pub.wheel("foo", "1.0", signed=False)
+        policy = workdir / "safe-pip.toml"
+        policy.write_text(
+            '[[unsigned]]\nname = "foo"\nversions = "==1.0"\nreason = "old, reviewed"\n'
+        )
+        common = ["--trust-root", str(trust_root), "-i", server.index_url, "--policy", str(policy)]
+        if installed_unsigned_before:
+            code, v = _inspect(capsys, "foo==1.0", *common, "--record")
+            assert (code, v["code"]) == (0, "unsigned-allowed")
+        pub.wheel("foo", "1.1")
+        pub.wheel("foo", "1.2")
+        pub.wheel("foo", "2.0", identity=GitHubIdentity(repository="evil/foo"))
+        code, v = _inspect(capsys, "foo==2.0", *common)
+    assert (code, v["code"]) == (1, "refused-publisher-change")
+
+
+def test_yanked_attested_releases_still_count_as_history(
+    sigstore: TestSigstore, trust_root: Path, workdir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Yanking the attested earlier releases must not wipe the pattern a new publisher breaks."""
+    with IndexServer(workdir / "index") as server:
+        pub = Publisher(sigstore, server, workdir / "build")
+        for version in ("1.0", "1.1", "1.2"):
+            pub.wheel("foo", version, yanked="withdrawn")
+        pub.wheel("foo", "2.0", identity=GitHubIdentity(repository="evil/foo"))
+        code, v = _inspect(
+            capsys, "foo==2.0", "--trust-root", str(trust_root), "-i", server.index_url
+        )
+    assert (code, v["code"]) == (1, "refused-publisher-change")

@@ -250,8 +250,11 @@ class Checker:
         if cached is not None:
             return cached
         hist = self.store.project(name) if self.store is not None else ProjectHistory(name, ())
-        if not hist.records and self.index_history:
-            hist = self._index_history(name, exclude_version, source)
+        if not hist.was_attested() and self.index_history:
+            # No attested release recorded here (none at all, or only unsigned ones allowed
+            # by an exception): the index's earlier attested releases still count, so a
+            # machine that once installed an old unsigned release is no easier to fool.
+            hist = hist.with_records(self._index_history(name, exclude_version, source).records)
         with self._history_lock:
             self._history_cache[key] = hist
         return hist
@@ -276,7 +279,9 @@ class Checker:
         by_version: dict[Version, list[FileRef]] = {}
         for f in page.files:
             v = _version(f.version)
-            if v is None or (current is not None and v >= current) or f.yanked:
+            # Yanked releases count: they were still published by their publisher, and
+            # yanking the attested ones must not wipe the pattern a new publisher breaks.
+            if v is None or (current is not None and v >= current):
                 continue
             by_version.setdefault(v, []).append(f)
         records: list[HistoryRecord] = []
