@@ -8,7 +8,7 @@ import pytest
 
 from safe_pip.errors import ConfigError
 from safe_pip.lockfile import detect_format, read_lock
-from safe_pip.lockfile.model import LockedFile, LockedPackage
+from safe_pip.lockfile.model import LockedFile, LockedPackage, name_version_mismatch
 from safe_pip.lockverify import apply_lock_identities, insert_identities, lock_identity_table
 from safe_pip.models import (
     Action,
@@ -141,6 +141,87 @@ pkg @ https://example.org/pkg-1.0.tar.gz
         ("pkg", "", 15, (), "a direct URL reference"),
     ]
     assert lock.packages[2].marker == 'python_version >= "3.10"'
+
+
+def test_readers_record_hashes_of_other_algorithms(tmp_path: Path) -> None:
+    """pip / uv accept a file when ANY listed hash matches: the readers keep the algorithms
+    other than sha256 so that verify can fail the entry (unverifiable-hash)."""
+    req = tmp_path / "requirements.txt"
+    req.write_text(
+        f"alpha==1.0 --hash=sha256:{SHA_A} --hash=sha256:{SHA_B}\n"
+        f"beta==2.0 --hash=sha256:{SHA_C} --hash=sha512:{'d' * 128} --hash=sha384:{'e' * 96}\n"
+    )
+    alpha, beta = read_lock(req).packages
+    assert (alpha.hashes, alpha.other_hashes) == ((SHA_A, SHA_B), ())
+    assert (beta.hashes, beta.other_hashes) == ((SHA_C,), ("sha512", "sha384"))
+
+    pylock = tmp_path / "pylock.toml"
+    pylock.write_text(
+        PYLOCK.replace(
+            f'hashes = {{ sha256 = "{SHA_B}" }}',
+            f'hashes = {{ sha256 = "{SHA_B}", sha512 = "{"d" * 128}" }}',
+        )
+    )
+    files = read_lock(pylock).packages[0].files
+    assert [(f.filename, f.sha256, f.other_hashes) for f in files] == [
+        ("alpha-1.0.tar.gz", SHA_A, ()),
+        ("alpha-1.0-py3-none-any.whl", SHA_B, ("sha512",)),
+    ]
+
+    uv = tmp_path / "uv.lock"
+    uv.write_text(
+        'version = 1\n\n[[package]]\nname = "alpha"\nversion = "1.0"\n'
+        'source = { registry = "https://example.org/simple" }\n'
+        f'sdist = {{ url = "https://x.io/alpha-1.0.tar.gz", hash = "sha256:{SHA_A}" }}\n'
+        "wheels = [\n"
+        f'  {{ url = "https://x.io/alpha-1.0-py3-none-any.whl", hash = "sha512:{"d" * 128}" }},\n'
+        "]\n"
+    )
+    files = read_lock(uv).packages[0].files
+    assert [(f.sha256, f.other_hashes, f.line) for f in files] == [
+        (SHA_A, (), 7),
+        (None, ("sha512",), 9),
+    ]
+
+
+def test_uv_lock_reader_compares_the_file_name_with_the_entry(tmp_path: Path) -> None:
+    path = tmp_path / "uv.lock"
+    path.write_text(
+        'version = 1\n\n[[package]]\nname = "Foo_Bar"\nversion = "1.0.0"\n'
+        'source = { registry = "https://example.org/simple" }\n'
+        f'sdist = {{ url = "https://x.io/foo-bar-1.0.tar.gz", hash = "sha256:{SHA_A}" }}\n'
+        "wheels = [\n"
+        f'  {{ url = "https://x.io/foo_bar-2.0-py3-none-any.whl", hash = "sha256:{SHA_B}" }},\n'
+        f'  {{ url = "https://x.io/other-1.0-py3-none-any.whl", hash = "sha256:{SHA_C}" }},\n'
+        "]\n"
+    )
+    files = read_lock(path).packages[0].files
+    sdist, wheel2, other = files
+    assert sdist.mismatch is None  # same project and version, once normalised
+    assert wheel2.mismatch is not None
+    assert "version 2.0" in wheel2.mismatch
+    assert wheel2.line == 9
+    assert other.mismatch is not None
+    assert "project other" in other.mismatch
+
+
+@pytest.mark.parametrize(
+    ("project", "version", "filename", "ok"),
+    [
+        ("foo", "1.0", "foo-1.0-py3-none-any.whl", True),
+        ("Foo.Bar", "1.0", "foo_bar-1.0.0-py3-none-any.whl", True),
+        ("foo", "1.0", "foo-1.0.tar.gz", True),
+        ("foo", "", "foo-3.1.zip", True),  # pylock: version is optional
+        ("foo", "1.0", "foo-2.0-py3-none-any.whl", False),
+        ("foo", "1.0", "foo-1.0.post1.tar.gz", False),
+        ("foo", "1.0", "bar-1.0-py3-none-any.whl", False),
+        ("foo", "", "bar-1.0.tar.gz", False),
+        ("foo", "1.0", "foo-1.0.tar.bz2", False),  # cannot be confirmed: fails closed
+        ("foo", "not a version", "foo-1.0.tar.gz", False),
+    ],
+)
+def test_name_version_mismatch(project: str, version: str, filename: str, ok: bool) -> None:
+    assert (name_version_mismatch(project, version, filename) is None) is ok
 
 
 @pytest.mark.parametrize("line", ["alpha>=1.0", "alpha", "alpha==1.*", "alpha==1.0,!=1.1"])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import difflib
+import hashlib
 import json
 import socket
 import xml.etree.ElementTree as ET
@@ -586,6 +587,7 @@ def test_uv_lock_and_pylock_files_without_sha256_fail(
     assert bad[0]["sha256"] is None
 
     # pylock: PEP 751 requires hashes, but sha512 alone cannot be matched to a PEP 740 subject
+    # (and an installer would take any file with that sha512): unverifiable-hash
     lock = workdir / "pylock.toml"
     py_text = pylock_text(index, names).replace(
         f'sha256 = "{sha256_file(wheel.path)}"', f'sha512 = "{"0" * 128}"'
@@ -594,5 +596,185 @@ def test_uv_lock_and_pylock_files_without_sha256_fail(
     code, out, err = _run([str(lock), "--format", "json"], capsys, trust_root)
     assert code == 1, out + err
     bad = [f for f in _files(json.loads(out)) if f["status"] != "ok"]
-    assert [(f["filename"], f["code"]) for f in bad] == [(wheel.filename, "no-hash-pinned")]
+    assert [(f["filename"], f["code"]) for f in bad] == [(wheel.filename, "unverifiable-hash")]
     assert bad[0]["line"] == _line_of(py_text, f'name = "{wheel.filename}"')
+
+
+# -- hashes of other algorithms: the installer accepts ANY listed hash ---------------------
+
+
+def _sha512(path: Path) -> str:
+    return hashlib.sha512(path.read_bytes()).hexdigest()
+
+
+def test_requirements_with_a_non_sha256_hash_fail_at_their_line(
+    index: IndexServer,
+    workdir: Path,
+    trust_root: Path,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+) -> None:
+    """``--hash=sha256:<attested> --hash=sha512:<other bytes>``: pip --require-hashes installs
+    a file matching EITHER, so the sha512 file would go in unverified. The entry fails (even
+    offline from evidence); several sha256 hashes on one requirement are each checked."""
+    other = build_wheel(tmp_path / "other", "pkg01", "1.0", tag="py311-none-any")
+    text = requirements_text(index, ["pkg00", "pkg01"])
+    pkg01_hash = f"--hash=sha256:{sha256_file(index.dists('pkg01')[0].path)}"
+    assert pkg01_hash in text
+    req = workdir / "requirements.txt"
+    req.write_text(text.replace(pkg01_hash, f"{pkg01_hash} --hash=sha512:{_sha512(other)}"))
+    code, out, _ = _run([str(req), "--format", "json"], capsys, trust_root)
+    assert code == 1
+    files = _files(json.loads(out))
+    ok = [f for f in files if f["status"] == "ok"]
+    assert len(ok) == len(index.dists("pkg00")) > 1  # several sha256 on one line: all checked
+    bad = [f for f in files if f["status"] != "ok"]
+    assert [(f["package"], f["code"], f["kind"]) for f in bad] == [
+        ("pkg01", "unverifiable-hash", "entry")
+    ]
+    assert bad[0]["line"] == _line_of(text, "pkg01==")
+    assert "sha512" in bad[0]["reason"]
+    assert "ANY" in bad[0]["reason"]
+    assert "sha256" in bad[0]["fix"]
+
+    # offline from evidence: the same failure
+    evidence = workdir / "ev"
+    clean = workdir / "clean.txt"
+    clean.write_text(text)
+    assert _run([str(clean), "--save-evidence", str(evidence)], capsys, trust_root)[0] == 0
+    code, out, _ = _run(
+        [str(req), "--evidence", str(evidence), "--format", "json"], capsys, trust_root
+    )
+    assert code == 1
+    bad = [f for f in _files(json.loads(out)) if f["status"] != "ok"]
+    assert [(f["package"], f["code"]) for f in bad] == [("pkg01", "unverifiable-hash")]
+
+    # SARIF: its own rule, valid against the schema, pointing at the line
+    import jsonschema
+
+    code, out, _ = _run([str(req), "--format", "sarif"], capsys, trust_root)
+    doc = json.loads(out)
+    jsonschema.Draft4Validator(json.loads(SCHEMA.read_text())).validate(doc)
+    (result,) = doc["runs"][0]["results"]
+    assert result["ruleId"] == "unverifiable-hash"
+    assert result["locations"][0]["physicalLocation"]["region"]["startLine"] == bad[0]["line"]
+    rules = {r["id"]: r for r in doc["runs"][0]["tool"]["driver"]["rules"]}
+    assert rules["unverifiable-hash"]["name"] == "UnverifiableHash"
+
+
+def test_pylock_and_uv_lock_files_with_a_non_sha256_hash_fail(
+    index: IndexServer,
+    workdir: Path,
+    trust_root: Path,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+) -> None:
+    """uv installs a pylock file whose sha512 matches even when its sha256 does not."""
+    names = ["pkg00", "pkg01"]
+    wheel = index.dists("pkg01")[0]
+    other = build_wheel(tmp_path / "other", "pkg01", "1.0")
+    lock = workdir / "pylock.toml"
+    sha = sha256_file(wheel.path)
+    py_text = pylock_text(index, names).replace(
+        f'sha256 = "{sha}"', f'sha256 = "{sha}", sha512 = "{_sha512(other)}"'
+    )
+    lock.write_text(py_text)
+    code, out, err = _run([str(lock), "--format", "json"], capsys, trust_root)
+    assert code == 1, out + err
+    files = _files(json.loads(out))
+    bad = [f for f in files if f["status"] != "ok"]
+    assert [(f["filename"], f["code"]) for f in bad] == [(wheel.filename, "unverifiable-hash")]
+    assert bad[0]["line"] == _line_of(py_text, sha)  # the file's hashes line
+    assert len(files) == len(index.dists("pkg00")) + 1
+
+    uv = workdir / "uv.lock"
+    uv_text = uv_lock_text(index, names).replace(f'"sha256:{sha}"', f'"sha512:{_sha512(other)}"')
+    uv.write_text(uv_text)
+    code, out, err = _run([str(uv), "--format", "json"], capsys, trust_root)
+    assert code == 1, out + err
+    bad = [f for f in _files(json.loads(out)) if f["status"] != "ok"]
+    assert [(f["filename"], f["code"]) for f in bad] == [(wheel.filename, "unverifiable-hash")]
+    assert bad[0]["line"] == _line_of(uv_text, wheel.filename)
+
+
+# -- a file's name must be of its entry's project and version --------------------------------
+
+
+@pytest.fixture
+def versions(sigstore: TestSigstore, tmp_path: Path) -> Iterator[IndexServer]:
+    """foo 1.0 (unsigned, allowed by an exception), 1.5 (attested), 2.0 (unsigned)."""
+    with IndexServer(tmp_path / "versions") as server:
+        pub = Publisher(sigstore, server, tmp_path / "vbuild")
+        pub.wheel("foo", "1.0", signed=False)
+        pub.wheel("foo", "1.5")
+        pub.wheel("foo", "2.0", signed=False)
+        yield server
+
+
+def _uv_entry(server: IndexServer, version: str, filename: str, project: str = "foo") -> str:
+    dist = next(d for d in server.dists(project) if d.filename == filename)
+    return (
+        f'\n[[package]]\nname = "foo"\nversion = "{version}"\n'
+        f'source = {{ registry = "{server.index_url}" }}\n'
+        f'wheels = [\n    {{ url = "{server.file_url(project, filename)}", '
+        f'hash = "sha256:{sha256_file(dist.path)}" }},\n]\n'
+    )
+
+
+def test_uv_lock_file_of_another_version_fails(
+    versions: IndexServer, workdir: Path, trust_root: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A uv.lock entry ``version = "1.0"`` naming the unsigned foo-2.0 wheel must not borrow
+    the ``[[unsigned]] versions = "==1.0"`` exception: it fails with name-version-mismatch."""
+    (workdir / "safe-pip.toml").write_text(
+        '[[unsigned]]\nname = "foo"\nversions = "==1.0"\nreason = "reviewed 1.0"\n'
+    )
+    w10, w20 = "foo-1.0-py3-none-any.whl", "foo-2.0-py3-none-any.whl"
+    uv = workdir / "uv.lock"
+    text = 'version = 1\nrequires-python = ">=3.10"\n' + _uv_entry(versions, "1.0", w20)
+    uv.write_text(text)
+    code, out, err = _run([str(uv), "--format", "json"], capsys, trust_root)
+    assert code == 1, out + err
+    (f,) = _files(json.loads(out))
+    assert (f["filename"], f["status"], f["code"]) == (w20, "fail", "name-version-mismatch")
+    assert f["line"] == _line_of(text, w20)
+    assert "foo==1.0" in f["reason"]
+    assert "version 2.0" in f["reason"]
+
+    # the same version spelled differently is the same version: the exception applies
+    uv.write_text('version = 1\nrequires-python = ">=3.10"\n' + _uv_entry(versions, "1.0.0", w10))
+    code, out, err = _run([str(uv), "--format", "json"], capsys, trust_root)
+    assert code == 0, out + err
+    (f,) = _files(json.loads(out))
+    assert f["code"] == "unsigned-allowed"
+
+
+def test_evidence_naming_a_file_of_another_version_fails(
+    versions: IndexServer, workdir: Path, trust_root: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The backstop where files are planned: a requirements file's files come from the index
+    or the evidence by sha256; evidence that names a file of another version for the pinned
+    sha256 fails with name-version-mismatch instead of being decided as the pin's version."""
+    (workdir / "safe-pip.toml").write_text(
+        '[[unsigned]]\nname = "foo"\nversions = "==1.0"\nreason = "reviewed 1.0"\n'
+    )
+    w10 = versions.dists("foo")[0]
+    assert w10.filename == "foo-1.0-py3-none-any.whl"
+    req = workdir / "requirements.txt"
+    req.write_text(
+        f"--index-url {versions.index_url}\nfoo==1.0 --hash=sha256:{sha256_file(w10.path)}\n"
+    )
+    evidence = workdir / "ev"
+    assert _run([str(req), "--save-evidence", str(evidence)], capsys, trust_root)[0] == 0
+    manifest = evidence / "safe-pip-evidence.json"
+    doc = json.loads(manifest.read_text())
+    (entry,) = doc["files"].values()
+    assert entry["status"] == "unsigned"
+    entry["filename"] = "foo-2.0-py3-none-any.whl"
+    manifest.write_text(json.dumps(doc))
+    code, out, err = _run(
+        [str(req), "--evidence", str(evidence), "--format", "json"], capsys, trust_root
+    )
+    assert code == 1, out + err
+    (f,) = _files(json.loads(out))
+    assert (f["code"], f["line"]) == ("name-version-mismatch", 2)

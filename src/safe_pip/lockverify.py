@@ -14,7 +14,11 @@ Steps (``verify_locks``):
    fetches and hashes the bytes as well.
    A lock entry that pins no sha256 (a requirement without ``--hash``, a uv.lock / pylock file
    without a sha256) fails with ``no-hash-pinned`` and is not checked: the installer would take
-   whatever bytes the index serves later.
+   whatever bytes the index serves later. An entry that lists a hash of another algorithm
+   (``--hash=sha512:...``, pylock ``hashes.sha512``, uv.lock ``hash = "sha512:..."``) fails with
+   ``unverifiable-hash``: installers accept a file when *any* listed hash matches, and PEP 740
+   attests sha256 only. A file whose name names another project or version than its entry
+   fails with ``name-version-mismatch``; every file is decided with its own name's version.
 3. **Lock identities.** The policy and history decide; where a pylock package has
    ``attestation-identities``, every file's verified identity must also match one of them
    (:func:`safe_pip.policy.rules.identity_matches`). A match only confirms an allowed file: it
@@ -53,7 +57,13 @@ from safe_pip.errors import (
     CouldNotCheckError,
     SafePipError,
 )
-from safe_pip.lockfile.model import Lock, LockedFile, LockedPackage
+from safe_pip.lockfile.model import (
+    Lock,
+    LockedFile,
+    LockedPackage,
+    filename_project_version,
+    name_version_mismatch,
+)
 from safe_pip.models import (
     Action,
     FileRef,
@@ -73,6 +83,8 @@ Status = Literal["ok", "warn", "fail", "error"]
 HASH_MISMATCH = "hash-mismatch"
 NOT_ON_INDEX = "not-on-index"
 NO_HASH_PINNED = "no-hash-pinned"
+UNVERIFIABLE_HASH = "unverifiable-hash"
+NAME_VERSION_MISMATCH = "name-version-mismatch"
 UNSUPPORTED_SOURCE = "unsupported-source"
 LOCK_IDENTITY_RULE = "pylock attestation-identities"
 
@@ -546,7 +558,7 @@ def plan(
             (_index_for(lock, pkg, opts), str(canonicalize_name(pkg.name)))
             for lock in locks
             for pkg in lock.packages
-            if pkg.unsupported is None
+            if pkg.unsupported is None and not pkg.other_hashes
         }
         pages = _fetch_pages(checker, wanted, opts.jobs)
 
@@ -565,6 +577,9 @@ def plan(
                         fix="lock a release from an index, or remove the entry",
                     )
                 )
+                continue
+            if pkg.other_hashes:
+                problems.append(_unverifiable_entry(lock, pkg))
                 continue
             index = _index_for(lock, pkg, opts)
             if evidence is not None:
@@ -670,8 +685,9 @@ def _plan_online(
     for f in files:
         cand = by_name.get(f.filename)
         line_f = f if f.line else replace(f, line=pkg.line)
-        if not f.sha256:
-            problems.append(_no_hash_file(lock, pkg, line_f))
+        problem = _file_problem(lock, pkg, line_f)
+        if problem is not None:
+            problems.append(problem)
             continue
         if cand is None:
             problems.append(
@@ -703,7 +719,7 @@ def _plan_online(
             continue
         ref = FileRef(
             project=pkg.name,
-            version=pkg.version,
+            version=_file_version(f.filename, pkg.version),
             filename=f.filename,
             url=(f.url or cand.url) if opts.download else None,
             sha256=f.sha256,
@@ -749,12 +765,13 @@ def _plan_offline(
             problems.append(_no_hash_entry(lock, pkg))
     for f in files:
         line_f = f if f.line else replace(f, line=pkg.line)
-        if not f.sha256:
-            problems.append(_no_hash_file(lock, pkg, line_f))
+        problem = _file_problem(lock, pkg, line_f)
+        if problem is not None:
+            problems.append(problem)
             continue
         ref = FileRef(
             project=pkg.name,
-            version=pkg.version,
+            version=_file_version(f.filename, pkg.version),
             filename=f.filename,
             sha256=f.sha256,
             index=index,
@@ -792,9 +809,75 @@ def _no_hash_file(lock: Lock, pkg: LockedPackage, f: LockedFile) -> FileOutcome:
         NO_HASH_PINNED,
         f"{f.filename} of {pkg.name}=={pkg.version} has no sha256 in the lock: {_UNPINNED}",
         fix="re-lock so that every file records its sha256 (uv lock and pip lock do when the "
-        "index publishes hashes; PEP 740 attests sha256 digests, so another algorithm alone "
-        "cannot be checked)",
+        "index publishes hashes)",
     )
+
+
+_ANY_HASH = (
+    "pip (--require-hashes) and uv install a file when ANY hash the lock lists for it matches, "
+    "and safe-pip can verify only sha256 (the digest PEP 740 attestations sign), so a file "
+    "matching the other hash would be installed without anyone having verified it"
+)
+_SHA256_ONLY_FIX = (
+    "regenerate the lock with sha256 hashes only (pip-compile --generate-hashes, uv lock, "
+    "uv pip compile --generate-hashes and pip lock write sha256), or delete the other hashes"
+)
+
+
+def _unverifiable_entry(lock: Lock, pkg: LockedPackage) -> FileOutcome:
+    """A requirement with a ``--hash`` of another algorithm than sha256: fails at its line."""
+    algos = ", ".join(pkg.other_hashes)
+    return _outcome(
+        lock.path,
+        pkg,
+        None,
+        "fail",
+        UNVERIFIABLE_HASH,
+        f"{pkg.name}=={pkg.version} lists --hash={algos}:...: {_ANY_HASH}",
+        fix=_SHA256_ONLY_FIX,
+    )
+
+
+def _file_problem(lock: Lock, pkg: LockedPackage, f: LockedFile) -> FileOutcome | None:
+    """Why a locked file cannot be checked before anything is fetched (None: it can be).
+
+    Another hash algorithm (``unverifiable-hash``), a file name of another project or version
+    (``name-version-mismatch``; the reader's finding, and this backstop for every lock type),
+    no sha256 (``no-hash-pinned``)."""
+    if f.other_hashes:
+        algos = ", ".join(f.other_hashes)
+        return _outcome(
+            lock.path,
+            pkg,
+            f,
+            "fail",
+            UNVERIFIABLE_HASH,
+            f"{f.filename} of {pkg.name}=={pkg.version} has a {algos} hash in the lock: "
+            f"{_ANY_HASH}",
+            fix=_SHA256_ONLY_FIX,
+        )
+    mismatch = f.mismatch or name_version_mismatch(pkg.name, pkg.version, f.filename)
+    if mismatch is not None:
+        return _outcome(
+            lock.path,
+            pkg,
+            f,
+            "fail",
+            NAME_VERSION_MISMATCH,
+            f"{mismatch}: the installer takes this file, while the policy would decide it as "
+            "the entry's project and version",
+            fix="re-lock (the lock was edited or generated wrongly): the file's name must be "
+            "of the entry's project and version",
+        )
+    if not f.sha256:
+        return _no_hash_file(lock, pkg, f)
+    return None
+
+
+def _file_version(filename: str, fallback: str) -> str:
+    """The version a file is decided as: its own name's (checked against the entry before)."""
+    parsed = filename_project_version(filename)
+    return parsed[1] if parsed is not None else fallback
 
 
 def _kind(filename: str) -> Literal["wheel", "sdist"]:

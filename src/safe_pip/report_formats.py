@@ -16,9 +16,11 @@ from typing import Any
 from safe_pip import __version__
 from safe_pip.lockverify import (
     HASH_MISMATCH,
+    NAME_VERSION_MISMATCH,
     NO_HASH_PINNED,
     NOT_ON_INDEX,
     UNSUPPORTED_SOURCE,
+    UNVERIFIABLE_HASH,
     FileOutcome,
     VerifyRun,
     lock_identity_table,
@@ -81,6 +83,20 @@ RULES: dict[str, tuple[str, str, str]] = {
         "Without a pinned sha256 the installer takes whatever bytes the index serves at install "
         "time, so verifying today's file proves nothing about what gets installed. Lock with "
         "hashes: pip-compile --generate-hashes or uv pip compile --generate-hashes.",
+    ),
+    UNVERIFIABLE_HASH: (
+        "UnverifiableHash",
+        "A lock entry lists a hash of another algorithm than sha256",
+        "pip --require-hashes and uv install a file when ANY hash the lock lists for it "
+        "matches, and PEP 740 attests sha256 digests only: a file matching the other hash "
+        "(sha384, sha512, ...) would be installed unverified. Regenerate the lock with sha256 "
+        "hashes only.",
+    ),
+    NAME_VERSION_MISMATCH: (
+        "NameVersionMismatch",
+        "A locked file's name is of another project or version than its entry",
+        "The installer takes the file, while the policy (e.g. an [[unsigned]] exception for "
+        "the entry's version) would decide it as the entry's project and version. Re-lock.",
     ),
     UNSUPPORTED_SOURCE: (
         "UnsupportedSource",

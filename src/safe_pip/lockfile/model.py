@@ -24,6 +24,12 @@ class LockedFile:
     sha256: str | None  # lower-case hex, as the lock records it
     url: str | None = None
     line: int | None = None  # 1-based line in the lock where this file (or its package) is
+    #: Hash algorithms other than sha256 the lock lists for this file (as written). An
+    #: installer accepts the file when ANY listed hash matches, and PEP 740 attests sha256
+    #: only, so such a file cannot be verified (lockverify: ``unverifiable-hash``).
+    other_hashes: tuple[str, ...] = ()
+    #: Set by a reader when the file's name names another project or version than its entry.
+    mismatch: str | None = None
 
 
 @dataclass(frozen=True)
@@ -37,6 +43,8 @@ class LockedPackage:
     files: tuple[LockedFile, ...] = ()
     #: Hashes without filenames (requirements files): the files are found on the index.
     hashes: tuple[str, ...] = ()
+    #: Requirements files: ``--hash`` algorithms other than sha256 on the requirement.
+    other_hashes: tuple[str, ...] = ()
     #: PEP 751 attestation-identities; None when the lock has no such field for the package.
     identities: tuple[PublisherIdentity, ...] | None = None
     #: Set when the entry cannot be verified as an index release (vcs, directory, ...).
@@ -61,6 +69,58 @@ class Lock:
 def normalize_sha256(value: object) -> str | None:
     if isinstance(value, str) and HEX64.match(value):
         return value.lower()
+    return None
+
+
+def filename_project_version(filename: str) -> tuple[str, str] | None:
+    """(normalised project, normalised version) from a wheel or sdist file name, parsed with
+    packaging; None when the name does not parse as either."""
+    from packaging.utils import (
+        InvalidSdistFilename,
+        InvalidWheelFilename,
+        parse_sdist_filename,
+        parse_wheel_filename,
+    )
+    from packaging.version import InvalidVersion
+
+    try:
+        if filename.endswith(".whl"):
+            name, ver, _build, _tags = parse_wheel_filename(filename)
+            return str(name), str(ver)
+        name, ver = parse_sdist_filename(filename)
+        return str(name), str(ver)
+    except (InvalidWheelFilename, InvalidSdistFilename, InvalidVersion):
+        return None
+
+
+def name_version_mismatch(project: str, version: str, filename: str) -> str | None:
+    """Why ``filename`` is not a file of ``project`` ``version`` (None when it is).
+
+    Names compare canonicalised and versions as PEP 440 versions; an empty ``version`` (a
+    pylock entry without one) compares the project only. A file name that does not parse as
+    a wheel or sdist name fails: its project and version cannot be confirmed."""
+    from packaging.utils import canonicalize_name
+    from packaging.version import InvalidVersion, Version
+
+    parsed = filename_project_version(filename)
+    if parsed is None:
+        return (
+            f"the file name {filename!r} does not parse as a wheel or sdist name, so its project "
+            f"and version cannot be checked against the entry {project} {version}".rstrip()
+        )
+    file_name, file_version = parsed
+    if canonicalize_name(project) != file_name:
+        return f"the entry is {project}, but the file {filename} is of project {file_name}"
+    if not version:
+        return None
+    try:
+        same = Version(version) == Version(file_version)
+    except InvalidVersion:
+        same = False
+    if not same:
+        return (
+            f"the entry is {project}=={version}, but the file {filename} is version {file_version}"
+        )
     return None
 
 

@@ -110,7 +110,11 @@ def _file(
         filename = Path(entry.path).name
     if not filename:
         raise ConfigError(f"{path}:{header}: package {project}: a {kind} has no name or url")
-    sha = normalize_sha256((entry.hashes or {}).get("sha256"))
+    hashes = dict(entry.hashes or {})
+    sha = normalize_sha256(hashes.get("sha256"))
+    # An installer (uv) accepts the file when ANY listed hash matches; PEP 740 attests sha256
+    # only, so another algorithm makes the file unverifiable (lockverify: unverifiable-hash).
+    others = tuple(sorted(str(k) for k in hashes if k != "sha256"))
     line = None
     if span is not None:
         line = find_line(lines, span, sha) or find_line(lines, span, filename)
@@ -120,4 +124,5 @@ def _file(
         sha256=sha,
         url=url,
         line=line or header,
+        other_hashes=others,
     )

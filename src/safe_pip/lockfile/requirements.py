@@ -132,10 +132,14 @@ def parse_requirements(
                 fix="lock with pip-compile --generate-hashes (or uv pip compile --generate-hashes)",
             )
         hashes: list[str] = []
+        others: list[str] = []
         for h in hashes_raw:
             algo, _, digest = h.partition(":")
             if algo != "sha256":
-                continue  # pip accepts others; PEP 740 subjects are sha256
+                # pip installs a file when ANY listed hash matches, and PEP 740 attests sha256
+                # only: an entry that lists another algorithm fails (unverifiable-hash).
+                others.append(algo or h)
+                continue
             sha = normalize_sha256(digest)
             if sha is None:
                 raise ConfigError(f"{where}: {req.name}: malformed --hash {h!r}")
@@ -146,6 +150,7 @@ def parse_requirements(
                 version=specs[0].version,
                 line=lineno,
                 hashes=tuple(dict.fromkeys(hashes)),
+                other_hashes=tuple(dict.fromkeys(others)),
                 position=len(packages),
                 marker=str(req.marker) if req.marker else None,
             )

@@ -13,6 +13,7 @@ from safe_pip.lockfile.model import (
     array_table_spans,
     filename_from_url,
     find_line,
+    name_version_mismatch,
     normalize_sha256,
 )
 from safe_pip.lockfile.pylock import load_toml
@@ -70,7 +71,12 @@ def parse_uv_lock(text: str, path: Path) -> Lock:
                 filename = filename_from_url(url) if isinstance(url, str) else None
             if not filename:
                 raise ConfigError(f"{path}:{header}: {name}: a {kind} entry has no url")
-            sha = _sha(entry.get("hash"))
+            raw_hash = entry.get("hash")
+            sha = _sha(raw_hash)
+            others: tuple[str, ...] = ()
+            algo, colon, _digest = (raw_hash if isinstance(raw_hash, str) else "").partition(":")
+            if colon and algo != "sha256":
+                others = (algo,)  # uv accepts the file by this hash; PEP 740 attests sha256
             line = None
             if span is not None:
                 line = find_line(lines, span, sha) or find_line(lines, span, filename)
@@ -81,6 +87,10 @@ def parse_uv_lock(text: str, path: Path) -> Lock:
                     sha256=sha,
                     url=url if isinstance(url, str) else None,
                     line=line or header,
+                    other_hashes=others,
+                    # uv.lock does not tie the file to the entry's version: check it here, so
+                    # an entry cannot borrow a policy exception for a version it is not.
+                    mismatch=name_version_mismatch(name, version, filename),
                 )
             )
         if not files and unsupported is None:
