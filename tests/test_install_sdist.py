@@ -345,6 +345,67 @@ def test_requirement_file_sources_and_blocker(tmp_path: Path) -> None:
         assert sdist_build_blocker(other, []) is not None, extra
 
 
+def test_requirement_file_options_are_read_as_pip_reads_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Abbreviations within the options pip allows in a file, short options with attached
+    values, quotes, continuations, ${VAR} references, UTF-16 files; requirement lines keep
+    their options to themselves (pip applies only --hash / --config-settings there)."""
+    from safe_pip.errors import ConfigError
+    from safe_pip.install import requirement_file_sources
+
+    monkeypatch.setenv("EXTRA_OPT", "--extra-index-url")
+    nested = tmp_path / "nested.txt"
+    nested.write_text("--f /srv/fl\n", encoding="utf-8")
+    top = tmp_path / "reqs.txt"
+    top.write_text(
+        "--extra=https://a.example/\n"
+        "--ex 'https://b.example/'  # a comment\n"
+        "--pre \\\n  --extra-index https://c.example/\n"
+        "${EXTRA_OPT} https://d.example/\n"
+        "--pypi=https://primary.example/\n"
+        "--no-i\n"
+        "-ihttps://i.example/\n"
+        "--requirem nested.txt\n"
+        "pkg==1 --hash=sha256:00 --extra-index-url https://ignored.example/\n"
+        "-e ./proj --extra-index-url https://ignored.example/\n",
+        encoding="utf-8",
+    )
+    found = [(f.option, f.value) for f in requirement_file_sources([str(top)])]
+    assert found == [
+        ("--extra-index-url", "https://a.example/"),
+        ("--extra-index-url", "https://b.example/"),
+        ("--extra-index-url", "https://c.example/"),
+        ("--extra-index-url", "https://d.example/"),
+        ("--index-url", "https://primary.example/"),
+        ("--no-index", None),
+        ("--index-url", "https://i.example/"),
+        ("--find-links", "/srv/fl"),
+    ]
+    utf16 = tmp_path / "utf16.txt"
+    utf16.write_bytes("--extra=https://u.example/\n".encode("utf-16"))
+    assert [(f.option, f.value) for f in requirement_file_sources([str(utf16)])] == [
+        ("--extra-index-url", "https://u.example/")
+    ]
+    for line, message in [
+        ("--e https://x/", "ambiguous: it could mean --editable, --extra-index-url"),
+        ("--req other.txt", "ambiguous: it could mean --require-hashes, --requirement"),
+        ("--no https://x/", "ambiguous"),
+        ("--target /x", "unknown option --target"),
+        ("--extra-index-urls https://x/", "unknown option --extra-index-urls"),
+        ("-x https://x/", "unknown option -x"),
+        ("--pre=1", "--pre takes no value"),
+        ("--extra-index-url", "--extra-index-url needs a value"),
+        ("--extra 'https://x/", "cannot split the options"),
+    ]:
+        bad = tmp_path / "bad.txt"
+        bad.write_text(f"foo\n{line}\n", encoding="utf-8")
+        with pytest.raises(ConfigError) as exc:
+            requirement_file_sources([str(bad)])
+        assert message in exc.value.message, line
+        assert f"requirement file {bad} line 2" in exc.value.message
+
+
 @slow
 def test_allow_sdist_upstream_failure_is_could_not_check(
     index: IndexServer,

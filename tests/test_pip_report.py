@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from safe_pip.commands.install import split_argv
+from safe_pip.commands.install import (
+    PIP_LONG,
+    PIP_SHORT,
+    PIP_VALUE_LONG,
+    match_abbrev,
+    split_argv,
+)
 from safe_pip.errors import ConfigError
 from safe_pip.install import install_argv, pip_env, requirements_text, unverifiable_verdict
 from safe_pip.models import Action, ReasonCode
@@ -149,16 +156,17 @@ def test_split_own_and_pip_options() -> None:
     assert pip.index_url == "https://mirror/simple/"
     assert pip.indexes == ["https://mirror/simple/", "https://x/simple/"]
     assert pip.requirements == ["pkg[extra]>=1"]
+    # pip gets every option in its canonical spelling (what safe-pip read is what pip reads)
     assert pip.resolve == [
-        "-i",
+        "--index-url",
         "https://mirror/simple/",
         "--extra-index-url",
         "https://x/simple/",
-        "-r",
+        "--requirement",
         "req.txt",
         "--target",
         "/t",
-        "-U",
+        "--upgrade",
         "--pre",
         "--no-warn-script-location",
         "pkg[extra]>=1",
@@ -187,6 +195,126 @@ def test_missing_values_are_usage_errors() -> None:
         split_argv(["--policy"])
     with pytest.raises(ConfigError):
         split_argv(["x", "--target"])
+
+
+@pytest.mark.parametrize(
+    ("argv", "indexes", "find_links"),
+    [
+        # optparse expands any unambiguous prefix of a long option
+        (["--extra-index=https://x/", "a"], ["https://pypi.org/simple/", "https://x/"], []),
+        (["--extra", "https://x/", "a"], ["https://pypi.org/simple/", "https://x/"], []),
+        (["--index=https://i/", "a"], ["https://i/"], []),
+        (["--pypi-url", "https://i/", "a"], ["https://i/"], []),  # a hidden alias of -i
+        (["--pypi=https://i/", "a"], ["https://i/"], []),
+        (["--find=/fl", "a"], ["https://pypi.org/simple/"], ["/fl"]),
+        (["--fi", "/fl", "a"], ["https://pypi.org/simple/"], ["/fl"]),
+        (["--no-index", "-f/fl", "a"], [], ["/fl"]),
+        # combined short options: a flag, then a value-taking option that takes the rest of
+        # the token or the next argument
+        (["-Ui", "https://i/", "a"], ["https://i/"], []),
+        (["-Uihttps://i/", "a"], ["https://i/"], []),
+        (["-qUf", "/fl", "a"], ["https://pypi.org/simple/"], ["/fl"]),
+        (["-UIqvf/fl", "a"], ["https://pypi.org/simple/"], ["/fl"]),
+        (["-ihttps://i/", "a"], ["https://i/"], []),
+    ],
+)
+def test_abbreviated_and_combined_options_are_read_as_pip_reads_them(
+    argv: list[str], indexes: list[str], find_links: list[str]
+) -> None:
+    _own, pip = split_argv(argv)
+    assert pip.indexes == indexes
+    assert pip.find_links == find_links
+    assert pip.requirements == ["a"]
+    # pip is handed the canonical spelling, never the prefix
+    assert all(not t.startswith("-") or t in PIP_LONG for t in pip.resolve)
+    if find_links:
+        assert pip.resolve[pip.resolve.index("--find-links") + 1] == find_links[0]
+
+
+def test_combined_short_options_split_like_optparse() -> None:
+    _own, pip = split_argv(["-Uqqv", "-tdir", "-i=x", "-Ie", "./proj"])
+    assert pip.quiet == 2
+    assert pip.verbose == 1
+    assert pip.install == ["--upgrade", "--target", "dir", "--ignore-installed"]
+    assert pip.index_urls == ["=x"]  # optparse keeps the '=' of -i=x as part of the value
+    assert pip.editables == ["./proj"]
+    own, _pip = split_argv(["-Uh"])
+    assert own.help
+
+
+def test_own_options_take_part_in_prefix_matching() -> None:
+    own, pip = split_argv(["--pol=p.toml", "--js", "--trust-r", "tr.json", "--off", "a"])
+    assert own.policy == "p.toml"
+    assert own.json
+    assert own.offline
+    assert own.trust_root == "tr.json"
+    assert pip.resolve == ["a"]
+    own, pip = split_argv(["--rep", "r.json", "a"])  # safe-pip's --report, as before
+    assert own.report == "r.json"
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--ext=https://x/", "a"], None),  # fine: control
+        (["--ex=https://x/", "a"], "could mean --exists-action, --extra-index-url"),
+        (["--in", "https://x/", "a"], None),  # --index-url
+        (["--i", "https://x/", "a"], "could mean --ignore-installed, --ignore-requires-python"),
+        (["--f=/fl", "a"], "could mean --find-links, --force-reinstall"),
+        (["--no-i", "a"], "could mean --no-index, --no-index-history, --no-input"),
+        (["--no-ind", "a"], "could mean --no-index, --no-index-history"),
+        (["--trust", "x", "a"], "could mean --trust-root, --trusted-host"),
+        (["--extra-index-urls=https://x/", "a"], "unknown option --extra-index-urls"),
+        (["--bogus", "a"], "unknown option --bogus"),
+        (["-Ux", "a"], "unknown option -x in -Ux"),
+        (["-Z", "a"], "unknown option -Z"),
+        (["--upgrade=yes", "a"], "--upgrade takes no value"),
+        (["--json=1", "a"], "--json takes no value"),
+        (["a", "-Ui"], "--index-url needs a value"),
+    ],
+)
+def test_ambiguous_and_unknown_options_are_refused(argv: list[str], message: str | None) -> None:
+    if message is None:
+        split_argv(argv)
+        return
+    with pytest.raises(ConfigError) as exc:
+        split_argv(argv)
+    assert exc.value.exit_code == 2
+    assert message in exc.value.message
+
+
+def test_match_abbrev_is_optparse_matching() -> None:
+    known = {"--index-url": 1, "--index": 1, "--indexes": 1, "--extra-index-url": 1}
+    assert match_abbrev("--index", known, where="w") == "--index"  # an exact match wins
+    assert match_abbrev("--ex", known, where="w") == "--extra-index-url"
+    with pytest.raises(ConfigError, match="ambiguous: it could mean --index, --index-url, --in"):
+        match_abbrev("--ind", known, where="w")
+    with pytest.raises(ConfigError, match="unknown option --x"):
+        match_abbrev("--x", known, where="w")
+
+
+def test_option_table_covers_pip_install_help() -> None:
+    """Every option `pip install --help` lists is in safe-pip's table, value-taking or flag as
+    pip says (hidden aliases are checked against pip's parser by hand: see PIP_LONG)."""
+    import subprocess
+    import sys
+
+    from safe_pip.install import pip_env
+
+    text = subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--help", "--isolated"],
+        capture_output=True,
+        text=True,
+        env={**pip_env(), "COLUMNS": "200"},
+        check=True,
+    ).stdout
+    listed = re.findall(r"^  (?:(-\w), )?(--[a-z0-9-]+)( <[^>]+>)?", text, flags=re.MULTILINE)
+    assert len(listed) > 60
+    for short, long, metavar in listed:
+        assert PIP_LONG.get(long) == long, long
+        assert (long in PIP_VALUE_LONG) == bool(metavar), long
+        if short:
+            assert PIP_SHORT[short] == long
 
 
 def test_install_call_is_offline_and_hash_pinned(tmp_path: Path) -> None:

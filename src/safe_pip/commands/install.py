@@ -10,9 +10,8 @@ an index or a find-links source).
 from __future__ import annotations
 
 import argparse
-import re
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from safe_pip.errors import ConfigError
@@ -27,7 +26,10 @@ directory, hash-pinned, in one offline pip call.
 All of pip's install arguments are accepted unchanged (requirements, -r, -c, -i,
 --extra-index-url, -f, --only-binary, --pre, -U, --target, --prefix, --user, --no-deps,
 --force-reinstall, --dry-run, -q, -v, ...). pip runs isolated from pip.conf and PIP_*
-environment variables: give indexes on the command line.
+environment variables: give indexes on the command line. Options are read as pip reads
+them (unambiguous prefixes such as --extra=URL, combined short options such as -Ui URL),
+in requirement files too, and passed to pip spelled out; an unknown or ambiguous option is
+refused (exit 2) rather than passed on unchecked.
 
 sdists are refused by default (building one installs and runs build dependencies that
 nothing verified); resolution asks pip for wheels only (--only-binary :all:).
@@ -55,55 +57,105 @@ OWN_FLAGS = {
     "--allow-unverifiable-sources": "allow_unverifiable_sources",
 }
 
-#: pip install options that take a value (so the value is never mistaken for anything else).
-PIP_VALUE_LONG = frozenset(
-    {
-        "--requirement",
-        "--constraint",
-        "--build-constraint",
-        "--requirements-from-script",
-        "--editable",
-        "--target",
-        "--platform",
-        "--python-version",
-        "--implementation",
-        "--abi",
-        "--root",
-        "--prefix",
-        "--src",
-        "--upgrade-strategy",
-        "--config-settings",
-        "--global-option",
-        "--progress-bar",
-        "--root-user-action",
-        "--group",
-        "--all-releases",
-        "--only-final",
-        "--no-binary",
-        "--only-binary",
-        "--index-url",
-        "--extra-index-url",
-        "--refresh-package",
-        "--find-links",
-        "--uploaded-prior-to",
-        "--python",
-        "--log",
-        "--log-file",
-        "--keyring-provider",
-        "--proxy",
-        "--retries",
-        "--timeout",
-        "--exists-action",
-        "--trusted-host",
-        "--cert",
-        "--client-cert",
-        "--cache-dir",
-        "--use-feature",
-        "--use-deprecated",
-        "--resume-retries",
-    }
+#: Every long option of ``pip install`` (pip 26.3: ``pip install --help`` plus the hidden
+#: aliases): (canonical name, other spellings, takes a value). pip's optparse accepts any
+#: unambiguous prefix of any spelling, so this table must be complete: an option missing here
+#: would make safe-pip expand a prefix differently from pip, or refuse a real option.
+#: safe-pip hands pip the canonical spelling, so pip never re-reads a prefix itself.
+_PIP_OPTIONS: tuple[tuple[str, tuple[str, ...], bool], ...] = (
+    # install options
+    ("--requirement", (), True),
+    ("--constraint", (), True),
+    ("--build-constraint", (), True),
+    ("--requirements-from-script", (), True),
+    ("--no-deps", ("--no-dependencies",), False),
+    ("--only-deps", ("--only-dependencies",), False),
+    ("--editable", (), True),
+    ("--dry-run", (), False),
+    ("--target", (), True),
+    ("--platform", (), True),
+    ("--python-version", (), True),
+    ("--implementation", (), True),
+    ("--abi", (), True),
+    ("--user", (), False),
+    ("--no-user", (), False),
+    ("--root", (), True),
+    ("--prefix", (), True),
+    ("--src", ("--source", "--source-dir", "--source-directory"), True),
+    ("--upgrade", (), False),
+    ("--upgrade-strategy", (), True),
+    ("--force-reinstall", (), False),
+    ("--ignore-installed", (), False),
+    ("--ignore-requires-python", (), False),
+    ("--no-build-isolation", (), False),
+    ("--use-pep517", (), False),
+    ("--check-build-dependencies", (), False),
+    ("--break-system-packages", (), False),
+    ("--config-settings", (), True),
+    ("--compile", (), False),
+    ("--no-compile", (), False),
+    ("--no-warn-script-location", (), False),
+    ("--no-warn-conflicts", (), False),
+    ("--require-hashes", (), False),
+    ("--no-require-hashes", (), False),
+    ("--progress-bar", (), True),
+    ("--root-user-action", (), True),
+    ("--report", (), True),
+    ("--group", (), True),
+    ("--no-clean", (), False),
+    # package selection
+    ("--pre", (), False),
+    ("--all-releases", (), True),
+    ("--only-final", (), True),
+    ("--no-binary", (), True),
+    ("--only-binary", (), True),
+    ("--prefer-binary", (), False),
+    # package index
+    ("--index-url", ("--pypi-url",), True),
+    ("--extra-index-url", (), True),
+    ("--no-index", (), False),
+    ("--refresh-package", (), True),
+    ("--find-links", (), True),
+    ("--uploaded-prior-to", (), True),
+    # general
+    ("--help", (), False),
+    ("--debug", (), False),
+    ("--isolated", (), False),
+    ("--require-virtualenv", ("--require-venv",), False),
+    ("--python", (), True),
+    ("--verbose", (), False),
+    ("--quiet", (), False),
+    ("--log", ("--log-file", "--local-log"), True),
+    ("--no-input", (), False),
+    ("--keyring-provider", (), True),
+    ("--proxy", (), True),
+    ("--no-proxy-env", (), False),
+    ("--retries", (), True),
+    ("--timeout", ("--default-timeout",), True),
+    ("--exists-action", (), True),
+    ("--trusted-host", (), True),
+    ("--cert", (), True),
+    ("--client-cert", (), True),
+    ("--cache-dir", (), True),
+    ("--no-cache-dir", (), False),
+    ("--disable-pip-version-check", (), False),
+    ("--no-color", (), False),
+    ("--no-python-version-warning", (), False),
+    ("--use-feature", (), True),
+    ("--use-deprecated", (), True),
+    ("--resume-retries", (), True),
 )
-PIP_VALUE_SHORT = {
+#: every spelling of a pip install long option -> its canonical name
+PIP_LONG = {
+    spelling: canonical
+    for canonical, aliases, _value in _PIP_OPTIONS
+    for spelling in (canonical, *aliases)
+}
+#: pip install options (canonical names) that take a value / are flags
+PIP_VALUE_LONG = frozenset(c for c, _a, value in _PIP_OPTIONS if value)
+PIP_FLAG_LONG = frozenset(c for c, _a, value in _PIP_OPTIONS if not value)
+#: pip install's short options -> canonical long name
+PIP_SHORT = {
     "-r": "--requirement",
     "-c": "--constraint",
     "-e": "--editable",
@@ -111,8 +163,12 @@ PIP_VALUE_SHORT = {
     "-C": "--config-settings",
     "-i": "--index-url",
     "-f": "--find-links",
+    "-U": "--upgrade",
+    "-I": "--ignore-installed",
+    "-q": "--quiet",
+    "-v": "--verbose",
+    "-h": "--help",
 }
-PIP_FLAG_SHORT = {"-U": "--upgrade", "-I": "--ignore-installed", "-q": "--quiet", "-v": "--verbose"}
 
 #: Options the final install call gets (where and how to install; nothing about sources).
 INSTALL_VALUE = frozenset(
@@ -128,7 +184,6 @@ INSTALL_VALUE = frozenset(
         "--root-user-action",
         "--python",
         "--log",
-        "--log-file",
         "--exists-action",
         "--cache-dir",
         "--use-feature",
@@ -191,8 +246,6 @@ BUILD_VALUE = frozenset({"--config-settings", "--build-constraint"})
 BUILD_FLAGS = frozenset({"--pre"})
 DROPPED = frozenset({"--dry-run", "--quiet", "--verbose", "--isolated", "--report"})
 
-_QV = re.compile(r"^-([qv])\1*$")
-
 
 @dataclass
 class PipArgs:
@@ -232,21 +285,86 @@ class PipArgs:
         return [primary, *self.extra_index_urls]
 
 
-def _long_name(token: str) -> tuple[str, str | None]:
-    """(canonical long option, inline value) for one option token."""
+def match_abbrev(opt: str, known: Iterable[str], *, where: str) -> str:
+    """The option ``opt`` names, exactly as optparse reads it (``OptionParser._match_abbrev``):
+    an exact spelling wins, else ``opt`` must be the prefix of exactly one known spelling.
+    Raises ConfigError for an ambiguous prefix or an unknown option (never passed on: pip
+    would read it with its own rules, unseen by safe-pip). ``where`` names the place for the
+    message ("safe-pip install", "requirement file x.txt line 3")."""
+    spellings = set(known)
+    if opt in spellings:
+        return opt
+    matches = sorted(s for s in spellings if s.startswith(opt))
+    if len(matches) == 1:
+        return matches[0]
+    if matches:
+        raise ConfigError(
+            f"{where}: option {opt} is ambiguous: it could mean {', '.join(matches)}",
+            fix="spell the option out in full",
+        )
+    raise ConfigError(
+        f"{where}: unknown option {opt} (safe-pip refuses options it cannot classify "
+        "rather than pass them to pip unchecked)",
+        fix="check the spelling (safe-pip install --help, pip install --help)",
+    )
+
+
+def split_options(
+    token: str,
+    long_names: Mapping[str, str],
+    short_names: Mapping[str, str],
+    takes_value: Callable[[str], bool],
+    *,
+    where: str,
+) -> list[tuple[str, str | None]]:
+    """One option token read the way optparse reads it: ``[(canonical name, inline value)]``.
+
+    ``--name[=value]`` with ``--name`` any unambiguous prefix of a spelling in ``long_names``
+    (spelling -> canonical name); ``-abc`` combined short options from ``short_names``, where
+    a value-taking one ends the group and takes the rest of the token as its value
+    (``-Ui URL`` -> ``-U``, ``-i`` (value from the next argument); ``-iURL`` -> ``-i URL``).
+    An inline value of None means the value (if the option takes one) is the next argument.
+    Raises ConfigError for unknown / ambiguous options and a value given to a flag."""
     if token.startswith("--"):
-        name, eq, value = token.partition("=")
-        return name, (value if eq else None)
-    short, rest = token[:2], token[2:]
-    if short in PIP_VALUE_SHORT:
-        return PIP_VALUE_SHORT[short], (rest.lstrip("=") if rest else None)
-    if short in PIP_FLAG_SHORT and not rest:
-        return PIP_FLAG_SHORT[short], None
-    return token, None
+        opt, eq, value = token.partition("=")
+        name = long_names[match_abbrev(opt, long_names, where=where)]
+        if eq and not takes_value(name):
+            raise ConfigError(f"{where}: option {name} takes no value (given {token})")
+        return [(name, value if eq else None)]
+    out: list[tuple[str, str | None]] = []
+    for pos in range(1, len(token)):
+        short = "-" + token[pos]
+        if short not in short_names:
+            raise ConfigError(
+                f"{where}: unknown option {short}"
+                + (f" in {token}" if len(token) > 2 else "")
+                + " (safe-pip refuses options it cannot classify rather than pass them to pip)",
+                fix="check the spelling (safe-pip install --help, pip install --help)",
+            )
+        name = short_names[short]
+        if takes_value(name):
+            rest = token[pos + 1 :]
+            out.append((name, rest if rest else None))  # optparse keeps a leading '=' too
+            break
+        out.append((name, None))
+    return out
+
+
+#: every long spelling safe-pip install knows (its own and pip's) -> canonical name. safe-pip's
+#: own options take part in prefix matching: a prefix of one of each is ambiguous.
+_ALL_LONG = {**PIP_LONG, **{o: o for o in (*OWN_VALUE, *OWN_FLAGS)}}
+
+
+def _takes_value(name: str) -> bool:
+    return name in OWN_VALUE or name in PIP_VALUE_LONG
 
 
 def split_argv(argv: Sequence[str]) -> tuple[argparse.Namespace, PipArgs]:
-    """Separate safe-pip's own options from pip's, and sort pip's. Raises ConfigError."""
+    """Separate safe-pip's own options from pip's, and sort pip's. Raises ConfigError.
+
+    Options are read as pip's optparse reads them (abbreviated long options, combined short
+    options, attached values) and handed to pip in canonical form, so what safe-pip checks
+    is exactly what pip does; an unknown or ambiguous option is refused."""
     own = argparse.Namespace(
         help=False,
         **dict.fromkeys(OWN_VALUE.values()),
@@ -269,41 +387,27 @@ def split_argv(argv: Sequence[str]) -> tuple[argparse.Namespace, PipArgs]:
             pip.resolve.append(tok)
             pip.resolve_no_index.append(tok)
             continue
-        if tok in ("-h", "--help"):
-            own.help = True
-            continue
-        name, inline = _long_name(tok)
-        if name in OWN_FLAGS:
-            if inline is not None:
-                raise ConfigError(f"{name} takes no value")
-            setattr(own, OWN_FLAGS[name], True)
-            continue
-        if name in OWN_VALUE:
-            if inline is None:
-                if i >= len(tokens):
-                    raise ConfigError(f"{name} needs a value")
-                inline = tokens[i]
-                i += 1
-            setattr(own, OWN_VALUE[name], inline)
-            continue
-        m = _QV.match(tok)
-        if m:
-            if m.group(1) == "q":
-                pip.quiet += len(tok) - 1
-            else:
-                pip.verbose += len(tok) - 1
-            continue
-        if name in PIP_VALUE_LONG:
-            raw = [tok]
-            if inline is None:
-                if i >= len(tokens):
-                    raise ConfigError(f"pip option {tok} needs a value")
-                inline = tokens[i]
-                raw.append(inline)
-                i += 1
-            _pip_value(pip, name, inline, raw)
-            continue
-        _pip_flag(pip, name, tok)
+        for name, inline in split_options(
+            tok, _ALL_LONG, PIP_SHORT, _takes_value, where="safe-pip install"
+        ):
+            if name == "--help":
+                own.help = True
+                continue
+            if name in OWN_FLAGS:
+                setattr(own, OWN_FLAGS[name], True)
+                continue
+            if name in OWN_VALUE or name in PIP_VALUE_LONG:
+                if inline is None:
+                    if i >= len(tokens):
+                        raise ConfigError(f"option {name} needs a value (given {tok})")
+                    inline = tokens[i]
+                    i += 1
+                if name in OWN_VALUE:
+                    setattr(own, OWN_VALUE[name], inline)
+                else:
+                    _pip_value(pip, name, inline, [name, inline])
+                continue
+            _pip_flag(pip, name, name)
     return own, pip
 
 
