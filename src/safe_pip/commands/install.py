@@ -57,6 +57,9 @@ OWN_FLAGS = {
     "--allow-unverifiable-sources": "allow_unverifiable_sources",
 }
 
+#: The pip version the option tables below were checked against.
+PIP_TABLE_VERSION = "26.3"
+
 #: Every long option of ``pip install`` (pip 26.3: ``pip install --help`` plus the hidden
 #: aliases): (canonical name, other spellings, takes a value). pip's optparse accepts any
 #: unambiguous prefix of any spelling, so this table must be complete: an option missing here
