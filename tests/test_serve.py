@@ -513,3 +513,24 @@ def test_stale_serial_is_logged_and_refused(env: Env) -> None:
         assert r.json()["meta"]["_last-serial"] == 101
     (stale,) = env.events("stale")
     assert (stale["serial"], stale["previous_serial"]) == (90, 100)
+
+
+@pytest.mark.parametrize("change", ["quarantined", "removed"])
+def test_cached_file_link_stops_when_upstream_stops_listing_it(env: Env, change: str) -> None:
+    """A verified file cached by serve must not keep answering its link after upstream
+    quarantines its project (PEP 792: no files listed) or removes it: the page is read again
+    once the cached view is older than ``page_ttl``, and what it no longer lists is dropped."""
+    stored = env.pub.wheel("alpha", "1.0")
+    with env.serve() as srv:
+        srv.index.page_ttl = 0.0
+        doc = get(srv.index_url + "alpha/", accept=JSON_V1).json()
+        url = urljoin(srv.index_url + "alpha/", doc["files"][0]["url"])
+        assert get(url).status == 200
+        if change == "quarantined":
+            env.upstream.project_status["alpha"] = ("quarantined", "malware found")
+        else:
+            stored.unlink()
+        assert get(url).status in (403, 404)
+        doc = get(srv.index_url + "alpha/", accept=JSON_V1).json()
+        assert doc["files"] == []
+        assert get(url).status in (403, 404)

@@ -241,6 +241,11 @@ class VerifyingIndex:
         self._io = ThreadPoolExecutor(max_workers=_IO_THREADS, thread_name_prefix="safe-pip-io")
         self._lock = threading.Lock()
         self._cache: dict[tuple[str, str], Entry] = {}  # (filename, sha256) -> verified entry
+        #: Seconds a cached verdict may answer a file link before the project's upstream page
+        #: is read again: a file upstream stops listing (removed, or its project quarantined,
+        #: PEP 792) stops being served within this time.
+        self.page_ttl = 60.0
+        self._page_read: dict[str, float] = {}  # project -> time.monotonic() of the last read
         self._project_locks: dict[str, threading.Lock] = {}
         self._seen: set[str] = set()
         self._recorded: set[tuple[str, str]] = set()
@@ -283,8 +288,18 @@ class VerifyingIndex:
         with self._project_lock(norm):
             self._io.submit(self._warm_history, norm, page).result()
             entries = self._decide_all(page.files, requires_python)
+        listed = {(e.ref.filename, e.sha256) for e in entries}
         with self._lock:
             self._seen.add(norm)
+            self._page_read[norm] = time.monotonic()
+            # Files upstream no longer lists (removed, replaced, or all of a quarantined
+            # project's) must not keep answering their links from the cache.
+            for key in [
+                k
+                for k, e in self._cache.items()
+                if canonicalize_name(e.ref.project) == norm and k not in listed
+            ]:
+                del self._cache[key]
         transient = [e for e in entries if e.transient]
         if transient:
             first = transient[0]
@@ -528,8 +543,12 @@ class VerifyingIndex:
     def lookup(self, project: str, sha256: str, filename: str) -> Entry:
         """The entry for a served file link; reads the project page if the cache lacks it."""
         key = (filename, sha256.lower())
+        norm = canonicalize_name(project)
         with self._lock:
             hit = self._cache.get(key)
+            fresh = time.monotonic() - self._page_read.get(norm, float("-inf")) <= self.page_ttl
+        if hit is not None and not fresh:
+            hit = None  # re-read the page: upstream may have removed or quarantined it
         if hit is None:
             view = self.project(project)  # may raise ServeError (upstream down: 502/503)
             for e in view.entries:
