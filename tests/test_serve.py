@@ -107,7 +107,9 @@ class Env:
         self.log = EventLog(quiet=True, json_path=tmp / "events.jsonl", keep=True)
         self.checker: Checker | None = None
 
-    def serve(self, policy: Policy | None = None, mode: str = "filter") -> RunningServer:
+    def serve(
+        self, policy: Policy | None = None, mode: str = "filter", page_ttl: float = 60.0
+    ) -> RunningServer:
         self.checker = make_checker(
             self.trust_root, self.tmp / "home", self.upstream.index_url, policy
         )
@@ -117,6 +119,7 @@ class Env:
             self.upstream.index_url,
             mode="block" if mode == "block" else "filter",
             log=self.log,
+            page_ttl=page_ttl,
         )
 
     def events(self, kind: str) -> list[dict[str, Any]]:
@@ -515,22 +518,71 @@ def test_stale_serial_is_logged_and_refused(env: Env) -> None:
     assert (stale["serial"], stale["previous_serial"]) == (90, 100)
 
 
-@pytest.mark.parametrize("change", ["quarantined", "removed"])
-def test_cached_file_link_stops_when_upstream_stops_listing_it(env: Env, change: str) -> None:
-    """A verified file cached by serve must not keep answering its link after upstream
-    quarantines its project (PEP 792: no files listed) or removes it: the page is read again
-    once the cached view is older than ``page_ttl``, and what it no longer lists is dropped."""
-    stored = env.pub.wheel("alpha", "1.0")
-    with env.serve() as srv:
-        srv.index.page_ttl = 0.0
-        doc = get(srv.index_url + "alpha/", accept=JSON_V1).json()
-        url = urljoin(srv.index_url + "alpha/", doc["files"][0]["url"])
+def file_url(srv: RunningServer, project: str) -> str:
+    """The (only) file link serve's JSON page for ``project`` gives."""
+    doc = get(srv.index_url + f"{project}/", accept=JSON_V1).json()
+    (f,) = doc["files"]
+    return urljoin(srv.index_url + f"{project}/", str(f["url"]))
+
+
+@pytest.mark.parametrize("mode", ["filter", "block"])
+def test_quarantine_refuses_cached_file_links(env: Env, mode: str) -> None:
+    """PEP 792: once upstream quarantines a project, a file link served before (and cached as
+    allowed) answers 403 with upstream's reason, in both modes, even to a client that never
+    reads the page again (a lock with serve URLs) and after the page is read again (it then
+    lists no files). Lifting the quarantine serves the file again."""
+    env.pub.wheel("alpha", "1.0")
+    with env.serve(mode=mode, page_ttl=0.0) as srv:
+        url = file_url(srv, "alpha")
         assert get(url).status == 200
-        if change == "quarantined":
-            env.upstream.project_status["alpha"] = ("quarantined", "malware found")
-        else:
-            stored.unlink()
-        assert get(url).status in (403, 404)
-        doc = get(srv.index_url + "alpha/", accept=JSON_V1).json()
-        assert doc["files"] == []
-        assert get(url).status in (403, 404)
+        env.upstream.project_status["alpha"] = ("quarantined", "malware found")
+        for _ in range(2):
+            r = get(url)
+            assert r.status == 403, (r.status, r.reason)
+            assert "refused-quarantined" in r.reason
+            assert "malware found" in r.body.decode()
+            assert get(url, method="HEAD").status == 403
+            doc = get(srv.index_url + "alpha/", accept=JSON_V1).json()
+            assert doc["files"] == []
+            assert doc["project-status"] == {"status": "quarantined", "reason": "malware found"}
+        assert env.events("refuse")[-1]["code"] == "refused-quarantined"
+        del env.upstream.project_status["alpha"]
+        assert get(url).status == 200
+
+
+def test_removed_file_link_is_404_once_the_page_is_read(env: Env) -> None:
+    """A file upstream stops listing is a 404 on its (cached) link once the page is older than
+    page_ttl, without anyone reading the page first."""
+    stored = env.pub.wheel("alpha", "1.0")
+    with env.serve(page_ttl=0.0) as srv:
+        url = file_url(srv, "alpha")
+        assert get(url).status == 200
+        stored.unlink()
+        r = get(url)
+        assert r.status == 404, (r.status, r.reason)
+        assert "no file alpha-1.0" in r.reason
+
+
+def test_page_read_drops_what_upstream_no_longer_lists(env: Env) -> None:
+    """Within page_ttl a cached link is answered without reading the page; but any page read
+    (a client browsing the project) drops the cached files the page no longer lists, and a
+    quarantined status turns the project's links into 403s at once."""
+    env.pub.wheel("alpha", "1.0")
+    page_path = "/simple/alpha/"
+    with env.serve(mode="block") as srv:  # default page_ttl (60 s)
+        assert srv.index.page_ttl == 60.0
+        url = file_url(srv, "alpha")
+        assert get(url).status == 200
+        reads = env.upstream.hits(page_path)
+        assert get(url).status == 200  # fresh: from the cache, the page is not read again
+        assert env.upstream.hits(page_path) == reads
+        env.upstream.project_status["alpha"] = ("quarantined", "malware found")
+        assert get(srv.index_url + "alpha/", accept=JSON_V1).json()["files"] == []
+        r = get(url)
+        assert r.status == 403, (r.status, r.reason)
+        assert "malware found" in r.body.decode()
+
+
+def test_page_ttl_must_not_be_negative(env: Env) -> None:
+    with pytest.raises(ValueError, match="page_ttl"):
+        env.serve(page_ttl=-1.0)

@@ -233,4 +233,27 @@ def test_cli_help_is_fast() -> None:
     assert "--mode {filter,block}" in proc.stdout
     assert "--upstream URL" in proc.stdout
     assert "--provenance-index URL" in proc.stdout
+    assert "--page-ttl SECONDS" in proc.stdout
     assert time.monotonic() - t0 < 5
+
+
+@pytest.mark.parametrize("ttl", ["-1", "nan", "1e9"])
+def test_cli_rejects_a_bad_page_ttl(
+    upstream: IndexServer, trust_root: Path, tmp_path: Path, ttl: str
+) -> None:
+    proc = start(
+        [
+            "--port",
+            "0",
+            "--upstream",
+            upstream.index_url,
+            "--trust-root",
+            str(trust_root),
+            f"--page-ttl={ttl}",
+        ],
+        tmp_path,
+    )
+    _out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 2, err
+    assert "--page-ttl" in err
+    assert "Traceback" not in err

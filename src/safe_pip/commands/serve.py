@@ -72,6 +72,15 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="also append every decision and served file to FILE as JSON lines",
     )
     p.add_argument(
+        "--page-ttl",
+        metavar="SECONDS",
+        type=float,
+        default=None,
+        help="answer a file link from a cached verdict only while its project's upstream page "
+        "was read less than SECONDS ago (default: 60; 0: read the page on every file request). "
+        "A file upstream removes, or a project it quarantines, stops being served within it",
+    )
+    p.add_argument(
         "--jobs", type=int, default=None, help="parallel verifications (default: by CPU count)"
     )
     p.add_argument("-q", "--quiet", action="store_true", help="no per-event lines on stderr")
@@ -89,7 +98,7 @@ def run(args: argparse.Namespace) -> int:
     from safe_pip.commands._common import make_checker, open_store
     from safe_pip.render import clean
     from safe_pip.serve import EventLog, RunningServer, VerifyingIndex, make_server
-    from safe_pip.serve.server import Mode
+    from safe_pip.serve.server import DEFAULT_PAGE_TTL, Mode
 
     upstream: str = args.upstream or PYPI_SIMPLE
     # Like install: files whose upstream page carries no provenance (a mirror such as devpi or
@@ -101,6 +110,12 @@ def run(args: argparse.Namespace) -> int:
     if args.jobs is not None and args.jobs < 1:
         raise ConfigError("--jobs must be at least 1")
     mode: Mode = "block" if args.mode == "block" else "filter"
+    page_ttl: float = DEFAULT_PAGE_TTL if args.page_ttl is None else args.page_ttl
+    if not 0 <= page_ttl <= 86400:  # also rejects nan
+        raise ConfigError(
+            f"--page-ttl {args.page_ttl}: must be between 0 and 86400 seconds",
+            fix="use a short time such as 60 (the default); 0 reads the page on every file request",
+        )
 
     store = open_store(args)
     log: EventLog | None = None
@@ -123,7 +138,9 @@ def run(args: argparse.Namespace) -> int:
         from safe_pip.verify.trust import load_verifier
 
         load_verifier(checker.trust)
-        index = VerifyingIndex(checker, upstream, mode=mode, log=log, refresh_clock=True)
+        index = VerifyingIndex(
+            checker, upstream, mode=mode, log=log, refresh_clock=True, page_ttl=page_ttl
+        )
         try:
             httpd = make_server(index, args.host, args.port)
         except OSError as exc:

@@ -21,6 +21,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING
 
 from safe_pip.serve.server import (
+    DEFAULT_PAGE_TTL,
     MODES,
     Entry,
     EventLog,
@@ -37,6 +38,7 @@ if TYPE_CHECKING:
 PYPI_SIMPLE = "https://pypi.org/simple/"
 
 __all__ = [
+    "DEFAULT_PAGE_TTL",
     "MODES",
     "PYPI_SIMPLE",
     "Entry",
@@ -113,16 +115,20 @@ def start_server(
     mode: Mode = "filter",
     log: EventLog | None = None,
     jobs: int | None = None,
+    page_ttl: float = DEFAULT_PAGE_TTL,
 ) -> RunningServer:
     """Start a verifying index for ``upstream`` using ``checker`` (its trust root, policy and
     history) and return it, already serving. Use as a context manager, or call ``stop()``.
 
     ``mode="filter"`` leaves refused files out of pages (the installer picks an allowed
     version); ``mode="block"`` lists them and answers 403 with the reason, so installs fail
-    loudly. Raises :class:`safe_pip.errors.ConfigError` for a bad upstream URL and OSError when
-    the address cannot be bound.
+    loudly. A file link is answered from a cached verdict only while its project's upstream page
+    was read less than ``page_ttl`` seconds ago and listed it; otherwise the page is read again
+    (a file upstream removes, or a project it quarantines, stops being served within
+    ``page_ttl``). Raises :class:`safe_pip.errors.ConfigError` for a bad upstream URL and
+    OSError when the address cannot be bound.
     """
-    index = VerifyingIndex(checker, upstream, mode=mode, log=log, jobs=jobs)
+    index = VerifyingIndex(checker, upstream, mode=mode, log=log, jobs=jobs, page_ttl=page_ttl)
     try:
         httpd = make_server(index, host, port)
     except BaseException:

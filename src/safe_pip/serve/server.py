@@ -6,6 +6,11 @@ by ``(filename, sha256)`` for the object's lifetime), and decides each file with
 :class:`~safe_pip.check.Checker`'s policy and history. A file request is answered only with
 bytes whose sha256 equals the attested digest, checked before the first byte is sent.
 
+A cached verdict never outlives upstream's listing: every page read drops the project's cached
+entries the page no longer lists, and a file request is answered from the cache only while the
+project's last page read is younger than ``page_ttl`` seconds and listed the file (otherwise the
+page is read again). Every file link of a quarantined project (PEP 792) is a 403.
+
 Failures raise :class:`ServeError`, which carries the HTTP status and a one-line reason.
 """
 
@@ -40,6 +45,7 @@ if TYPE_CHECKING:
 Mode = Literal["filter", "block"]
 MODES: tuple[Mode, ...] = ("filter", "block")
 _IO_THREADS = 32
+DEFAULT_PAGE_TTL = 60.0  # seconds a file link is answered from its project's last page read
 
 
 class ServeError(Exception):
@@ -97,6 +103,15 @@ class ProjectView:
     def quarantined(self) -> bool:
         """PEP 792: an index MUST NOT offer a quarantined project's files (THREATS T25)."""
         return (self.status or "").strip().lower() == "quarantined"
+
+
+@dataclass(frozen=True)
+class _PageState:
+    """What the last read of a project's upstream page said (consulted by file requests)."""
+
+    read_at: float  # time.monotonic() when the read started
+    listed: frozenset[tuple[str, str]]  # (filename, sha256) of every file the page listed
+    quarantined: bool
 
 
 class EventLog:
@@ -219,11 +234,14 @@ class VerifyingIndex:
         jobs: int | None = None,
         refresh_clock: bool = False,
         tmp_root: Path | None = None,
+        page_ttl: float = DEFAULT_PAGE_TTL,
     ) -> None:
         from safe_pip.net import SimpleIndex
 
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, not {mode!r}")
+        if not page_ttl >= 0:  # also rejects NaN
+            raise ValueError(f"page_ttl must be >= 0 seconds, not {page_ttl!r}")
         if not upstream.endswith("/"):
             upstream += "/"
         self.checker = checker
@@ -232,6 +250,11 @@ class VerifyingIndex:
         self.mode: Mode = mode
         self.log = log or EventLog(quiet=True)
         self.refresh_clock = refresh_clock
+        #: A file link is answered from the cache only while its project's last page read is
+        #: younger than this (seconds) and listed the file; otherwise the page is read again, so
+        #: a file upstream removes, or a project it quarantines (PEP 792), stops being served
+        #: within page_ttl. 0: every file request reads the page.
+        self.page_ttl = float(page_ttl)
         self._pool = ThreadPoolExecutor(
             max_workers=max(1, jobs or checker.jobs), thread_name_prefix="safe-pip-verify"
         )
@@ -241,11 +264,8 @@ class VerifyingIndex:
         self._io = ThreadPoolExecutor(max_workers=_IO_THREADS, thread_name_prefix="safe-pip-io")
         self._lock = threading.Lock()
         self._cache: dict[tuple[str, str], Entry] = {}  # (filename, sha256) -> verified entry
-        #: Seconds a cached verdict may answer a file link before the project's upstream page
-        #: is read again: a file upstream stops listing (removed, or its project quarantined,
-        #: PEP 792) stops being served within this time.
-        self.page_ttl = 60.0
-        self._page_read: dict[str, float] = {}  # project -> time.monotonic() of the last read
+        self._cached_keys: dict[str, set[tuple[str, str]]] = {}  # project -> its keys in _cache
+        self._pages: dict[str, _PageState] = {}  # project -> its last page read
         self._project_locks: dict[str, threading.Lock] = {}
         self._seen: set[str] = set()
         self._recorded: set[tuple[str, str]] = set()
@@ -278,7 +298,23 @@ class VerifyingIndex:
 
     def project(self, name: str) -> ProjectView:
         """Fetch ``name``'s upstream page and decide every file on it. Raises ServeError."""
+        view, transient = self._read_project(name)
+        if transient:
+            first = transient[0]
+            raise ServeError(
+                503,
+                f"could not check {len(transient)} file(s) of {view.name} (e.g. "
+                f"{first.ref.filename}: {first.verdict.reason}); refusing to serve a partial page",
+                fix="retry later; the upstream index or its provenance is unavailable",
+            )
+        return view
+
+    def _read_project(self, name: str) -> tuple[ProjectView, list[Entry]]:
+        """Read and decide ``name``'s upstream page: the view, and those of its entries that
+        could not be checked (never cached). Drops the project's cached entries the page no
+        longer lists. Raises ServeError when the page itself cannot be had."""
         norm = canonicalize_name(name)
+        started = time.monotonic()
         page, requires_python = self._io.submit(self._fetch_page, norm).result()
         self._check_serial(norm, page.last_serial)
         if self.refresh_clock:
@@ -288,28 +324,7 @@ class VerifyingIndex:
         with self._project_lock(norm):
             self._io.submit(self._warm_history, norm, page).result()
             entries = self._decide_all(page.files, requires_python)
-        listed = {(e.ref.filename, e.sha256) for e in entries}
-        with self._lock:
-            self._seen.add(norm)
-            self._page_read[norm] = time.monotonic()
-            # Files upstream no longer lists (removed, replaced, or all of a quarantined
-            # project's) must not keep answering their links from the cache.
-            for key in [
-                k
-                for k, e in self._cache.items()
-                if canonicalize_name(e.ref.project) == norm and k not in listed
-            ]:
-                del self._cache[key]
-        transient = [e for e in entries if e.transient]
-        if transient:
-            first = transient[0]
-            raise ServeError(
-                503,
-                f"could not check {len(transient)} file(s) of {norm} (e.g. {first.ref.filename}: "
-                f"{first.verdict.reason}); refusing to serve a partial page",
-                fix="retry later; the upstream index or its provenance is unavailable",
-            )
-        return ProjectView(
+        view = ProjectView(
             norm,
             tuple(entries),
             page.versions,
@@ -317,6 +332,29 @@ class VerifyingIndex:
             page.status,
             page.status_reason,
         )
+        state = _PageState(
+            started,
+            frozenset((f.filename, (f.sha256 or "").lower()) for f in page.files),
+            view.quarantined,
+        )
+        with self._lock:
+            self._seen.add(norm)
+            self._remember_page(norm, state)
+        return view, [e for e in entries if e.transient]
+
+    def _remember_page(self, norm: str, state: _PageState) -> None:
+        """Record ``norm``'s page read (unless a later-started read is recorded already) and drop
+        the project's cached entries this page does not list (all of them when it is
+        quarantined), so that a request for one reads the page again. Caller holds _lock."""
+        known = self._pages.get(norm)
+        if known is None or known.read_at <= state.read_at:
+            self._pages[norm] = state
+        keys = self._cached_keys.get(norm)
+        if not keys:
+            return
+        for key in [k for k in keys if state.quarantined or k not in state.listed]:
+            keys.discard(key)
+            self._cache.pop(key, None)
 
     def _fetch_page(self, norm: str) -> tuple[ProjectPage, dict[str, str]]:
         from safe_pip.net import SIMPLE_ACCEPT, HttpStatusError, MalformedResponse, ProjectNotFound
@@ -438,8 +476,10 @@ class VerifyingIndex:
     def _decide_one(self, ref: FileRef, requires_python: str | None) -> Entry:
         entry = self._verify(ref, requires_python)
         if not entry.transient:
+            key = (ref.filename, entry.sha256)
             with self._lock:
-                self._cache[(ref.filename, entry.sha256)] = entry
+                self._cache[key] = entry
+                self._cached_keys.setdefault(canonicalize_name(ref.project), set()).add(key)
         self._log_decision(entry)
         return entry
 
@@ -541,27 +581,67 @@ class VerifyingIndex:
     # -- files ------------------------------------------------------------------------------------
 
     def lookup(self, project: str, sha256: str, filename: str) -> Entry:
-        """The entry for a served file link; reads the project page if the cache lacks it."""
-        key = (filename, sha256.lower())
+        """The entry for a served file link.
+
+        From the cache only while the project's last page read is younger than ``page_ttl``
+        and listed this file; otherwise the upstream page is read again first (which also
+        re-checks the project's PEP 792 status). Raises ServeError: 404 when the page does not
+        list the file, 403 (both modes) for any file of a quarantined project, 503 when this
+        file could not be checked, and 502/503/504 when the page cannot be read."""
         norm = canonicalize_name(project)
+        sha = sha256.lower()
+        key = (filename, sha)
         with self._lock:
             hit = self._cache.get(key)
-            fresh = time.monotonic() - self._page_read.get(norm, float("-inf")) <= self.page_ttl
-        if hit is not None and not fresh:
-            hit = None  # re-read the page: upstream may have removed or quarantined it
-        if hit is None:
-            view = self.project(project)  # may raise ServeError (upstream down: 502/503)
-            for e in view.entries:
-                if e.ref.filename == filename and e.sha256 == sha256.lower():
-                    hit = e
-                    break
-        if hit is None or canonicalize_name(hit.ref.project) != canonicalize_name(project):
+            state = self._pages.get(norm)
+        fresh = (
+            state is not None
+            and not state.quarantined
+            and key in state.listed
+            and time.monotonic() - state.read_at < self.page_ttl
+        )
+        if hit is None or not fresh:
+            view, _ = self._read_project(norm)
+            hit = next(
+                (e for e in view.entries if e.ref.filename == filename and e.sha256 == sha), None
+            )
+            if view.quarantined:
+                raise self._quarantined(view, hit, filename, sha)
+            if hit is not None and hit.transient:
+                raise ServeError(
+                    503,
+                    f"could not check {filename} of {norm}: {hit.verdict.reason}",
+                    fix="retry later; the upstream index or its provenance is unavailable",
+                )
+        if hit is None or canonicalize_name(hit.ref.project) != norm:
             raise ServeError(
                 404,
                 f"{project}: no file {filename} with sha256 {sha256[:16]}... on the upstream index",
                 fix="refresh the project page; the file may have been removed or replaced",
             )
         return hit
+
+    def _quarantined(
+        self, view: ProjectView, hit: Entry | None, filename: str, sha: str
+    ) -> ServeError:
+        """The 403 for a file link of a project upstream quarantined (PEP 792, THREATS T25),
+        whatever the file's cached verdict was; its reason carries upstream's status reason."""
+        from safe_pip.check import quarantined_verdict
+
+        ref = FileRef(
+            project=view.name,
+            version=hit.ref.version if hit is not None else "",
+            filename=filename,
+            sha256=sha,
+            index=self.upstream_url,
+            project_status=view.status,
+            project_status_reason=view.status_reason,
+        )
+        entry = Entry(ref, quarantined_verdict(ref, sha))
+        self._log_decision(entry)
+        denied = self.refusal(entry)
+        assert denied is not None  # a quarantined verdict is always a refusal
+        return denied
 
     def refusal(self, entry: Entry) -> ServeError | None:
         """The 403 for a refused file (None when it may be served)."""
