@@ -385,31 +385,12 @@ class Checker:
                 )
             verdict = decide(ref, result, self.policy, history, self.now)
         except CouldNotCheckError as exc:
-            verdict = Verdict(
-                project=ref.project,
-                version=ref.version,
-                filename=ref.filename,
-                sha256=result.sha256,
-                action=Action.REFUSE,
-                code=ReasonCode.COULD_NOT_CHECK,
-                reason=exc.message,
-                rule="index history",
-                identity=result.identity,
-                fix=exc.fix or "",
-            )
+            verdict = _could_not_check(ref, result, exc.message, "index history", exc.fix or "")
         except SafePipError:
             raise
         except Exception as exc:  # fail closed
-            verdict = Verdict(
-                project=ref.project,
-                version=ref.version,
-                filename=ref.filename,
-                sha256=result.sha256,
-                action=Action.REFUSE,
-                code=ReasonCode.COULD_NOT_CHECK,
-                reason=f"could not decide: {type(exc).__name__}: {exc}",
-                rule="internal",
-            )
+            reason = f"could not decide: {type(exc).__name__}: {exc}"
+            verdict = _could_not_check(ref, result, reason, "internal", "")
         return apply_project_status(ref, replace(verdict, verification=result))
 
     def _empty_history(self, project: str) -> ProjectHistory:
@@ -619,6 +600,24 @@ def _raced_first_use(history: ProjectHistory, group: Sequence[Verdict]) -> str |
                 f"{history.project}; nothing of {history.project} was recorded by this run"
             )
     return None
+
+
+def _could_not_check(
+    ref: FileRef, result: VerificationResult, reason: str, rule: str, fix: str
+) -> Verdict:
+    """A refusal because the decision itself could not be made (never an allow)."""
+    return Verdict(
+        project=ref.project,
+        version=ref.version,
+        filename=ref.filename,
+        sha256=result.sha256,
+        action=Action.REFUSE,
+        code=ReasonCode.COULD_NOT_CHECK,
+        reason=reason,
+        rule=rule,
+        identity=result.identity,
+        fix=fix,
+    )
 
 
 def _history_unreadable(
