@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-import safe_pip.install as install_mod
+import safe_pip.install.piprun as install_mod
 from safe_pip._cli import main
 from safe_pip.install import Hooks
 from safe_pip.resolve.pip_report import ReportItem

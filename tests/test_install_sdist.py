@@ -308,7 +308,11 @@ def test_name_on_two_indexes_follows_the_allowlist(
 
 def test_requirement_file_sources_and_blocker(tmp_path: Path) -> None:
     from safe_pip.commands.install import split_argv
-    from safe_pip.install import effective_indexes, requirement_file_sources, sdist_build_blocker
+    from safe_pip.install.requirements import (
+        effective_indexes,
+        requirement_file_sources,
+        sdist_build_blocker,
+    )
 
     nested = tmp_path / "nested.txt"
     nested.write_text("--extra-index-url https://extra.example/simple/\nfoo\n", encoding="utf-8")
@@ -352,7 +356,7 @@ def test_requirement_file_options_are_read_as_pip_reads_them(
     values, quotes, continuations, ${VAR} references, UTF-16 files; requirement lines keep
     their options to themselves (pip applies only --hash / --config-settings there)."""
     from safe_pip.errors import ConfigError
-    from safe_pip.install import requirement_file_sources
+    from safe_pip.install.requirements import requirement_file_sources
 
     monkeypatch.setenv("EXTRA_OPT", "--extra-index-url")
     nested = tmp_path / "nested.txt"

@@ -9,7 +9,9 @@ from typing import Any
 
 import pytest
 
-from safe_pip.commands.install import (
+from safe_pip.errors import ConfigError
+from safe_pip.install.apply import requirements_text
+from safe_pip.install.args import (
     PIP_LONG,
     PIP_SHORT,
     PIP_TABLE_VERSION,
@@ -17,8 +19,8 @@ from safe_pip.commands.install import (
     match_abbrev,
     split_argv,
 )
-from safe_pip.errors import ConfigError
-from safe_pip.install import install_argv, pip_env, requirements_text, unverifiable_verdict
+from safe_pip.install.piprun import install_argv, pip_env
+from safe_pip.install.verdicts import unverifiable_verdict
 from safe_pip.models import Action, ReasonCode
 from safe_pip.resolve.pip_report import parse_report, read_report
 
@@ -300,7 +302,7 @@ def test_option_table_covers_pip_install_help() -> None:
     import subprocess
     import sys
 
-    from safe_pip.install import pip_env
+    from safe_pip.install.piprun import pip_env
 
     text = subprocess.run(
         [sys.executable, "-m", "pip", "install", "--help", "--isolated"],

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-import safe_pip.install as install_mod
+import safe_pip.install.piprun as install_mod
 from adversarial.conftest import Env, db_snapshot
 from support.index_server import IndexServer
 from support.publish import Publisher

@@ -1,0 +1,247 @@
+"""The whole ``safe-pip install`` run, step by step (see the package docstring)."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import tempfile
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, TextIO
+
+from safe_pip.errors import (
+    EXIT_OK,
+    EXIT_REFUSED,
+    ConfigError,
+    RefusedError,
+    SafePipError,
+)
+from safe_pip.models import Action, ReasonCode
+
+if TYPE_CHECKING:
+    from safe_pip.check import Checker
+    from safe_pip.install.args import PipArgs
+    from safe_pip.serve import RunningServer
+
+from safe_pip.install import piprun
+from safe_pip.install.apply import _build_files, _build_sdists, _install, _StepFailed
+from safe_pip.install.args import PipArgs
+from safe_pip.install.piprun import PrestartedPip, pip_config_sources, pip_env
+from safe_pip.install.report import Outcome, _check_report_path, _emit, _exit_for
+from safe_pip.install.requirements import FileSource, requirement_file_sources, sdist_build_blocker
+from safe_pip.install.resolve import _resolve_failed, _start_verifying_index, resolve
+from safe_pip.install.verdicts import ENABLE_SDIST_FIX, check_items
+
+
+def run_install(own: argparse.Namespace, pip: PipArgs, *, out: TextIO, err: TextIO) -> int:
+    """The whole command. Returns the exit code; raises SafePipError for usage errors."""
+    _check_report_path(own)
+    outcome = Outcome()
+    try:
+        code = _run(own, pip, outcome, err=err, out=out)
+    except SafePipError as exc:
+        if not (own.json or own.report):
+            raise
+        from safe_pip.render import clean_lines
+
+        outcome.exit_code = exc.exit_code
+        outcome.message = exc.diagnostics()
+        err.write(f"safe-pip: error: {clean_lines(exc.diagnostics())}\n")
+        _emit(own, pip, outcome, out, err)
+        return exc.exit_code
+    outcome.exit_code = code
+    _emit(own, pip, outcome, out, err)
+    return code
+
+
+def _run(
+    own: argparse.Namespace, pip: PipArgs, outcome: Outcome, *, err: TextIO, out: TextIO
+) -> int:
+    from safe_pip.commands._common import make_checker, open_store
+    from safe_pip.render import clean
+
+    quiet = pip.quiet > 0
+    ignored = pip_config_sources()
+    if ignored and not quiet:
+        err.write(
+            "safe-pip: note: pip configuration is ignored (pip runs isolated): "
+            + ", ".join(clean(s, limit=120) for s in ignored)
+            + "; pass indexes and options on the command line\n"
+        )
+    store = open_store(own, readonly=pip.dry_run)
+    try:
+        checker = make_checker(own, store=store, provenance_index=own.provenance_index)
+        allow_sdist = bool(checker.policy.defaults.allow_sdist)
+        file_sources = requirement_file_sources(pip.requirement_files)
+        blocker = sdist_build_blocker(pip, file_sources) if allow_sdist else None
+        sdist_builds = allow_sdist and blocker is None
+        outcome.sdist_builds = sdist_builds
+        if not sdist_builds:
+            bad = [v for v in pip.no_binary if v.strip() != ":none:"]
+            if bad:
+                raise ConfigError(
+                    f"--no-binary {bad[0]} asks pip for sdists, which safe-pip refuses "
+                    "(building them runs unverified build dependencies)"
+                    + (f"; allow-sdist = true is set, but {blocker}" if blocker else ""),
+                    fix="drop --no-binary; safe-pip installs wheels only"
+                    + (
+                        " unless the run has a single index"
+                        if blocker
+                        else " (or " + ENABLE_SDIST_FIX + ")"
+                    ),
+                )
+        if blocker and not quiet:
+            err.write(
+                f"safe-pip: note: allow-sdist = true, but {clean(blocker)}: resolving wheels "
+                "only (sdists are refused in this run)\n"
+            )
+        with tempfile.TemporaryDirectory(prefix="safe-pip-install-") as tmp:
+            work = Path(tmp)  # mkdtemp: mode 0700, private to this user
+            os.chmod(work, 0o700)
+            with contextlib.ExitStack() as stack:
+                server: RunningServer | None = None
+                if sdist_builds:
+                    server = stack.enter_context(_start_verifying_index(checker, pip, err))
+                    stack.callback(_build_files, server, outcome)  # runs before it stops
+                early = None
+                if not pip.dry_run:
+                    # The final pip starts now and waits for the verified requirements.
+                    early = PrestartedPip.start(
+                        pip, work, env=pip_env(), out=err if own.json else out, err=err
+                    )
+                    if early is not None:
+                        stack.callback(early.cancel)  # whatever happens next
+                try:
+                    return _verify_and_install(
+                        own,
+                        pip,
+                        outcome,
+                        checker,
+                        work,
+                        server,
+                        file_sources,
+                        blocker,
+                        out,
+                        err,
+                        early,
+                    )
+                except _StepFailed as failed:
+                    return failed.code
+    finally:
+        store.close()
+
+
+def _verify_and_install(
+    own: argparse.Namespace,
+    pip: PipArgs,
+    outcome: Outcome,
+    checker: Checker,
+    work: Path,
+    server: RunningServer | None,
+    file_sources: Sequence[FileSource],
+    blocker: str | None,
+    out: TextIO,
+    err: TextIO,
+    early: PrestartedPip | None,
+) -> int:
+    from safe_pip.commands._common import ProgressLine
+    from safe_pip.render import clean, clean_lines, refusal_table
+
+    quiet = pip.quiet > 0
+    warm = _warm_up(checker)  # imports and trust root load while pip resolves
+    items, proc = resolve(
+        pip,
+        work,
+        wheels_only=server is None,
+        err=err,
+        index_url=server.index_url if server is not None else None,
+    )
+    warm.join()
+    if proc.returncode != 0:
+        return _resolve_failed(proc, pip, checker, outcome, server, blocker, err)
+    outcome.items = items
+    if piprun.HOOKS.after_resolve is not None:
+        piprun.HOOKS.after_resolve(items)
+    if not items:
+        if not quiet:
+            err.write("safe-pip: nothing to install (all requirements are satisfied)\n")
+        return EXIT_OK
+    wheelhouse = work / "wheelhouse"
+    wheelhouse.mkdir(mode=0o700)
+    progress = ProgressLine("safe-pip: verifying", quiet=quiet or bool(own.json))
+    verdicts = check_items(
+        checker,
+        items,
+        pip,
+        wheelhouse,
+        allow_unverifiable=bool(own.allow_unverifiable_sources),
+        progress=progress,
+        sdist_builds=server is not None,
+        sdist_blocker=blocker,
+        server=server,
+        file_sources=file_sources,
+    )
+    outcome.verdicts = verdicts
+    code = _exit_for(verdicts)
+    if any(v.action is not Action.ALLOW for v in verdicts) and (code or not quiet):
+        err.write(refusal_table(verdicts) + "\n")
+    if code != EXIT_OK:
+        refused = sum(1 for v in verdicts if v.action is Action.REFUSE)
+        err.write(
+            f"safe-pip: {refused} of {len(verdicts)} file(s) refused; nothing was installed.\n"
+        )
+        return code
+    if pip.dry_run:
+        names = " ".join(f"{clean(i.name)}-{clean(i.version)}" for i in items)
+        if not own.json:
+            out.write(f"Would install {names}\n")
+        if not quiet:
+            err.write(f"safe-pip: {len(verdicts)} file(s) verified (dry run).\n")
+        return EXIT_OK
+    built: dict[int, tuple[Path, str]] = {}
+    if server is not None:
+        built = _build_sdists(pip, items, verdicts, wheelhouse, work, server, outcome, err)
+    if not quiet:
+        extra = f", {len(built)} of them built from verified sdists" if built else ""
+        err.write(
+            f"safe-pip: {len(verdicts)} file(s) verified; installing them from a private "
+            f"wheelhouse{extra}.\n"
+        )
+    # The history records what was verified, before pip installs it (THREATS T20): a run that
+    # raced another one into trusting a different first publisher stops here, with nothing
+    # installed, instead of after pip has already installed the loser's files.
+    try:
+        checker.record(
+            [v for v in verdicts if v.code is not ReasonCode.UNVERIFIABLE_ALLOWED],
+            index=pip.index_url,
+        )
+    except RefusedError as exc:
+        outcome.message = exc.diagnostics()
+        err.write(f"safe-pip: {clean_lines(exc.diagnostics())}\nsafe-pip: nothing was installed.\n")
+        return EXIT_REFUSED
+    return _install(
+        pip, items, verdicts, wheelhouse, work, outcome, own, out, err, built=built, early=early
+    )
+
+
+def _warm_up(checker: Checker) -> threading.Thread:
+    """Load the heavy parts (sigstore, the verifier for the trust root, requests) in the
+    background while pip resolves: the main thread only waits on pip then. Errors are left
+    for the real call to raise."""
+
+    def work() -> None:
+        try:
+            import safe_pip.net
+            import safe_pip.policy.rules
+            import safe_pip.verify.attestation  # noqa: F401
+            from safe_pip.verify.trust import load_verifier
+
+            load_verifier(checker.trust)
+        except Exception:  # noqa: S110 - the same call in the pipeline reports it properly
+            pass
+
+    thread = threading.Thread(target=work, name="safe-pip-warm-up", daemon=True)
+    thread.start()
+    return thread
