@@ -338,3 +338,113 @@ def test_real_subprocess(tmp_path: Path) -> None:
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr
     assert proc.stderr.startswith("safe-pip: error: --publisher:")
+
+
+def test_add_pins_numeric_ids_in_place(workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (workdir / "safe-pip.toml").write_text(HAND_WRITTEN)
+    pin = ["--repository-id", "14899596", "--owner-id", "647025"]
+    code, out, _ = run(
+        capsys, "allow", "add", "sampleproject", "--publisher",
+        "github:pypa/sampleproject@release.yml", *pin,
+    )  # fmt: skip
+    assert code == 0
+    assert "repository id 14899596, owner id 647025" in out
+    text = (workdir / "safe-pip.toml").read_text()
+    assert text.count("pypa/sampleproject") == 1
+    (pub,) = load_policy(cwd=workdir, env={}).packages["sampleproject"].publishers
+    assert (pub.repository_id, pub.repository_owner_id) == ("14899596", "647025")
+    # the same again changes nothing
+    code, out, _ = run(
+        capsys, "allow", "add", "sampleproject", "--publisher",
+        "github:pypa/sampleproject@release.yml", *pin,
+    )  # fmt: skip
+    assert (code, "nothing changed" in out) == (0, True)
+    assert (workdir / "safe-pip.toml").read_text() == text
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--repository-id", "12x"], "--repository-id: repository_id must be the numeric id"),
+        (["--owner-id", ""], None),
+        (
+            ["--publisher", "github:a/b@c.yml", "--repository-id", "1"],
+            "exactly one GitHub or GitLab --publisher",
+        ),
+    ],
+)
+def test_add_id_pins_are_validated(
+    workdir: Path, capsys: pytest.CaptureFixture[str], argv: list[str], message: str | None
+) -> None:
+    code, _out, err = run(
+        capsys, "allow", "add", "demo", "--publisher", "github:acme/demo@release.yml", *argv
+    )
+    if message is None:  # an empty pin pins nothing
+        assert code == 0
+        return
+    assert code == 2
+    assert message in err
+    assert not (workdir / "safe-pip.toml").exists()
+
+
+def test_add_is_idempotent_over_certificate_only_fields(workdir: Path) -> None:
+    """learn passes identities read from certificates (ref, issuer): the entry is the same
+    publisher, so nothing is added twice."""
+    from safe_pip.models import PublisherIdentity
+    from safe_pip.policy.file import PolicyDocument
+
+    seen = PublisherIdentity(
+        kind="GitHub", repository="acme/demo", workflow="release.yml", repository_id="1",
+        repository_owner_id="2", ref="refs/tags/v1", issuer="https://token.actions",
+    )  # fmt: skip
+    doc = PolicyDocument.open(workdir / "safe-pip.toml")
+    assert doc.add_package("demo", [seen]) == [seen]
+    doc.save()
+    again = PolicyDocument.open(workdir / "safe-pip.toml")
+    from dataclasses import replace
+
+    assert again.add_package("demo", [replace(seen, ref="refs/tags/v2", issuer="x")]) == []
+    assert not again.changed()
+
+
+def test_defaults_from_the_command_line(workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (workdir / "safe-pip.toml").write_text(HAND_WRITTEN)
+    code, out, _ = run(
+        capsys, "allow", "defaults", "require-attestation=false", "index-history-depth=10",
+        "on-publisher-change=warn",
+    )  # fmt: skip
+    assert code == 0, out
+    d = load_policy(cwd=workdir, env={}).defaults
+    assert (d.require_attestation, d.index_history_depth, d.on_publisher_change) == (
+        False,
+        10,
+        "warn",
+    )
+    assert "# our policy -- keep this comment" in (workdir / "safe-pip.toml").read_text()
+    code, out, _ = run(capsys, "allow", "defaults")
+    assert "require-attestation = false" in out
+    for bad in ("require-attestation=maybe", "on-publisher-change=ignore", "nope=1", "x"):
+        code, _out, err = run(capsys, "allow", "defaults", bad)
+        assert code == 2, bad
+        assert err
+    assert load_policy(cwd=workdir, env={}).defaults == d
+
+
+@pytest.mark.parametrize(
+    "reason", ["REVIEW: upstream publishes no attestations", "TODO", "  ", "review: later"]
+)
+def test_placeholder_reasons_do_not_load(
+    workdir: Path, capsys: pytest.CaptureFixture[str], reason: str
+) -> None:
+    (workdir / "safe-pip.toml").write_text(
+        f'[[unsigned]]\nname = "six"\nversions = "==1.16.0"\nreason = "{reason}"\n'
+    )
+    code, _out, err = run(capsys, "allow", "list")
+    assert code == 2
+    assert "safe-pip.toml:4" in err or "needs reason" in err
+    (workdir / "safe-pip.toml").unlink()
+    code, _out, err = run(
+        capsys, "allow", "unsigned", "six", "--versions", "==1.16.0", "--reason", reason
+    )
+    assert code == 2
+    assert not (workdir / "safe-pip.toml").exists()

@@ -38,6 +38,8 @@ publisher shorthand (--publisher):
 examples:
   safe-pip allow add sampleproject --publisher github:pypa/sampleproject@release.yml
   safe-pip allow add mypkg --publisher github:me/mypkg@release.yml --environment pypi
+  safe-pip allow add mypkg --publisher github:me/mypkg@release.yml --repository-id 14899596 \\
+      --owner-id 647025
   safe-pip allow unsigned six --versions ==1.16.0 --reason "no attestations upstream" \\
       --expires 2027-06-01
   safe-pip allow list --json
@@ -98,6 +100,19 @@ def _register_add(
         help="also require this deployment environment (GitHub/GitLab; asserted by the index, "
         "not by the certificate)",
     )
+    p.add_argument(
+        "--repository-id",
+        metavar="ID",
+        help="pin the repository's numeric id from the certificate (one GitHub/GitLab "
+        "--publisher): a repository deleted and re-created under the same name no longer "
+        "matches",
+    )
+    p.add_argument(
+        "--owner-id",
+        metavar="ID",
+        help="pin the repository owner's numeric id from the certificate (one GitHub/GitLab "
+        "--publisher)",
+    )
     p.set_defaults(func=run_add)
 
 
@@ -123,11 +138,47 @@ def _clean(text: object) -> str:
     return clean(text)
 
 
+def _with_ids(
+    publishers: list[PublisherIdentity], repository_id: str | None, owner_id: str | None
+) -> list[PublisherIdentity]:
+    """Apply --repository-id / --owner-id to the one GitHub/GitLab publisher given."""
+    from dataclasses import replace
+
+    from safe_pip.models import GITHUB, GITLAB
+    from safe_pip.policy.file import IdentityError, validate_identity_table
+
+    if not repository_id and not owner_id:
+        return publishers
+    if len(publishers) != 1 or publishers[0].kind not in (GITHUB, GITLAB):
+        raise ConfigError(
+            "--repository-id / --owner-id pin the ids of exactly one GitHub or GitLab "
+            "--publisher; add the others with separate commands"
+        )
+    pinned = replace(
+        publishers[0],
+        repository_id=repository_id or publishers[0].repository_id,
+        repository_owner_id=owner_id or publishers[0].repository_owner_id,
+    )
+    table = {**pinned.to_table()}
+    for key in ("repository_id", "repository_owner_id"):
+        value = getattr(pinned, key)
+        if value:
+            table[key] = value
+    try:
+        return [validate_identity_table(table)]
+    except IdentityError as exc:
+        flag = {"repository_id": "--repository-id", "repository_owner_id": "--owner-id"}.get(
+            exc.key or "", "--publisher"
+        )
+        raise ConfigError(f"{flag}: {exc}") from None
+
+
 def run_add(args: argparse.Namespace) -> int:
     from safe_pip.policy.file import validate_project_name
 
     name = validate_project_name(args.name)
     publishers = [_identity(p, args.environment) for p in args.publisher]
+    publishers = _with_ids(publishers, args.repository_id, args.owner_id)
     doc = _open_doc(args)
     created = not doc.location.exists
     added = doc.add_package(args.name, publishers)
@@ -140,12 +191,23 @@ def run_add(args: argparse.Namespace) -> int:
     if created:
         print(f"created {doc.path}")
     for p in added:
-        print(f"{where}: [[package]] {name} now allows {_clean(p.describe())}")
+        print(f"{where}: [[package]] {name} now allows {_describe([p])}")
     return EXIT_OK
 
 
 def _describe(identities: list[PublisherIdentity]) -> str:
-    return _clean(" and ".join(i.describe() for i in identities))
+    def one(i: PublisherIdentity) -> str:
+        ids = [
+            f"{label} {value}"
+            for label, value in (
+                ("repository id", i.repository_id),
+                ("owner id", i.repository_owner_id),
+            )
+            if value
+        ]
+        return i.describe() + (f" ({', '.join(ids)})" if ids else "")
+
+    return _clean(" and ".join(one(i) for i in identities))
 
 
 # ------------------------------------------------------------------------------ remove
@@ -355,8 +417,13 @@ def run_unsigned(args: argparse.Namespace) -> int:
         ) from None
     if not args.versions.strip():
         raise ConfigError("--versions must not be empty (e.g. ==1.16.0)")
-    if not args.reason.strip():
-        raise ConfigError("--reason must not be empty")
+    from safe_pip.policy.file import is_placeholder_reason
+
+    if is_placeholder_reason(args.reason):
+        raise ConfigError(
+            f"--reason {args.reason.strip()!r} is a placeholder: say why this unsigned release "
+            "is acceptable"
+        )
     expires: date | None = None
     if args.expires:
         try:
@@ -390,10 +457,89 @@ def run_unsigned(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+# ------------------------------------------------------------------------------ defaults
+
+
+def _register_defaults(
+    sub: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser
+) -> None:
+    p = sub.add_parser(
+        "defaults",
+        parents=[common],
+        help="set policy defaults ([defaults]) from the command line",
+        description="Set [defaults] keys of the policy file, e.g. "
+        "'safe-pip allow defaults require-attestation=false index-history-depth=10'. "
+        "Values: true/false for require-attestation, trust-on-first-use, allow-sdist; "
+        "error/warn for on-publisher-change, on-attestation-downgrade; an integer 0-100 for "
+        "index-history-depth. Without KEY=VALUE, print the current defaults.",
+    )
+    p.add_argument("settings", metavar="KEY=VALUE", nargs="*", help="defaults to set")
+    p.set_defaults(func=run_defaults)
+
+
+def _default_value(key: str, text: str) -> bool | str | int:
+    from safe_pip.policy.file import DEFAULT_KINDS
+
+    kind = DEFAULT_KINDS.get(key)
+    if kind is None:
+        raise ConfigError(f"unknown default {key!r}; known: {', '.join(DEFAULT_KINDS)}")
+    value = text.strip()
+    if kind == "bool":
+        if value.lower() in ("true", "yes", "on", "1"):
+            return True
+        if value.lower() in ("false", "no", "off", "0"):
+            return False
+        raise ConfigError(f"{key}={text}: use true or false")
+    if kind == "int":
+        try:
+            return int(value)
+        except ValueError:
+            raise ConfigError(f"{key}={text}: use an integer") from None
+    return value
+
+
+def run_defaults(args: argparse.Namespace) -> int:
+    if not args.settings:
+        from safe_pip.policy.file import load_policy
+
+        explicit = Path(args.policy) if args.policy else None
+        d = load_policy(explicit).defaults
+        for key, attr in (
+            ("require-attestation", d.require_attestation),
+            ("trust-on-first-use", d.trust_on_first_use),
+            ("on-publisher-change", d.on_publisher_change),
+            ("on-attestation-downgrade", d.on_attestation_downgrade),
+            ("allow-sdist", d.allow_sdist),
+            ("index-history-depth", d.index_history_depth),
+        ):
+            print(f"{key} = {str(attr).lower() if isinstance(attr, bool) else attr}")
+        return EXIT_OK
+    settings: list[tuple[str, bool | str | int]] = []
+    for item in args.settings:
+        key, eq, text = item.partition("=")
+        if not eq:
+            raise ConfigError(f"{item!r}: write KEY=VALUE, e.g. require-attestation=false")
+        settings.append((key.strip(), _default_value(key.strip(), text)))
+    doc = _open_doc(args)
+    created = not doc.location.exists
+    changed = [key for key, value in settings if doc.set_default(key, value)]
+    if not changed:
+        print(f"{doc.path}: defaults already set; nothing changed")
+        return EXIT_OK
+    doc.save()
+    if created:
+        print(f"created {doc.path}")
+    for key, value in settings:
+        if key in changed:
+            shown = str(value).lower() if isinstance(value, bool) else value
+            print(f"{doc.path}: [defaults] {key} = {shown}")
+    return EXIT_OK
+
+
 #: The ``allow`` subcommands, in --help order. Add ``learn`` here.
 SUBCOMMANDS: list[
     Callable[[argparse._SubParsersAction[argparse.ArgumentParser], argparse.ArgumentParser], None]
-] = [_register_add, _register_remove, _register_list, _register_unsigned]
+] = [_register_add, _register_remove, _register_list, _register_unsigned, _register_defaults]
 
 
 def _register_learn(

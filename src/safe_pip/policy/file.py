@@ -91,6 +91,8 @@ class Policy:
     packages: dict[str, PackageRule] = field(default_factory=dict)
     unsigned: tuple[UnsignedException, ...] = ()
     path: Path | None = None
+    #: named by --policy (not found by the usual search): printed fixes must name it too
+    explicit: bool = False
 
     @classmethod
     def default(cls) -> Policy:
@@ -276,6 +278,19 @@ def parse_publisher_shorthand(text: str, *, environment: str | None = None) -> P
         if environment:
             table["environment"] = environment
     return validate_identity_table(table)
+
+
+_PLACEHOLDER = re.compile(r"^\W*(REVIEW|TODO|FIXME|XXX|TBD|CHANGEME)\b", re.IGNORECASE)
+_PLACEHOLDER_TEXTS = frozenset(
+    {"why this unsigned release is acceptable", "why", "reason", "ok", "n/a", "na", "-", "."}
+)
+
+
+def is_placeholder_reason(text: str) -> bool:
+    """A reason nobody wrote: ``REVIEW: ...`` (what ``allow learn`` proposes), TODO, FIXME,
+    or the documentation's own example. Such a reason never makes an entry count."""
+    t = text.strip()
+    return not t or bool(_PLACEHOLDER.match(t)) or t.casefold() in _PLACEHOLDER_TEXTS
 
 
 _PROJECT_NAME = re.compile(r"^([A-Za-z0-9]|[A-Za-z0-9][A-Za-z0-9._-]*[A-Za-z0-9])$", re.ASCII)
@@ -482,6 +497,11 @@ _DEFAULT_KEYS: dict[str, str] = {
 }
 _BOOL_DEFAULTS = {"require-attestation", "trust-on-first-use", "allow-sdist"}
 _CHANGE_DEFAULTS = {"on-publisher-change", "on-attestation-downgrade"}
+#: How each [defaults] key is written on the command line (``allow defaults KEY=VALUE``).
+DEFAULT_KINDS: dict[str, str] = {
+    k: "bool" if k in _BOOL_DEFAULTS else ("choice" if k in _CHANGE_DEFAULTS else "int")
+    for k in _DEFAULT_KEYS
+}
 MAX_INDEX_HISTORY_DEPTH = 100
 _TOP_KEYS = ("defaults", "package", "unsigned")
 _PACKAGE_KEYS = ("name", "publishers")
@@ -646,6 +666,14 @@ def _parse_unsigned(raw: object, i: int, err: _Errors) -> UnsignedException:
     if not isinstance(reason, str) or not reason.strip():
         raise err.error(
             f'[[unsigned]] {name} needs reason = "why this unsigned release is acceptable"',
+            *path,
+            "reason",
+        )
+    if is_placeholder_reason(reason):
+        raise err.error(
+            f"[[unsigned]] {name}: reason {reason.strip()!r} is a placeholder, not a review: "
+            "write why this unsigned release is acceptable, or accept or reject pending "
+            "proposals with 'safe-pip allow review'",
             *path,
             "reason",
         )
@@ -817,11 +845,24 @@ def load_policy(
             f"{loc.path}: policy file not found (named by {source})",
             fix="create it with 'safe-pip allow add ...' or fix the path",
         )
-    return parse_policy(_read(loc.path), loc.path, pyproject=loc.pyproject)
+    policy = parse_policy(_read(loc.path), loc.path, pyproject=loc.pyproject)
+    return replace(policy, explicit=True) if explicit is not None else policy
 
 
 # ---------------------------------------------------------------------------------------------
 # Editing
+
+
+def identity_key(identity: PublisherIdentity) -> tuple[tuple[str, str], ...]:
+    """What a policy entry says about a publisher: its PEP 740 table plus the numeric id pins.
+    Certificate-only facts (ref, issuer, where the environment came from) are not part of it,
+    so the same publisher seen in two releases is the same entry."""
+    values = dict(identity.to_table())
+    for key in ("repository_id", "repository_owner_id"):
+        value = getattr(identity, key)
+        if value:
+            values[key] = value
+    return tuple(sorted(values.items()))
 
 
 def atomic_write_text(path: Path, text: str) -> None:
@@ -960,45 +1001,87 @@ class PolicyDocument:
         self, name: str, publishers: Iterable[PublisherIdentity]
     ) -> list[PublisherIdentity]:
         """Add publishers for ``name`` (creating its [[package]] entry). Returns the
-        publishers that were not already listed."""
+        publishers that changed the file: new ones, and listed ones whose numeric id pins
+        (``repository_id``, ``repository_owner_id``) were added or replaced.
+
+        Publishers are compared by :func:`identity_key` (table plus id pins), never by
+        certificate-only facts, so adding what is already listed changes nothing."""
         import tomlkit
 
         canon = canonicalize_name(name)
-        pubs = list(publishers)
+        pubs: list[PublisherIdentity] = []
+        for p in publishers:
+            if all(identity_key(p) != identity_key(q) for q in pubs):
+                pubs.append(p)
         if not pubs:
             raise ConfigError("allow add needs at least one --publisher")
         existing = self.policy.packages.get(canon)
-        added: list[PublisherIdentity] = []
+        changed: list[PublisherIdentity] = []
         if existing is not None:
             aot = self._aot("package", create=False)
             for table in aot:
-                if canonicalize_name(str(table.get("name", ""))) == canon:
-                    arr = table["publishers"]
-                    have = list(existing.publishers)
-                    for p in pubs:
-                        if p not in have and p not in added:
-                            added.append(p)
-                    if added:
-                        if len(arr) + len(added) > 1:
-                            arr.multiline(True)
-                        for p in added:
-                            arr.append(self._publisher_item(p))
-                    break
+                if canonicalize_name(str(table.get("name", ""))) != canon:
+                    continue
+                arr = table["publishers"]
+                have = list(existing.publishers)
+                for p in pubs:
+                    if any(identity_key(p) == identity_key(q) for q in have):
+                        continue
+                    pins = p.repository_id or p.repository_owner_id
+                    same = [i for i, q in enumerate(have) if q.to_table() == p.to_table()]
+                    if pins and same:
+                        # the same publisher by name: pin (or re-pin) its numeric ids
+                        for i in same:
+                            arr[i] = self._publisher_item(p)
+                            have[i] = p
+                    else:
+                        arr.append(self._publisher_item(p))
+                        have.append(p)
+                    changed.append(p)
+                if changed and len(arr) > 1:
+                    arr.multiline(True)
+                break
         else:
             entry = tomlkit.table()
             entry["name"] = name
             arr = tomlkit.array()
             for p in pubs:
-                if p not in added:
-                    added.append(p)
-                    arr.append(self._publisher_item(p))
+                changed.append(p)
+                arr.append(self._publisher_item(p))
             if len(arr) > 1:
                 arr.multiline(True)
             entry["publishers"] = arr
             entry.add(tomlkit.nl())
             self._aot("package", create=True).append(entry)
         self._revalidate()
-        return added
+        return changed
+
+    def set_default(self, key: str, value: bool | str | int) -> bool:
+        """Set ``[defaults] key = value`` (validated like a hand-written file). Returns
+        whether the file changed."""
+        import tomlkit
+
+        if key not in _DEFAULT_KEYS:
+            raise ConfigError(
+                f"unknown default {key!r}; known: " + ", ".join(_DEFAULT_KEYS)
+            )
+        root = self._root(create=True)
+        if "defaults" not in root:
+            root.add("defaults", tomlkit.table())  # a [defaults] header is valid anywhere
+        defaults = root["defaults"]
+        before = defaults.get(key)
+        if before is not None and _unwrap(before) == value and type(_unwrap(before)) is type(value):
+            return False
+        defaults[key] = value
+        try:
+            self._revalidate()
+        except ConfigError:
+            if before is None:
+                del defaults[key]
+            else:
+                defaults[key] = before
+            raise
+        return True
 
     def remove_package(self, name: str) -> tuple[int, int]:
         """Remove ``name``'s [[package]] and [[unsigned]] entries: (packages, unsigned) removed."""

@@ -247,25 +247,42 @@ def _q(value: str) -> str:
     return shlex.quote(value)
 
 
-def allow_add_command(project: str, identity: PublisherIdentity) -> str:
+#: The reason the printed fixes give. Not a placeholder: running a fix as printed is the
+#: review (the user read the refusal above it); ``allow review`` refuses placeholders.
+FIX_REASON = "reviewed after a safe-pip refusal"
+
+
+def _policy_arg(policy: Policy | None) -> str:
+    """``--policy PATH`` when the policy was named on the command line: the fix must edit the
+    file the next run reads (``$SAFE_PIP_POLICY`` and ./safe-pip.toml are found again)."""
+    if policy is not None and policy.explicit and policy.path is not None:
+        return f" --policy {_q(str(policy.path))}"
+    return ""
+
+
+def allow_add_command(
+    project: str, identity: PublisherIdentity, policy: Policy | None = None
+) -> str:
+    """``safe-pip allow add`` for ``identity``, pinning the numeric ids the certificate
+    carried (so the fix also accepts a re-created repository, and only that one)."""
     cmd = f"safe-pip allow add {_q(project)} --publisher {_q(format_shorthand(identity))}"
     if identity.environment and identity.kind in (GITHUB, GITLAB):
         cmd += f" --environment {_q(identity.environment)}"
-    return cmd
+    if identity.kind in (GITHUB, GITLAB):
+        if identity.repository_id:
+            cmd += f" --repository-id {_q(identity.repository_id)}"
+        if identity.repository_owner_id:
+            cmd += f" --owner-id {_q(identity.repository_owner_id)}"
+    return cmd + _policy_arg(policy)
 
 
-def allow_unsigned_command(project: str, version: str, sha256: str) -> str:
+def allow_unsigned_command(
+    project: str, version: str, sha256: str, policy: Policy | None = None
+) -> str:
     cmd = f"safe-pip allow unsigned {_q(project)} --versions {_q('==' + version)}"
     if sha256:
         cmd += f" --sha256 {_q(sha256)}"
-    return cmd + " --reason 'REVIEWED: why this unsigned release is acceptable'"
-
-
-def forget_command(project: str) -> str:
-    return (
-        f"safe-pip history forget {_q(project)} --reason "
-        "'REVIEWED: repository re-created by its legitimate owner'"
-    )
+    return cmd + f" --reason {_q(FIX_REASON)}" + _policy_arg(policy)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -454,7 +471,7 @@ def _decide_unsigned(
             _unsigned_label(policy, exc),
         )
     suffix = ("; " + "; ".join(notes)) if notes else ""
-    fix = allow_unsigned_command(name, ref.version, result.sha256)
+    fix = allow_unsigned_command(name, ref.version, result.sha256, policy)
     rule = policy.packages.get(name)
     # Without history: refused when the project is allowlisted or attestation is required.
     otherwise_refused = rule is not None or policy.defaults.require_attestation
@@ -563,7 +580,7 @@ def _decide_verified(
                     f"{recreated.detail}",
                     f"history; {label}",
                     expected=matched,
-                    fix=forget_command(name),
+                    fix=allow_add_command(name, seen, policy),
                 )
             return _verdict(
                 ref,
@@ -587,7 +604,7 @@ def _decide_verified(
             f"{_describe(rule.publishers)}{detail}",
             label,
             expected=rule.publishers,
-            fix=allow_add_command(name, seen),
+            fix=allow_add_command(name, seen, policy),
         )
     tofu = policy.defaults.trust_on_first_use
     if known:
@@ -621,7 +638,7 @@ def _decide_verified(
                 f"{name} has no [[package]] entry and trust-on-first-use is off",
                 "defaults.trust-on-first-use",
                 expected=known,
-                fix=allow_add_command(name, seen),
+                fix=allow_add_command(name, seen, policy),
             )
         change = classify_change(seen, matched or known)
         assert change is not None
@@ -645,7 +662,7 @@ def _decide_verified(
             reason,
             "history" if is_recreated or not tofu else "history; defaults.on-publisher-change",
             expected=known,
-            fix=forget_command(name) if is_recreated else allow_add_command(name, seen),
+            fix=allow_add_command(name, seen, policy),
         )
     if tofu:
         return _verdict(
@@ -665,7 +682,7 @@ def _decide_verified(
         f"signed by {seen.describe()}, but {name} has no [[package]] entry and "
         "trust-on-first-use is off",
         "defaults.trust-on-first-use",
-        fix=allow_add_command(name, seen),
+        fix=allow_add_command(name, seen, policy),
     )
 
 
