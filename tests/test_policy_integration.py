@@ -113,7 +113,10 @@ def test_rename_and_recreation_are_told_apart(
     code, [doc] = inspect(capsys, trust_root, server, "alpha==3.0")
     assert (code, doc["code"]) == (1, "refused-publisher-change")
     assert "re-created" in str(doc["reason"])
-    assert "safe-pip allow add alpha --publisher github:acme/alpha@release.yml --repository-id" in str(doc["fix"])
+    assert (
+        "safe-pip allow add alpha --publisher github:acme/alpha@release.yml --repository-id"
+        in str(doc["fix"])
+    )
 
 
 def test_downgrade_caught_on_first_sight_from_index_history(

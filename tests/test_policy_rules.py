@@ -488,7 +488,8 @@ CASES = [
         history=(("0.9", A),),
         rule="history; safe-pip.toml:5 [[package]] widget",
         reason=("re-created", "repository id 100", "repository id 999"),
-        fix="safe-pip allow add widget --publisher github:acme/widget@release.yml --repository-id 999",
+        fix="safe-pip allow add widget --publisher github:acme/widget@release.yml "
+        "--repository-id 999",
     ),
     Case(
         "allowlist-matches-history-without-ids",
@@ -654,7 +655,8 @@ CASES = [
         history=(("1.0", A),),
         rule="history",
         reason=("re-created", "always refused"),
-        fix="safe-pip allow add gadget --publisher github:acme/widget@release.yml --repository-id 999",
+        fix="safe-pip allow add gadget --publisher github:acme/widget@release.yml "
+        "--repository-id 999",
     ),
     Case(
         "recreated-owner-account",

@@ -41,8 +41,16 @@ def _inspect(
     *extra: str,
 ) -> tuple[int, dict[str, object]]:
     code = main(
-        ["inspect", target, "--trust-root", str(trust_root), "-i", server.index_url, "--json"]
-        + list(extra)
+        [
+            "inspect",
+            target,
+            "--trust-root",
+            str(trust_root),
+            "-i",
+            server.index_url,
+            "--json",
+            *extra,
+        ]
     )
     [doc] = json.loads(capsys.readouterr().out)
     return code, doc

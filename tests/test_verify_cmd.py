@@ -140,7 +140,7 @@ def test_each_problem_fails_with_its_own_reason_and_line(
     assert code == 1
     for name in bad:
         assert f"pylock.toml:{bad[name]['line']}" in out
-    assert "4 failed" in out
+    assert "4 refused" in out
 
 
 def test_sarif_validates_and_points_at_lock_lines(
@@ -154,7 +154,7 @@ def test_sarif_validates_and_points_at_lock_lines(
         [str(lock), "--format", "sarif", "--output", str(sarif_path)], capsys, trust_root
     )
     assert code == 1
-    assert "4 failed" in err
+    assert "4 refused" in err
     doc = json.loads(sarif_path.read_text())
     schema = json.loads(SCHEMA.read_text())
     jsonschema.Draft4Validator.check_schema(schema)
@@ -778,3 +778,41 @@ def test_evidence_naming_a_file_of_another_version_fails(
     assert code == 1, out + err
     (f,) = _files(json.loads(out))
     assert (f["code"], f["line"]) == ("name-version-mismatch", 2)
+
+
+def test_summaries_split_verified_unsigned_allowed_and_refused(
+    index: IndexServer, workdir: Path, trust_root: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An unsigned file the policy allows is never counted as verified: text, JSON, SARIF
+    and JUnit all say verified / unsigned but allowed / refused."""
+    names = ["pkg01", "nosig", "hijacked"]
+    lock = workdir / "pylock.toml"
+    lock.write_text(pylock_text(index, names, identities={"hijacked": [_ident("hijacked")]}))
+    (workdir / "safe-pip.toml").write_text(
+        '[[unsigned]]\nname = "nosig"\nversions = "==1.0"\nreason = "vendored, reviewed"\n'
+    )
+    n_good = len(index.dists("pkg01"))
+    code, out, _ = _run([str(lock), "--format", "json"], capsys, trust_root)
+    assert code == 1
+    summary = json.loads(out)["summary"]
+    assert (summary["verified"], summary["unsigned_allowed"], summary["refused"]) == (
+        n_good,
+        1,
+        1,
+    )
+    code, out, _ = _run([str(lock)], capsys, trust_root)
+    last = out.splitlines()[-1]
+    assert f"{n_good + 2} file(s): {n_good} verified, 1 unsigned but allowed, 1 refused" in last
+    code, out, _ = _run([str(lock), "--quiet"], capsys, trust_root)
+    assert out.splitlines() == [last.split(" (")[0] + " (" + out.split(" (", 1)[1].strip()]
+    assert len(out.splitlines()) == 1
+    code, out, _ = _run([str(lock), "--format", "sarif"], capsys, trust_root)
+    assert json.loads(out)["runs"][0]["properties"]["summary"]["unsigned_allowed"] == 1
+    code, out, _ = _run([str(lock), "--format", "junit"], capsys, trust_root)
+    root = ET.fromstring(out)  # noqa: S314 - our own output
+    assert root.get("skipped") == "1"
+    skipped = [c for c in root.iter("testcase") if c.find("skipped") is not None]
+    assert [c.get("name") for c in skipped] == [index.dists("nosig")[0].filename]
+    props = {p.get("name"): p.get("value") for p in root.iter("property")}
+    assert props["safe-pip.verified"] == str(n_good)
+    assert props["safe-pip.unsigned_allowed"] == "1"

@@ -7,9 +7,12 @@ import json
 import re
 import sys
 from collections.abc import Sequence
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from safe_pip.models import Action, Verdict
+
+if TYPE_CHECKING:
+    from safe_pip.output.terminal import Style
 
 # C0/C1 control characters (ESC included) and Unicode bidi/format characters.
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2066-\u2069]")
@@ -90,43 +93,25 @@ def _fmt_time(epoch: int | None) -> str:
     return datetime.fromtimestamp(epoch, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def refusal_table(verdicts: Sequence[Verdict]) -> str:
-    """One table of the refused (and warned) files, as ``install`` prints it."""
-    rows = [v for v in verdicts if v.action is not Action.ALLOW]
-    headers = ("project", "version", "file", "verdict", "identity seen", "expected", "reason")
-    body = [
-        (
-            clean(v.project, limit=40),
-            clean(v.version, limit=20),
-            clean(v.filename, limit=60),
-            v.code.value,
-            clean(v.identity.describe(), limit=60) if v.identity else "-",
-            clean("; ".join(e.describe() for e in v.expected), limit=60) if v.expected else "-",
-            clean(v.reason, limit=70),
-        )
-        for v in rows
-    ]
-    widths = [
-        max(len(h), *(len(r[i]) for r in body)) if body else len(h) for i, h in enumerate(headers)
-    ]
-    fmt = "  ".join(f"{{:{w}}}" for w in widths[:-1]) + "  {}"
-    out = [fmt.format(*headers), fmt.format(*("-" * w for w in widths))]
-    out += [fmt.format(*r) for r in body]
-    out.append("")
-    for v in rows:
-        out.append(f"{clean(v.filename, limit=100)}: {clean(v.reason, limit=800)}")
-    fixes = [(v, v.fix) for v in rows if v.fix and v.action is Action.REFUSE]
-    if fixes:
-        out.append("")
-        out.append("If you decide to trust these files anyway:")
-        out += [f"  {clean(fix, limit=400)}" for _v, fix in fixes]
+def refusal_table(verdicts: Sequence[Verdict], style: Style | None = None) -> str:
+    """The refused (and warned) files, as ``install`` prints them: one block per project and
+    release (each reason once, the files it applies to, one fix per release), fitted to the
+    terminal width of stderr, then the summary line."""
+    from safe_pip.output.grouped import render_rows, row_of, summary_line, verdict_counts
+    from safe_pip.output.terminal import Style as _Style
+
+    style = style or _Style.for_stream(sys.stderr)
+    out = ["safe-pip: refused or warned, per project and release:"]
+    from dataclasses import replace
+
+    inner = replace(style, width=style.width - 2)
+    out += ["  " + line for line in render_rows([row_of(v) for v in verdicts], inner)]
+    out.append(summary_line(verdict_counts(verdicts), style))
     return "\n".join(out)
 
 
 def summary(verdicts: Sequence[Verdict]) -> str:
-    refused = sum(1 for v in verdicts if v.action is Action.REFUSE)
-    warned = sum(1 for v in verdicts if v.action is Action.WARN)
-    ok = len(verdicts) - refused - warned
-    return (
-        f"{len(verdicts)} file(s): {ok} allowed, {warned} allowed with warnings, {refused} refused"
-    )
+    """verified / unsigned but allowed / warned / refused / could not check."""
+    from safe_pip.output.grouped import verdict_counts
+
+    return verdict_counts(verdicts).line()

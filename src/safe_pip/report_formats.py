@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from dataclasses import replace
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -26,6 +27,8 @@ from safe_pip.lockverify import (
     lock_identity_table,
 )
 from safe_pip.models import PublisherIdentity
+from safe_pip.output.grouped import Category, Counts, Row, counts, render_rows, summary_line
+from safe_pip.output.terminal import Style
 from safe_pip.render import clean, clean_json
 
 JSON_SCHEMA = "safe-pip-verify/1"
@@ -137,14 +140,44 @@ def _describe(identity: PublisherIdentity) -> str:
     return identity.describe() + (f" ({', '.join(ids)})" if ids else "")
 
 
+def _category(o: FileOutcome) -> Category:
+    if o.status == "ok":
+        return "verified" if o.verified else "unsigned"
+    return {"warn": "warn", "fail": "refused", "error": "error"}[o.status]  # type: ignore[return-value]
+
+
+def _row(o: FileOutcome) -> Row:
+    return Row(
+        project=o.package.name,
+        version=o.package.version,
+        filename=o.filename or "(lock entry)",
+        category=_category(o),
+        code=o.code,
+        reason=o.reason,
+        fix=o.fix if o.status in ("fail", "error") else "",
+        identity=o.identity,
+        expected=o.expected,
+        where=f"{_rel(o.lock)}:{o.line}",
+    )
+
+
+def split_counts(run: VerifyRun) -> Counts:
+    """verified / unsigned but allowed / warned / refused / could not check."""
+    return counts(_category(o) for o in run.outcomes)
+
+
 def _counts(run: VerifyRun) -> dict[str, int]:
     outs = run.outcomes
+    split = split_counts(run)
     return {
         "files": len(outs),
         "ok": sum(1 for o in outs if o.status == "ok"),
         "warn": sum(1 for o in outs if o.status == "warn"),
         "fail": sum(1 for o in outs if o.status == "fail"),
         "error": sum(1 for o in outs if o.status == "error"),
+        "verified": split.verified,
+        "unsigned_allowed": split.unsigned_allowed,
+        "refused": split.refused,
     }
 
 
@@ -183,39 +216,33 @@ def render_json(run: VerifyRun) -> str:
 
 # -- text --------------------------------------------------------------------------------------
 
-_MARK = {"ok": "ok", "warn": "WARN", "fail": "FAIL", "error": "ERROR"}
 
-
-def render_text(run: VerifyRun, *, verbose: bool = False) -> str:
+def render_text(
+    run: VerifyRun, *, verbose: bool = False, quiet: bool = False, style: Style | None = None
+) -> str:
+    """One block per project and release (its reasons once, one fix per release), fitted to
+    the width of ``style``; ``quiet``: the summary line only."""
+    style = style or Style()
     out: list[str] = []
-    for r in run.reports:
-        out.append(f"{clean(r.lock.path)} ({r.lock.format}, {len(r.lock.packages)} packages)")
-        for o in r.outcomes:
-            if o.status == "ok" and not verbose:
-                continue
-            where = f"{clean(_rel(o.lock))}:{o.line}"
-            out.append(f"  {_MARK[o.status]:5} {where}  {clean(_what(o))}")
-            out.append(f"        {o.code}: {clean(o.reason, limit=600)}")
-            if o.identity is not None and o.status != "ok":
-                out.append(f"        identity seen: {clean(_describe(o.identity))}")
-            if o.expected and o.status != "ok":
-                out.append(
-                    "        expected: " + "; ".join(clean(_describe(e)) for e in o.expected)
-                )
-            if o.fix and o.status in ("fail", "error"):
-                out.append(f"        fix: {clean(o.fix, limit=600)}")
-        written = run.written.get(str(r.lock.path))
-        if written:
+    if not quiet:
+        for r in run.reports:
             out.append(
-                f"  wrote attestation-identities for {len(written)} package(s): "
-                + ", ".join(clean(n) for n in written)
+                style.paint(
+                    f"{clean(r.lock.path)} ({r.lock.format}, {len(r.lock.packages)} packages)",
+                    "bold",
+                )
             )
-    c = _counts(run)
-    out.append(
-        f"{c['files']} file(s) checked: {c['ok']} verified, {c['warn']} allowed with warnings, "
-        f"{c['fail']} failed, {c['error']} could not be checked ({run.elapsed:.2f}s; "
-        f"{clean(run.trust_root)})"
-    )
+            inner = replace(style, width=style.width - 2)
+            rows = [_row(o) for o in r.outcomes]
+            out += ["  " + line for line in render_rows(rows, inner, verbose=verbose)]
+            written = run.written.get(str(r.lock.path))
+            if written:
+                out.append(
+                    f"  wrote attestation-identities for {len(written)} package(s): "
+                    + ", ".join(clean(n) for n in written)
+                )
+    c = split_counts(run)
+    out.append(f"{summary_line(c, style)} ({run.elapsed:.2f}s; {clean(run.trust_root)})")
     return "\n".join(out) + "\n"
 
 
@@ -315,6 +342,7 @@ def to_sarif(run: VerifyRun) -> dict[str, Any]:
                         "exitCode": run.exit_code,
                     }
                 ],
+                "properties": {"summary": split_counts(run).to_json()},
                 "results": results,
             }
         ],
@@ -339,7 +367,8 @@ def render_junit(run: VerifyRun) -> str:
             "tests": str(c["files"]),
             "failures": str(c["fail"]),
             "errors": str(c["error"]),
-            "skipped": "0",
+            # an unsigned file the policy allows is reported as skipped: allowed, not verified
+            "skipped": str(c["unsigned_allowed"]),
             "time": f"{run.elapsed:.3f}",
         },
     )
@@ -353,10 +382,13 @@ def render_junit(run: VerifyRun) -> str:
                 "tests": str(len(outs)),
                 "failures": str(sum(1 for o in outs if o.status == "fail")),
                 "errors": str(sum(1 for o in outs if o.status == "error")),
-                "skipped": "0",
+                "skipped": str(sum(1 for o in outs if _category(o) == "unsigned")),
                 "time": f"{run.elapsed:.3f}",
             },
         )
+        props = ET.SubElement(suite, "properties")
+        for key, value in counts(_category(o) for o in outs).to_json().items():
+            ET.SubElement(props, "property", {"name": f"safe-pip.{key}", "value": str(value)})
         for o in outs:
             case = ET.SubElement(
                 suite,
@@ -384,6 +416,9 @@ def render_junit(run: VerifyRun) -> str:
             elif o.status == "error":
                 el = ET.SubElement(case, "error", {"type": o.code, "message": message})
                 el.text = details
+            elif _category(o) == "unsigned":
+                el = ET.SubElement(case, "skipped", {"message": f"unsigned, allowed: {message}"})
+                el.text = details
             else:
                 out = ET.SubElement(case, "system-out")
                 out.text = details
@@ -391,11 +426,18 @@ def render_junit(run: VerifyRun) -> str:
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
 
 
-def render(run: VerifyRun, fmt: str, *, verbose: bool = False) -> str:
+def render(
+    run: VerifyRun,
+    fmt: str,
+    *,
+    verbose: bool = False,
+    quiet: bool = False,
+    style: Style | None = None,
+) -> str:
     if fmt == "json":
         return render_json(run)
     if fmt == "sarif":
         return render_sarif(run)
     if fmt == "junit":
         return render_junit(run)
-    return render_text(run, verbose=verbose)
+    return render_text(run, verbose=verbose, quiet=quiet, style=style)

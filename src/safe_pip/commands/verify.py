@@ -90,6 +90,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "-j", "--jobs", type=int, default=16, metavar="N", help="parallel requests (default 16)"
     )
     p.add_argument("-v", "--verbose", action="store_true", help="text: list verified files too")
+    p.add_argument("-q", "--quiet", action="store_true", help="text: print the summary line only")
     add_trust_options(p)
     add_policy_options(p)
     p.set_defaults(func=run)
@@ -196,7 +197,9 @@ def run(args: argparse.Namespace) -> int:
             cache_dir=cache.root if cache else None,
             jobs=args.jobs,
         )
-        progress = ProgressLine("verifying", quiet=args.format != "text" and not args.output)
+        progress = ProgressLine(
+            "verifying", quiet=args.quiet or (args.format != "text" and not args.output)
+        )
         result = verify_locks(locks, checker, opts, progress=progress)
     finally:
         store.close()
@@ -207,7 +210,10 @@ def run(args: argparse.Namespace) -> int:
             if report.lock.path.resolve() == target.resolve():
                 result.written[str(target)] = write_identities(target, report)
 
-    text = render(result, args.format, verbose=args.verbose)
+    from safe_pip.output.terminal import Style
+
+    style = Style.for_stream(sys.stdout) if not args.output else Style()
+    text = render(result, args.format, verbose=args.verbose, quiet=args.quiet, style=style)
     if args.output:
         try:
             Path(args.output).write_text(text, encoding="utf-8")

@@ -91,6 +91,7 @@ def report_doc(outcome: Outcome, pip: PipArgs) -> dict[str, Any]:
             "allowed": len(outcome.verdicts) - refused - warned,
             "warned": warned,
             "refused": refused,
+            **split_counts(outcome.verdicts),
         },
         "files": files,
         "sdist_builds": outcome.sdist_builds,
@@ -138,3 +139,24 @@ def _check_report_path(own: argparse.Namespace) -> None:
             f"cannot write the report {path}: its folder does not exist or is not writable",
             fix="give --report a path in a writable folder",
         )
+
+
+def checked_text(verdicts: Sequence[Verdict]) -> str:
+    """``3 file(s) checked: 2 verified, 1 unsigned but allowed`` (never "3 verified")."""
+    from safe_pip.output.grouped import verdict_counts
+
+    c = verdict_counts(verdicts)
+    text = f"{c.files} file(s) checked: {c.verified} verified"
+    if c.unsigned_allowed:
+        text += f", {c.unsigned_allowed} unsigned but allowed"
+    if c.warned:
+        text += f", {c.warned} allowed with warnings"
+    return text
+
+
+def split_counts(verdicts: Sequence[Verdict]) -> dict[str, int]:
+    """verified / unsigned_allowed / could_not_check, beside allowed / warned / refused."""
+    from safe_pip.output.grouped import verdict_counts
+
+    c = verdict_counts(verdicts).to_json()
+    return {k: c[k] for k in ("verified", "unsigned_allowed", "could_not_check")}

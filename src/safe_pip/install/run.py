@@ -29,7 +29,7 @@ from safe_pip.install import piprun
 from safe_pip.install.apply import _build_files, _build_sdists, _install, _StepFailed
 from safe_pip.install.args import PipArgs
 from safe_pip.install.piprun import PrestartedPip, pip_config_sources, pip_env
-from safe_pip.install.report import Outcome, _check_report_path, _emit, _exit_for
+from safe_pip.install.report import Outcome, _check_report_path, _emit, _exit_for, checked_text
 from safe_pip.install.requirements import FileSource, requirement_file_sources, sdist_build_blocker
 from safe_pip.install.resolve import _resolve_failed, _start_verifying_index, resolve
 from safe_pip.install.verdicts import ENABLE_SDIST_FIX, check_items
@@ -198,7 +198,7 @@ def _verify_and_install(
         if not own.json:
             out.write(f"Would install {names}\n")
         if not quiet:
-            err.write(f"safe-pip: {len(verdicts)} file(s) verified (dry run).\n")
+            err.write(f"safe-pip: {checked_text(verdicts)} (dry run).\n")
         return EXIT_OK
     built: dict[int, tuple[Path, str]] = {}
     if server is not None:
@@ -206,7 +206,7 @@ def _verify_and_install(
     if not quiet:
         extra = f", {len(built)} of them built from verified sdists" if built else ""
         err.write(
-            f"safe-pip: {len(verdicts)} file(s) verified; installing them from a private "
+            f"safe-pip: {checked_text(verdicts)}; installing them from a private "
             f"wheelhouse{extra}.\n"
         )
     # The history records what was verified, before pip installs it (THREATS T20): a run that

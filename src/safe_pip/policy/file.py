@@ -1062,9 +1062,7 @@ class PolicyDocument:
         import tomlkit
 
         if key not in _DEFAULT_KEYS:
-            raise ConfigError(
-                f"unknown default {key!r}; known: " + ", ".join(_DEFAULT_KEYS)
-            )
+            raise ConfigError(f"unknown default {key!r}; known: " + ", ".join(_DEFAULT_KEYS))
         root = self._root(create=True)
         if "defaults" not in root:
             root.add("defaults", tomlkit.table())  # a [defaults] header is valid anywhere
