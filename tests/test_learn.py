@@ -43,8 +43,10 @@ def test_learn_then_inspect_round_trips(
         assert text.startswith("# team policy\n[defaults]\nrequire-attestation = true  # keep\n")
         assert 'name = "alpha"' in text
         assert 'repository = "beta-org/beta"' in text
-        assert '# name = "gamma"' in text  # proposed for review, not allowed
-        assert '\nname = "gamma"' not in text
+        assert "gamma" not in text  # proposed for review, not allowed
+        proposals = (workdir / "safe-pip.proposals.toml").read_text()
+        assert 'name = "gamma"' in proposals
+        assert 'versions = "==1.0"' in proposals
 
         inspect = ["--trust-root", str(trust_root), "-i", server.index_url, "--policy", str(policy)]
         assert main(["inspect", "alpha==2.0", *inspect, "--json"]) == 0

@@ -20,6 +20,7 @@ from safe_pip.errors import EXIT_COULD_NOT_CHECK, EXIT_OK, EXIT_REFUSED, ConfigE
 
 if TYPE_CHECKING:
     from safe_pip.models import PublisherIdentity
+    from safe_pip.policy.proposals import Proposal
 
 LEARN_DESCRIPTION = """\
 Verify the current release of every project a requirements file, a pylock.toml or the current
@@ -40,6 +41,7 @@ class Learned:
     version: str
     publishers: list[PublisherIdentity] = field(default_factory=list)
     unsigned_files: list[str] = field(default_factory=list)
+    unsigned_sha256: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)  # invalid / could not check
     could_not_check: bool = False
 
@@ -208,36 +210,34 @@ def learn(
                 item.publishers.append(ident)
         elif res.status is VerifyStatus.UNSIGNED:
             item.unsigned_files.append(ref.filename)
+            item.unsigned_sha256.append(res.sha256)
         else:
             item.could_not_check |= res.status is VerifyStatus.ERROR
             item.problems.append(f"{ref.filename}: {res.reason}")
     return list(results.values())
 
 
-def _proposal_block(items: list[Learned], today: str) -> str:
-    from safe_pip.render import clean
+def _proposals(items: list[Learned], today: str) -> list[Proposal]:
+    from safe_pip.policy.proposals import Proposal
 
-    lines = [
-        "",
-        f"# Proposed by `safe-pip allow learn` on {today}: these projects publish no",
-        "# attestations. Review each one, then uncomment the entries you accept.",
+    return [
+        Proposal(
+            kind="unsigned",
+            name=it.project,
+            versions=f"=={it.version}",
+            sha256=tuple(sorted(set(it.unsigned_sha256))),
+            learned_version=it.version,
+            evidence=f"{it.project} {it.version} has no attestation on the index",
+            proposed=today,
+        )
+        for it in items
     ]
-    for it in items:
-        name = clean(it.project, limit=100).replace('"', "")
-        version = clean(it.version, limit=60).replace('"', "")
-        lines += [
-            "# [[unsigned]]",
-            f'# name = "{name}"',
-            f'# versions = "=={version}"',
-            '# reason = "REVIEW: upstream publishes no attestations"',
-            "",
-        ]
-    return "\n".join(lines)
 
 
 def run_learn(args: argparse.Namespace) -> int:
     from safe_pip.check import PYPI_SIMPLE
-    from safe_pip.policy.file import PolicyDocument, atomic_write_text
+    from safe_pip.policy.file import PolicyDocument
+    from safe_pip.policy.proposals import ProposalFile, proposals_path
     from safe_pip.render import clean, dump_json
 
     if args.requirements:
@@ -258,13 +258,13 @@ def run_learn(args: argparse.Namespace) -> int:
                 added[item.project] = new
     unsigned = [i for i in learned if i.unsigned_files and not i.publishers and not i.problems]
     today = datetime.now(timezone.utc).date().isoformat()
-    text = doc.text
-    if unsigned:
-        text = text.rstrip("\n") + "\n" + _proposal_block(unsigned, today)
-    if not args.dry_run and (added or unsigned):
-        doc.save()
-        if unsigned:
-            atomic_write_text(doc.path, text)
+    pfile = ProposalFile.load(proposals_path(doc.path))
+    proposed = pfile.add(_proposals(unsigned, today))
+    if not args.dry_run:
+        if added:
+            doc.save()
+        if proposed:
+            pfile.save()
     problems = [i for i in learned if i.problems]
 
     if args.json:
@@ -292,6 +292,11 @@ def run_learn(args: argparse.Namespace) -> int:
             print(f"{verb} {clean(name)}: {who}")
         for i in unsigned:
             print(f"unsigned {clean(i.project)} {clean(i.version)}: proposed [[unsigned]] (review)")
+        if proposed:
+            print(
+                f"{len(proposed)} proposal(s) pending in {pfile.path}: review them with "
+                "'safe-pip allow review'"
+            )
         for i in problems:
             for p in i.problems:
                 print(f"problem {clean(i.project)}: {clean(p, limit=300)}", file=sys.stderr)

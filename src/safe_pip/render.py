@@ -104,7 +104,7 @@ def refusal_table(verdicts: Sequence[Verdict], style: Style | None = None) -> st
     out = ["safe-pip: refused or warned, per project and release:"]
     from dataclasses import replace
 
-    inner = replace(style, width=style.width - 2)
+    inner = replace(style, width=max(0, style.width - 2))
     out += ["  " + line for line in render_rows([row_of(v) for v in verdicts], inner)]
     out.append(summary_line(verdict_counts(verdicts), style))
     return "\n".join(out)

@@ -232,7 +232,7 @@ def render_text(
                     "bold",
                 )
             )
-            inner = replace(style, width=style.width - 2)
+            inner = replace(style, width=max(0, style.width - 2))
             rows = [_row(o) for o in r.outcomes]
             out += ["  " + line for line in render_rows(rows, inner, verbose=verbose)]
             written = run.written.get(str(r.lock.path))

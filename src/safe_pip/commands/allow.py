@@ -550,4 +550,12 @@ def _register_learn(
     register_learn(sub, common)
 
 
-SUBCOMMANDS.append(_register_learn)
+def _register_review(
+    sub: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser
+) -> None:
+    from safe_pip.commands._review import register
+
+    register(sub, common)
+
+
+SUBCOMMANDS += [_register_learn, _register_review]

@@ -22,7 +22,7 @@ from typing import Literal
 from packaging.utils import canonicalize_name
 
 from safe_pip.models import Action, PublisherIdentity, ReasonCode, Verdict
-from safe_pip.output.terminal import Style
+from safe_pip.output.terminal import DEFAULT_WIDTH, Style
 from safe_pip.render import clean
 
 Category = Literal["verified", "unsigned", "warn", "refused", "error"]
@@ -195,6 +195,7 @@ def _releases(rows: Sequence[Row]) -> list[list[Row]]:
 
 def _files_line(names: Sequence[str], width: int, indent: str) -> str:
     """``files: a.whl, b.whl (+N more)`` within ``width`` (at least one name)."""
+    width = width or DEFAULT_WIDTH
     head = f"{indent}files: "
     shown: list[str] = []
     for i, name in enumerate(names):
@@ -208,6 +209,8 @@ def _files_line(names: Sequence[str], width: int, indent: str) -> str:
 
 
 def _wrap(label: str, text: str, width: int, indent: str) -> list[str]:
+    if width <= 0:
+        return [f"{indent}{label}{text}"]
     return textwrap.wrap(
         text,
         width=max(40, width),

@@ -2,7 +2,8 @@
 
 Colour only on a terminal, never when ``NO_COLOR`` is set to anything non-empty
 (https://no-color.org) or ``TERM=dumb``; ``FORCE_COLOR`` (non-empty) turns it on for CI logs
-that render ANSI. The width is the terminal's, else ``$COLUMNS``, else 100.
+that render ANSI. The width is ``$COLUMNS``, else the terminal's; output that goes to no
+terminal (a file, a CI log) is not wrapped (width 0), so each line stays whole for grep.
 """
 
 from __future__ import annotations
@@ -50,7 +51,7 @@ def width_for(stream: TextIO, env: Mapping[str, str] | None = None) -> int:
             return max(MIN_WIDTH, shutil.get_terminal_size((DEFAULT_WIDTH, 24)).columns)
     except (AttributeError, ValueError, OSError):
         pass
-    return DEFAULT_WIDTH
+    return 0
 
 
 @dataclass(frozen=True)
@@ -58,7 +59,7 @@ class Style:
     """Colour and width for one output stream."""
 
     colour: bool = False
-    width: int = DEFAULT_WIDTH
+    width: int = 0  # 0: do not wrap (not a terminal)
 
     @classmethod
     def for_stream(cls, stream: TextIO) -> Style:

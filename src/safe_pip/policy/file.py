@@ -84,6 +84,20 @@ class UnsignedException:
 
 
 @dataclass(frozen=True)
+class UnsignedProject:
+    """One ``[[unsigned-project]]`` entry: this project publishes no attestations, so its new
+    unsigned releases may pass, while its history still wins (docs/policy.md)."""
+
+    name: str  # canonicalized
+    reason: str
+    expires: date | None = None
+    line: int | None = None
+
+    def expired(self, today: date) -> bool:
+        return self.expires is not None and today >= self.expires
+
+
+@dataclass(frozen=True)
 class Policy:
     """A validated policy."""
 
@@ -91,6 +105,7 @@ class Policy:
     packages: dict[str, PackageRule] = field(default_factory=dict)
     unsigned: tuple[UnsignedException, ...] = ()
     path: Path | None = None
+    unsigned_projects: dict[str, UnsignedProject] = field(default_factory=dict)
     #: named by --policy (not found by the usual search): printed fixes must name it too
     explicit: bool = False
 
@@ -503,7 +518,8 @@ DEFAULT_KINDS: dict[str, str] = {
     for k in _DEFAULT_KEYS
 }
 MAX_INDEX_HISTORY_DEPTH = 100
-_TOP_KEYS = ("defaults", "package", "unsigned")
+_TOP_KEYS = ("defaults", "package", "unsigned", "unsigned-project")
+_UNSIGNED_PROJECT_KEYS = ("name", "reason", "expires")
 _PACKAGE_KEYS = ("name", "publishers")
 _UNSIGNED_KEYS = ("name", "versions", "sha256", "reason", "expires")
 
@@ -747,7 +763,8 @@ def parse_policy(text: str, path: Path | None = None, *, pyproject: bool = False
         if key not in _TOP_KEYS:
             table = "[tool.safe-pip]" if pyproject else "the policy file"
             raise err.error(
-                f"unknown key {key!r} in {table} (allowed: [defaults], [[package]], [[unsigned]])",
+                f"unknown key {key!r} in {table} (allowed: [defaults], [[package]], [[unsigned]], "
+                "[[unsigned-project]])",
                 key,
             )
     defaults = _parse_defaults(data["defaults"], err) if "defaults" in data else Defaults()
@@ -770,7 +787,83 @@ def parse_policy(text: str, path: Path | None = None, *, pyproject: bool = False
     if not isinstance(raw_unsigned, list):
         raise err.error("'unsigned' must be an array of tables: write [[unsigned]]", "unsigned")
     unsigned = tuple(_parse_unsigned(raw, i, err) for i, raw in enumerate(raw_unsigned))
-    return Policy(defaults=defaults, packages=packages, unsigned=unsigned, path=path)
+    projects: dict[str, UnsignedProject] = {}
+    raw_projects = data.get("unsigned-project", [])
+    if not isinstance(raw_projects, list):
+        raise err.error(
+            "'unsigned-project' must be an array of tables: write [[unsigned-project]]",
+            "unsigned-project",
+        )
+    for i, raw in enumerate(raw_projects):
+        entry = _parse_unsigned_project(raw, i, err)
+        if entry.name in projects:
+            raise err.error(
+                f"[[unsigned-project]] {entry.name} appears twice (first at line "
+                f"{projects[entry.name].line})",
+                "unsigned-project",
+                i,
+            )
+        if entry.name in packages:
+            raise err.error(
+                f"[[unsigned-project]] {entry.name}: the project also has a [[package]] entry, "
+                "which says it is attested; keep one of the two",
+                "unsigned-project",
+                i,
+            )
+        projects[entry.name] = entry
+    return Policy(
+        defaults=defaults,
+        packages=packages,
+        unsigned=unsigned,
+        path=path,
+        unsigned_projects=projects,
+    )
+
+
+def _parse_reason(raw: Mapping[str, Any], what: str, err: _Errors, path: tuple[object, ...]) -> str:
+    reason = raw.get("reason")
+    if not isinstance(reason, str) or not reason.strip():
+        raise err.error(f'{what} needs reason = "why this is acceptable"', *path, "reason")
+    if is_placeholder_reason(reason):
+        raise err.error(
+            f"{what}: reason {reason.strip()!r} is a placeholder, not a review: write why "
+            "this is acceptable, or accept or reject pending proposals with "
+            "'safe-pip allow review'",
+            *path,
+            "reason",
+        )
+    return reason.strip()
+
+
+def _parse_expires(
+    raw: Mapping[str, Any], what: str, err: _Errors, path: tuple[object, ...]
+) -> date | None:
+    expires = raw.get("expires")
+    if expires is not None and (isinstance(expires, datetime) or not isinstance(expires, date)):
+        raise err.error(
+            f"{what}: expires must be a TOML date without quotes, e.g. "
+            f"expires = 2027-06-01 (got {expires!r})",
+            *path,
+            "expires",
+        )
+    return expires
+
+
+def _parse_unsigned_project(raw: object, i: int, err: _Errors) -> UnsignedProject:
+    path: tuple[object, ...] = ("unsigned-project", i)
+    if not isinstance(raw, dict):
+        raise err.error(
+            f"[[unsigned-project]] entries must be tables, not {_type_name(raw)}", *path
+        )
+    _check_keys(raw, _UNSIGNED_PROJECT_KEYS, "[[unsigned-project]]", err, path)
+    name = _project_name(raw.get("name"), "[[unsigned-project]]", err, path)
+    what = f"[[unsigned-project]] {name}"
+    return UnsignedProject(
+        name=name,
+        reason=_parse_reason(raw, what, err, path),
+        expires=_parse_expires(raw, what, err, path),
+        line=err.line(*path),
+    )
 
 
 def _read(path: Path) -> str:
@@ -1085,7 +1178,7 @@ class PolicyDocument:
         """Remove ``name``'s [[package]] and [[unsigned]] entries: (packages, unsigned) removed."""
         canon = canonicalize_name(name)
         counts = []
-        for key in ("package", "unsigned"):
+        for key in ("package", "unsigned", "unsigned-project"):
             aot = self._aot(key, create=False)
             removed = 0
             if aot is not None:
@@ -1098,7 +1191,7 @@ class PolicyDocument:
                     del root[key]
             counts.append(removed)
         self._revalidate()
-        return counts[0], counts[1]
+        return counts[0], counts[1] + counts[2]
 
     def add_unsigned(
         self,
@@ -1129,6 +1222,46 @@ class PolicyDocument:
             del aot[len(aot) - 1]
             raise
         return policy.unsigned[-1]
+
+    def add_unsigned_project(
+        self, name: str, *, reason: str, expires: date | None = None
+    ) -> UnsignedProject | None:
+        """Add (or update) the ``[[unsigned-project]]`` entry for ``name``; None when an equal
+        entry is already there."""
+        import tomlkit
+
+        canon = canonicalize_name(name)
+        have = self.policy.unsigned_projects.get(canon)
+        if have is not None and have.reason == reason.strip() and have.expires == expires:
+            return None
+        before = self.text
+        aot = self._aot("unsigned-project", create=True)
+        entry = None
+        for table in aot:
+            if canonicalize_name(str(table.get("name", ""))) == canon:
+                entry = table
+                break
+        if entry is None:
+            entry = tomlkit.table()
+            entry["name"] = name
+            entry["reason"] = reason.strip()
+            if expires is not None:
+                entry["expires"] = expires
+            entry.add(tomlkit.nl())
+            aot.append(entry)
+        else:
+            entry["reason"] = reason.strip()
+            if expires is not None:
+                entry["expires"] = expires
+            elif "expires" in entry:
+                del entry["expires"]
+        try:
+            policy = self._revalidate()
+        except ConfigError:
+            self._doc = _parse_toml(before, self.path) if before.strip() else tomlkit.document()
+            self._revalidate()
+            raise
+        return policy.unsigned_projects[canon]
 
     def changed(self) -> bool:
         return self.text != self.original_text

@@ -491,6 +491,26 @@ class HistoryStore:
             )
         return len(history.records)
 
+    def audit(
+        self, action: str, project: str | None, *, reason: str, detail: Any, count: int = 1
+    ) -> None:
+        """Append one entry to the audit log (e.g. a reviewed allowlist proposal)."""
+        if not reason or not reason.strip():
+            raise ConfigError(f"{action} needs a reason: it is logged")
+        with self._write() as conn:
+            conn.execute(
+                "INSERT INTO audit (at, action, project, count, reason, detail) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                (
+                    _now(),
+                    action,
+                    canonicalize_name(project) if project else None,
+                    count,
+                    reason.strip(),
+                    json.dumps(detail, sort_keys=True),
+                ),
+            )
+
     # ------------------------------------------------------------------ index serials (T21)
     def _has_serials(self) -> bool:
         return self.schema_version >= _TABLE_SINCE["serials"]
