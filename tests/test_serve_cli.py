@@ -12,6 +12,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urljoin
 
 import pytest
 
@@ -77,7 +78,12 @@ def test_cli_serves_and_stops_on_signal(
         url = listening_url(proc)
         assert url.endswith("/simple/")
         doc = get(url + "alpha/", accept=JSON_V1).json()
-        assert [f["filename"] for f in doc["files"]] == ["alpha-1.0-py3-none-any.whl"]
+        # block mode (the default): the refused file is listed, and answers 403 with the reason
+        assert [f["filename"] for f in doc["files"]] == [
+            "alpha-1.0-py3-none-any.whl",
+            "alpha-2.0-py3-none-any.whl",
+        ]
+        refused = get(urljoin(url + "alpha/", doc["files"][1]["url"]))
         proc.send_signal(sig)
         _out, err = proc.communicate(timeout=20)
     finally:
@@ -87,8 +93,12 @@ def test_cli_serves_and_stops_on_signal(
     assert proc.returncode == 0, err
     assert "Traceback" not in err
     assert "stopping" in err
-    assert "allowed alpha 1.0" in err
-    assert "REFUSED alpha 2.0" in err
+    assert refused.status == 403
+    # one line per client request (not one per file); the page's line sums up the verdicts
+    assert "GET /simple/alpha/ -> 200" in err
+    assert "1 allowed, 1 refused [refused-attestation-downgrade x1]" in err
+    assert "-> 403" in err and "refused-attestation-downgrade" in err
+    assert "allowed alpha 1.0" not in err  # per-file lines only with -v
     events = [json.loads(line) for line in log.read_text().splitlines()]
     refused = [e for e in events if e["event"] == "refuse"]
     assert refused[0]["filename"] == "alpha-2.0-py3-none-any.whl"
@@ -123,6 +133,7 @@ def test_cli_provenance_index_behind_a_mirror_that_drops_provenance(
                 str(trust_root),
                 "--policy",
                 str(_pinned_policy(tmp_path)),
+                "-v",  # per-file decision lines too
             ],
             tmp_path,
         )

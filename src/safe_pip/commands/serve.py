@@ -17,10 +17,16 @@ known-good history. Point any installer at it:
   uv pip install --index-url http://127.0.0.1:8740/simple/ PACKAGE
 
 Every link carries the attested sha256, and each file is hashed before a byte is sent (a
-mismatch is HTTP 502, never the bytes). Refused files are left out of pages (--mode filter,
-the installer then picks an allowed version) or listed and answered with HTTP 403 and the
-reason (--mode block). When upstream is down the server answers 502/503/504 with the reason;
-it never serves anything it could not verify. Stop it with Ctrl-C or SIGTERM.
+mismatch is HTTP 502, never the bytes). Refused files are listed and answered with HTTP 403
+and the reason, which pip and uv print (--mode block, the default), or left out of pages
+(--mode filter: the installer then picks an allowed version, and says only "no matching
+distribution"). When upstream is down the server answers 502/503/504 with the reason; it never
+serves anything it could not verify. Stop it with Ctrl-C or SIGTERM: requests in flight finish
+(up to --shutdown-timeout), new ones are refused.
+
+Health and metrics: /-/healthz (alive), /-/readyz (upstream and history reachable),
+/-/metrics (Prometheus). Each client request is one log line on stderr (-v: also one line per
+file decided and served; --log-json has every event).
 
 Plain HTTP, no authentication: keep the default 127.0.0.1 binding, or put it behind a TLS
 reverse proxy when serving a team (see docs/serve.md).
@@ -62,9 +68,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument(
         "--mode",
         choices=("filter", "block"),
-        default="filter",
-        help="filter: leave refused files out of pages (default); block: list them and answer "
-        "403 with the reason",
+        default="block",
+        help="block: list refused files and answer 403 with the reason, which installers print "
+        "(default); filter: leave them out of pages (see docs/adr/0007)",
     )
     p.add_argument(
         "--log-json",
@@ -83,7 +89,40 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument(
         "--jobs", type=int, default=None, help="parallel verifications (default: by CPU count)"
     )
-    p.add_argument("-q", "--quiet", action="store_true", help="no per-event lines on stderr")
+    p.add_argument("-q", "--quiet", action="store_true", help="no event lines on stderr")
+    p.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        help="also log one line per file decided and served (default: one line per request)",
+    )
+    g = p.add_argument_group("server limits")
+    g.add_argument(
+        "--threads",
+        type=int,
+        default=16,
+        help="requests answered at once (default 16); more wait in a queue",
+    )
+    g.add_argument(
+        "--connection-limit",
+        type=int,
+        default=1000,
+        help="open client connections (default 1000); more wait in the listen backlog",
+    )
+    g.add_argument(
+        "--client-timeout",
+        type=float,
+        default=60.0,
+        metavar="SECONDS",
+        help="close a connection whose client stays silent or stops reading this long (default 60)",
+    )
+    g.add_argument(
+        "--shutdown-timeout",
+        type=float,
+        default=30.0,
+        metavar="SECONDS",
+        help="on SIGTERM/Ctrl-C, time requests in flight get to finish (default 30)",
+    )
     add_trust_options(p)
     add_policy_options(p)
     p.set_defaults(func=run)
@@ -109,6 +148,24 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--port {args.port}: not a port number", fix="use 0..65535")
     if args.jobs is not None and args.jobs < 1:
         raise ConfigError("--jobs must be at least 1")
+    from safe_pip.serve.runner import ServerLimits
+
+    if not 1 <= args.threads <= 1024:
+        raise ConfigError(f"--threads {args.threads}: must be 1..1024")
+    if not 1 <= args.connection_limit <= 100000:
+        raise ConfigError(f"--connection-limit {args.connection_limit}: must be 1..100000")
+    for opt, value in (
+        ("--client-timeout", args.client_timeout),
+        ("--shutdown-timeout", args.shutdown_timeout),
+    ):
+        if not 0 < value <= 86400:  # also rejects nan
+            raise ConfigError(f"{opt} {value}: must be between 0 and 86400 seconds")
+    limits = ServerLimits(
+        threads=args.threads,
+        connection_limit=args.connection_limit,
+        channel_timeout=args.client_timeout,
+        shutdown_timeout=args.shutdown_timeout,
+    )
     mode: Mode = "block" if args.mode == "block" else "filter"
     page_ttl: float = DEFAULT_PAGE_TTL if args.page_ttl is None else args.page_ttl
     if not 0 <= page_ttl <= 86400:  # also rejects nan
@@ -124,7 +181,9 @@ def run(args: argparse.Namespace) -> int:
         checker = make_checker(args, store=store, provenance_index=provenance_index, jobs=args.jobs)
         try:
             log = EventLog(
-                json_path=Path(args.log_json) if args.log_json else None, quiet=args.quiet
+                json_path=Path(args.log_json) if args.log_json else None,
+                quiet=args.quiet,
+                verbose=args.verbose,
             )
         except OSError as exc:
             raise ConfigError(
@@ -142,7 +201,7 @@ def run(args: argparse.Namespace) -> int:
             checker, upstream, mode=mode, log=log, refresh_clock=True, page_ttl=page_ttl
         )
         try:
-            httpd = make_server(index, args.host, args.port)
+            httpd = make_server(index, args.host, args.port, limits)
         except OSError as exc:
             raise ConfigError(
                 f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}",
@@ -162,14 +221,19 @@ def run(args: argparse.Namespace) -> int:
             print(f"safe-pip serve: listening on {server.index_url}", flush=True)
             print(
                 f"safe-pip serve: upstream {clean(upstream)}, provenance index "
-                f"{clean(provenance_index)}, mode {mode}{exposed}; "
-                "Ctrl-C or SIGTERM stops",
+                f"{clean(provenance_index)}, mode {mode}{exposed}; {limits.threads} threads, "
+                f"up to {limits.connection_limit} connections; Ctrl-C or SIGTERM stops",
                 file=sys.stderr,
                 flush=True,
             )
             while not stop.wait(0.5):
                 pass
-            print("safe-pip serve: stopping", file=sys.stderr, flush=True)
+            print(
+                f"safe-pip serve: stopping (requests in flight get up to "
+                f"{limits.shutdown_timeout:g} s)",
+                file=sys.stderr,
+                flush=True,
+            )
         finally:
             server.stop()
             for sig, handler in previous.items():

@@ -8,7 +8,8 @@ by the same checker)::
     with start_server(checker, "https://pypi.org/simple/", mode="block") as srv:
         run(["python", "-m", "pip", "install", "--index-url", srv.index_url, ...])
 
-``start_server`` binds (127.0.0.1, an ephemeral port by default), serves in a daemon thread and
+``start_server`` binds (127.0.0.1, an ephemeral port by default), serves (the WSGI application
+:class:`safe_pip.serve.app.ServeApp` on waitress) in a daemon thread and
 returns a :class:`RunningServer`; ``stop()`` (or leaving the ``with`` block) shuts it down and
 removes its temporary files. It never closes the checker or its history store: the caller owns
 them.
@@ -33,7 +34,7 @@ from safe_pip.serve.server import (
 
 if TYPE_CHECKING:
     from safe_pip.check import Checker
-    from safe_pip.serve.handler import ServeHTTPServer
+    from safe_pip.serve.runner import ServerLimits, WaitressServer
 
 PYPI_SIMPLE = "https://pypi.org/simple/"
 
@@ -57,19 +58,17 @@ class RunningServer:
 
     ``url`` is the server's base URL (``http://127.0.0.1:PORT``), ``index_url`` the simple index
     (``<url>/simple/``) to give an installer; ``index`` is the :class:`VerifyingIndex` (its
-    ``log`` holds the event log).
+    ``log`` holds the event log), ``app`` the WSGI application, ``server`` the waitress server.
     """
 
-    def __init__(self, httpd: ServeHTTPServer, index: VerifyingIndex) -> None:
-        self.httpd = httpd
+    def __init__(self, server: WaitressServer, index: VerifyingIndex) -> None:
+        self.server = server
+        self.app = server.app
         self.index = index
-        self.url = httpd.url
+        self.url = server.url
         self.index_url = self.url + "/simple/"
         self._thread = threading.Thread(
-            target=httpd.serve_forever,
-            kwargs={"poll_interval": 0.1},
-            name="safe-pip-serve",
-            daemon=True,
+            target=server.serve_forever, name="safe-pip-serve", daemon=True
         )
         self._stopped = False
 
@@ -78,13 +77,16 @@ class RunningServer:
         return self
 
     def stop(self) -> None:
-        """Stop accepting requests, close the socket and remove temporary files. Idempotent."""
+        """Stop accepting requests, let those in flight finish (at most the server's
+        ``shutdown_timeout``), close the sockets and remove temporary files. Idempotent."""
         if self._stopped:
             return
         self._stopped = True
-        self.httpd.shutdown()
-        self.httpd.server_close()
-        self._thread.join(timeout=10)
+        if self._thread.is_alive():
+            self.server.shutdown()
+            self._thread.join(timeout=10)
+        else:
+            self.server._close()
         self.index.close()
 
     def __enter__(self) -> RunningServer:
@@ -99,11 +101,17 @@ class RunningServer:
         self.stop()
 
 
-def make_server(index: VerifyingIndex, host: str = "127.0.0.1", port: int = 0) -> ServeHTTPServer:
+def make_server(
+    index: VerifyingIndex,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    limits: ServerLimits | None = None,
+) -> WaitressServer:
     """Bind (raises OSError when the address is taken) without serving yet."""
-    from safe_pip.serve.handler import ServeHTTPServer
+    from safe_pip.serve.app import ServeApp
+    from safe_pip.serve.runner import WaitressServer
 
-    return ServeHTTPServer((host, port), index)
+    return WaitressServer(ServeApp(index), host, port, limits)
 
 
 def start_server(
@@ -116,6 +124,7 @@ def start_server(
     log: EventLog | None = None,
     jobs: int | None = None,
     page_ttl: float = DEFAULT_PAGE_TTL,
+    limits: ServerLimits | None = None,
 ) -> RunningServer:
     """Start a verifying index for ``upstream`` using ``checker`` (its trust root, policy and
     history) and return it, already serving. Use as a context manager, or call ``stop()``.
@@ -130,8 +139,8 @@ def start_server(
     """
     index = VerifyingIndex(checker, upstream, mode=mode, log=log, jobs=jobs, page_ttl=page_ttl)
     try:
-        httpd = make_server(index, host, port)
+        server = make_server(index, host, port, limits)
     except BaseException:
         index.close()
         raise
-    return RunningServer(httpd, index)._start()
+    return RunningServer(server, index)._start()

@@ -29,7 +29,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any, Literal
+from typing import IO, TYPE_CHECKING, Any, Literal, Protocol
 from urllib.parse import unquote, urljoin, urlsplit
 
 from packaging.utils import canonicalize_name
@@ -114,9 +114,34 @@ class _PageState:
     quarantined: bool
 
 
+#: Per-file events: in ``events`` and the JSON log always, on the human stream only when
+#: ``verbose`` (by default each client request is one ``request`` line that sums them up).
+DETAIL_EVENTS = frozenset({"allow", "refuse", "error", "served"})
+
+
+class Observer(Protocol):
+    """What a :class:`VerifyingIndex` reports for metrics (see :mod:`safe_pip.serve.metrics`)."""
+
+    def verdict(self, verdict: str, code: str) -> None: ...
+    def cache_lookups(self, hits: int, misses: int) -> None: ...
+    def upstream(self, kind: str, seconds: float, status: int | None) -> None: ...
+
+
+class _NoObserver:
+    def verdict(self, verdict: str, code: str) -> None:
+        pass
+
+    def cache_lookups(self, hits: int, misses: int) -> None:
+        pass
+
+    def upstream(self, kind: str, seconds: float, status: int | None) -> None:
+        pass
+
+
 class EventLog:
-    """One line per decision, refusal, served file or upstream failure: human text on
-    ``stream`` (stderr by default), and JSON lines in ``json_path`` when given."""
+    """Events (decisions, refusals, served files, upstream failures, client requests): human
+    lines on ``stream`` (stderr by default; per-file events only when ``verbose``), and every
+    event as a JSON line in ``json_path`` when given."""
 
     def __init__(
         self,
@@ -125,8 +150,10 @@ class EventLog:
         *,
         quiet: bool = False,
         keep: bool = False,
+        verbose: bool = False,
     ) -> None:
         self._stream = None if quiet else (stream if stream is not None else sys.stderr)
+        self.verbose = verbose
         self._lock = threading.Lock()
         self._json: IO[str] | None = None
         if json_path is not None:
@@ -150,7 +177,7 @@ class EventLog:
         with self._lock:
             if self.keep:
                 self.events.append(record)
-            if self._stream is not None:
+            if self._stream is not None and (self.verbose or event not in DETAIL_EVENTS):
                 try:
                     self._stream.write(line + "\n")
                     self._stream.flush()
@@ -249,6 +276,8 @@ class VerifyingIndex:
         self.upstream: SimpleIndex = SimpleIndex(checker.http, upstream)
         self.mode: Mode = mode
         self.log = log or EventLog(quiet=True)
+        #: told about verdicts, cache look-ups and upstream latency (metrics)
+        self.observer: Observer = _NoObserver()
         self.refresh_clock = refresh_clock
         #: A file link is answered from the cache only while its project's last page read is
         #: younger than this (seconds) and listed the file; otherwise the page is read again, so
@@ -282,6 +311,32 @@ class VerifyingIndex:
         self._io.shutdown(wait=False, cancel_futures=True)
         if self._own_tmp:
             shutil.rmtree(self.tmp_root, ignore_errors=True)
+
+    def readiness(self) -> list[str]:
+        """What keeps this server from answering now (empty: ready): the upstream index must
+        answer HTTP (any status; a 404 for a probe name is fine) and the history store must be
+        readable."""
+        problems: list[str] = []
+        probe = "safe-pip-readiness-probe"
+        try:
+            resp = self._io.submit(
+                self.checker.http.get_bytes, self.upstream.project_url(probe), max_bytes=1 << 20
+            ).result()
+            if resp.status >= 500:
+                problems.append(f"upstream {self.upstream_url} answers HTTP {resp.status}")
+        except SafePipError as exc:
+            problems.append(f"upstream {self.upstream_url} unreachable: {exc.message}")
+        except Exception as exc:  # fail closed: not ready
+            problems.append(f"upstream {self.upstream_url}: {type(exc).__name__}: {exc}")
+        store = self.checker.store
+        if store is not None:
+            try:
+                store.ping()
+            except SafePipError as exc:
+                problems.append(f"history store unreadable: {exc.message}")
+            except Exception as exc:
+                problems.append(f"history store: {type(exc).__name__}: {exc}")
+        return [clean(p, limit=500) for p in problems]
 
     # -- projects ---------------------------------------------------------------------------------
 
@@ -382,9 +437,11 @@ class VerifyingIndex:
                 page = self.upstream._parse_html(canonicalize_name(norm), resp, what)
             else:
                 raise MalformedResponse(f"{what}: unexpected content type {ctype!r}")
+            self.observer.upstream("page", time.monotonic() - started, None)
             return page, _requires_python(resp.body, ctype, resp.url)
         except SafePipError as exc:
             status = status_for(exc)
+            self.observer.upstream("page", time.monotonic() - started, status)
             if status != 404:
                 self.log.emit(
                     "upstream",
@@ -464,6 +521,7 @@ class VerifyingIndex:
                     )
                 else:
                     todo.append(i)
+        self.observer.cache_lookups(len(refs) - len(todo), len(todo))
         if todo:
             futures = [
                 self._pool.submit(self._decide_one, refs[i], requires_python.get(refs[i].filename))
@@ -560,6 +618,7 @@ class VerifyingIndex:
             event, word = "refuse", "REFUSED"
         else:
             event, word = "allow", "allowed" if v.action is Action.ALLOW else "WARN"
+        self.observer.verdict("could-not-check" if e.transient else v.action.value, v.code.value)
         text = f"{word} {v.project} {v.version} {v.filename} [{v.code.value}] identity: {ident}"
         if v.action is not Action.ALLOW or e.transient:
             text += f" - {v.reason}"
@@ -680,11 +739,14 @@ class VerifyingIndex:
         cap = http.limits.max_file_bytes
         if ref.size is not None and 0 <= ref.size < cap:
             cap = ref.size
+        started = time.monotonic()
         try:
             self._io.submit(
                 http.download, ref.url, dest, max_bytes=cap, expected_sha256=entry.sha256
             ).result()
+            self.observer.upstream("file", time.monotonic() - started, None)
         except HashMismatch as exc:
+            self.observer.upstream("file", time.monotonic() - started, 502)
             shutil.rmtree(workdir, ignore_errors=True)
             self.log.emit(
                 "mismatch",
@@ -705,6 +767,7 @@ class VerifyingIndex:
             shutil.rmtree(workdir, ignore_errors=True)
             status = status_for(exc)
             status = 502 if status == 404 else status
+            self.observer.upstream("file", time.monotonic() - started, status)
             self.log.emit(
                 "upstream",
                 f"{ref.filename}: download failed ({exc.message}) -> HTTP {status}",

@@ -346,6 +346,19 @@ class HistoryStore:
             except sqlite3.Error as exc:
                 raise _store_error(self.path, exc, "could not read") from None
 
+    def ping(self) -> None:
+        """Raise StoreError unless the database answers a trivial query (readiness probes).
+        A read-only store whose file does not exist yet answers (it is empty)."""
+        with self._lock:
+            if self._conn is None:
+                if self.readonly and not self.path.exists():
+                    return
+                raise StoreError(f"{self.path}: history database is closed")
+            try:
+                self._conn.execute("SELECT count(*) FROM sqlite_master").fetchall()
+            except sqlite3.Error as exc:
+                raise _store_error(self.path, exc, "could not read") from None
+
     # ------------------------------------------------------------------ reading
     def project(self, name: str) -> ProjectHistory:
         """Every record for ``name`` (any spelling; compared canonicalized)."""

@@ -1,0 +1,198 @@
+"""serve's production HTTP stack: the WSGI application on waitress, health, readiness and
+Prometheus metrics scraped over HTTP, bounded connections, slow clients, graceful shutdown and
+one log line per client request."""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import threading
+import time
+from pathlib import Path
+from urllib.parse import urljoin
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from safe_pip.serve.app import ServeApp
+from safe_pip.serve.pages import JSON_V1
+from support.index_server import Fault
+from test_serve import EVIL, Env, env, get, pinned, pub, upstream  # noqa: F401 (fixtures)
+
+
+def metric(text: str, name: str, **labels: str) -> float:
+    total = 0.0
+    for fam in text_string_to_metric_families(text):
+        for s in fam.samples:
+            if s.name == name and all(s.labels.get(k) == v for k, v in labels.items()):
+                total += s.value
+    return total
+
+
+def test_healthz_readyz_and_metrics_over_http(env: Env) -> None:
+    env.pub.wheel("alpha", "1.0")
+    env.pub.wheel("alpha", "2.0", identity=EVIL)
+    with env.serve(pinned("alpha"), mode="block") as srv:
+        assert get(srv.url + "/-/healthz").status == 200
+        ready = get(srv.url + "/-/readyz")
+        assert ready.status == 200, ready.body
+        doc = get(srv.index_url + "alpha/", accept=JSON_V1).json()
+        ok, bad = doc["files"]
+        page = srv.index_url + "alpha/"
+        assert get(urljoin(page, ok["url"])).status == 200
+        assert get(urljoin(page, bad["url"])).status == 403
+        get(srv.index_url + "alpha/", accept=JSON_V1)  # second read: cache hits
+        reply = get(srv.url + "/-/metrics")
+        assert reply.status == 200
+        assert reply.headers["Content-Type"].startswith("text/plain")
+        text = reply.body.decode()
+        assert (
+            metric(text, "safe_pip_verdicts_total", verdict="allow", code="verified-allowlisted")
+            == 1
+        )
+        assert (
+            metric(
+                text,
+                "safe_pip_verdicts_total",
+                verdict="refuse",
+                code="refused-unexpected-publisher",
+            )
+            == 1
+        )
+        assert metric(text, "safe_pip_verdict_cache_total", result="hit") >= 2
+        assert metric(text, "safe_pip_verdict_cache_total", result="miss") == 2
+        size = (env.upstream.root / "alpha" / ok["filename"]).stat().st_size
+        assert metric(text, "safe_pip_bytes_served_total") == size
+        assert metric(text, "safe_pip_upstream_requests_total", kind="page", outcome="ok") >= 2
+        assert metric(text, "safe_pip_upstream_requests_total", kind="file", outcome="ok") == 1
+        assert metric(text, "safe_pip_upstream_seconds_count", kind="page") >= 2
+        assert metric(text, "safe_pip_requests_total", route="file", status="403") == 1
+        assert metric(text, "safe_pip_in_flight_requests") == 1  # the scrape itself
+
+        # upstream errors are counted by the status answered; readiness follows upstream
+        env.upstream.faults["/simple/beta/"] = Fault(status=500, body=b"down")
+        assert get(srv.index_url + "beta/").status == 502
+        text = get(srv.url + "/-/metrics").body.decode()
+        assert metric(text, "safe_pip_upstream_errors_total", kind="page", status="502") == 1
+
+
+def test_readyz_fails_when_upstream_or_history_is_down(env: Env) -> None:
+    with env.serve() as srv:
+        app = srv.app
+        assert isinstance(app, ServeApp)
+        env.upstream.faults["/simple/safe-pip-readiness-probe/"] = Fault(status=503)
+        app._ready = None
+        reply = get(srv.url + "/-/readyz")
+        assert reply.status == 503
+        assert b"not ready: upstream" in reply.body and b"503" in reply.body
+        del env.upstream.faults["/simple/safe-pip-readiness-probe/"]
+        app._ready = None
+        assert get(srv.url + "/-/readyz").status == 200
+        assert env.checker is not None and env.checker.store is not None
+        env.checker.store.close()  # the history store goes away
+        app._ready = None
+        reply = get(srv.url + "/-/readyz")
+        assert reply.status == 503
+        assert b"not ready: history store" in reply.body
+        assert get(srv.url + "/-/healthz").status == 200  # alive all the same
+
+
+def test_one_log_line_per_client_request(env: Env) -> None:
+    for v in ("1.0", "1.1", "1.2"):
+        env.pub.wheel("alpha", v)
+    env.pub.wheel("alpha", "2.0", identity=EVIL)
+    with env.serve(pinned("alpha")) as srv:
+        assert get(srv.index_url + "alpha/").status == 200
+        assert get(srv.url + "/-/healthz").status == 200
+    requests = env.events("request")
+    assert len(requests) == 1  # probes are not logged per request
+    line = requests[0]
+    assert line["status"] == 200 and line["path"] == "/simple/alpha/"
+    # the line sums up the page's verdicts; per-file events stay in the JSON log
+    assert (
+        line["summary"] == "alpha: 4 files, 3 allowed, 1 refused [refused-unexpected-publisher x1]"
+    )
+    assert len(env.events("allow")) == 3
+
+
+def test_method_not_allowed_and_unknown_routes(env: Env) -> None:
+    with env.serve() as srv:
+        assert get(srv.index_url, method="POST").status == 405
+        assert get(srv.url + "/-/nothing").status == 404
+
+
+def _idle(url: str, n: int) -> list[socket.socket]:
+    host, port = url.removeprefix("http://").rsplit(":", 1)
+    socks = []
+    for i in range(n):
+        s = socket.create_connection((host, int(port)), timeout=5)
+        if i % 2:
+            s.sendall(b"GET /simple/ HTTP/1.1\r\nHost: x\r\n")  # a slow loris: never finishes
+        socks.append(s)
+    return socks
+
+
+def test_idle_and_slow_clients_do_not_stop_others(env: Env) -> None:
+    env.pub.wheel("alpha", "1.0")
+    with env.serve() as srv:
+        socks = _idle(srv.url, 200)  # far more than the 16 worker threads
+        try:
+            started = time.monotonic()
+            for _ in range(5):
+                assert get(srv.index_url + "alpha/").status == 200
+            assert time.monotonic() - started < 5
+        finally:
+            for s in socks:
+                s.close()
+
+
+def test_graceful_shutdown_finishes_in_flight_download_and_refuses_new(env: Env) -> None:
+    whl = env.pub.wheel("alpha", "1.0")
+    with env.serve() as srv:
+        doc = get(srv.index_url + "alpha/", accept=JSON_V1).json()
+        file_url = urljoin(srv.index_url + "alpha/", doc["files"][0]["url"])
+        # upstream sends the file slowly: the download is in flight when shutdown starts
+        env.upstream.faults[f"/files/alpha/{whl.name}"] = Fault(delay=1.5)
+        result: dict[str, object] = {}
+
+        def download() -> None:
+            reply = get(file_url)
+            result["status"], result["body"] = reply.status, reply.body
+
+        t = threading.Thread(target=download)
+        t.start()
+        time.sleep(0.5)
+        stopper = threading.Thread(target=srv.stop)
+        stopper.start()
+        time.sleep(0.3)
+        with pytest.raises(OSError):  # no longer accepting
+            socket.create_connection(srv.url.removeprefix("http://").rsplit(":", 1), timeout=2)
+        t.join(10)
+        stopper.join(10)
+        assert result["status"] == 200
+        assert result["body"] == whl.read_bytes()
+
+
+def test_shutdown_waits_no_longer_than_its_timeout(env: Env, tmp_path: Path) -> None:
+    from safe_pip.serve import start_server
+    from safe_pip.serve.runner import ServerLimits
+    from test_serve import make_checker
+
+    env.pub.wheel("alpha", "1.0")
+    checker = make_checker(env.trust_root, tmp_path / "h2", env.upstream.index_url)
+    env.upstream.faults["/simple/alpha/"] = Fault(delay=5)
+    srv = start_server(
+        checker, env.upstream.index_url, limits=ServerLimits(shutdown_timeout=0.5), log=env.log
+    )
+    def slow_request() -> None:
+        with contextlib.suppress(OSError):  # cut off when the drain time is over
+            get(srv.index_url + "alpha/")
+
+    t = threading.Thread(target=slow_request, daemon=True)
+    t.start()
+    time.sleep(0.3)
+    started = time.monotonic()
+    srv.stop()
+    assert time.monotonic() - started < 4
+    assert checker.store is not None
+    checker.store.close()
