@@ -8,6 +8,7 @@ import contextlib
 import socket
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urljoin
 
@@ -16,8 +17,20 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from safe_pip.serve.app import ServeApp
 from safe_pip.serve.pages import JSON_V1
-from support.index_server import Fault
-from test_serve import EVIL, Env, env, get, pinned, pub, upstream  # noqa: F401 (fixtures)
+from support.index_server import Fault, IndexServer
+from support.publish import Publisher
+from support.sigstore_ca import TestSigstore
+from test_serve import EVIL, Env, get, pinned
+
+
+@pytest.fixture
+def env(sigstore: TestSigstore, trust_root: Path, tmp_path: Path) -> Iterator[Env]:
+    with IndexServer(tmp_path / "upstream") as upstream:
+        e = Env(trust_root, upstream, Publisher(sigstore, upstream, tmp_path / "build"), tmp_path)
+        yield e
+        e.log.close()
+        if e.checker is not None and e.checker.store is not None:
+            e.checker.store.close()
 
 
 def metric(text: str, name: str, **labels: str) -> float:
@@ -84,11 +97,13 @@ def test_readyz_fails_when_upstream_or_history_is_down(env: Env) -> None:
         app._ready = None
         reply = get(srv.url + "/-/readyz")
         assert reply.status == 503
-        assert b"not ready: upstream" in reply.body and b"503" in reply.body
+        assert b"not ready: upstream" in reply.body
+        assert b"503" in reply.body
         del env.upstream.faults["/simple/safe-pip-readiness-probe/"]
         app._ready = None
         assert get(srv.url + "/-/readyz").status == 200
-        assert env.checker is not None and env.checker.store is not None
+        assert env.checker is not None
+        assert env.checker.store is not None
         env.checker.store.close()  # the history store goes away
         app._ready = None
         reply = get(srv.url + "/-/readyz")
@@ -107,7 +122,8 @@ def test_one_log_line_per_client_request(env: Env) -> None:
     requests = env.events("request")
     assert len(requests) == 1  # probes are not logged per request
     line = requests[0]
-    assert line["status"] == 200 and line["path"] == "/simple/alpha/"
+    assert line["status"] == 200
+    assert line["path"] == "/simple/alpha/"
     # the line sums up the page's verdicts; per-file events stay in the JSON log
     assert (
         line["summary"] == "alpha: 4 files, 3 allowed, 1 refused [refused-unexpected-publisher x1]"
@@ -165,8 +181,9 @@ def test_graceful_shutdown_finishes_in_flight_download_and_refuses_new(env: Env)
         stopper = threading.Thread(target=srv.stop)
         stopper.start()
         time.sleep(0.3)
-        with pytest.raises(OSError):  # no longer accepting
-            socket.create_connection(srv.url.removeprefix("http://").rsplit(":", 1), timeout=2)
+        host, port = srv.url.removeprefix("http://").rsplit(":", 1)
+        with pytest.raises(ConnectionRefusedError):  # no longer accepting
+            socket.create_connection((host, int(port)), timeout=2)
         t.join(10)
         stopper.join(10)
         assert result["status"] == 200
@@ -184,6 +201,7 @@ def test_shutdown_waits_no_longer_than_its_timeout(env: Env, tmp_path: Path) -> 
     srv = start_server(
         checker, env.upstream.index_url, limits=ServerLimits(shutdown_timeout=0.5), log=env.log
     )
+
     def slow_request() -> None:
         with contextlib.suppress(OSError):  # cut off when the drain time is over
             get(srv.index_url + "alpha/")
