@@ -104,7 +104,7 @@ class PostgresServer:
         import psycopg
 
         with psycopg.connect(self.url(dbname), autocommit=True) as conn:
-            conn.execute(sql)  # type: ignore[arg-type]  # test-only literal SQL
+            conn.execute(sql.encode())  # test-only literal SQL
 
     def new_database(self) -> str:
         name = f"t{os.getpid()}_{next(self._counter)}"
