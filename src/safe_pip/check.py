@@ -79,7 +79,7 @@ class Checker:
         http: Http | None = None,
         now: datetime | None = None,
         jobs: int = 8,
-        provenance_index: str | None = PYPI_SIMPLE,
+        provenance_index: str | None = None,
         index_history: bool = True,
     ) -> None:
         self.trust = trust
@@ -228,7 +228,10 @@ class Checker:
                 "the file's index lists no provenance, and the provenance index "
                 f"({where}) has none for this file"
             )
-        return "the file's index lists no provenance for this file"
+        return (
+            "the file's index lists no provenance for this file (no other index was asked: "
+            "name one with --provenance-index URL, e.g. PyPI behind a PyPI mirror)"
+        )
 
     # -- history ------------------------------------------------------------------------------
 

@@ -83,6 +83,17 @@ def open_store(args: argparse.Namespace, *, readonly: bool = False) -> HistorySt
     return HistoryStore.open(store_path(args), readonly=readonly)
 
 
+ENV_PROVENANCE_INDEX = "SAFE_PIP_PROVENANCE_INDEX"
+
+
+def named_provenance_index(explicit: str | None) -> str | None:
+    """The provenance index the user named (``--provenance-index``, else
+    ``$SAFE_PIP_PROVENANCE_INDEX``), or None: provenance is then looked up only on each file's
+    own index, so no other index learns which projects are used (docs/policy.md, "No
+    disclosure by default")."""
+    return explicit or os.environ.get(ENV_PROVENANCE_INDEX) or None
+
+
 def make_checker(
     args: argparse.Namespace,
     *,
@@ -90,14 +101,14 @@ def make_checker(
     provenance_index: str | None = None,
     jobs: int | None = None,
 ) -> Checker:
-    from safe_pip.check import PYPI_SIMPLE, Checker, default_jobs
+    from safe_pip.check import Checker, default_jobs
 
     return Checker(
         trust=trust_from_args(args),
         policy=policy_from_args(args),
         store=store,
         jobs=jobs or default_jobs(),
-        provenance_index=provenance_index or PYPI_SIMPLE,
+        provenance_index=named_provenance_index(provenance_index),
         index_history=not getattr(args, "no_index_history", False),
     )
 

@@ -83,7 +83,9 @@ def help_parser() -> argparse.ArgumentParser:
         "--provenance-index",
         metavar="URL",
         help="where to look up provenance, by (name, version, filename), for files from a "
-        "mirror, --find-links or a local path that serve none (default: PyPI)",
+        "mirror, --find-links or a local path that serve none, e.g. https://pypi.org/simple/ "
+        "for a PyPI mirror; also $SAFE_PIP_PROVENANCE_INDEX (default: none: provenance comes "
+        "only from each file's own index, so no other index learns the project names)",
     )
     s.add_argument(
         "--allow-unverifiable-sources",

@@ -62,8 +62,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         metavar="URL",
         default=None,
         help="where to look up provenance, by (name, version, filename), for files whose "
-        "upstream page lists none, e.g. behind a mirror that drops it (default: PyPI; point it "
-        "at --upstream to treat such files as unsigned without asking PyPI)",
+        "upstream page lists none, e.g. https://pypi.org/simple/ behind a PyPI mirror that "
+        "drops it; also $SAFE_PIP_PROVENANCE_INDEX (default: none, such files are unsigned and "
+        "no other index learns the project names)",
     )
     p.add_argument(
         "--mode",
@@ -140,10 +141,13 @@ def run(args: argparse.Namespace) -> int:
     from safe_pip.serve.server import DEFAULT_PAGE_TTL, Mode
 
     upstream: str = args.upstream or PYPI_SIMPLE
-    # Like install: files whose upstream page carries no provenance (a mirror such as devpi or
-    # Artifactory that drops it) are looked up on PyPI unless told otherwise. With the default
-    # upstream (PyPI) this is the same index, so nothing is looked up twice.
-    provenance_index: str = args.provenance_index or PYPI_SIMPLE
+    # No disclosure by default: files whose upstream page carries no provenance are looked up
+    # on another index only when one is named (--provenance-index or
+    # $SAFE_PIP_PROVENANCE_INDEX, e.g. PyPI behind a mirror that drops provenance); otherwise
+    # the upstream is the provenance index and such files are unsigned.
+    from safe_pip.commands._common import named_provenance_index
+
+    provenance_index: str = named_provenance_index(args.provenance_index) or upstream
     if not 0 <= args.port <= 65535:
         raise ConfigError(f"--port {args.port}: not a port number", fix="use 0..65535")
     if args.jobs is not None and args.jobs < 1:
