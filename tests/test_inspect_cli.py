@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -11,12 +10,11 @@ from pathlib import Path
 import pytest
 
 from safe_pip._cli import main
+from support.fixtures import realworld_dir
 from support.index_server import Fault, IndexServer
 from support.packages import build_wheel, sha256_file
 from support.publish import Publisher
 from support.sigstore_ca import GitHubIdentity, TestSigstore, provenance_json
-
-REALWORLD = os.environ.get("SAFE_PIP_REALWORLD")
 
 
 def _json_out(capsys: pytest.CaptureFixture[str]) -> list[dict[str, object]]:
@@ -216,9 +214,8 @@ def test_bad_inputs_are_one_line_errors(
     assert main(["inspect", "not a requirement!"]) == 2
 
 
-@pytest.mark.skipif(not REALWORLD, reason="SAFE_PIP_REALWORLD is not set")
 def test_sampleproject_real_attestation_offline(capsys: pytest.CaptureFixture[str]) -> None:
-    case = Path(str(REALWORLD)) / "pos-10-sampleproject-4.0.0-wheel"
+    case = realworld_dir() / "pos-10-sampleproject-4.0.0-wheel"
     wheel = case / "sampleproject-4.0.0-py3-none-any.whl"
     prov = case / "docs-sampleproject-4.0.0-py3-none-any.whl.attestation.json"
     code = main(

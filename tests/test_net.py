@@ -239,7 +239,15 @@ def test_pypi_shaped_json(tmp_path: Path, http: Http) -> None:
         ({"files": [{"filename": "demo-1.0.tar.gz", "url": "x", "size": -1}]}, "'size'"),
         ({"files": [{"filename": "demo-1.0.tar.gz", "url": "x", "provenance": 3}]}, "provenance"),
         ({"versions": [1]}, "'versions'"),
-        ({"meta": {"api-version": "1.1", "_last-serial": "7"}}, "_last-serial"),
+        # a string of digits is that serial (bandersnatch); every other form is refused
+        ({"meta": {"api-version": "1.1", "_last-serial": "-7"}}, "_last-serial"),
+        ({"meta": {"api-version": "1.1", "_last-serial": "7.0"}}, "_last-serial"),
+        ({"meta": {"api-version": "1.1", "_last-serial": " 7"}}, "_last-serial"),
+        ({"meta": {"api-version": "1.1", "_last-serial": ""}}, "_last-serial"),
+        ({"meta": {"api-version": "1.1", "_last-serial": "\u0667"}}, "_last-serial"),
+        ({"meta": {"api-version": "1.1", "_last-serial": "1" * 21}}, "_last-serial"),
+        ({"meta": {"api-version": "1.1", "_last-serial": True}}, "_last-serial"),
+        ({"meta": {"api-version": "1.1", "_last-serial": 7.5}}, "_last-serial"),
     ],
 )
 def test_malformed_json_pages(

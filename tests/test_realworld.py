@@ -1,5 +1,6 @@
-"""Every real PEP 740 case in $SAFE_PIP_REALWORLD reaches its expected result, offline, with the
-production trust root shipped inside sigstore (and staging material is refused under it).
+"""Every real PEP 740 case in fixtures/realworld (or $SAFE_PIP_REALWORLD) reaches its expected
+result, offline, with the production trust root shipped inside sigstore (and staging material is
+refused under it).
 
 Each case's ``case.json`` names the attestation, the dist (or its name and digest), the identity
 the case checks against, and the expected result. A case "verifies" when safe-pip's verification
@@ -11,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from pathlib import Path
 from typing import Any
 
@@ -21,20 +21,14 @@ from safe_pip.models import PublisherIdentity, VerificationResult
 from safe_pip.policy.rules import identity_matches
 from safe_pip.verify.attestation import verify_provenance
 from safe_pip.verify.trust import TrustConfig, load_verifier
+from support.fixtures import realworld_cases, realworld_dir
 
-REALWORLD = os.environ.get("SAFE_PIP_REALWORLD")
-
-
-def _cases() -> list[Path]:
-    if not REALWORLD or not Path(REALWORLD).is_dir():
-        return []
-    return sorted(p for p in Path(REALWORLD).iterdir() if (p / "case.json").is_file())
+CASES = realworld_cases()
 
 
-CASES = _cases()
-pytestmark = pytest.mark.skipif(
-    not CASES, reason="SAFE_PIP_REALWORLD is not set (or empty): real-attestation cases skipped"
-)
+def test_corpus_is_present() -> None:
+    """The corpus ships in the repository: a clone runs every case, none is skipped."""
+    assert len(CASES) >= 27, realworld_dir()
 
 
 def _load(case: Path) -> dict[str, Any]:

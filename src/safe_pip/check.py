@@ -45,6 +45,14 @@ if TYPE_CHECKING:
 
 PYPI_SIMPLE = "https://pypi.org/simple/"
 
+#: VerificationResult.reason_code of a file whose index serves no provenance at all (a mirror).
+NO_PROVENANCE_SERVED = "no-provenance-served"
+_MIRROR_FIX = (
+    "look provenance up where it is published: --provenance-index https://pypi.org/simple/ "
+    "(or an index that serves PEP 740 provenance); or verify with --evidence DIR saved where "
+    "it is reachable (`safe-pip verify LOCK --save-evidence DIR`)"
+)
+
 Progress = Callable[[int, int, str], None]
 
 
@@ -81,6 +89,7 @@ class Checker:
         jobs: int = 8,
         provenance_index: str | None = None,
         index_history: bool = True,
+        offline: bool = False,
     ) -> None:
         self.trust = trust
         self.policy = policy
@@ -90,11 +99,18 @@ class Checker:
         self.jobs = max(1, jobs)
         self.provenance_index = provenance_index
         self.index_history = index_history
+        #: --offline: no network at all. Provenance and index history come from local evidence
+        #: (the store, the provenance cache, --evidence) or the file is could-not-check.
+        self.offline = offline
         #: THREATS T21: every index page read checks (and records) its _last-serial here.
         self.serials = SerialGuard(store)
         self._history_lock = threading.Lock()
         self._history_cache: dict[tuple[str, str | None, str | None], ProjectHistory] = {}
-        self._page_cache: dict[tuple[str, str], ProjectPage | CouldNotCheckError | None] = {}
+        #: project pages by (index, name): each is fetched and parsed once per run
+        self._pages: dict[tuple[str, str], ProjectPage | Exception] = {}
+        #: indexes whose pages showed they serve no PEP 740 provenance at all (mirrors)
+        self._serves_none: set[str] = set()
+        self._page_locks: dict[tuple[str, str], threading.Lock] = {}
         self._record_cache: dict[
             tuple[str, str, str], HistoryRecord | CouldNotCheckError | None
         ] = {}
@@ -106,8 +122,33 @@ class Checker:
         if self._http is None:
             from safe_pip.net import Http
 
-            self._http = Http()
+            self._http = Http(offline=self.offline)
         return self._http
+
+    def project_page(self, index: str, name: str) -> ProjectPage:
+        """The project's page on ``index``, fetched and parsed ONCE per run, whoever asks
+        (locating lock files, provenance look-ups on a provenance index, index history).
+
+        Parallel callers of the same page wait for the one read. The serial guard sees the page
+        once (THREATS T21). Raises what the read raised (ProjectNotFound, NetworkError,
+        StaleIndexError, ...), the same exception again for every later caller."""
+        from safe_pip.net import SimpleIndex
+
+        key = (index, str(canonicalize_name(name)))
+        with self._history_lock:
+            lock = self._page_locks.setdefault(key, threading.Lock())
+        with lock:
+            cached = self._pages.get(key)
+            if cached is None:
+                try:
+                    cached = SimpleIndex(self.http, index).project(name)
+                    self.serials.observe_page(index, cached)
+                except Exception as exc:  # remembered and re-raised: never read twice
+                    cached = exc
+                self._pages[key] = cached
+        if isinstance(cached, Exception):
+            raise cached
+        return cached
 
     def verify_provenance(
         self, filename: str, sha256: str, provenance: bytes
@@ -138,18 +179,18 @@ class Checker:
         return self._provenance_from_index(ref, self.provenance_index)
 
     def _provenance_from_index(self, ref: FileRef, index_url: str) -> bytes | None:
-        from safe_pip.net import SimpleIndex, fetch_provenance
+        from safe_pip.net import fetch_provenance
 
         if _is_pypi(index_url):
             return fetch_provenance(self.http, replace(ref, index=index_url, provenance_url=None))
-        page = SimpleIndex(self.http, index_url).project(ref.project)
-        self.serials.observe_page(index_url, page)
-        for candidate in page.files:
-            if candidate.filename == ref.filename:
-                if not candidate.provenance_url:
-                    return None
-                return fetch_provenance(self.http, candidate)
-        return None
+        page = self.project_page(index_url, ref.project)  # once per run, not once per file
+        if page.serves_provenance is False:
+            with self._history_lock:
+                self._serves_none.add(index_url)
+        candidate = page.file(ref.filename)
+        if candidate is None or not candidate.provenance_url:
+            return None
+        return fetch_provenance(self.http, candidate)
 
     def prepare(self, ref: FileRef, download_dir: Path | None) -> Prepared:
         """Get the bytes (hash them) and the provenance of one file; never raises."""
@@ -205,6 +246,15 @@ class Checker:
                 reason_code="hash-mismatch",
             )
         if prep.provenance is None:
+            mirror = self._mirror_without_provenance(ref)
+            if mirror is not None:
+                return VerificationResult(
+                    filename=ref.filename,
+                    sha256=prep.sha256,
+                    status=VerifyStatus.UNSIGNED,
+                    reason=mirror,
+                    reason_code=NO_PROVENANCE_SERVED,
+                )
             return VerificationResult(
                 filename=ref.filename,
                 sha256=prep.sha256,
@@ -213,6 +263,30 @@ class Checker:
                 reason_code="no-provenance",
             )
         return self.verify_provenance(ref.filename, prep.sha256, prep.provenance)
+
+    def _mirror_without_provenance(self, ref: FileRef) -> str | None:
+        """Why "no provenance" says nothing here, or None: the file's index serves no PEP 740
+        provenance at all (a mirror that drops it: no ``provenance`` key on its page, API
+        version below 1.3), and no provenance index that does serve it was asked."""
+        from safe_pip.render import clean
+
+        if ref.index_serves_provenance is not False:
+            return None
+        where = clean(ref.index or "the file's index")
+        prov = self.provenance_index
+        if ref.index and _is_pypi(ref.index):
+            pass  # a page at PyPI's address without provenance keys: a mirror behind its name
+        elif (
+            prov is not None and prov not in self._serves_none and not _same_index(prov, ref.index)
+        ):
+            return None  # a provenance index that serves provenance was asked and has none
+        elif prov is not None and not _same_index(prov, ref.index):
+            where = f"{where} nor the provenance index {clean(prov)}"
+        return (
+            f"this index serves no provenance: {where} lists no PEP 740 provenance for any "
+            f"file of {ref.project} (a mirror that drops it), so whether {ref.filename} is "
+            "attested cannot be told here; see --provenance-index"
+        )
 
     def _unsigned_reason(self, ref: FileRef) -> str:
         """Where safe-pip looked for provenance and found none (a 404, never an error)."""
@@ -302,30 +376,16 @@ class Checker:
         """The project's page on ``index``, read once per run; None when the index has no
         such project. Any other failure raises CouldNotCheckError: a history that could not
         be read must not turn into "first use" (fail closed)."""
-        from safe_pip.net import ProjectNotFound, SimpleIndex
+        from safe_pip.net import ProjectNotFound
 
-        key = (index, name)
-        with self._history_lock:
-            if key in self._page_cache:
-                cached = self._page_cache[key]
-                if isinstance(cached, CouldNotCheckError):
-                    raise cached
-                return cached
-        result: ProjectPage | CouldNotCheckError | None
         try:
-            result = SimpleIndex(self.http, index).project(name)
-            self.serials.observe_page(index, result)  # T21: a stale page is no history either
+            return self.project_page(index, name)  # the same read as every other use
         except ProjectNotFound:
-            result = None
-        except StaleIndexError as exc:
-            result = exc
+            return None
+        except StaleIndexError:
+            raise  # T21: a stale page is no history either
         except Exception as exc:
-            result = _history_unreadable(name, index, exc)
-        with self._history_lock:
-            self._page_cache[key] = result
-        if isinstance(result, CouldNotCheckError):
-            raise result
-        return result
+            raise _history_unreadable(name, index, exc) from None
 
     def _history_record(
         self, name: str, version: str, f: FileRef, index: str
@@ -387,6 +447,11 @@ class Checker:
                     ref.project, exclude_version=ref.version, index=ref.index
                 )
             verdict = decide(ref, result, self.policy, history, self.now)
+            if result.reason_code == NO_PROVENANCE_SERVED and verdict.action is Action.REFUSE:
+                # not "unsigned": nothing here can tell whether it is signed
+                verdict = _could_not_check(
+                    ref, result, result.reason, "provenance source", _MIRROR_FIX
+                )
         except CouldNotCheckError as exc:
             verdict = _could_not_check(ref, result, exc.message, "index history", exc.fix or "")
         except SafePipError:
@@ -626,7 +691,16 @@ def _could_not_check(
 def _history_unreadable(
     name: str, index: str, exc: BaseException, filename: str | None = None
 ) -> CouldNotCheckError:
+    from safe_pip.net import OfflineError
+
     what = f"the provenance of {filename}" if filename else "its project page"
+    if isinstance(exc, OfflineError):
+        return CouldNotCheckError(
+            f"{name}'s index history (the publishers of its earlier releases on {index}) is "
+            f"not on this machine, and --offline allows no network to read {what}",
+            fix="pass --no-index-history to decide from this machine's history alone, import a "
+            "baseline (`safe-pip history import FILE`), or run without --offline",
+        )
     detail = exc.message if isinstance(exc, SafePipError) else f"{type(exc).__name__}: {exc}"
     return CouldNotCheckError(
         f"could not read {name}'s earlier releases on {index} ({what}) to check its "
@@ -643,6 +717,10 @@ def _version(text: str | None) -> Version | None:
         return Version(text)
     except InvalidVersion:
         return None
+
+
+def _same_index(a: str | None, b: str | None) -> bool:
+    return bool(a and b and a.rstrip("/") == b.rstrip("/"))
 
 
 def _is_pypi(url: str) -> bool:

@@ -75,7 +75,7 @@ from safe_pip.models import (
 )
 
 if TYPE_CHECKING:
-    from safe_pip.net import Http, ProjectPage
+    from safe_pip.net import ProjectPage
 
 Status = Literal["ok", "warn", "fail", "error"]
 
@@ -388,39 +388,6 @@ def trusted_root_bytes(checker: Checker) -> bytes | None:
 # -- the checker -------------------------------------------------------------------------------
 
 
-def page_memo_http() -> Http:
-    """An :class:`Http` that reads each index page once per run.
-
-    The locate step and the history step (earlier releases, on first sight of a project) both
-    read a project's page; in one run they must see the same page anyway. Only complete 200
-    answers are remembered, in memory, for this run; provenance and files are never memoized.
-    """
-    from safe_pip.net import SIMPLE_ACCEPT, Http, Response
-
-    class _PageMemoHttp(Http):
-        def __init__(self) -> None:
-            super().__init__()
-            self._pages: dict[str, Response] = {}
-            self._locks: dict[str, threading.Lock] = {}
-            self._memo_lock = threading.Lock()
-
-        def get_bytes(self, url: str, *, max_bytes: int, accept: str | None = None) -> Response:
-            if accept != SIMPLE_ACCEPT:
-                return super().get_bytes(url, max_bytes=max_bytes, accept=accept)
-            with self._memo_lock:
-                lock = self._locks.setdefault(url, threading.Lock())
-            with lock:
-                hit = self._pages.get(url)
-                if hit is not None and len(hit.body) <= max_bytes:
-                    return hit
-                resp = super().get_bytes(url, max_bytes=max_bytes, accept=accept)
-                if resp.status == 200:
-                    self._pages[url] = resp
-                return resp
-
-    return _PageMemoHttp()
-
-
 class LockChecker(Checker):
     """The shared Checker, with provenance from saved evidence or the digest cache first."""
 
@@ -502,40 +469,51 @@ def _outcome(
 
 
 def _fetch_pages(
-    checker: Checker, wanted: set[tuple[str, str]], jobs: int
+    checker: Checker,
+    wanted: set[tuple[str, str]],
+    jobs: int,
+    progress: Progress | None = None,
 ) -> dict[tuple[str, str], ProjectPage | SafePipError]:
+    """Every (index, project) page the locks need, read in parallel, each once per run
+    (:meth:`Checker.project_page` keeps it for the history and provenance steps)."""
     from safe_pip.net import SimpleIndex
 
-    clients: dict[str, SimpleIndex] = {}
-    pages: dict[tuple[str, str], ProjectPage | SafePipError] = {}
-
-    for index, _name in wanted:
-        if index not in clients:
-            clients[index] = SimpleIndex(checker.http, index)  # ConfigError on a bad URL
+    for index in {index for index, _name in wanted}:
+        SimpleIndex(checker.http, index)  # ConfigError (exit 2) on a bad URL, before any read
+    keys = sorted(wanted)
+    done = 0
+    count_lock = threading.Lock()
 
     def one(key: tuple[str, str]) -> tuple[tuple[str, str], ProjectPage | SafePipError]:
+        nonlocal done
         index, name = key
+        result: ProjectPage | SafePipError
         try:
-            page = clients[index].project(name)
-            checker.serials.observe_page(index, page)  # stale / replayed page (T21)
-            return key, page
+            result = checker.project_page(index, name)  # stale / replayed page: T21
         except SafePipError as exc:
-            return key, exc
+            result = exc
         except Exception as exc:  # fail closed: could not check
-            return key, CouldNotCheckError(f"{name}: {type(exc).__name__}: {exc}")
+            result = CouldNotCheckError(f"{name}: {type(exc).__name__}: {exc}")
+        if progress is not None:
+            with count_lock:
+                done += 1
+                progress(done, len(keys), f"index page {name}")
+        return key, result
 
-    keys = sorted(wanted)
     if len(keys) <= 1:
         results = [one(k) for k in keys]
     else:
         with ThreadPoolExecutor(max_workers=min(jobs, len(keys))) as pool:
             results = list(pool.map(one, keys))
-    pages.update(results)
-    return pages
+    return dict(results)
 
 
 def plan(
-    locks: Sequence[Lock], checker: Checker, opts: VerifyOptions, evidence: Evidence | None
+    locks: Sequence[Lock],
+    checker: Checker,
+    opts: VerifyOptions,
+    evidence: Evidence | None,
+    progress: Progress | None = None,
 ) -> tuple[list[_Planned], list[FileOutcome]]:
     """FileRefs to check (deduplicated by filename + sha256) and lock-level failures."""
     from safe_pip.net import ProjectNotFound
@@ -553,14 +531,15 @@ def plan(
         entry.places.append((lock.path, pkg, f, index_sha))
 
     pages: dict[tuple[str, str], ProjectPage | SafePipError] = {}
-    if evidence is None:
+    local = evidence is not None or checker.offline  # the lock's own file list, no page
+    if not local:
         wanted = {
             (_index_for(lock, pkg, opts), str(canonicalize_name(pkg.name)))
             for lock in locks
             for pkg in lock.packages
             if pkg.unsupported is None and not pkg.other_hashes
         }
-        pages = _fetch_pages(checker, wanted, opts.jobs)
+        pages = _fetch_pages(checker, wanted, opts.jobs, progress)
 
     for lock in locks:
         for pkg in lock.packages:
@@ -582,8 +561,9 @@ def plan(
                 problems.append(_unverifiable_entry(lock, pkg))
                 continue
             index = _index_for(lock, pkg, opts)
-            if evidence is not None:
-                _plan_offline(lock, pkg, index, evidence, add, problems)
+            if local:
+                names = evidence.filenames_for if evidence is not None else _offline_names
+                _plan_offline(lock, pkg, index, names, add, problems, evidence)
                 continue
             page = pages[(index, str(canonicalize_name(pkg.name)))]
             if isinstance(page, SafePipError):
@@ -730,23 +710,48 @@ def _plan_online(
             size=cand.size,
             project_status=cand.project_status,  # PEP 792 (THREATS T25)
             project_status_reason=cand.project_status_reason,
+            index_serves_provenance=cand.index_serves_provenance,
         )
         add(lock, pkg, line_f, ref, cand.sha256)
+
+
+def _offline_names(_sha256: str) -> list[str]:
+    return []
 
 
 def _plan_offline(
     lock: Lock,
     pkg: LockedPackage,
     index: str,
-    evidence: Evidence,
+    filenames_for: Callable[[str], list[str]],
     add: Callable[[Lock, LockedPackage, LockedFile, FileRef, str | None], None],
     problems: list[FileOutcome],
+    evidence: Evidence | None,
 ) -> None:
+    """Plan from the lock's own file list, without the index page (--evidence, --offline).
+    Requirements files name hashes only: their files are found in the evidence, or are
+    could-not-check offline."""
     files = list(pkg.files)
     if not files:
         for sha in pkg.hashes:
-            names = evidence.filenames_for(sha)
+            names = filenames_for(sha)
             if not names:
+                if evidence is not None:
+                    reason = (
+                        f"the evidence in {evidence.root} has no file of "
+                        f"{pkg.name}=={pkg.version} with sha256 {sha}"
+                    )
+                    fix = "re-create it with --save-evidence after the lock changed"
+                else:
+                    reason = (
+                        f"{pkg.name}=={pkg.version} is pinned by hash only; which file has "
+                        f"sha256 {sha} is on the index page of {index}, and --offline allows "
+                        "no network"
+                    )
+                    fix = (
+                        "save evidence online (`safe-pip verify LOCK --save-evidence DIR`) and "
+                        "verify with --evidence DIR, or run without --offline"
+                    )
                 problems.append(
                     _outcome(
                         lock.path,
@@ -754,9 +759,8 @@ def _plan_offline(
                         LockedFile(filename="", kind="wheel", sha256=sha, line=pkg.line),
                         "error",
                         ReasonCode.COULD_NOT_CHECK.value,
-                        f"the evidence in {evidence.root} has no file of {pkg.name}=={pkg.version}"
-                        f" with sha256 {sha}",
-                        fix="re-create it with --save-evidence after the lock changed",
+                        reason,
+                        fix=fix,
                     )
                 )
                 continue
@@ -1026,13 +1030,16 @@ def verify_locks(
     opts: VerifyOptions,
     *,
     progress: Progress | None = None,
+    page_progress: Progress | None = None,
 ) -> VerifyRun:
-    """Verify every file of every lock; return all outcomes (problems never stop the run)."""
+    """Verify every file of every lock; return all outcomes (problems never stop the run).
+    ``page_progress`` is told about each index page read (the planning step), ``progress``
+    about each file checked."""
     started = time.monotonic()
     evidence = Evidence.load(opts.evidence) if opts.evidence is not None else None
     if evidence is not None:
         checker.evidence = evidence
-    planned, problems = plan(locks, checker, opts, evidence)
+    planned, problems = plan(locks, checker, opts, evidence, page_progress)
 
     refs = [p.ref for p in planned]
     with tempfile.TemporaryDirectory(prefix="safe-pip-verify-") as tmp:
@@ -1064,6 +1071,7 @@ def verify_locks(
     for lock in locks:
         items = sorted(outcomes[lock.path], key=lambda o: (o.package.position, o.line, o.filename))
         reports.append(LockReport(lock, items))
+    # described after the run: "TUF refresh" only when a verification loaded the root
     return VerifyRun(reports, checker.trust.describe(), time.monotonic() - started)
 
 

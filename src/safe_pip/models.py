@@ -130,6 +130,9 @@ class FileRef:
     # PEP 792 status of the project on the page the file came from (None: none given = active)
     project_status: str | None = None
     project_status_reason: str | None = None
+    #: Whether the page the file was listed on serves PEP 740 provenance at all (False: a
+    #: mirror that drops it, see ProjectPage.serves_provenance; None: not from a page).
+    index_serves_provenance: bool | None = field(default=None, compare=False)
 
 
 class VerifyStatus(str, enum.Enum):

@@ -16,12 +16,21 @@ if TYPE_CHECKING:
 
 
 def add_trust_options(parser: argparse.ArgumentParser) -> None:
-    g = parser.add_argument_group("trust root")
+    g = parser.add_argument_group("trust root and network")
     g.add_argument(
         "--offline",
         action="store_true",
-        help="use the Sigstore production trust root shipped inside the installed sigstore "
-        "package (no TUF refresh); network is still used to fetch packages and provenance",
+        help="no network access at all (as in pip and uv): index pages, provenance and index "
+        "history come from local evidence (the history store, the provenance cache, "
+        "--evidence, file:// indexes) or the file is could-not-check (exit 3) naming what is "
+        "missing; implies --embedded-root",
+    )
+    g.add_argument(
+        "--embedded-root",
+        action="store_true",
+        help="verify with the Sigstore production trust root shipped inside the installed "
+        "sigstore package (no TUF refresh); the network is still used for packages and "
+        "provenance",
     )
     g.add_argument(
         "--staging", action="store_true", help="verify against Sigstore's staging instance"
@@ -59,7 +68,7 @@ def trust_from_args(args: argparse.Namespace) -> TrustConfig:
     from safe_pip.verify.trust import TrustConfig
 
     return TrustConfig.from_options(
-        offline=bool(getattr(args, "offline", False)),
+        offline=bool(getattr(args, "offline", False) or getattr(args, "embedded_root", False)),
         staging=bool(getattr(args, "staging", False)),
         trust_root=getattr(args, "trust_root", None),
     )
@@ -110,6 +119,7 @@ def make_checker(
         jobs=jobs or default_jobs(),
         provenance_index=named_provenance_index(provenance_index),
         index_history=not getattr(args, "no_index_history", False),
+        offline=bool(getattr(args, "offline", False)),
     )
 
 

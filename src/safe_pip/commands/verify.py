@@ -63,6 +63,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "overrides the lock's index",
     )
     p.add_argument(
+        "--provenance-index",
+        metavar="URL",
+        help="where to look up provenance for files whose index lists none (a mirror that "
+        "drops it), by name, version and file name (default: the lock's index, else PyPI)",
+    )
+    p.add_argument(
         "--write-identities",
         metavar="PYLOCK",
         help="verify PYLOCK and fill attestation-identities of its packages that have none from "
@@ -83,7 +89,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "--evidence",
         metavar="DIR",
         help="verify from evidence saved with --save-evidence, with no network at all "
-        "(use with --offline, or --trust-root DIR/trusted_root.json)",
+        "(implies --offline; the root is the one shipped with sigstore unless --trust-root)",
     )
     p.add_argument("--no-cache", action="store_true", help="do not use the provenance cache")
     p.add_argument(
@@ -132,7 +138,6 @@ def run(args: argparse.Namespace) -> int:
         ProvenanceCache,
         VerifyOptions,
         default_cache_dir,
-        page_memo_http,
         verify_locks,
         write_identities,
     )
@@ -144,8 +149,8 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError("--evidence (read) and --save-evidence (write) cannot be combined")
     if args.evidence and args.download:
         raise ConfigError("--evidence verifies without network; --download needs it")
-    if args.evidence and not args.trust_root and not args.staging:
-        args.offline = True  # no TUF refresh: the evidence run uses no network at all
+    if args.evidence:
+        args.offline = True  # the evidence run uses no network at all (and no TUF refresh)
     paths = _lock_paths(args)
     if args.write_identities and detect_format(Path(args.write_identities)) != "pylock":
         raise ConfigError(
@@ -166,7 +171,7 @@ def run(args: argparse.Namespace) -> int:
     offline_evidence = Path(args.evidence) if args.evidence else None
     home = getattr(args, "home", None) or os.environ.get("SAFE_PIP_HOME")
     cache = None
-    if not args.no_cache and offline_evidence is None:
+    if not args.no_cache and offline_evidence is None:  # --offline reads the cache too
         cache = ProvenanceCache(default_cache_dir(home))
     index_url = args.index_url
     main_index = (
@@ -181,13 +186,15 @@ def run(args: argparse.Namespace) -> int:
 
         checker = LockChecker(
             cache=cache,
-            http=None if offline_evidence else page_memo_http(),
             trust=trust_from_args(args),
             policy=policy_from_args(args),
             store=store,
             jobs=args.jobs,
-            provenance_index=None if offline_evidence else (main_index or PYPI_SIMPLE),
+            provenance_index=None
+            if offline_evidence
+            else (args.provenance_index or main_index or PYPI_SIMPLE),
             index_history=offline_evidence is None and not args.no_index_history,
+            offline=bool(args.offline),
         )
         opts = VerifyOptions(
             index_url=index_url,
@@ -197,10 +204,10 @@ def run(args: argparse.Namespace) -> int:
             cache_dir=cache.root if cache else None,
             jobs=args.jobs,
         )
-        progress = ProgressLine(
-            "verifying", quiet=args.quiet or (args.format != "text" and not args.output)
-        )
-        result = verify_locks(locks, checker, opts, progress=progress)
+        quiet = args.quiet or (args.format != "text" and not args.output)
+        progress = ProgressLine("verifying", quiet=quiet)
+        pages = ProgressLine("reading index pages", quiet=quiet)
+        result = verify_locks(locks, checker, opts, progress=progress, page_progress=pages)
     finally:
         store.close()
 

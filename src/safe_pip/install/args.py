@@ -21,6 +21,7 @@ OWN_VALUE = {
 
 OWN_FLAGS = {
     "--offline": "offline",
+    "--embedded-root": "embedded_root",
     "--staging": "staging",
     "--json": "json",
     "--no-index-history": "no_index_history",

@@ -109,6 +109,10 @@ class HashMismatch(NetworkError):
     """A downloaded file's sha256 differs from what the index (or lock) said."""
 
 
+class OfflineError(NetworkError):
+    """A request that --offline forbids: nothing was sent (no socket was opened)."""
+
+
 class HttpStatusError(NetworkError):
     """The server answered with a status the caller cannot accept."""
 
@@ -301,8 +305,17 @@ class _Retry(Exception):
 class Http:
     """One policy for every GET. Thread-safe: each thread gets its own ``requests.Session``."""
 
-    def __init__(self, limits: Limits | None = None, *, user_agent: str | None = None) -> None:
+    def __init__(
+        self,
+        limits: Limits | None = None,
+        *,
+        user_agent: str | None = None,
+        offline: bool = False,
+    ) -> None:
         self.limits = limits or Limits()
+        #: --offline: every request that would leave this process is refused before a socket
+        #: is opened (OfflineError); only file:// URLs are read.
+        self.offline = offline
         self.user_agent = user_agent or f"safe-pip/{__version__}"
         self._local = threading.local()
         self._sessions: list[requests.Session] = []
@@ -520,6 +533,12 @@ class Http:
         self, url: str, headers: dict[str, str], deadline: float
     ) -> tuple[requests.Response, str]:
         """Send the GET, following safe redirects; the returned response's body is unread."""
+        if self.offline:
+            raise OfflineError(
+                f"{redact(url)} was not fetched: --offline allows no network access",
+                fix="run without --offline, or give safe-pip what it needs locally "
+                "(--evidence DIR saved by `safe-pip verify --save-evidence DIR`, a file:// index)",
+            )
         for _ in range(self.limits.max_redirects + 1):
             check_url(url)
             resp = self._send(url, headers, deadline)

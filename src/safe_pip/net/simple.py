@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import html.parser
 import re
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, unquote, urljoin, urlsplit, urlunsplit
@@ -67,6 +67,22 @@ class ProjectPage:
     #: this client does not know), None when the page gives none; its free-text reason.
     status: str | None = None
     status_reason: str | None = None
+    #: Whether this index serves PEP 740 provenance at all: True when any file carries a
+    #: ``provenance`` key (JSON, even null) / ``data-provenance`` attribute (HTML) or the page
+    #: declares API version 1.3 or later (PEP 740); False otherwise, as on mirrors that drop
+    #: the key (bandersnatch-style pages at API 1.0-1.1, devpi). None: not an index page.
+    serves_provenance: bool | None = None
+    _by_filename: dict[str, FileRef] | None = field(
+        default=None, init=False, repr=False, compare=False
+    )
+
+    def file(self, filename: str) -> FileRef | None:
+        """The page's file named ``filename`` (a dict built once per page, not a scan)."""
+        index = self._by_filename
+        if index is None:
+            index = {f.filename: f for f in self.files}
+            object.__setattr__(self, "_by_filename", index)
+        return index.get(filename)
 
     def for_version(self, version: str) -> tuple[FileRef, ...]:
         """The page's files for one version (compared as PEP 440 versions)."""
@@ -175,10 +191,44 @@ def _html_status(parser: _AnchorParser, what: str) -> tuple[str | None, str | No
     return status, (reason if status is not None else None)
 
 
-def _with_status(files: list[FileRef], status: str | None, reason: str | None) -> list[FileRef]:
-    if status is None:
+def _with_status(
+    files: list[FileRef], status: str | None, reason: str | None, serves: bool | None = None
+) -> list[FileRef]:
+    if status is None and serves is None:
         return files
-    return [replace(f, project_status=status, project_status_reason=reason) for f in files]
+    if status is None:
+        return [replace(f, index_serves_provenance=serves) for f in files]
+    return [
+        replace(
+            f, project_status=status, project_status_reason=reason, index_serves_provenance=serves
+        )
+        for f in files
+    ]
+
+
+def _serves_provenance(api_version: str | None, any_key: bool) -> bool:
+    """Whether a page's index serves PEP 740 provenance (see ProjectPage.serves_provenance)."""
+    if any_key:
+        return True
+    if api_version is None:
+        return False
+    major, _, minor = api_version.partition(".")
+    return (int(major), int(minor)) >= (1, 3)
+
+
+def _json_serial(value: object, what: str) -> int | None:
+    """PEP 691 ``meta._last-serial`` as the ecosystem writes it: an integer (PyPI), or a string
+    of ASCII digits (bandersnatch writes ``str(serial)``), which is that integer. Anything else
+    (a bool, a float, a signed or non-digit string) is refused: it is no serial."""
+    if value is None:
+        return None
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 20:
+        return int(value)
+    raise MalformedResponse(
+        f"{what}: '_last-serial' must be an integer (or a string of digits), not {value!r:.40}"
+    )
 
 
 class SimpleIndex:
@@ -271,14 +321,15 @@ class SimpleIndex:
             raise ResponseTooLarge(
                 f"{what}: {len(raw_files)} files, over the limit of {limits.max_files_per_page}"
             )
-        serial = meta.get("_last-serial")
-        if serial is not None and (not isinstance(serial, int) or isinstance(serial, bool)):
-            raise MalformedResponse(f"{what}: '_last-serial' must be an integer")
+        serial = _json_serial(meta.get("_last-serial"), what)
         files: list[FileRef] = []
         for entry in raw_files:
             ref = self._json_file(norm, entry, resp.url, what)
             if ref is not None:
                 files.append(ref)
+        serves = _serves_provenance(
+            api_version, any(isinstance(e, dict) and "provenance" in e for e in raw_files)
+        )
         versions = data.get("versions")
         if versions is None:
             version_list = _versions_of(files)
@@ -289,9 +340,9 @@ class SimpleIndex:
         if serial is None:
             serial = _header_serial(resp)
         status, reason = _json_status(data, what)
-        files = _with_status(files, status, reason)
+        files = _with_status(files, status, reason, serves)
         return ProjectPage(
-            norm, tuple(files), version_list, serial, resp.url, api_version, status, reason
+            norm, tuple(files), version_list, serial, resp.url, api_version, status, reason, serves
         )
 
     def _json_file(self, norm: NormalizedName, entry: Any, base: str, what: str) -> FileRef | None:
@@ -415,7 +466,10 @@ class SimpleIndex:
             if ref is not None:
                 files.append(ref)
         status, reason = _html_status(parser, what)
-        files = _with_status(files, status, reason)
+        serves = _serves_provenance(
+            api_version, any("data-provenance" in attrs for attrs in parser.anchors)
+        )
+        files = _with_status(files, status, reason, serves)
         return ProjectPage(
             norm,
             tuple(files),
@@ -425,6 +479,7 @@ class SimpleIndex:
             api_version,
             status,
             reason,
+            serves,
         )
 
     # -- file:// -------------------------------------------------------------------------------

@@ -1,9 +1,10 @@
 """Sigstore trust roots: which keys and CAs a verification trusts.
 
 - ``production``: Sigstore's public-good instance, refreshed through TUF (needs the network).
-- ``offline``: the production ``trusted_root.json`` shipped *inside the installed sigstore
-  package*, read from there, never from a writable cache that nothing re-verifies (a cache an
-  attacker can write would let them swap the root; see THREATS.md T15/T23).
+- ``offline`` (``--embedded-root``, and implied by ``--offline``): the production
+  ``trusted_root.json`` shipped *inside the installed sigstore package*, read from there, never
+  from a writable cache that nothing re-verifies (a cache an attacker can write would let them
+  swap the root; docs/threat-model.md T15/T23).
 - ``staging``: Sigstore's staging instance (only on explicit request), also read from the copy
   shipped inside sigstore.
 - ``custom``: a ``trusted_root.json`` given by path (private Sigstore deployments, tests).
@@ -40,13 +41,17 @@ class TrustConfig:
     path: Path | None = None
 
     def describe(self) -> str:
+        """What the root is; "TUF refresh" only once a refresh actually happened (a run that
+        verified nothing never loaded the root, and says so)."""
         if self.mode == "custom":
             return f"custom trust root {self.path}"
         if self.mode == "offline":
-            return "Sigstore production (root shipped with sigstore, offline)"
+            return "Sigstore production (root shipped with sigstore)"
         if self.mode == "staging":
             return "Sigstore staging (root shipped with sigstore)"
-        return "Sigstore production (TUF refresh)"
+        if verifier_loaded(self):
+            return "Sigstore production (TUF refresh)"
+        return "Sigstore production (not loaded: nothing needed verifying)"
 
     @classmethod
     def from_options(
@@ -83,6 +88,12 @@ def embedded_trusted_root_path(*, staging: bool = False) -> Path:
 
 _lock = threading.Lock()
 _cache: dict[TrustConfig, Verifier] = {}
+
+
+def verifier_loaded(config: TrustConfig) -> bool:
+    """Whether a Verifier for ``config`` was built in this process (the root was loaded)."""
+    with _lock:
+        return config in _cache
 
 
 def load_verifier(config: TrustConfig) -> Verifier:
@@ -139,8 +150,8 @@ def _build(config: TrustConfig) -> Verifier:
                 raise TrustRootError(
                     f"could not refresh the Sigstore production trust root through TUF: "
                     f"{_short(exc)}",
-                    fix="check the network, or pass --offline to use the root shipped with "
-                    "the installed sigstore package",
+                    fix="check the network, or pass --embedded-root to use the root shipped "
+                    "with the installed sigstore package",
                 ) from exc
         return Verifier(trusted_root=root)
     except (ConfigError, TrustRootError):
