@@ -13,7 +13,8 @@ DESCRIPTION = """\
 Verify the PEP 740 provenance of every file a lockfile names (every wheel and the sdist of
 every package, whatever platform its markers select), the way `safe-pip install` checks files,
 without installing anything. Reads pylock.toml (PEP 751), requirements files with == pins and
---hash (pip-compile --generate-hashes), and uv.lock.
+--hash (pip-compile --generate-hashes), uv.lock, poetry.lock and pdm.lock (a pdm.lock names no
+index: its packages are looked up on --index-url, else PyPI).
 
 The policy file and the known-good history decide; where a pylock.toml package has
 attestation-identities, every file's verified publisher must also match one of them (a match
@@ -32,13 +33,14 @@ examples:
   safe-pip verify pylock.toml --offline --evidence .safe-pip-evidence
 """
 
-_DEFAULT_LOCKS = ("pylock.toml", "uv.lock", "requirements.txt")
+_DEFAULT_LOCKS = ("pylock.toml", "uv.lock", "poetry.lock", "pdm.lock", "requirements.txt")
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "verify",
-        help="verify every file of a lockfile (pylock.toml, requirements, uv.lock)",
+        help="verify every file of a lockfile (pylock.toml, requirements, uv.lock, poetry.lock, "
+        "pdm.lock)",
         description=DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -46,7 +48,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "locks",
         metavar="LOCKFILE",
         nargs="*",
-        help="lockfiles to verify (default: ./pylock.toml, ./uv.lock or ./requirements.txt)",
+        help="lockfiles to verify (default: the first of ./pylock.toml, ./uv.lock, "
+        "./poetry.lock, ./pdm.lock, ./requirements.txt)",
     )
     p.add_argument(
         "--format",
@@ -117,7 +120,7 @@ def _lock_paths(args: argparse.Namespace) -> list[Path]:
             if Path(name).is_file():
                 return [Path(name)]
         raise ConfigError(
-            "no lockfile given and none of pylock.toml, uv.lock, requirements.txt found here",
+            "no lockfile given and none of " + ", ".join(_DEFAULT_LOCKS) + " found here",
             fix="name the lockfile: safe-pip verify path/to/pylock.toml",
         )
     return paths

@@ -1,5 +1,6 @@
 """Lockfile readers: ``pylock.toml`` (PEP 751), requirements files with ``==`` pins and
-``--hash`` (as pip-compile writes them), and ``uv.lock``.
+``--hash`` (as pip-compile writes them), ``uv.lock``, and (in :mod:`safe_pip.sources`)
+``poetry.lock`` and ``pdm.lock``.
 
 Each reader turns a lock into a :class:`Lock`: its packages, and for each package every file
 the lock names (every wheel and the sdist), with the line of the lock where the entry is, so
@@ -21,27 +22,38 @@ __all__ = ["Lock", "LockFormat", "LockedFile", "LockedPackage", "detect_format",
 
 
 def detect_format(path: Path) -> LockFormat:
-    """Which reader handles ``path``, from its name (PEP 751 names, uv.lock, else requirements)."""
+    """Which reader handles ``path``, from its name (PEP 751 names, uv.lock, poetry.lock,
+    pdm.lock, else requirements)."""
     name = path.name.lower()
     if name == "uv.lock":
         return "uv"
+    if name == "poetry.lock":
+        return "poetry"
+    if name == "pdm.lock":
+        return "pdm"
     if name == "pylock.toml" or (name.startswith("pylock.") and name.endswith(".toml")):
         return "pylock"
     if name.endswith(".toml"):
         raise ConfigError(
             f"{path}: cannot tell which lockfile format this is",
-            fix="name it pylock.toml / pylock.<name>.toml (PEP 751) or uv.lock",
+            fix="name it pylock.toml / pylock.<name>.toml (PEP 751), uv.lock, poetry.lock or "
+            "pdm.lock",
         )
     return "requirements"
 
 
 def read_lock(path: Path, fmt: LockFormat | None = None) -> Lock:
-    """Read one lockfile. Raises ConfigError (exit 2) when it is unreadable or malformed."""
-    fmt = fmt or detect_format(path)
+    """Read one lockfile. Raises ConfigError (exit 2) when it is missing, unreadable or
+    malformed (a missing file is said to be missing, whatever its name)."""
     try:
         raw = path.read_bytes()
+    except FileNotFoundError:
+        raise ConfigError(
+            f"lockfile {path} does not exist", fix="check the path (safe-pip verify PATH/TO/LOCK)"
+        ) from None
     except OSError as exc:
         raise ConfigError(f"cannot read lockfile {path}: {exc.strerror or exc}") from exc
+    fmt = fmt or detect_format(path)
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -54,6 +66,14 @@ def read_lock(path: Path, fmt: LockFormat | None = None) -> Lock:
         from safe_pip.lockfile.uvlock import parse_uv_lock
 
         return parse_uv_lock(text, path)
+    if fmt == "poetry":
+        from safe_pip.sources.package_files_lock import parse_poetry_lock
+
+        return parse_poetry_lock(text, path)
+    if fmt == "pdm":
+        from safe_pip.sources.package_files_lock import parse_pdm_lock
+
+        return parse_pdm_lock(text, path)
     from safe_pip.lockfile.requirements import parse_requirements
 
     return parse_requirements(text, path)

@@ -76,7 +76,13 @@ def parse_pylock(text: str, path: Path) -> Lock:
                 marker=str(pkg.marker) if pkg.marker is not None else None,
             )
         )
-    return Lock(path=path, format="pylock", packages=tuple(packages))
+    created_by = data.get("created-by")
+    return Lock(
+        path=path,
+        format="pylock",
+        packages=tuple(packages),
+        generator="uv" if created_by == "uv" else None,
+    )
 
 
 def _identities(raw: Any, path: Path, name: str, line: int) -> tuple[PublisherIdentity, ...] | None:

@@ -13,7 +13,12 @@ import shlex
 from pathlib import Path
 
 from safe_pip.errors import ConfigError
-from safe_pip.lockfile.model import Lock, LockedPackage, normalize_sha256
+from safe_pip.lockfile.model import (
+    Lock,
+    LockedPackage,
+    generated_by_uv_export,
+    normalize_sha256,
+)
 
 _COMMENT = re.compile(r"(^|\s+)#.*$")
 _HASH_OPT = re.compile(r"--hash[=\s]+(\S+)")
@@ -161,4 +166,5 @@ def parse_requirements(
         packages=tuple(packages),
         index=index,
         extra_indexes=tuple(extra),
+        generator="uv" if generated_by_uv_export(text) else None,
     )
