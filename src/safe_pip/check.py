@@ -169,6 +169,13 @@ class Checker:
         """
         from safe_pip.net import fetch_provenance
 
+        if self.offline and not _local_source(ref, self.provenance_index):
+            raise CouldNotCheckError(
+                f"the provenance of {ref.filename} is not on this machine (not in the provenance "
+                "cache or the --evidence directory), and --offline allows no network to fetch it",
+                fix="save evidence online (`safe-pip verify LOCK --save-evidence DIR`) and verify "
+                "with --evidence DIR, or run without --offline",
+            )
         if ref.provenance_url:
             return fetch_provenance(self.http, ref)
         index = ref.index
@@ -717,6 +724,14 @@ def _version(text: str | None) -> Version | None:
         return Version(text)
     except InvalidVersion:
         return None
+
+
+def _local_source(ref: FileRef, provenance_index: str | None) -> bool:
+    """Whether ``ref``'s provenance would be read from this machine (file:// URLs only)."""
+    if ref.provenance_url:
+        return ref.provenance_url.startswith("file:")
+    index = ref.index if ref.index and _is_pypi(ref.index) else provenance_index
+    return bool(index and index.startswith("file:"))
 
 
 def _same_index(a: str | None, b: str | None) -> bool:
