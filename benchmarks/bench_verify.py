@@ -9,7 +9,7 @@ run on this machine:
 - per-file tool: for each file, download it and its provenance (as a distribution's
   packaging script does) and run one ``pypi-attestations verify attestation --offline
   --identity ... FILE`` process, pointed at the test trust root through the XDG/TUF-cache
-  route (TEST-SIGSTORE.md section 3, route 2). Measured on a subset (--tool-sample files) and
+  route (docs/test-sigstore.md, route 2). Measured on a subset (--tool-sample files) and
   extrapolated to N files when N is larger; the output says so.
 
 Targets: warm < 2 s; per-file tool (cold) / safe-pip cold >= 20x.

@@ -284,11 +284,15 @@ def test_detect_format(tmp_path: Path) -> None:
     assert detect_format(Path("pylock.toml")) == "pylock"
     assert detect_format(Path("pylock.dev.toml")) == "pylock"
     assert detect_format(Path("uv.lock")) == "uv"
+    assert detect_format(Path("poetry.lock")) == "poetry"
+    assert detect_format(Path("pdm.lock")) == "pdm"
     assert detect_format(Path("requirements-dev.txt")) == "requirements"
     with pytest.raises(ConfigError):
         detect_format(Path("poetry.toml"))
-    with pytest.raises(ConfigError, match="cannot read"):
+    with pytest.raises(ConfigError, match="does not exist"):
         read_lock(tmp_path / "missing.txt")
+    with pytest.raises(ConfigError, match="does not exist"):
+        read_lock(tmp_path / "missing.toml")  # not "cannot tell which format"
 
 
 IDENT = {"kind": "GitHub", "repository": "acme/alpha", "workflow": "release.yml"}

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import socket
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +28,11 @@ class NoSockets:
 
 
 @pytest.fixture
-def no_sockets(monkeypatch: pytest.MonkeyPatch) -> Iterator[NoSockets]:
+def no_sockets(monkeypatch: pytest.MonkeyPatch) -> NoSockets:
+    return no_sockets_guard(monkeypatch)
+
+
+def no_sockets_guard(monkeypatch: pytest.MonkeyPatch) -> NoSockets:
     """Any connect / name look-up is recorded and refused (loopback too)."""
     guard = NoSockets()
 
@@ -44,7 +47,7 @@ def no_sockets(monkeypatch: pytest.MonkeyPatch) -> Iterator[NoSockets]:
     monkeypatch.setattr(socket.socket, "connect_ex", refuse("socket.connect_ex"))
     monkeypatch.setattr(socket, "getaddrinfo", refuse("getaddrinfo"))
     monkeypatch.setattr(socket, "create_connection", refuse("create_connection"))
-    yield guard
+    return guard
 
 
 def _json(capsys: pytest.CaptureFixture[str]) -> Any:
@@ -98,12 +101,7 @@ def test_verify_offline_uses_the_cache_and_names_what_is_missing(
         argv = ["verify", str(lock), "--embedded-root", "--home", str(home), "--format", "json"]
         assert main(argv) == 0
         capsys.readouterr()
-    guard = NoSockets()
-    for name in ("connect", "connect_ex"):
-        monkeypatch.setattr(
-            socket.socket, name, lambda *a, **k: guard.attempts.append("connect") or 1 / 0
-        )
-    monkeypatch.setattr(socket, "getaddrinfo", lambda *a, **k: guard.attempts.append("dns"))
+    guard = no_sockets_guard(monkeypatch)
     offline = ["verify", str(lock), "--offline", "--home", str(home), "--format", "json"]
     # the provenance is local, the index history is not: could-not-check naming it
     assert main(offline) == 3

@@ -272,7 +272,8 @@ def test_tampered_inclusion_proof(ts: TestSigstore) -> None:
 @pytest.mark.usefixtures("patched")
 def test_claims_override_missing_build_config(ts: TestSigstore) -> None:
     """A certificate without claim 1.18: cryptography's ExtensionNotFound escapes verify()
-    (TEST-SIGSTORE.md 4.3), which is why safe-pip must fail closed on any exception."""
+    (docs/test-sigstore.md, "Fail closed"), which is why safe-pip must fail closed on any
+    exception."""
     att = ts.attest(WHEEL, DIGEST, GH, claims_override={"1.3.6.1.4.1.57264.1.18": None})
     assert "1.3.6.1.4.1.57264.1.18" not in att.certificate_claims
     with pytest.raises(x509.ExtensionNotFound):

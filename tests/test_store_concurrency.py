@@ -1,6 +1,6 @@
-"""Eight processes share one history database (THREATS.md T20): recording the same identity
-gives one record and all succeed; with two conflicting identities exactly one is trusted first
-and every process with the other one sees a publisher change -- never both."""
+"""Eight processes share one history database (docs/threat-model.md T20): recording the same
+identity gives one record and all succeed; with two conflicting identities exactly one is trusted
+first and every process with the other one sees a publisher change -- never both."""
 
 from __future__ import annotations
 

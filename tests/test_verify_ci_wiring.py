@@ -96,6 +96,8 @@ def test_pre_commit_hook_matches_lockfiles() -> None:
         "pylock.toml",
         "sub/pylock.dev.toml",
         "uv.lock",
+        "poetry.lock",
+        "sub/pdm.lock",
         "requirements.txt",
         "req/requirements-dev.txt",
     ]:

@@ -94,7 +94,7 @@ def _clean(text: object) -> str:
 
 
 def _inert(exc: SafePipError) -> str:
-    """The error's diagnostics with index-controlled text made inert (THREATS T22): error
+    """The error's diagnostics with index-controlled text made inert (threat T22): error
     messages quote names, URLs and reasons that came from an index or a lockfile."""
     if exc.fix:
         return f"{_clean(exc.message)}\n  fix: {_clean(exc.fix)}"

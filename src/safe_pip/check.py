@@ -102,7 +102,7 @@ class Checker:
         #: --offline: no network at all. Provenance and index history come from local evidence
         #: (the store, the provenance cache, --evidence) or the file is could-not-check.
         self.offline = offline
-        #: THREATS T21: every index page read checks (and records) its _last-serial here.
+        #: threat T21: every index page read checks (and records) its _last-serial here.
         self.serials = SerialGuard(store)
         self._history_lock = threading.Lock()
         self._history_cache: dict[tuple[str, str | None, str | None], ProjectHistory] = {}
@@ -130,7 +130,7 @@ class Checker:
         (locating lock files, provenance look-ups on a provenance index, index history).
 
         Parallel callers of the same page wait for the one read. The serial guard sees the page
-        once (THREATS T21). Raises what the read raised (ProjectNotFound, NetworkError,
+        once (threat T21). Raises what the read raised (ProjectNotFound, NetworkError,
         StaleIndexError, ...), the same exception again for every later caller."""
         from safe_pip.net import SimpleIndex
 
@@ -513,7 +513,7 @@ class Checker:
         project is recorded with
         a compare-and-set (:meth:`HistoryStore.update`): a first-use trust decided against an
         empty history is not recorded when another run recorded a different publisher for the
-        project in the meantime (THREATS T20); that raises RefusedError after the other
+        project in the meantime (threat T20); that raises RefusedError after the other
         projects are recorded."""
         if self.store is None:
             return
@@ -558,7 +558,7 @@ class Checker:
             )
 
 
-# -- PEP 792 project status (THREATS T25) -----------------------------------------------------
+# -- PEP 792 project status (threat T25) -----------------------------------------------------
 
 QUARANTINED = "quarantined"
 #: Statuses that turn an allowed file into a warning (PEP 792: installers MAY warn).
@@ -608,7 +608,7 @@ def quarantined_verdict(ref: FileRef, sha256: str) -> Verdict:
 
 
 def apply_project_status(ref: FileRef, verdict: Verdict) -> Verdict:
-    """``verdict`` adjusted for the project's PEP 792 status on the index (THREATS T25).
+    """``verdict`` adjusted for the project's PEP 792 status on the index (threat T25).
 
     quarantined: refused (refused-quarantined), whatever the attestation says. archived /
     deprecated: an ALLOW becomes WARN, the status and its reason appended to the reason (a WARN

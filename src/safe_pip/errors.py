@@ -56,7 +56,7 @@ class NetworkError(CouldNotCheckError):
 
 class StaleIndexError(CouldNotCheckError):
     """An index served a project page older (lower ``_last-serial``) than one seen before: a
-    stale mirror or a replayed page (THREATS T21)."""
+    stale mirror or a replayed page (threat T21)."""
 
     def __init__(
         self,

@@ -611,7 +611,7 @@ def _plan_online(
 ) -> None:
     if (page.status or "").strip().lower() == QUARANTINED:
         # PEP 792: the index offers no files of a quarantined project (and a broken one that
-        # still lists them is refused too): nothing is downloaded (THREATS T25).
+        # still lists them is refused too): nothing is downloaded (threat T25).
         status_ref = FileRef(
             project=pkg.name,
             version=pkg.version,
@@ -723,7 +723,7 @@ def _plan_online(
             yanked=cand.yanked,
             upload_time=cand.upload_time,
             size=cand.size,
-            project_status=cand.project_status,  # PEP 792 (THREATS T25)
+            project_status=cand.project_status,  # PEP 792 (threat T25)
             project_status_reason=cand.project_status_reason,
             index_serves_provenance=cand.index_serves_provenance,
         )

@@ -183,7 +183,7 @@ class ReasonCode(str, enum.Enum):
     UNVERIFIABLE_ALLOWED = "unverifiable-allowed"
     # install: a project on more than one configured index (docs/adr/0005-dependency-confusion.md)
     REFUSED_INDEX_CONFUSION = "refused-index-confusion"
-    # the index marks the project quarantined (PEP 792; THREATS T25)
+    # the index marks the project quarantined (PEP 792; threat T25)
     REFUSED_QUARANTINED = "refused-quarantined"
 
 
@@ -209,7 +209,7 @@ class Verdict:
     expected: tuple[PublisherIdentity, ...] = ()
     fix: str = ""  # how to allow it, if the user decides to
     verification: VerificationResult | None = field(default=None, compare=False)
-    # PEP 792 status the index gave the project, when not active (THREATS T25)
+    # PEP 792 status the index gave the project, when not active (threat T25)
     project_status: str | None = None
     project_status_reason: str | None = None
 

@@ -1,4 +1,4 @@
-"""THREATS T21: an index page must not go back in time (stale mirror, replayed page).
+"""threat T21: an index page must not go back in time (stale mirror, replayed page).
 
 Every face that reads a project page from an index (``Checker`` for index history and
 provenance look-ups, ``install``, ``inspect``, ``verify``, ``serve``) passes the parsed page to

@@ -16,7 +16,7 @@ refuses them. The statement and envelope are produced by sigstore's own DSSE
 code and pypi-attestations' own `Attestation.sign` (through a duck-typed
 signer), so the bytes are what real publishing produces.
 
-Every fact this relies on is written down in shared/design/TEST-SIGSTORE.md.
+Every fact this relies on is written down in docs/test-sigstore.md.
 Nothing here is committed key material: every instance generates fresh keys.
 """
 
@@ -489,7 +489,8 @@ class TestSigstore:
 
     @contextlib.contextmanager
     def patch_pypi_attestations(self) -> Iterator[Verifier]:
-        """Make `pypi_attestations.Attestation.verify` use this root (TEST-SIGSTORE.md §3 route 1).
+        """Make `pypi_attestations.Attestation.verify` use this root (docs/test-sigstore.md,
+        route 1).
 
         Both `staging=` values get this instance's verifier. Yields that verifier.
         """

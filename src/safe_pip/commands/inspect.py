@@ -107,7 +107,7 @@ def _release_refs(target: str, index_url: str, checker: Checker) -> list[FileRef
             continue
     if not refs and (page.status or "").strip().lower() == "quarantined":
         # PEP 792: the index offers no files of a quarantined project; say so (the checker
-        # refuses this placeholder without fetching anything, THREATS T25)
+        # refuses this placeholder without fetching anything, threat T25)
         from safe_pip.models import FileRef
 
         return [

@@ -1,6 +1,6 @@
 """PEP 740 provenance retrieval: the simple page's ``provenance`` URL, else PyPI's Integrity API.
 
-Status semantics (THREATS T09): 200 is provenance; 404 is "no provenance" (unsigned, for the
+Status semantics (threat T09): 200 is provenance; 404 is "no provenance" (unsigned, for the
 policy to judge); anything else (403, 406, 5xx, timeouts, TLS errors, oversize, malformed or
 non-JSON bodies, unsafe URLs) is :class:`~safe_pip.errors.NetworkError`: could not check, never
 "unsigned", never "allowed".
@@ -53,7 +53,7 @@ def _reference_url(ref: FileRef) -> str | None:
 
 
 def check_provenance_url(ref: FileRef, url: str) -> None:
-    """THREATS T14: a provenance URL must live on the file's index (same origin, the same PyPI
+    """threat T14: a provenance URL must live on the file's index (same origin, the same PyPI
     site, or inside a ``file://`` index's directory) and name the file as one of its path
     segments (``<filename>`` or ``<filename>.provenance``). Checked before any request."""
     what = f"{ref.project} {ref.filename}: provenance URL {redact(url)}"

@@ -3,12 +3,12 @@
 Every request:
 
 - streams (``stream=True``) and counts *decoded* bytes against a cap while reading, so neither a
-  huge body nor a gzip bomb is ever held in memory (THREATS T13);
+  huge body nor a gzip bomb is ever held in memory (threat T13);
 - has a connect timeout, an inter-byte read timeout and a total deadline checked between reads,
   so a server dripping one byte a second is cut off at the deadline;
 - follows redirects itself (``allow_redirects=False``), at most ``max_redirects``, only to https
   (or same-origin plain http on loopback, for test servers), never https -> http, never to
-  another host except PyPI's own pypi.org -> files.pythonhosted.org pair (THREATS T14);
+  another host except PyPI's own pypi.org -> files.pythonhosted.org pair (threat T14);
 - retries only idempotent GETs on connection failures and 5xx answers;
 - verifies TLS always (``SSL_CERT_FILE`` / ``REQUESTS_CA_BUNDLE`` / ``CURL_CA_BUNDLE`` honoured).
 

@@ -60,7 +60,7 @@ class ProjectPage:
     name: str  # normalized
     files: tuple[FileRef, ...]
     versions: tuple[str, ...]
-    last_serial: int | None  # PEP 691 meta._last-serial / X-PyPI-Last-Serial (THREATS T21)
+    last_serial: int | None  # PEP 691 meta._last-serial / X-PyPI-Last-Serial (threat T21)
     url: str  # the page's final URL
     api_version: str | None = None
     #: PEP 792 project status ("active", "archived", "quarantined", "deprecated" or a status
@@ -143,7 +143,7 @@ def _check_api_version(value: object, what: str) -> str | None:
 
 
 #: PEP 792 statuses. An index may send one this client does not know yet: it is kept as given
-#: (and reported), and decided like "active" (THREATS T25, docs/policy.md).
+#: (and reported), and decided like "active" (threat T25, docs/policy.md).
 PROJECT_STATUSES = ("active", "archived", "quarantined", "deprecated")
 _MAX_STATUS = 100
 _MAX_STATUS_REASON = 2000
