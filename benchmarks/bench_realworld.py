@@ -1,0 +1,137 @@
+"""Real-world first run: a 41-project, 824-file uv.lock (fixtures/locks/bench) verified on an
+empty machine against the recorded real pages of its projects (fixtures/pages, this machine's
+PyPI mirror, 15,057 files on the largest page), replayed on 127.0.0.1 with ``--latency`` added
+to every answer (default 20 ms).
+
+The mirror serves no provenance, so every file is could-not-check naming the mirror (exit 3):
+what is measured is the page work every first run pays (locate each file on its page, look its
+provenance up on the provenance index, read the index history). Printed, in this run:
+
+- ``new``: this checkout, empty $SAFE_PIP_HOME;
+- ``repeat``: the same lock again with the same home (nothing recorded: verify is read-only);
+- ``old``: the code of ``--baseline`` (default: main before issue 15), same pages, same run.
+  The old code refuses the mirror's string ``_last-serial``, so both runs get the pages with
+  the serial written as an integer (the work is then the same); ``as recorded`` shows the new
+  code on the pages exactly as recorded.
+
+Targets (issue 15): new < 10 s; ratio old/new printed.
+
+Run: python benchmarks/bench_realworld.py [--latency 0.02] [--baseline REF] [--skip-old]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+from dataclasses import replace
+from io import BytesIO
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT / "src"))
+
+from safe_pip.lockfile import read_lock  # noqa: E402
+from support.fixtures import LOCKS, RecordedPage, recorded_pages  # noqa: E402
+from support.replay import Replay  # noqa: E402
+
+#: main just before issue 15's first merge (the code path that re-parsed a page per file)
+BASELINE = "3fb3a35"
+LOCK = LOCKS / "bench" / "uv.lock"
+_SERIAL = re.compile(rb'"_last-serial":\s*"(\d+)"')
+
+
+def _int_serial(page: RecordedPage) -> RecordedPage:
+    return replace(page, body=_SERIAL.sub(rb'"_last-serial": \1', page.body, count=1))
+
+
+def _run(src: Path, index: str, home: Path, *trust: str) -> tuple[float, int, str]:
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(src),
+        "SAFE_PIP_HOME": str(home),
+        "PIP_CONFIG_FILE": os.devnull,
+    }
+    cmd = [sys.executable, "-m", "safe_pip", "verify", str(LOCK), "-i", index, *trust]
+    cmd += ["--format", "json"]
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
+    elapsed = time.perf_counter() - t0
+    try:
+        doc = json.loads(proc.stdout)
+        codes: dict[str, int] = {}
+        for lock in doc["locks"]:
+            for f in lock["files"]:
+                key = f.get("detail") or f["code"]
+                codes[key] = codes.get(key, 0) + 1
+        summary = json.dumps(codes)
+    except (ValueError, KeyError):
+        summary = proc.stderr.strip()[-300:]
+    return elapsed, proc.returncode, summary
+
+
+def _baseline_src(ref: str, into: Path) -> Path:
+    data = subprocess.run(
+        ["git", "-C", str(ROOT), "archive", ref, "src"], capture_output=True, check=True
+    ).stdout
+    with tarfile.open(fileobj=BytesIO(data)) as tar:
+        tar.extractall(into, filter="data")
+    return into / "src"
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--latency", type=float, default=0.02)
+    ap.add_argument("--baseline", default=BASELINE, help="git ref of the old code path")
+    ap.add_argument("--skip-old", action="store_true", help="do not run the old code path")
+    args = ap.parse_args()
+
+    lock = read_lock(LOCK)
+    projects = sorted({str(p.name) for p in lock.packages})
+    by_project = {p.project: p for p in recorded_pages() if p.name == f"mirror-{p.project}-json"}
+    missing = [p for p in projects if p not in by_project]
+    if missing:
+        print(f"no recorded page for {missing}", file=sys.stderr)
+        return 2
+    pages = {name: by_project[name] for name in projects}
+    print(
+        f"lock: {LOCK.relative_to(ROOT)}: {len(projects)} projects, {lock.file_count} files; "
+        f"{sum(len(p.body) for p in pages.values()) / 1e6:.1f} MB of real pages; "
+        f"latency {args.latency * 1000:.0f} ms per request"
+    )
+    rows: list[tuple[str, float, int, str]] = []
+    with tempfile.TemporaryDirectory(prefix="safe-pip-bench-") as tmp:
+        work = Path(tmp)
+        new_src = ROOT / "src"
+        normalized = {k: _int_serial(v) for k, v in pages.items()}
+        with Replay(normalized, latency=args.latency).running() as replay:
+            home = work / "home-new"
+            rows.append(("new", *_run(new_src, replay.index_url, home, "--embedded-root")))
+            rows.append(("repeat", *_run(new_src, replay.index_url, home, "--embedded-root")))
+            if not args.skip_old:
+                old_src = _baseline_src(args.baseline, work / "old")
+                # the old code's --offline selected the embedded root (it still used the network)
+                old_home = work / "home-old"
+                rows.append(("old", *_run(old_src, replay.index_url, old_home, "--offline")))
+        with Replay(pages, latency=args.latency).running() as replay:
+            home = work / "home-recorded"
+            rows.append(("as recorded", *_run(new_src, replay.index_url, home, "--embedded-root")))
+    print(f"{'run':<12} {'seconds':>8}  exit  outcomes")
+    for name, secs, code, summary in rows:
+        print(f"{name:<12} {secs:8.2f}  {code:>4}  {summary}")
+    times = {name: secs for name, secs, _c, _s in rows}
+    if "old" in times:
+        print(f"ratio old/new (same run): {times['old'] / times['new']:.1f}x")
+    print(f"target new < 10 s: {'met' if times['new'] < 10 else 'NOT met'}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
