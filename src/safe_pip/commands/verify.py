@@ -94,7 +94,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="verify from evidence saved with --save-evidence, with no network at all "
         "(implies --offline; the root is the one shipped with sigstore unless --trust-root)",
     )
-    p.add_argument("--no-cache", action="store_true", help="do not use the provenance cache")
+    p.add_argument(
+        "--no-cache",
+        action="store_true",
+        help="verify everything again: neither the provenance cache nor today's report of an "
+        "unchanged lock, policy, trust root and history is used",
+    )
     p.add_argument(
         "-j", "--jobs", type=int, default=16, metavar="N", help="parallel requests (default 16)"
     )
@@ -183,14 +188,45 @@ def run(args: argparse.Namespace) -> int:
         or next((lock.index for lock in locks if lock.index), None)
     )
 
+    from safe_pip.lock import verified_cache
+    from safe_pip.output.terminal import Style
+
+    style = Style.for_stream(sys.stdout) if not args.output else Style()
+    reuse = not (args.no_cache or args.write_identities or args.save_evidence or args.evidence)
+    runs = verified_cache.cache_dir(home)
+    run_key: str | None = None
     store = open_store(args, readonly=True)
     try:
         from safe_pip.check import PYPI_SIMPLE
 
+        policy = policy_from_args(args)
+        trust = trust_from_args(args)
+        if reuse:
+            run_key = verified_cache.key(
+                locks,
+                policy,
+                trust,
+                store,
+                {
+                    "format": args.format,
+                    "output": args.output or "",
+                    "style": repr(style),
+                    "verbose": args.verbose,
+                    "quiet": args.quiet,
+                    "index_url": index_url or "",
+                    "provenance_index": args.provenance_index or "",
+                    "download": args.download,
+                    "index_history": not args.no_index_history,
+                    "offline": args.offline,
+                },
+            )
+            hit = verified_cache.load(runs, run_key)
+            if hit is not None:
+                return _emit(args, hit[0], hit[1], reused=True)
         checker = LockChecker(
             cache=cache,
-            trust=trust_from_args(args),
-            policy=policy_from_args(args),
+            trust=trust,
+            policy=policy,
             store=store,
             jobs=args.jobs,
             provenance_index=None
@@ -220,20 +256,31 @@ def run(args: argparse.Namespace) -> int:
             if report.lock.path.resolve() == target.resolve():
                 result.written[str(target)] = write_identities(target, report)
 
-    from safe_pip.output.terminal import Style
+    from safe_pip.report_formats import render_text
 
-    style = Style.for_stream(sys.stdout) if not args.output else Style()
     text = render(result, args.format, verbose=args.verbose, quiet=args.quiet, style=style)
+    summary = render_text(result).splitlines()[-1]
+    _emit(args, text, summary, reused=False)
+    if run_key is not None:
+        verified_cache.store_run(runs, run_key, text, summary, result.exit_code)
+    return result.exit_code
+
+
+def _emit(args: argparse.Namespace, text: str, summary: str, *, reused: bool) -> int:
+    """Write the report where it goes; on a cache hit, say on stderr that it was reused."""
     if args.output:
         try:
             Path(args.output).write_text(text, encoding="utf-8")
         except OSError as exc:
             raise ConfigError(f"cannot write {args.output}: {exc.strerror or exc}") from exc
         if args.format != "text":
-            from safe_pip.report_formats import render_text
-
-            sys.stderr.write(render_text(result).splitlines()[-1] + "\n")
+            sys.stderr.write(summary + "\n")
     else:
         sys.stdout.write(text)
         sys.stdout.flush()
-    return result.exit_code
+    if reused and not args.quiet:
+        sys.stderr.write(
+            "safe-pip: the lock, policy, trust root and history are unchanged since a run that "
+            "verified everything today: its report was reused (--no-cache verifies again)\n"
+        )
+    return 0

@@ -1,0 +1,126 @@
+"""A repeated ``safe-pip verify`` of an unchanged lock, with an unchanged policy, trust root and
+history, reuses the report of today's run that verified everything (no network at all); any
+change to what the verdicts depend on verifies again, and a failed run is never reused."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import cast
+
+import pytest
+
+from safe_pip._cli import main
+from safe_pip.lock import verified_cache
+from support.fixtures import recorded_page
+from test_recorded_pages import _pylock, _real_provenance, _sample_files
+
+REUSED = "its report was reused"
+
+
+def _run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    code = main(argv)
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+@pytest.fixture
+def verified_once(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> tuple[list[str], Path, str]:
+    """A lock verified once (exit 0) against a replay that is then gone."""
+    from support.replay import Replay
+
+    page = recorded_page("pypi-sampleproject-1.4-json")
+    home = tmp_path / "home"
+    with Replay({"sampleproject": page}, files=_real_provenance()).running() as replay:
+        lock = _pylock(tmp_path, replay.index_url, _sample_files(page))
+        argv = ["verify", str(lock), "--embedded-root", "--home", str(home), "--format", "json"]
+        code, out, err = _run(argv, capsys)
+        assert code == 0, err
+        assert REUSED not in err
+    return argv, lock, out
+
+
+def test_unchanged_run_is_reused_without_network(
+    verified_once: tuple[list[str], Path, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv, _lock, first = verified_once
+    started = time.monotonic()
+    code, out, err = _run(argv, capsys)  # the index is gone: only the cache can answer
+    assert time.monotonic() - started < 0.5
+    assert code == 0
+    assert REUSED in err
+    assert out == first
+    assert json.loads(out)["exit_code"] == 0
+
+
+def test_any_change_verifies_again(
+    verified_once: tuple[list[str], Path, str],
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+) -> None:
+    argv, lock, _first = verified_once
+    # --no-cache
+    code, _out, err = _run([*argv, "--no-cache"], capsys)
+    assert code == 3
+    assert REUSED not in err
+    # the policy
+    policy = tmp_path / "safe-pip.toml"
+    policy.write_text("[defaults]\nrequire-attestation = true\n", encoding="utf-8")
+    code, _out, err = _run([*argv, "--policy", str(policy)], capsys)
+    assert code == 3  # verified again: the index is gone
+    # another output format
+    code, _out, err = _run([*argv[:-1], "sarif"], capsys)
+    assert code == 3
+    # the lock (one byte)
+    lock.write_text(lock.read_text(encoding="utf-8") + "\n", encoding="utf-8")
+    code, _out, err = _run(argv, capsys)
+    assert code == 3
+    assert REUSED not in err
+
+
+def test_history_change_and_failures_are_not_reused(tmp_path: Path) -> None:
+    from safe_pip.lockfile import read_lock
+    from safe_pip.policy.file import Policy
+    from safe_pip.verify.trust import TrustConfig
+
+    lock_path = tmp_path / "pylock.toml"
+    lock_path.write_text(
+        'lock-version = "1.0"\ncreated-by = "t"\n\n[[packages]]\nname = "x"\nversion = "1"\n'
+        'directory = { path = "." }\n',
+        encoding="utf-8",
+    )
+    locks = [read_lock(lock_path)]
+    key = verified_cache.key(locks, Policy(), TrustConfig(), None, {})
+    root = tmp_path / "verified"
+    verified_cache.store_run(root, key, "report", "summary", 1)  # a failure: never stored
+    assert verified_cache.load(root, key) is None
+    verified_cache.store_run(root, key, "report", "summary", 0)
+    assert verified_cache.load(root, key) == ("report", "summary")
+    # an entry of another key (renamed in place) is not taken
+    (root / f"{key}.json").rename(root / f"{'0' * 64}.json")
+    assert verified_cache.load(root, "0" * 64) is None
+    # a new day is a new key
+    from datetime import datetime, timedelta, timezone
+
+    tomorrow = datetime.now(timezone.utc) + timedelta(days=1)
+    assert verified_cache.key(locks, Policy(), TrustConfig(), None, {}, now=tomorrow) != key
+    # a history record of a locked project (another run recorded or forgot one) is a new key
+    from safe_pip.policy.history import HistoryRecord, ProjectHistory
+    from safe_pip.store.db import HistoryStore
+
+    class Store:
+        def __init__(self, records: tuple[HistoryRecord, ...]) -> None:
+            self.records = records
+
+        def project(self, name: str) -> ProjectHistory:
+            return ProjectHistory(name, self.records)
+
+    record = HistoryRecord("x", "1", "x-1.tar.gz", "ab" * 32, None, datetime.now(timezone.utc))
+    keys = {
+        verified_cache.key(locks, Policy(), TrustConfig(), cast(HistoryStore, store), {})
+        for store in (Store(()), Store((record,)))
+    }
+    assert len(keys) == 2
