@@ -69,7 +69,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "--provenance-index",
         metavar="URL",
         help="where to look up provenance for files whose index lists none (a mirror that "
-        "drops it), by name, version and file name (default: the lock's index, else PyPI)",
+        "drops it), by name, version and file name (default: $SAFE_PIP_PROVENANCE_INDEX, else "
+        "the lock's index, else PyPI)",
     )
     p.add_argument(
         "--write-identities",
@@ -136,6 +137,7 @@ def run(args: argparse.Namespace) -> int:
 
     from safe_pip.commands._common import (
         ProgressLine,
+        named_provenance_index,
         open_store,
         policy_from_args,
         trust_from_args,
@@ -214,7 +216,7 @@ def run(args: argparse.Namespace) -> int:
                     "verbose": args.verbose,
                     "quiet": args.quiet,
                     "index_url": index_url or "",
-                    "provenance_index": args.provenance_index or "",
+                    "provenance_index": named_provenance_index(args.provenance_index) or "",
                     "download": args.download,
                     "index_history": not args.no_index_history,
                     "offline": args.offline,
@@ -231,7 +233,7 @@ def run(args: argparse.Namespace) -> int:
             jobs=args.jobs,
             provenance_index=None
             if offline_evidence
-            else (args.provenance_index or main_index or PYPI_SIMPLE),
+            else (named_provenance_index(args.provenance_index) or main_index or PYPI_SIMPLE),
             index_history=offline_evidence is None and not args.no_index_history,
             offline=bool(args.offline),
         )
