@@ -208,8 +208,11 @@ def test_unsigned_and_list(workdir: Path, capsys: pytest.CaptureFixture[str]) ->
                 {"kind": "GitHub", "repository": "pypa/sampleproject", "workflow": "release.yml"}
             ],
             "line": 11,
+            "min-release-age": None,  # no override: defaults.min-release-age applies
         }
     ]
+    assert doc["defaults"]["min-release-age"] == "3d"
+    assert doc["defaults"]["on-unknown-release-age"] == "error"
     (u,) = doc["unsigned"]
     assert u == {
         "name": "six",
@@ -219,6 +222,7 @@ def test_unsigned_and_list(workdir: Path, capsys: pytest.CaptureFixture[str]) ->
         "expires": expires,
         "expired": False,
         "line": 4,
+        "min-release-age": None,
     }
 
 

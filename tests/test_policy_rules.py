@@ -38,6 +38,9 @@ from safe_pip.policy.rules import (
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=timezone.utc)
 SHA = "ab" * 32
+# Lab files were published a month before NOW (older than the default minimum release age):
+# the release-age tests in tests/test_release_age.py choose their own times.
+PUBLISHED = NOW - timedelta(days=30)
 OTHER_SHA = "cd" * 32
 
 A = PublisherIdentity(
@@ -136,11 +139,19 @@ def ref(version: str = "1.0", project: str = "widget", sha: str | None = None) -
         filename=f"{project}-{version}-py3-none-any.whl",
         sha256=sha,
         index="https://pypi.org/simple/",
+        upload_time=PUBLISHED.isoformat(),
     )
 
 
 def verified(identity: PublisherIdentity | None, sha: str = SHA) -> VerificationResult:
-    return VerificationResult("f.whl", sha, VerifyStatus.VERIFIED, "ok", identity=identity)
+    return VerificationResult(
+        "f.whl",
+        sha,
+        VerifyStatus.VERIFIED,
+        "ok",
+        identity=identity,
+        integrated_time=int(PUBLISHED.timestamp()),
+    )
 
 
 def unsigned(sha: str = SHA) -> VerificationResult:

@@ -22,6 +22,9 @@ from safe_pip.store.db import HistoryStore
 PROCS = 8
 SHA = "ab" * 32
 NOW = datetime(2026, 3, 1, tzinfo=timezone.utc)
+# the log time of the hand-made verified results: a month before NOW (older than the minimum
+# release age, which is not what these tests are about)
+SIGNED = int(NOW.timestamp()) - 30 * 86400
 IDENTITIES = {
     "A": PublisherIdentity(kind="GitHub", repository="acme/widget", workflow="release.yml"),
     "B": PublisherIdentity(kind="GitHub", repository="evil/widget", workflow="release.yml"),
@@ -38,7 +41,12 @@ def _tofu_worker(path: str, who: str, barrier: Any, out: Any) -> None:
         identity = IDENTITIES[who]
         ref = FileRef("widget", "1.0", "widget-1.0-py3-none-any.whl", sha256=SHA)
         result = VerificationResult(
-            ref.filename, SHA, VerifyStatus.VERIFIED, "ok", identity=identity
+            ref.filename,
+            SHA,
+            VerifyStatus.VERIFIED,
+            "ok",
+            identity=identity,
+            integrated_time=SIGNED,
         )
         store = HistoryStore.open(Path(path))
         barrier.wait(timeout=60)
@@ -171,7 +179,12 @@ def test_threads_sharing_one_store(tmp_path: Path) -> None:
         project = f"p{i % 4}"
         ref = FileRef(project, "1.0", f"{project}-1.0.whl", sha256=SHA)
         result = VerificationResult(
-            ref.filename, SHA, VerifyStatus.VERIFIED, "ok", identity=IDENTITIES[who]
+            ref.filename,
+            SHA,
+            VerifyStatus.VERIFIED,
+            "ok",
+            identity=IDENTITIES[who],
+            integrated_time=SIGNED,
         )
 
         def step(history: ProjectHistory) -> tuple[str, tuple[HistoryRecord, ...]]:

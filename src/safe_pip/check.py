@@ -499,10 +499,12 @@ class Checker:
                     progress(done, total, ref.filename)
             return verdict
 
+        from safe_pip.policy.provenance_state import merge_release_states
+
         if total <= 1 or self.jobs == 1:
-            return [one(r) for r in refs]
+            return merge_release_states([one(r) for r in refs])
         with ThreadPoolExecutor(max_workers=min(self.jobs, total)) as pool:
-            return list(pool.map(one, refs))
+            return merge_release_states(list(pool.map(one, refs)))
 
     def record(self, verdicts: Iterable[Verdict], *, index: str | None = None) -> None:
         """Remember allowed files in the history (verified identities and allowed unsigned).

@@ -145,7 +145,18 @@ class FileOutcome:
             "predicate_types": list(res.predicate_types) if res else [],
             "tlog_index": res.tlog_index if res else None,
             "integrated_time": res.integrated_time if res else None,
+            "tsa_time": res.tsa_time if res else None,
+            "provenance_state": self.provenance_state,
+            "release_time": self.verdict.release_time if self.verdict else None,
+            "release_time_source": self.verdict.release_time_source if self.verdict else None,
+            "min_release_age": self.verdict.min_release_age if self.verdict else None,
+            "acceptable_from": self.verdict.acceptable_from if self.verdict else None,
         }
+
+    @property
+    def provenance_state(self) -> str | None:
+        """PyPI's name for the release's provenance (``full``, ``lost``...), when known."""
+        return self.verdict.provenance_state if self.verdict else None
 
 
 @dataclass

@@ -156,7 +156,11 @@ class VerificationResult:
     identity: PublisherIdentity | None = None
     predicate_types: tuple[str, ...] = ()
     tlog_index: int | None = None
-    integrated_time: int | None = None  # epoch seconds, from the transparency log
+    integrated_time: int | None = None  # epoch seconds, from the transparency log (Rekor v1)
+    # epoch seconds, the latest RFC 3161 timestamp in the bundle (Rekor v2 has no integrated
+    # time; sigstore verified at least one timestamp against the trust root's TSAs)
+    tsa_time: int | None = None
+    tlog_kind: str | None = None  # e.g. "dsse/0.0.1" (Rekor v1) or "dsse/0.0.2" (Rekor v2)
     provenance: bytes | None = field(default=None, repr=False, compare=False)
 
     @property
@@ -185,6 +189,14 @@ class ReasonCode(str, enum.Enum):
     REFUSED_INDEX_CONFUSION = "refused-index-confusion"
     # the index marks the project quarantined (PEP 792; threat T25)
     REFUSED_QUARANTINED = "refused-quarantined"
+    # release age (docs/policy.md "Release age")
+    REFUSED_TOO_NEW = "refused-too-new"
+    REFUSED_AGE_UNKNOWN = "refused-age-unknown"
+
+
+#: PyPI's per-release provenance states (warehouse ``Release.provenance_status``), shown as
+#: "<state> provenance": no, full, partial, inconsistent, lost, changed.
+PROVENANCE_STATES = ("no", "full", "partial", "inconsistent", "lost", "changed")
 
 
 class Action(str, enum.Enum):
@@ -212,6 +224,14 @@ class Verdict:
     # PEP 792 status the index gave the project, when not active (threat T25)
     project_status: str | None = None
     project_status_reason: str | None = None
+    # release age: when the file became public (ISO 8601 UTC), who says so, the minimum age
+    # that applied ("3d"), and from when the file is acceptable (None: no rule or unknown)
+    release_time: str | None = None
+    release_time_source: str | None = None
+    min_release_age: str | None = None
+    acceptable_from: str | None = None
+    # PyPI's name for the release's provenance (PROVENANCE_STATES), None when unverifiable
+    provenance_state: str | None = None
 
     @property
     def allowed(self) -> bool:
@@ -238,4 +258,11 @@ class Verdict:
             "integrated_time": v.integrated_time if v else None,
             "project_status": self.project_status,
             "project_status_reason": self.project_status_reason,
+            "release_time": self.release_time,
+            "release_time_source": self.release_time_source,
+            "min_release_age": self.min_release_age,
+            "acceptable_from": self.acceptable_from,
+            "provenance_state": self.provenance_state,
+            "tsa_time": v.tsa_time if v else None,
+            "tlog_kind": v.tlog_kind if v else None,
         }

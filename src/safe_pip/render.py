@@ -69,20 +69,64 @@ def verdict_lines(v: Verdict, *, verbose: bool = True) -> list[str]:
         lines.append(f"         identity: {clean(v.identity.describe())}")
     if v.expected:
         lines.append("         expected: " + "; ".join(clean(e.describe()) for e in v.expected))
+    if v.provenance_state:
+        lines.append(f"         provenance: {provenance_label(v.provenance_state)} (PyPI's terms)")
+    if v.min_release_age is not None:
+        lines.append(f"         released: {release_line(v)}")
     res = v.verification
     if verbose and res is not None and res.verified:
         if res.predicate_types:
             lines.append(f"         predicate: {', '.join(clean(p) for p in res.predicate_types)}")
         if res.tlog_index is not None:
+            kind = f" ({clean(res.tlog_kind)})" if res.tlog_kind else ""
             lines.append(
-                f"         tlog:     index {res.tlog_index}, integrated time "
+                f"         tlog:     index {res.tlog_index}{kind}, integrated time "
                 f"{_fmt_time(res.integrated_time)}"
             )
+        if res.tsa_time is not None:
+            lines.append(f"         timestamp: {_fmt_time(res.tsa_time)} (RFC 3161)")
     if verbose and v.sha256:
         lines.append(f"         sha256:   {clean(v.sha256)}")
     if v.action is Action.REFUSE and v.fix:
         lines.append(f"         to allow: {clean(v.fix, limit=600)}")
     return lines
+
+
+def provenance_label(state: str | None) -> str:
+    """``full provenance``, ``lost provenance``... (PyPI's wording); ``unknown`` for None."""
+    return f"{state} provenance" if state else "unknown"
+
+
+_TIME_SOURCE = {
+    "transparency-log": "transparency log",
+    "timestamp-authority": "RFC 3161 timestamp",
+    "index-asserted": "index upload-time, index-asserted",
+}
+
+
+def release_line(v: Verdict) -> str:
+    """When the file was published, by whose clock, and the minimum age that applied."""
+    from datetime import datetime
+
+    def fmt(text: str | None) -> str:
+        if not text:
+            return "?"
+        try:
+            return datetime.fromisoformat(text).strftime("%Y-%m-%d %H:%M UTC")
+        except ValueError:
+            return clean(text)
+
+    if v.release_time:
+        src = _TIME_SOURCE.get(v.release_time_source or "", clean(v.release_time_source or "?"))
+        text = f"{fmt(v.release_time)} ({src})"
+    else:
+        text = "unknown (no attestation and no upload-time)"
+    age = v.min_release_age or "0"
+    if age != "0":
+        text += f"; minimum release age {clean(age)}"
+        if v.acceptable_from:
+            text += f", acceptable from {fmt(v.acceptable_from)}"
+    return text
 
 
 def _fmt_time(epoch: int | None) -> str:

@@ -27,7 +27,15 @@ from safe_pip.lockverify import (
     lock_identity_table,
 )
 from safe_pip.models import PublisherIdentity
-from safe_pip.output.grouped import Category, Counts, Row, counts, render_rows, summary_line
+from safe_pip.output.grouped import (
+    Category,
+    Counts,
+    Row,
+    counts,
+    render_rows,
+    summary_line,
+    verdict_details,
+)
 from safe_pip.output.terminal import Style
 from safe_pip.render import clean, clean_json
 
@@ -106,6 +114,19 @@ RULES: dict[str, tuple[str, str, str]] = {
         "A lock entry is not an index release",
         "VCS, directory, editable and direct-URL entries carry no PEP 740 provenance.",
     ),
+    "refused-too-new": (
+        "TooNew",
+        "A file is younger than the minimum release age",
+        "The file was published (transparency log time, or the index's upload-time for an "
+        "unsigned file) more recently than min-release-age allows. Most malicious releases "
+        "are removed within hours: wait until the time given, or re-lock an older release.",
+    ),
+    "refused-age-unknown": (
+        "AgeUnknown",
+        "Nobody vouches for when a file was published",
+        "The file is not attested and the index gives no upload-time, so its release age "
+        "cannot be checked. Set min-release-age for it in the policy after reviewing it.",
+    ),
     "could-not-check": (
         "CouldNotCheck",
         "A file could not be checked",
@@ -158,12 +179,20 @@ def _row(o: FileOutcome) -> Row:
         identity=o.identity,
         expected=o.expected,
         where=f"{_rel(o.lock)}:{o.line}",
+        details=verdict_details(o.verdict) if o.verdict is not None else (),
     )
 
 
 def split_counts(run: VerifyRun) -> Counts:
     """verified / unsigned but allowed / warned / refused / could not check."""
     return counts(_category(o) for o in run.outcomes)
+
+
+def _provenance_text(o: FileOutcome) -> str:
+    """``provenance: full provenance; released: ...`` for a file that was decided."""
+    if o.verdict is None:
+        return ""
+    return clean("; ".join(verdict_details(o.verdict)), limit=900)
 
 
 def _counts(run: VerifyRun) -> dict[str, int]:
@@ -300,6 +329,11 @@ def to_sarif(run: VerifyRun) -> dict[str, Any]:
             props["identity"] = lock_identity_table(o.identity)
         if o.expected:
             props["expected"] = [lock_identity_table(e) for e in o.expected]
+        if o.verdict is not None:
+            props["provenanceState"] = o.provenance_state
+            props["releaseTime"] = o.verdict.release_time
+            props["releaseTimeSource"] = o.verdict.release_time_source
+            props["acceptableFrom"] = o.verdict.acceptable_from
         results.append(
             {
                 "ruleId": rid,
@@ -407,6 +441,9 @@ def render_junit(run: VerifyRun) -> str:
                 body.append(f"identity seen: {_describe(o.identity)}")
             if o.expected:
                 body.append("expected: " + "; ".join(_describe(e) for e in o.expected))
+            extra = _provenance_text(o)
+            if extra:
+                body.append(extra)
             if o.fix:
                 body.append(f"fix: {o.fix}")
             details = "\n".join(clean(b, limit=1000) for b in body)
@@ -422,6 +459,14 @@ def render_junit(run: VerifyRun) -> str:
             else:
                 out = ET.SubElement(case, "system-out")
                 out.text = details
+            if o.provenance_state:  # properties first, as pytest writes them
+                props_el = ET.Element("properties")
+                case.insert(0, props_el)
+                ET.SubElement(
+                    props_el,
+                    "property",
+                    {"name": "provenance-state", "value": clean(o.provenance_state)},
+                )
     ET.indent(root)
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
 

@@ -69,6 +69,11 @@ from packaging.version import InvalidVersion, Version
 ProvenanceMode = Literal["url", "integrity", "none"]
 
 JSON_V1 = "application/vnd.pypi.simple.v1+json"
+#: How long ago lab files were uploaded unless a test sets ``IndexServer.upload_times``:
+#: older than safe-pip's default minimum release age (3 days), like the signing time of the
+#: test Sigstore (tests/support/sigstore_ca.LAB_SIGNING_AGE). Release-age tests choose times.
+LAB_RELEASE_AGE = timedelta(days=30)
+
 HTML_V1 = "application/vnd.pypi.simple.v1+html"
 TEXT_HTML = "text/html"
 INTEGRITY_V1 = "application/vnd.pypi.integrity.v1+json"
@@ -380,6 +385,11 @@ class IndexServer:
         #: ``list_quarantined_files`` is set (a broken index, T25 tests).
         self.project_status: dict[str, tuple[str, str | None]] = {}
         self.list_quarantined_files = False
+        #: PEP 700 ``upload-time`` per filename (an aware datetime). Files not listed here are
+        #: shown as uploaded ``default_upload_age`` before their mtime: lab releases are old
+        #: enough for safe-pip's default minimum release age unless a test says otherwise.
+        self.upload_times: dict[str, datetime] = {}
+        self.default_upload_age = LAB_RELEASE_AGE
         self._serial = 0
         self._lock = threading.Lock()
         self._digests: dict[tuple[str, int, int], tuple[int, str]] = {}
@@ -548,7 +558,10 @@ class IndexServer:
             if dist.yanked_path.is_file():
                 reason = dist.yanked_path.read_text(encoding="utf-8").strip()
                 yanked = reason or True
-            mtime = datetime.fromtimestamp(dist.path.stat().st_mtime, tz=timezone.utc)
+            mtime = self.upload_times.get(dist.filename) or (
+                datetime.fromtimestamp(dist.path.stat().st_mtime, tz=timezone.utc)
+                - self.default_upload_age
+            )
             entries.append(
                 {
                     "filename": dist.filename,

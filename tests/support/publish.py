@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from pathlib import Path
 
 from support.index_server import IndexServer
@@ -42,12 +43,17 @@ class Publisher:
         signed: bool,
         environment: str | None,
         yanked: str | bool,
+        signed_at: datetime | None = None,
+        uploaded_at: datetime | None = None,
     ) -> Path:
         provenance = None
         if signed:
             ident = identity or default_identity(name)
-            att = self.sigstore.attest(path.name, sha256_file(path), ident)
+            itime = int(signed_at.timestamp()) if signed_at is not None else None
+            att = self.sigstore.attest(path.name, sha256_file(path), ident, integrated_time=itime)
             provenance = provenance_json([att], ident, environment)
+        if uploaded_at is not None:
+            self.server.upload_times[path.name] = uploaded_at
         return self.server.add_file(path, project=name, provenance=provenance, yanked=yanked)
 
     def wheel(
@@ -61,13 +67,19 @@ class Publisher:
         environment: str | None = None,
         yanked: str | bool = False,
         files: dict[str, str] | None = None,
+        signed_at: datetime | None = None,
+        uploaded_at: datetime | None = None,
     ) -> Path:
         """Build ``name``-``version`` as a wheel, sign it (unless ``signed=False``) and
-        upload it. Returns the path of the file as the index stores it."""
+        upload it. Returns the path of the file as the index stores it. ``signed_at`` is the
+        transparency log's integrated time and ``uploaded_at`` the index's upload-time (both
+        default to a month ago: older than the default minimum release age)."""
         out = self.build_dir / f"{name}-{version}-whl"
         out.mkdir(parents=True, exist_ok=True)
         path = build_wheel(out, name, version, requires=list(requires), files=files)
-        return self._upload(path, name, identity, signed, environment, yanked)
+        return self._upload(
+            path, name, identity, signed, environment, yanked, signed_at, uploaded_at
+        )
 
     def sdist(
         self,

@@ -50,6 +50,7 @@ from sigstore.verify import Verifier
 from sigstore_models.trustroot import v1 as trustroot_v1
 
 __all__ = [
+    "LAB_SIGNING_AGE",
     "PUBLISH_V1",
     "SLSA_PROVENANCE_V1",
     "GitHubIdentity",
@@ -75,6 +76,12 @@ _SCT_LIST_OID = x509.ObjectIdentifier("1.3.6.1.4.1.11129.2.4.2")
 _FULCIO = "1.3.6.1.4.1.57264.1."
 # Claims 1.1-1.6 are raw bytes; 1.8 onwards are DER UTF8String (as Fulcio encodes them).
 _RAW_CLAIMS = frozenset(f"{_FULCIO}{i}" for i in range(1, 7))
+
+#: Attestations are integrated this long before "now" unless a test passes
+#: ``integrated_time``: lab releases are older than safe-pip's default minimum release age
+#: (3 days), so tests about other rules are not refused-too-new. Release-age tests choose
+#: their times explicitly.
+LAB_SIGNING_AGE = 30 * 86400
 
 # CA and log keys are valid from here (must be <= now: sigstore compares validFor.start
 # with the wall clock) until far in the future, so integrated times in the past verify.
@@ -660,7 +667,8 @@ class TestSigstore:
     ) -> pypi_attestations.Attestation:
         """A genuinely signed PEP 740 attestation for `filename` with digest `sha256`.
 
-        - `integrated_time`: the Rekor integrated time (unix seconds, default now).
+        - `integrated_time`: the Rekor integrated time (unix seconds, default
+          `LAB_SIGNING_AGE` before now).
         - `cert_validity`: (not_before, not_after) offsets in seconds from the integrated
           time; default (-60, +540) like Fulcio's 10 minutes.
         - `ca` / `ctlog` / `tlog`: take the certificate / SCT / log entry from another
@@ -674,7 +682,7 @@ class TestSigstore:
         issuer_ca = ca or self
         ct = ctlog or self
         log = tlog or self
-        itime = int(time.time()) if integrated_time is None else integrated_time
+        itime = int(time.time()) - LAB_SIGNING_AGE if integrated_time is None else integrated_time
         nb_off, na_off = cert_validity or (-60, 540)
 
         leaf_key = ec.generate_private_key(ec.SECP256R1())

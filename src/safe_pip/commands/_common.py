@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -62,6 +63,23 @@ def add_policy_options(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="on first sight of a project, do not read its earlier releases' provenance",
     )
+    g.add_argument(
+        "--min-release-age",
+        metavar="AGE",
+        type=_release_age_arg,
+        help="for this run, the minimum release age of every file, replacing the policy's "
+        'min-release-age settings: days or hours, e.g. "3d", "36h"; "0" turns the rule off '
+        "(default: the policy's, built-in 3d)",
+    )
+
+
+def _release_age_arg(text: str) -> timedelta:
+    from safe_pip.policy.age import parse_duration
+
+    try:
+        return parse_duration(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def trust_from_args(args: argparse.Namespace) -> TrustConfig:
@@ -78,7 +96,19 @@ def policy_from_args(args: argparse.Namespace) -> Policy:
     from safe_pip.policy.file import load_policy
 
     explicit = getattr(args, "policy", None)
-    return load_policy(Path(explicit) if explicit else None)
+    policy = load_policy(Path(explicit) if explicit else None)
+    age = getattr(args, "min_release_age", None)
+    if isinstance(age, str):  # install splits its own options without argparse types
+        from safe_pip.errors import ConfigError
+        from safe_pip.policy.age import parse_duration
+
+        try:
+            age = parse_duration(age)
+        except ValueError as exc:
+            raise ConfigError(
+                f"--min-release-age: {exc}", fix="e.g. --min-release-age 3d"
+            ) from None
+    return policy.with_min_release_age(age)
 
 
 def store_path(args: argparse.Namespace) -> Path | None:

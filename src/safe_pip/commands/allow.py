@@ -265,6 +265,8 @@ def _register_list(
 
 def policy_to_json(policy: Policy, today: date) -> dict[str, Any]:
     """The policy as JSON (``allow list --json``)."""
+    from safe_pip.policy.age import format_duration
+
     d = policy.defaults
     return {
         "policy": str(policy.path) if policy.path else None,
@@ -275,6 +277,8 @@ def policy_to_json(policy: Policy, today: date) -> dict[str, Any]:
             "on-attestation-downgrade": d.on_attestation_downgrade,
             "allow-sdist": d.allow_sdist,
             "index-history-depth": d.index_history_depth,
+            "min-release-age": format_duration(d.min_release_age),
+            "on-unknown-release-age": d.on_unknown_release_age,
         },
         "packages": [
             {
@@ -291,6 +295,11 @@ def policy_to_json(policy: Policy, today: date) -> dict[str, Any]:
                     for p in rule.publishers
                 ],
                 "line": rule.line,
+                "min-release-age": (
+                    format_duration(rule.min_release_age)
+                    if rule.min_release_age is not None
+                    else None
+                ),
             }
             for rule in sorted(policy.packages.values(), key=lambda r: r.name)
         ],
@@ -303,6 +312,9 @@ def policy_to_json(policy: Policy, today: date) -> dict[str, Any]:
                 "expires": u.expires.isoformat() if u.expires else None,
                 "expired": u.expired(today),
                 "line": u.line,
+                "min-release-age": (
+                    format_duration(u.min_release_age) if u.min_release_age is not None else None
+                ),
             }
             for u in policy.unsigned
         ],
@@ -325,13 +337,17 @@ def run_list(args: argparse.Namespace) -> int:
         print("no policy file: built-in defaults (create one with 'safe-pip allow add ...')")
     else:
         print(f"policy: {policy.path}" + (" [tool.safe-pip]" if loc.pyproject else ""))
+    from safe_pip.policy.age import format_duration
+
     d = policy.defaults
     print(
         f"defaults: require-attestation={str(d.require_attestation).lower()} "
         f"trust-on-first-use={str(d.trust_on_first_use).lower()} "
         f"on-publisher-change={d.on_publisher_change} "
         f"on-attestation-downgrade={d.on_attestation_downgrade} "
-        f"allow-sdist={str(d.allow_sdist).lower()} index-history-depth={d.index_history_depth}"
+        f"allow-sdist={str(d.allow_sdist).lower()} index-history-depth={d.index_history_depth} "
+        f"min-release-age={format_duration(d.min_release_age)} "
+        f"on-unknown-release-age={d.on_unknown_release_age}"
     )
     print()
     if policy.packages:
@@ -470,8 +486,9 @@ def _register_defaults(
         description="Set [defaults] keys of the policy file, e.g. "
         "'safe-pip allow defaults require-attestation=false index-history-depth=10'. "
         "Values: true/false for require-attestation, trust-on-first-use, allow-sdist; "
-        "error/warn for on-publisher-change, on-attestation-downgrade; an integer 0-100 for "
-        "index-history-depth. Without KEY=VALUE, print the current defaults.",
+        "error/warn for on-publisher-change, on-attestation-downgrade, on-unknown-release-age; "
+        "an integer 0-100 for index-history-depth; days or hours (3d, 36h, 0) for "
+        "min-release-age. Without KEY=VALUE, print the current defaults.",
     )
     p.add_argument("settings", metavar="KEY=VALUE", nargs="*", help="defaults to set")
     p.set_defaults(func=run_defaults)
@@ -503,6 +520,8 @@ def run_defaults(args: argparse.Namespace) -> int:
         from safe_pip.policy.file import load_policy
 
         explicit = Path(args.policy) if args.policy else None
+        from safe_pip.policy.age import format_duration
+
         d = load_policy(explicit).defaults
         for key, attr in (
             ("require-attestation", d.require_attestation),
@@ -511,6 +530,8 @@ def run_defaults(args: argparse.Namespace) -> int:
             ("on-attestation-downgrade", d.on_attestation_downgrade),
             ("allow-sdist", d.allow_sdist),
             ("index-history-depth", d.index_history_depth),
+            ("min-release-age", format_duration(d.min_release_age)),
+            ("on-unknown-release-age", d.on_unknown_release_age),
         ):
             print(f"{key} = {str(attr).lower() if isinstance(attr, bool) else attr}")
         return EXIT_OK

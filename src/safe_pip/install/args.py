@@ -16,6 +16,7 @@ OWN_VALUE = {
     "--home": "home",
     "--report": "report",
     "--provenance-index": "provenance_index",
+    "--min-release-age": "min_release_age",
 }
 
 

@@ -53,6 +53,21 @@ class Row:
     identity: PublisherIdentity | None = None
     expected: tuple[PublisherIdentity, ...] = ()
     where: str = ""  # e.g. "pylock.toml:12"
+    #: further facts shown under the reason: provenance state, release age, build changes
+    details: tuple[str, ...] = ()
+
+
+def verdict_details(v: Verdict) -> tuple[str, ...]:
+    """``provenance: full provenance``, ``released: ...``, ``build context changed: ...``."""
+    from safe_pip.render import provenance_label, release_line
+
+    out = []
+    if v.provenance_state:
+        out.append(f"provenance: {provenance_label(v.provenance_state)}")
+    if v.min_release_age is not None:
+        out.append(f"released: {release_line(v)}")
+    out += [f"build context changed: {c.describe()}" for c in v.build_changes]
+    return tuple(out)
 
 
 def category_of(v: Verdict) -> Category:
@@ -75,6 +90,7 @@ def row_of(v: Verdict) -> Row:
         fix=v.fix if v.action is Action.REFUSE else "",
         identity=v.identity,
         expected=v.expected,
+        details=verdict_details(v),
     )
 
 
@@ -261,6 +277,9 @@ def release_block(group: Sequence[Row], style: Style, *, verbose: bool = False) 
         if rows[0].expected and cat != "verified":
             expected = "; ".join(clean(_describe(e)) for e in rows[0].expected)
             lines += _wrap("expected: ", expected, style.width, indent + "  ")
+        if cat != "verified" or verbose:
+            for detail in rows[0].details:
+                lines += _wrap("", clean(detail, limit=600), style.width, indent + "  ")
     if n > 1 and len(by_reason) == 1:
         lines.append(_files_line([r.filename for r in group], style.width, indent))
     for fix in merge_fixes(r.fix for r in group if r.category in ("refused", "error")):

@@ -25,7 +25,7 @@ import re
 import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
 
@@ -34,6 +34,7 @@ from packaging.utils import canonicalize_name
 
 from safe_pip.errors import ConfigError
 from safe_pip.models import GITHUB, GITLAB, GOOGLE, PublisherIdentity
+from safe_pip.policy.age import DEFAULT_MIN_RELEASE_AGE, format_duration, parse_duration
 
 POLICY_FILENAME = "safe-pip.toml"
 PYPROJECT_FILENAME = "pyproject.toml"
@@ -56,6 +57,9 @@ class Defaults:
     on_attestation_downgrade: OnChange = "error"
     allow_sdist: bool = False
     index_history_depth: int = 5  # how many earlier releases to read on first sight
+    # docs/policy.md "Release age": files younger than this are refused-too-new
+    min_release_age: timedelta = DEFAULT_MIN_RELEASE_AGE
+    on_unknown_release_age: OnChange = "error"  # a file whose age nobody vouches for
 
 
 @dataclass(frozen=True)
@@ -65,6 +69,7 @@ class PackageRule:
     name: str  # canonicalized
     publishers: tuple[PublisherIdentity, ...]
     line: int | None = None
+    min_release_age: timedelta | None = None  # overrides defaults.min-release-age
 
 
 @dataclass(frozen=True)
@@ -77,6 +82,7 @@ class UnsignedException:
     reason: str = ""
     expires: date | None = None
     line: int | None = None
+    min_release_age: timedelta | None = None  # overrides defaults / [[package]]
 
     def expired(self, today: date) -> bool:
         """An exception stops applying on its ``expires`` date (00:00 UTC)."""
@@ -108,6 +114,8 @@ class Policy:
     unsigned_projects: dict[str, UnsignedProject] = field(default_factory=dict)
     #: named by --policy (not found by the usual search): printed fixes must name it too
     explicit: bool = False
+    #: ``--min-release-age`` for one run: replaces every release-age setting of the file.
+    min_release_age_override: timedelta | None = None
 
     @classmethod
     def default(cls) -> Policy:
@@ -121,6 +129,28 @@ class Policy:
     def unsigned_for(self, name: str) -> tuple[UnsignedException, ...]:
         canon = canonicalize_name(name)
         return tuple(u for u in self.unsigned if u.name == canon)
+
+    def with_min_release_age(self, value: timedelta | None) -> Policy:
+        """This policy with the command line's ``--min-release-age`` (None: unchanged)."""
+        return self if value is None else replace(self, min_release_age_override=value)
+
+    def min_release_age_for(
+        self, name: str, exception: UnsignedException | None = None
+    ) -> tuple[timedelta, str]:
+        """(minimum age, the setting that gave it) for a file of ``name``; ``exception`` is
+        the [[unsigned]] entry that allowed it, if any. Most specific wins: the command line,
+        then the [[unsigned]] entry, then the [[package]] entry, then [defaults]."""
+        if self.min_release_age_override is not None:
+            return self.min_release_age_override, "--min-release-age"
+        if exception is not None and exception.min_release_age is not None:
+            return exception.min_release_age, f"[[unsigned]] at {self.label(exception.line)}"
+        rule = self.packages.get(canonicalize_name(name))
+        if rule is not None and rule.min_release_age is not None:
+            return rule.min_release_age, f"[[package]] {rule.name} at {self.label(rule.line)}"
+        where = "defaults.min-release-age"
+        if self.path is None:
+            where += f" (built-in {format_duration(self.defaults.min_release_age)})"
+        return self.defaults.min_release_age, where
 
 
 # ---------------------------------------------------------------------------------------------
@@ -509,19 +539,23 @@ _DEFAULT_KEYS: dict[str, str] = {
     "on-attestation-downgrade": "on_attestation_downgrade",
     "allow-sdist": "allow_sdist",
     "index-history-depth": "index_history_depth",
+    "min-release-age": "min_release_age",
+    "on-unknown-release-age": "on_unknown_release_age",
 }
 _BOOL_DEFAULTS = {"require-attestation", "trust-on-first-use", "allow-sdist"}
-_CHANGE_DEFAULTS = {"on-publisher-change", "on-attestation-downgrade"}
+_CHANGE_DEFAULTS = {"on-publisher-change", "on-attestation-downgrade", "on-unknown-release-age"}
 #: How each [defaults] key is written on the command line (``allow defaults KEY=VALUE``).
 DEFAULT_KINDS: dict[str, str] = {
-    k: "bool" if k in _BOOL_DEFAULTS else ("choice" if k in _CHANGE_DEFAULTS else "int")
+    k: "bool"
+    if k in _BOOL_DEFAULTS
+    else ("choice" if k in _CHANGE_DEFAULTS else ("duration" if k == "min-release-age" else "int"))
     for k in _DEFAULT_KEYS
 }
 MAX_INDEX_HISTORY_DEPTH = 100
 _TOP_KEYS = ("defaults", "package", "unsigned", "unsigned-project")
 _UNSIGNED_PROJECT_KEYS = ("name", "reason", "expires")
-_PACKAGE_KEYS = ("name", "publishers")
-_UNSIGNED_KEYS = ("name", "versions", "sha256", "reason", "expires")
+_PACKAGE_KEYS = ("name", "publishers", "min-release-age")
+_UNSIGNED_KEYS = ("name", "versions", "sha256", "reason", "expires", "min-release-age")
 
 
 class _Errors:
@@ -594,8 +628,23 @@ def _parse_defaults(raw: object, err: _Errors) -> Defaults:
                 "defaults",
                 key,
             )
+        elif key == "min-release-age":
+            value = _release_age(value, "defaults.min-release-age", err, ("defaults", key))
         values[_DEFAULT_KEYS[key]] = value
     return Defaults(**values)
+
+
+def _release_age(value: object, what: str, err: _Errors, path: tuple[object, ...]) -> timedelta:
+    if isinstance(value, int) and not isinstance(value, bool) and value == 0:
+        return timedelta(0)
+    if not isinstance(value, str):
+        raise err.error(
+            f'{what} must be a string like "3d" or "36h", not {_type_name(value)}', *path
+        )
+    try:
+        return parse_duration(value)
+    except ValueError as exc:
+        raise err.error(f"{what}: {exc}", *path) from None
 
 
 def _check_keys(
@@ -653,7 +702,19 @@ def _parse_package(raw: object, i: int, err: _Errors) -> PackageRule:
         except IdentityError as exc:
             key_path = (*ppath, exc.key) if exc.key else ppath
             raise err.error(f"[[package]] {name}: publishers[{j}]: {exc}", *key_path) from None
-    return PackageRule(name=name, publishers=tuple(identities), line=err.line(*path))
+    age = raw.get("min-release-age")
+    return PackageRule(
+        name=name,
+        publishers=tuple(identities),
+        line=err.line(*path),
+        min_release_age=(
+            None
+            if age is None
+            else _release_age(
+                age, f"[[package]] {name}: min-release-age", err, (*path, "min-release-age")
+            )
+        ),
+    )
 
 
 def _parse_unsigned(raw: object, i: int, err: _Errors) -> UnsignedException:
@@ -724,6 +785,16 @@ def _parse_unsigned(raw: object, i: int, err: _Errors) -> UnsignedException:
         reason=reason.strip(),
         expires=expires,
         line=err.line(*path),
+        min_release_age=(
+            None
+            if raw.get("min-release-age") is None
+            else _release_age(
+                raw.get("min-release-age"),
+                f"[[unsigned]] {name}: min-release-age",
+                err,
+                (*path, "min-release-age"),
+            )
+        ),
     )
 
 

@@ -32,8 +32,8 @@ from __future__ import annotations
 
 import shlex
 from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import datetime, timezone
+from dataclasses import dataclass, replace
+from datetime import date, datetime, timezone
 from typing import Literal
 
 from packaging.utils import canonicalize_name
@@ -51,8 +51,16 @@ from safe_pip.models import (
     VerificationResult,
     VerifyStatus,
 )
+from safe_pip.policy.age import (
+    attested_release_time,
+    check_age,
+    fmt_time,
+    format_duration,
+    unsigned_release_time,
+)
 from safe_pip.policy.file import PackageRule, Policy, UnsignedException, format_shorthand
 from safe_pip.policy.history import HistoryRecord, ProjectHistory
+from safe_pip.policy.provenance_state import provenance_state
 
 # ---------------------------------------------------------------------------------------------
 # Identity comparison
@@ -327,6 +335,108 @@ def _version_in(exc: UnsignedException, version: str) -> bool:
     return exc.versions.contains(parsed, prereleases=bool(exc.versions.prereleases))
 
 
+def _exception_mismatch(
+    exc: UnsignedException, ref: FileRef, result: VerificationResult, today: date, where: str
+) -> str | None:
+    """Why the [[unsigned]] entry ``exc`` does not allow this file, or None when it does."""
+    if not _version_in(exc, ref.version):
+        return f"{where} covers {exc.versions or '(no versions)'}, not {ref.version}"
+    if exc.sha256 and result.sha256.lower() not in exc.sha256:
+        return f"{where} pins other sha256 digests than {result.sha256}"
+    if exc.expired(today):
+        return f"{where} expired on {exc.expires}"
+    return None
+
+
+def _allowing_exception(
+    ref: FileRef, result: VerificationResult, policy: Policy, now: datetime
+) -> UnsignedException | None:
+    today = _today(now).astimezone(timezone.utc).date()
+    for exc in policy.unsigned_for(ref.project):
+        if _exception_mismatch(exc, ref, result, today, "") is None:
+            return exc
+    return None
+
+
+def _with_release_age(
+    ref: FileRef,
+    result: VerificationResult,
+    policy: Policy,
+    history: ProjectHistory,
+    now: datetime,
+    verdict: Verdict,
+) -> Verdict:
+    """``verdict`` with the release's provenance state and the release-age rule applied.
+
+    Only a file the other rules allowed (ALLOW or WARN) can be turned into ``refused-too-new``
+    (or ``refused-age-unknown``); a refusal keeps its own, stronger, reason."""
+    state = provenance_state(ref, result, history)
+    if result.status is VerifyStatus.VERIFIED:
+        release = attested_release_time(result.integrated_time, result.tsa_time)
+        exception = None
+    elif result.status is VerifyStatus.UNSIGNED:
+        release = unsigned_release_time(ref.upload_time)
+        exception = (
+            _allowing_exception(ref, result, policy, now)
+            if verdict.code is ReasonCode.UNSIGNED_ALLOWED
+            else None
+        )
+    else:
+        return replace(verdict, provenance_state=state)
+    min_age, age_rule = policy.min_release_age_for(ref.project, exception)
+    check = check_age(release, min_age, age_rule, now)
+    out = replace(
+        verdict,
+        provenance_state=state,
+        release_time=release.time.isoformat() if release.time else None,
+        release_time_source=release.source,
+        min_release_age=format_duration(min_age),
+        acceptable_from=(
+            check.acceptable_from.isoformat()
+            if check.acceptable_from is not None and check.applies
+            else None
+        ),
+    )
+    if verdict.action is Action.REFUSE or not check.applies:
+        return out
+    name = canonicalize_name(ref.project)
+    fix_now = (
+        f"if you need it now, run once with --min-release-age 0, or set min-release-age in "
+        f"the [[package]] or [[unsigned]] entry of {name}"
+    )
+    if check.unknown:
+        warn = policy.defaults.on_unknown_release_age == "warn"
+        reason = (
+            f"its release age is unknown: it is not attested and the index gives no "
+            f"upload-time, and {age_rule} requires {format_duration(min_age)}"
+        )
+        if warn:
+            reason += ' (allowed because on-unknown-release-age = "warn")'
+        return replace(
+            out,
+            action=Action.WARN if warn else Action.REFUSE,
+            code=ReasonCode.REFUSED_AGE_UNKNOWN,
+            reason=f"{reason}; otherwise: {verdict.reason}",
+            rule=age_rule if not warn else f"{age_rule}; defaults.on-unknown-release-age",
+            fix="" if warn else fix_now,
+        )
+    if check.too_new:
+        assert check.acceptable_from is not None
+        return replace(
+            out,
+            action=Action.REFUSE,
+            code=ReasonCode.REFUSED_TOO_NEW,
+            reason=(
+                f"too new: published {release.describe()}, younger than the "
+                f"{format_duration(min_age)} minimum release age ({age_rule}); acceptable "
+                f"from {fmt_time(check.acceptable_from)}; otherwise: {verdict.reason}"
+            ),
+            rule=age_rule,
+            fix=f"wait until {fmt_time(check.acceptable_from)}; {fix_now}",
+        )
+    return out
+
+
 def decide(
     ref: FileRef,
     result: VerificationResult,
@@ -340,7 +450,8 @@ def decide(
     (``could-not-check``), never an allow.
     """
     try:
-        return _decide(ref, result, policy, history, now)
+        verdict = _decide(ref, result, policy, history, now)
+        return _with_release_age(ref, result, policy, history, now, verdict)
     except Exception as exc:  # fail closed
         return _verdict(
             ref,
@@ -448,14 +559,9 @@ def _decide_unsigned(
     notes: list[str] = []
     for exc in policy.unsigned_for(name):
         where = f"the [[unsigned]] exception at {policy.label(exc.line)}"
-        if not _version_in(exc, ref.version):
-            notes.append(f"{where} covers {exc.versions or '(no versions)'}, not {ref.version}")
-            continue
-        if exc.sha256 and result.sha256.lower() not in exc.sha256:
-            notes.append(f"{where} pins other sha256 digests than {result.sha256}")
-            continue
-        if exc.expired(today):
-            notes.append(f"{where} expired on {exc.expires}")
+        note = _exception_mismatch(exc, ref, result, today, where)
+        if note is not None:
+            notes.append(note)
             continue
         reason = f"unsigned, allowed by {where}: {exc.reason}"
         if exc.expires is not None:

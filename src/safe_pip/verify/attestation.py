@@ -37,10 +37,20 @@ from safe_pip.models import (
     VerifyStatus,
 )
 from safe_pip.verify.identity import IdentityError, identity_from_certificate
+from safe_pip.verify.rekor2 import (
+    UNSUPPORTED_DSSE_V002,
+    Rekor2Error,
+    bundle_for,
+    bundle_timestamps,
+    check_dsse_v002_body,
+    latest_timestamp,
+    timestamps_of,
+)
 
 if TYPE_CHECKING:
     from cryptography.x509 import Certificate
     from pypi_attestations import Attestation
+    from sigstore.models import Bundle
     from sigstore.verify import Verifier
 
 MAX_PROVENANCE_BYTES = 2 * 1024 * 1024
@@ -61,6 +71,16 @@ class _Invalid(Exception):
 class _Parsed:
     attestation: Attestation
     publisher: dict[str, Any] | None
+    timestamps: tuple[bytes, ...] = ()  # RFC 3161 (pypi-attestations 0.0.30 drops them)
+
+
+def _raw_attestations(doc: dict[str, Any]) -> list[dict[str, Any]]:
+    """The raw attestation objects of a provenance object, in the order the models read them."""
+    out: list[dict[str, Any]] = []
+    for bundle in doc.get("attestation_bundles") or []:
+        for att in (bundle.get("attestations") or []) if isinstance(bundle, dict) else []:
+            out.append(att if isinstance(att, dict) else {})
+    return out
 
 
 class _RecordIdentity:
@@ -123,13 +143,26 @@ def parse_provenance(data: bytes) -> list[_Parsed]:
                 for bundle in prov.attestation_bundles
                 for att in bundle.attestations
             ]
+            raw = _raw_attestations(doc)
+            if len(raw) != len(out):
+                raise _Invalid("malformed", "provenance attestations could not be read")
+            out = [
+                replace(p, timestamps=timestamps_of(r.get("verification_material")))
+                for p, r in zip(out, raw, strict=True)
+            ]
         elif "verification_material" in doc and "envelope" in doc:
-            out = [_Parsed(Attestation.model_validate(doc), None)]
+            out = [
+                _Parsed(
+                    Attestation.model_validate(doc),
+                    None,
+                    timestamps_of(doc.get("verification_material")),
+                )
+            ]
         elif str(doc.get("mediaType", "")).startswith("application/vnd.dev.sigstore.bundle"):
             from sigstore.models import Bundle
 
             bundle_obj = Bundle.from_json(data)
-            out = [_Parsed(Attestation.from_bundle(bundle_obj), None)]
+            out = [_Parsed(Attestation.from_bundle(bundle_obj), None, bundle_timestamps(doc))]
         else:
             raise _Invalid(
                 "malformed",
@@ -137,6 +170,8 @@ def parse_provenance(data: bytes) -> list[_Parsed]:
             )
     except _Invalid:
         raise
+    except Rekor2Error as exc:
+        raise _Invalid(exc.code, exc.reason) from None
     except ValidationError as exc:
         first = exc.errors()[0] if exc.errors() else {"msg": str(exc), "loc": ()}
         loc = ".".join(str(p) for p in first.get("loc", ()))
@@ -307,14 +342,18 @@ def _verify(
     predicates: list[str] = []
     tlog_index: int | None = None
     integrated: int | None = None
+    tsa_time: int | None = None
+    tlog_kind: str | None = None
     for item in parsed:
         att = item.attestation
         try:
-            bundle = att.to_bundle()
+            bundle = bundle_for(att, item.timestamps)
         except Exception as exc:
             raise _Invalid("malformed", f"cannot convert attestation to a Sigstore bundle: {exc}")
         try:
-            payload_type, payload = verifier.verify_dsse(bundle, _RecordIdentity())
+            payload_type, payload = _verify_dsse(verifier, bundle)
+        except Rekor2Error as exc:
+            raise _Invalid(exc.code, exc.reason) from exc
         except sigstore.errors.VerificationError as exc:
             msg = str(exc).splitlines()[0] if str(exc) else "verification error"
             raise _Invalid(_classify(msg), msg) from exc
@@ -336,10 +375,21 @@ def _verify(
                 f"{seen.describe()}",
             )
         inner = bundle.log_entry._inner
+        kv = inner.kind_version
+        tlog_kind = f"{kv.kind}/{kv.version}"
         if inner.log_index is not None:
             tlog_index = int(inner.log_index)
-        if inner.integrated_time is not None:
-            integrated = int(inner.integrated_time)
+        # As sigstore: the integrated time is a verified time only with an inclusion promise
+        # (the log's signature over it) and for the v1 kinds; Rekor v2 writes 0.
+        if inner.integrated_time and inner.inclusion_promise is not None and kv.version == "0.0.1":
+            t = int(inner.integrated_time)
+            integrated = t if integrated is None else max(integrated, t)
+        try:
+            stamp = latest_timestamp(item.timestamps)
+        except Rekor2Error as exc:
+            raise _Invalid(exc.code, exc.reason) from exc
+        if stamp is not None:
+            tsa_time = stamp if tsa_time is None else max(tsa_time, stamp)
     assert identity is not None
     return VerificationResult(
         filename=filename,
@@ -351,8 +401,28 @@ def _verify(
         predicate_types=tuple(dict.fromkeys(predicates)),
         tlog_index=tlog_index,
         integrated_time=integrated,
+        tsa_time=tsa_time,
+        tlog_kind=tlog_kind,
         provenance=provenance,
     )
+
+
+def _verify_dsse(verifier: Verifier, bundle: Bundle) -> tuple[str, bytes]:
+    """sigstore's ``verify_dsse``, completed for Rekor v2 ``dsse/0.0.2`` entries (see
+    :mod:`safe_pip.verify.rekor2`): sigstore raises :data:`UNSUPPORTED_DSSE_V002` only at its
+    last step, after every other check passed, and the entry body is then checked here."""
+    import sigstore.errors
+
+    try:
+        return verifier.verify_dsse(bundle, _RecordIdentity())
+    except sigstore.errors.VerificationError as exc:
+        kv = bundle.log_entry._inner.kind_version
+        if str(exc) != UNSUPPORTED_DSSE_V002 or (kv.kind, kv.version) != ("dsse", "0.0.2"):
+            raise
+    check_dsse_v002_body(bundle)
+    envelope = bundle._dsse_envelope
+    assert envelope is not None  # checked by check_dsse_v002_body
+    return envelope._inner.payload_type, envelope._inner.payload
 
 
 def b64(data: bytes) -> str:
