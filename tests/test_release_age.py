@@ -437,3 +437,49 @@ def test_verdict_json_carries_age_and_state() -> None:
     assert doc["provenance_state"] == "full"
     assert doc["release_time_source"] == "transparency-log"
     assert doc["min_release_age"] == "3d"
+
+
+def test_serve_leaves_too_new_files_out_and_serves_them_once_old_enough(
+    lab: IndexServer, trust_root: Path, tmp_path: Path
+) -> None:
+    import urllib.request
+
+    from safe_pip.check import Checker
+    from safe_pip.serve import EventLog, start_server
+    from safe_pip.serve.pages import JSON_V1
+    from safe_pip.store.db import HistoryStore
+    from safe_pip.verify.trust import TrustConfig
+
+    store = HistoryStore.open(tmp_path / "history.sqlite3")
+    checker = Checker(
+        trust=TrustConfig.from_options(trust_root=trust_root),
+        policy=Policy.default(),
+        store=store,
+        provenance_index=lab.index_url,
+        now=REAL_NOW,
+    )
+    log = EventLog(quiet=True, keep=True)
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+    def files(url: str) -> list[str]:
+        req = urllib.request.Request(url + "fresh/", headers={"Accept": JSON_V1})
+        with opener.open(req, timeout=30) as resp:
+            return sorted(f["filename"] for f in json.loads(resp.read())["files"])
+
+    try:
+        with start_server(checker, lab.index_url, log=log, page_ttl=0) as srv:
+            assert files(srv.index_url) == ["fresh-1.0-py3-none-any.whl"]
+            (refused,) = [e for e in log.events if e["event"] == "refuse"]
+            assert refused["code"] == "refused-too-new"
+            assert refused["filename"] == "fresh-1.1-py3-none-any.whl"
+            assert refused["acceptable_from"]
+            assert "acceptable from" in refused["reason"]
+            # three days later the cached refusal is decided again, and the file is served
+            checker.now = REAL_NOW + timedelta(days=3)
+            assert files(srv.index_url) == [
+                "fresh-1.0-py3-none-any.whl",
+                "fresh-1.1-py3-none-any.whl",
+            ]
+    finally:
+        log.close()
+        store.close()

@@ -228,6 +228,17 @@ def _requires_python(body: bytes, ctype: str, base: str) -> dict[str, str]:
     return out
 
 
+def _now_old_enough(verdict: Verdict, now: datetime) -> bool:
+    """A cached ``refused-too-new`` whose file has since become old enough: decide it again
+    (a release is served once it is old enough, without restarting the server)."""
+    if verdict.code is not ReasonCode.REFUSED_TOO_NEW or not verdict.acceptable_from:
+        return False
+    try:
+        return datetime.fromisoformat(verdict.acceptable_from) <= now
+    except ValueError:
+        return True
+
+
 def status_for(exc: SafePipError) -> int:
     """The HTTP status ``safe-pip serve`` answers when upstream fails this way."""
     from safe_pip.net import (
@@ -515,7 +526,11 @@ class VerifyingIndex:
         with self._lock:
             for i, ref in enumerate(refs):
                 hit = self._cache.get((ref.filename, (ref.sha256 or "").lower()))
-                if hit is not None and _same_status(hit.ref, ref):  # a status change re-decides
+                if (
+                    hit is not None
+                    and _same_status(hit.ref, ref)  # a status change re-decides
+                    and not _now_old_enough(hit.verdict, self.checker.now)
+                ):
                     out[i] = replace(
                         hit, ref=ref, requires_python=requires_python.get(ref.filename)
                     )
@@ -635,6 +650,9 @@ class VerifyingIndex:
             rule=v.rule,
             identity=v.identity.to_json() if v.identity else None,
             fix=v.fix,
+            provenance_state=v.provenance_state,
+            release_time=v.release_time,
+            acceptable_from=v.acceptable_from,
         )
 
     # -- files ------------------------------------------------------------------------------------
