@@ -417,11 +417,13 @@ class Checker:
         try:
             prov = self.fetch_provenance(f)
             identity = None
+            build = None
             ok = True
             if prov is not None:
                 res = self.verify_provenance(f.filename, f.sha256.lower(), prov)
                 ok = res.verified
                 identity = res.identity
+                build = res.build
             if ok:
                 record = HistoryRecord(
                     project=name,
@@ -432,6 +434,7 @@ class Checker:
                     seen_at=self.now,
                     index=index,
                     source="index",
+                    build=build,
                 )
         except Exception as exc:
             record = _history_unreadable(name, index, exc, f.filename)
@@ -538,6 +541,7 @@ class Checker:
                     seen_at=self.now,
                     index=index,
                     source="local",
+                    build=v.verification.build if v.verification and v.identity else None,
                 )
                 for v in group
             ]
@@ -649,11 +653,14 @@ def recordable(v: Verdict) -> bool:
     """Whether a verdict may go into the known-good history: a plain ALLOW, or an ALLOW that
     only the project's archived / deprecated status turned into WARN (the file verified and the
     policy allowed it; the warning is about the project's future, not about this file, and it
-    is repeated on every run because the status is read from the page each time)."""
+    is repeated on every run because the status is read from the page each time), or one that
+    only notes a build-context change (recorded, so the new build becomes the history)."""
     if v.action is Action.ALLOW:
         return True
     return (
-        v.action is Action.WARN and v.project_status in WARN_STATUSES and v.code in _ALLOWED_CODES
+        v.action is Action.WARN
+        and v.code in _ALLOWED_CODES
+        and (v.project_status in WARN_STATUSES or bool(v.build_changes))
     )
 
 

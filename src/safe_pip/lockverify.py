@@ -151,6 +151,10 @@ class FileOutcome:
             "release_time_source": self.verdict.release_time_source if self.verdict else None,
             "min_release_age": self.verdict.min_release_age if self.verdict else None,
             "acceptable_from": self.verdict.acceptable_from if self.verdict else None,
+            "build": res.build.to_json() if res and res.build else None,
+            "build_changes": (
+                [c.to_json() for c in self.verdict.build_changes] if self.verdict else []
+            ),
         }
 
     @property

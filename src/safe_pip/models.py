@@ -135,6 +135,54 @@ class FileRef:
     index_serves_provenance: bool | None = field(default=None, compare=False)
 
 
+@dataclass(frozen=True)
+class BuildContext:
+    """The build claims a Fulcio certificate carries about the run that signed a release
+    (OIDs 1.3.6.1.4.1.57264.1.11, .13, .14, .20, .21). Recorded in the history and compared
+    across releases (docs/policy.md "Build context"); not part of the publisher identity."""
+
+    source_ref: str | None = None  # e.g. refs/tags/v1.2.0 or refs/heads/main
+    source_commit: str | None = None  # the commit the run built
+    trigger: str | None = None  # the event: push, release, workflow_dispatch, ...
+    runner_environment: str | None = None  # github-hosted | self-hosted
+    run_invocation: str | None = None  # https://github.com/o/r/actions/runs/N/attempts/M
+
+    KEYS = ("source_ref", "source_commit", "trigger", "runner_environment", "run_invocation")
+
+    def to_json(self) -> dict[str, str]:
+        return {k: v for k in self.KEYS if (v := getattr(self, k))}
+
+    @classmethod
+    def from_json(cls, doc: object) -> BuildContext | None:
+        """From :meth:`to_json` output; None for anything that is not such an object."""
+        if not isinstance(doc, dict):
+            return None
+        values = {k: doc[k] for k in cls.KEYS if isinstance(doc.get(k), str) and doc[k]}
+        return cls(**values) if values else None
+
+    @property
+    def empty(self) -> bool:
+        return not self.to_json()
+
+
+@dataclass(frozen=True)
+class BuildChange:
+    """One build claim that differs from the project's history."""
+
+    claim: str  # source-ref | trigger | runner-environment | run-invocation
+    old: tuple[str, ...]  # the values earlier releases had (or the other versions of the run)
+    new: str
+
+    def describe(self) -> str:
+        if self.claim == "run-invocation":
+            return f"run {self.new} also signed version(s) {', '.join(self.old)}"
+        label = self.claim.replace("-", " ")
+        return f"{label} {self.new} (earlier releases: {', '.join(self.old)})"
+
+    def to_json(self) -> dict[str, object]:
+        return {"claim": self.claim, "old": list(self.old), "new": self.new}
+
+
 class VerifyStatus(str, enum.Enum):
     """Outcome of cryptographic verification of one file (no policy applied)."""
 
@@ -161,6 +209,7 @@ class VerificationResult:
     # time; sigstore verified at least one timestamp against the trust root's TSAs)
     tsa_time: int | None = None
     tlog_kind: str | None = None  # e.g. "dsse/0.0.1" (Rekor v1) or "dsse/0.0.2" (Rekor v2)
+    build: BuildContext | None = None  # the certificate's build claims
     provenance: bytes | None = field(default=None, repr=False, compare=False)
 
     @property
@@ -192,6 +241,8 @@ class ReasonCode(str, enum.Enum):
     # release age (docs/policy.md "Release age")
     REFUSED_TOO_NEW = "refused-too-new"
     REFUSED_AGE_UNKNOWN = "refused-age-unknown"
+    # build claims against the history, under on-build-context-change = "error"
+    REFUSED_BUILD_CONTEXT_CHANGE = "refused-build-context-change"
 
 
 #: PyPI's per-release provenance states (warehouse ``Release.provenance_status``), shown as
@@ -232,6 +283,8 @@ class Verdict:
     acceptable_from: str | None = None
     # PyPI's name for the release's provenance (PROVENANCE_STATES), None when unverifiable
     provenance_state: str | None = None
+    # how the certificate's build claims differ from the project's history
+    build_changes: tuple[BuildChange, ...] = ()
 
     @property
     def allowed(self) -> bool:
@@ -265,4 +318,6 @@ class Verdict:
             "provenance_state": self.provenance_state,
             "tsa_time": v.tsa_time if v else None,
             "tlog_kind": v.tlog_kind if v else None,
+            "build": v.build.to_json() if v and v.build else None,
+            "build_changes": [c.to_json() for c in self.build_changes],
         }

@@ -85,6 +85,22 @@ def verdict_lines(v: Verdict, *, verbose: bool = True) -> list[str]:
             )
         if res.tsa_time is not None:
             lines.append(f"         timestamp: {_fmt_time(res.tsa_time)} (RFC 3161)")
+        if res.build is not None:
+            b = res.build
+            parts = [
+                f"{label} {clean(value, limit=120)}"
+                for label, value in (
+                    ("ref", b.source_ref),
+                    ("commit", b.source_commit),
+                    ("trigger", b.trigger),
+                    ("runner", b.runner_environment),
+                    ("run", b.run_invocation),
+                )
+                if value
+            ]
+            lines.append("         build:    " + ", ".join(parts))
+    for change in v.build_changes:
+        lines.append(f"         changed:  {clean(change.describe(), limit=400)}")
     if verbose and v.sha256:
         lines.append(f"         sha256:   {clean(v.sha256)}")
     if v.action is Action.REFUSE and v.fix:

@@ -127,6 +127,14 @@ RULES: dict[str, tuple[str, str, str]] = {
         "The file is not attested and the index gives no upload-time, so its release age "
         "cannot be checked. Set min-release-age for it in the policy after reviewing it.",
     ),
+    "refused-build-context-change": (
+        "BuildContextChange",
+        "A release was built unlike the project's earlier releases",
+        "The certificate's build claims (source ref, trigger, runner environment, run) differ "
+        "from the project's history: e.g. built from a branch when earlier releases came from "
+        "tags, on a self-hosted runner, or signed by the run that signed another version. "
+        'Check the run; on-build-context-change = "warn" reports instead of refusing.',
+    ),
     "could-not-check": (
         "CouldNotCheck",
         "A file could not be checked",
@@ -334,6 +342,8 @@ def to_sarif(run: VerifyRun) -> dict[str, Any]:
             props["releaseTime"] = o.verdict.release_time
             props["releaseTimeSource"] = o.verdict.release_time_source
             props["acceptableFrom"] = o.verdict.acceptable_from
+            if o.verdict.build_changes:
+                props["buildChanges"] = [c.to_json() for c in o.verdict.build_changes]
         results.append(
             {
                 "ruleId": rid,

@@ -25,9 +25,11 @@ from __future__ import annotations
 import base64
 import contextlib
 import copy
+import dataclasses
 import datetime as dt
 import functools
 import hashlib
+import itertools
 import json
 import os
 import struct
@@ -83,6 +85,9 @@ _RAW_CLAIMS = frozenset(f"{_FULCIO}{i}" for i in range(1, 7))
 #: their times explicitly.
 LAB_SIGNING_AGE = 30 * 86400
 
+#: Run ids for GitHub identities that name none: one per attestation.
+_RUN_IDS = itertools.count(3001)
+
 # CA and log keys are valid from here (must be <= now: sigstore compares validFor.start
 # with the wall clock) until far in the future, so integrated times in the past verify.
 _CA_NOT_BEFORE = dt.datetime(2015, 1, 1, tzinfo=dt.timezone.utc)
@@ -106,7 +111,9 @@ class GitHubIdentity:
     sha: str = "a" * 40
     workflow_name: str = "Release"
     trigger: str = "push"
-    run_id: str = "3001"
+    # None: every attestation gets a run of its own (a new run id per `attest`), as real
+    # releases do; tests of "several versions signed by one run" pass the same run_id.
+    run_id: str | None = None
     runner_environment: str = "github-hosted"
     visibility: str = "public"
     # For reusable workflows the build signer differs from the build config (the caller).
@@ -147,7 +154,7 @@ class GitHubIdentity:
             f"{_FULCIO}18": self.build_config_uri,
             f"{_FULCIO}19": self.sha,
             f"{_FULCIO}20": self.trigger,
-            f"{_FULCIO}21": f"{repo_uri}/actions/runs/{self.run_id}/attempts/1",
+            f"{_FULCIO}21": f"{repo_uri}/actions/runs/{self.run_id or '3001'}/attempts/1",
             f"{_FULCIO}22": self.visibility,
         }
 
@@ -166,7 +173,7 @@ class GitLabIdentity:
     repository_owner_id: str = "2002"
     sha: str = "b" * 40
     trigger: str = "push"
-    job_id: str = "3002"
+    job_id: str | None = None  # None: a job of its own per attestation (see GitHub run_id)
     runner_environment: str = "gitlab-hosted"
     visibility: str = "public"
 
@@ -200,7 +207,7 @@ class GitLabIdentity:
             f"{_FULCIO}18": self.build_config_uri,
             f"{_FULCIO}19": self.sha,
             f"{_FULCIO}20": self.trigger,
-            f"{_FULCIO}21": f"{repo_uri}/-/jobs/{self.job_id}",
+            f"{_FULCIO}21": f"{repo_uri}/-/jobs/{self.job_id or '3002'}",
             f"{_FULCIO}22": self.visibility,
         }
 
@@ -685,6 +692,10 @@ class TestSigstore:
         itime = int(time.time()) - LAB_SIGNING_AGE if integrated_time is None else integrated_time
         nb_off, na_off = cert_validity or (-60, 540)
 
+        if isinstance(identity, GitHubIdentity) and identity.run_id is None:
+            identity = dataclasses.replace(identity, run_id=str(next(_RUN_IDS)))
+        elif isinstance(identity, GitLabIdentity) and identity.job_id is None:
+            identity = dataclasses.replace(identity, job_id=str(next(_RUN_IDS)))
         leaf_key = ec.generate_private_key(ec.SECP256R1())
         cert = issuer_ca._issue_certificate(
             identity, leaf_key.public_key(), itime + nb_off, itime + na_off, ct, claims_override

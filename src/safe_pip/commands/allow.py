@@ -279,6 +279,7 @@ def policy_to_json(policy: Policy, today: date) -> dict[str, Any]:
             "index-history-depth": d.index_history_depth,
             "min-release-age": format_duration(d.min_release_age),
             "on-unknown-release-age": d.on_unknown_release_age,
+            "on-build-context-change": d.on_build_context_change,
         },
         "packages": [
             {
@@ -347,7 +348,8 @@ def run_list(args: argparse.Namespace) -> int:
         f"on-attestation-downgrade={d.on_attestation_downgrade} "
         f"allow-sdist={str(d.allow_sdist).lower()} index-history-depth={d.index_history_depth} "
         f"min-release-age={format_duration(d.min_release_age)} "
-        f"on-unknown-release-age={d.on_unknown_release_age}"
+        f"on-unknown-release-age={d.on_unknown_release_age} "
+        f"on-build-context-change={d.on_build_context_change}"
     )
     print()
     if policy.packages:

@@ -60,6 +60,8 @@ class Defaults:
     # docs/policy.md "Release age": files younger than this are refused-too-new
     min_release_age: timedelta = DEFAULT_MIN_RELEASE_AGE
     on_unknown_release_age: OnChange = "error"  # a file whose age nobody vouches for
+    # docs/policy.md "Build context": a release built unlike the earlier ones
+    on_build_context_change: OnChange = "warn"
 
 
 @dataclass(frozen=True)
@@ -541,9 +543,15 @@ _DEFAULT_KEYS: dict[str, str] = {
     "index-history-depth": "index_history_depth",
     "min-release-age": "min_release_age",
     "on-unknown-release-age": "on_unknown_release_age",
+    "on-build-context-change": "on_build_context_change",
 }
 _BOOL_DEFAULTS = {"require-attestation", "trust-on-first-use", "allow-sdist"}
-_CHANGE_DEFAULTS = {"on-publisher-change", "on-attestation-downgrade", "on-unknown-release-age"}
+_CHANGE_DEFAULTS = {
+    "on-publisher-change",
+    "on-attestation-downgrade",
+    "on-unknown-release-age",
+    "on-build-context-change",
+}
 #: How each [defaults] key is written on the command line (``allow defaults KEY=VALUE``).
 DEFAULT_KINDS: dict[str, str] = {
     k: "bool"

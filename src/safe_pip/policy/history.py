@@ -20,7 +20,7 @@ from typing import Literal
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
-from safe_pip.models import GITHUB, GITLAB, GOOGLE, PublisherIdentity
+from safe_pip.models import GITHUB, GITLAB, GOOGLE, BuildContext, PublisherIdentity
 
 Source = Literal["local", "index"]
 
@@ -69,6 +69,7 @@ class HistoryRecord:
     seen_at: datetime
     index: str | None = None
     source: Source = "local"
+    build: BuildContext | None = None  # the certificate's build claims (attested files)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "project", canonicalize_name(self.project))
@@ -100,6 +101,7 @@ class HistoryRecord:
             "seen_at": self.seen_at.isoformat(),
             "index": self.index,
             "source": self.source,
+            "build": self.build.to_json() if self.build else None,
         }
 
 

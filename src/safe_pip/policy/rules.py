@@ -58,6 +58,7 @@ from safe_pip.policy.age import (
     format_duration,
     unsigned_release_time,
 )
+from safe_pip.policy.build_context import build_context_changes
 from safe_pip.policy.file import PackageRule, Policy, UnsignedException, format_shorthand
 from safe_pip.policy.history import HistoryRecord, ProjectHistory
 from safe_pip.policy.provenance_state import provenance_state
@@ -358,6 +359,47 @@ def _allowing_exception(
     return None
 
 
+def _with_build_context(
+    ref: FileRef,
+    result: VerificationResult,
+    policy: Policy,
+    history: ProjectHistory,
+    verdict: Verdict,
+) -> Verdict:
+    """``verdict`` with the build claims compared to the history's (docs/policy.md "Build
+    context"): a change is reported on an allowed file (WARN), or refused under
+    ``on-build-context-change = "error"``; a refusal keeps its reason, the changes attached."""
+    if result.status is not VerifyStatus.VERIFIED or result.build is None:
+        return verdict
+    changes = build_context_changes(
+        ref.version, result.build, [(r.version, r.build) for r in history.attested_records()]
+    )
+    if not changes:
+        return verdict
+    out = replace(verdict, build_changes=changes)
+    if verdict.action is Action.REFUSE:
+        return out
+    detail = "; ".join(c.describe() for c in changes)
+    if policy.defaults.on_build_context_change == "error":
+        return replace(
+            out,
+            action=Action.REFUSE,
+            code=ReasonCode.REFUSED_BUILD_CONTEXT_CHANGE,
+            reason=f"build context changed: {detail}; otherwise: {verdict.reason}",
+            rule="defaults.on-build-context-change",
+            fix=(
+                "check the release's run in the project's CI; if the change is expected, run "
+                'once with on-build-context-change = "warn" in [defaults]: the allowed release '
+                "is recorded and becomes the project's history"
+            ),
+        )
+    return replace(
+        out,
+        action=Action.WARN,
+        reason=f"{verdict.reason}; build context changed: {detail}",
+    )
+
+
 def _with_release_age(
     ref: FileRef,
     result: VerificationResult,
@@ -451,6 +493,7 @@ def decide(
     """
     try:
         verdict = _decide(ref, result, policy, history, now)
+        verdict = _with_build_context(ref, result, policy, history, verdict)
         return _with_release_age(ref, result, policy, history, now, verdict)
     except Exception as exc:  # fail closed
         return _verdict(
@@ -806,7 +849,9 @@ def history_records_for(
     remembered (a verified file with its publisher, or an allowed unsigned file with
     ``identity=None``). WARN and REFUSE verdicts record nothing, so a warned publisher change
     keeps warning until the user accepts it with ``safe-pip allow add``."""
-    if verdict.action is not Action.ALLOW or not result.sha256:
+    if not result.sha256 or not (
+        verdict.action is Action.ALLOW or (verdict.action is Action.WARN and _only_noted(verdict))
+    ):
         return ()
     if result.status is VerifyStatus.VERIFIED and result.identity is not None:
         identity: PublisherIdentity | None = result.identity
@@ -824,5 +869,23 @@ def history_records_for(
             seen_at=now,
             index=ref.index,
             source="local",
+            build=result.build if identity is not None else None,
         ),
     )
+
+
+#: Codes of verdicts the policy allowed outright.
+ALLOWED_CODES = frozenset(
+    {
+        ReasonCode.VERIFIED_ALLOWLISTED,
+        ReasonCode.VERIFIED_FIRST_USE,
+        ReasonCode.VERIFIED_KNOWN,
+        ReasonCode.UNSIGNED_ALLOWED,
+    }
+)
+
+
+def _only_noted(verdict: Verdict) -> bool:
+    """A WARN that only notes a build-context change on a file the policy allowed: recorded,
+    so the changed build becomes the project's history (it warns once, not forever)."""
+    return verdict.code in ALLOWED_CODES and bool(verdict.build_changes)

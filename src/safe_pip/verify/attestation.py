@@ -32,11 +32,16 @@ from packaging.utils import (
 
 from safe_pip.models import (
     KNOWN_PREDICATES,
+    BuildContext,
     PublisherIdentity,
     VerificationResult,
     VerifyStatus,
 )
-from safe_pip.verify.identity import IdentityError, identity_from_certificate
+from safe_pip.verify.identity import (
+    IdentityError,
+    build_context_from_certificate,
+    identity_from_certificate,
+)
 from safe_pip.verify.rekor2 import (
     UNSUPPORTED_DSSE_V002,
     Rekor2Error,
@@ -344,6 +349,7 @@ def _verify(
     integrated: int | None = None
     tsa_time: int | None = None
     tlog_kind: str | None = None
+    build: BuildContext | None = None
     for item in parsed:
         att = item.attestation
         try:
@@ -366,8 +372,12 @@ def _verify(
         except IdentityError as exc:
             raise _Invalid("bad-identity", f"certificate identity unreadable: {exc}") from exc
         seen = _cross_check(seen, item.publisher)
+        try:
+            build_ctx = build_context_from_certificate(bundle.signing_certificate)
+        except IdentityError as exc:
+            raise _Invalid("bad-identity", f"certificate build claims unreadable: {exc}") from exc
         if identity is None:
-            identity = seen
+            identity, build = seen, build_ctx
         elif identity.to_table() != seen.to_table():
             raise _Invalid(
                 "conflicting-publishers",
@@ -403,6 +413,7 @@ def _verify(
         integrated_time=integrated,
         tsa_time=tsa_time,
         tlog_kind=tlog_kind,
+        build=build,
         provenance=provenance,
     )
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from safe_pip.models import GITHUB, GITLAB, GOOGLE, PublisherIdentity
+from safe_pip.models import GITHUB, GITLAB, GOOGLE, BuildContext, PublisherIdentity
 
 if TYPE_CHECKING:
     from cryptography.x509 import Certificate
@@ -18,12 +18,15 @@ _FULCIO = "1.3.6.1.4.1.57264.1."
 OID_ISSUER_V1 = _FULCIO + "1"
 OID_ISSUER_V2 = _FULCIO + "8"
 OID_BUILD_SIGNER_URI = _FULCIO + "9"
+OID_RUNNER_ENVIRONMENT = _FULCIO + "11"
 OID_SOURCE_REPO_URI = _FULCIO + "12"
 OID_SOURCE_REPO_DIGEST = _FULCIO + "13"
 OID_SOURCE_REPO_REF = _FULCIO + "14"
 OID_SOURCE_REPO_ID = _FULCIO + "15"
 OID_SOURCE_REPO_OWNER_ID = _FULCIO + "17"
 OID_BUILD_CONFIG_URI = _FULCIO + "18"
+OID_BUILD_TRIGGER = _FULCIO + "20"
+OID_RUN_INVOCATION_URI = _FULCIO + "21"
 
 GITHUB_ISSUER = "https://token.actions.githubusercontent.com"
 GITLAB_ISSUER = "https://gitlab.com"
@@ -177,3 +180,18 @@ def _gitlab(claims: dict[str, str], issuer: str) -> PublisherIdentity:
         ref=claims.get(OID_SOURCE_REPO_REF),
         issuer=issuer,
     )
+
+
+def build_context_from_certificate(cert: Certificate) -> BuildContext | None:
+    """The build claims of a (verified) Fulcio certificate: source ref and commit, trigger,
+    runner environment, run invocation URI. None when it carries none of them (a Google or
+    personal identity). Raises IdentityError for a claim that is not a DER UTF8String."""
+    claims = certificate_claims(cert)
+    build = BuildContext(
+        source_ref=claims.get(OID_SOURCE_REPO_REF),
+        source_commit=claims.get(OID_SOURCE_REPO_DIGEST),
+        trigger=claims.get(OID_BUILD_TRIGGER),
+        runner_environment=claims.get(OID_RUNNER_ENVIRONMENT),
+        run_invocation=claims.get(OID_RUN_INVOCATION_URI),
+    )
+    return None if build.empty else build
