@@ -483,3 +483,54 @@ def test_serve_leaves_too_new_files_out_and_serves_them_once_old_enough(
     finally:
         log.close()
         store.close()
+
+
+def test_serve_block_mode_leaves_out_files_too_new_by_upload_time_before_verifying(
+    sigstore: TestSigstore, trust_root: Path, tmp_path: Path
+) -> None:
+    """The index's upload-time already says the new release is young: the page leaves it out
+    (block mode too) without verifying it, so a resolver picks 1.0."""
+    import urllib.request
+
+    from safe_pip.check import Checker
+    from safe_pip.serve import EventLog, start_server
+    from safe_pip.serve.pages import JSON_V1
+    from safe_pip.store.db import HistoryStore
+    from safe_pip.verify.trust import TrustConfig
+
+    with IndexServer(tmp_path / "index") as server:
+        pub = Publisher(sigstore, server, tmp_path / "build")
+        pub.wheel("quick", "1.0")
+        pub.wheel(
+            "quick",
+            "1.1",
+            signed_at=REAL_NOW - timedelta(hours=1),
+            uploaded_at=REAL_NOW - timedelta(hours=1),
+        )
+        store = HistoryStore.open(tmp_path / "history.sqlite3")
+        checker = Checker(
+            trust=TrustConfig.from_options(trust_root=trust_root),
+            policy=Policy.default(),
+            store=store,
+            provenance_index=server.index_url,
+            now=REAL_NOW,
+        )
+        log = EventLog(quiet=True, keep=True)
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+        try:
+            with start_server(checker, server.index_url, log=log, mode="block") as srv:
+                req = urllib.request.Request(srv.index_url + "quick/", headers={"Accept": JSON_V1})
+                with opener.open(req, timeout=30) as resp:
+                    doc = json.loads(resp.read())
+            assert [f["filename"] for f in doc["files"]] == ["quick-1.0-py3-none-any.whl"]
+            assert doc["versions"] == ["1.0"]
+            (refused,) = [e for e in log.events if e["event"] == "refuse"]
+            assert refused["code"] == "refused-too-new"
+            assert "without being verified" in refused["reason"]
+            # the provenance of 1.1 was never fetched (that of 1.0 was)
+            fetched = [r for r in server.requests_log if "/provenance/" in r]
+            assert any("quick-1.0" in r for r in fetched), server.requests_log
+            assert not any("quick-1.1" in r for r in fetched)
+        finally:
+            log.close()
+            store.close()

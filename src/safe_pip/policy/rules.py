@@ -33,7 +33,7 @@ from __future__ import annotations
 import shlex
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from datetime import date, datetime, timezone
+from datetime import date, datetime, timedelta, timezone
 from typing import Literal
 
 from packaging.utils import canonicalize_name
@@ -52,6 +52,7 @@ from safe_pip.models import (
     VerifyStatus,
 )
 from safe_pip.policy.age import (
+    AgeCheck,
     attested_release_time,
     check_age,
     fmt_time,
@@ -889,3 +890,22 @@ def _only_noted(verdict: Verdict) -> bool:
     """A WARN that only notes a build-context change on a file the policy allowed: recorded,
     so the changed build becomes the project's history (it warns once, not forever)."""
     return verdict.code in ALLOWED_CODES and bool(verdict.build_changes)
+
+
+def too_new_by_upload_time(ref: FileRef, policy: Policy, now: datetime) -> AgeCheck | None:
+    """The age check of ``ref`` by the index's ``upload-time`` alone, when that already shows
+    it too new: a page may leave such a file out before verifying anything, so the resolver
+    picks an older release. Lenient on purpose (the smallest minimum any rule could give the
+    file, e.g. an [[unsigned]] entry covering its version): this only omits files, it never
+    allows one; the verified file is still decided by :func:`decide`, whose age comes from the
+    transparency log for an attested file. None when the file may be listed."""
+    ages = [policy.min_release_age_for(ref.project)]
+    for exc in policy.unsigned_for(ref.project):
+        if exc.min_release_age is not None and _version_in(exc, ref.version):
+            ages.append(policy.min_release_age_for(ref.project, exc))
+    min_age, rule = min(ages, key=lambda a: a[0])
+    release = unsigned_release_time(ref.upload_time)
+    if release.time is None or min_age <= timedelta(0):
+        return None
+    check = check_age(release, min_age, rule, now)
+    return check if check.too_new else None

@@ -34,6 +34,7 @@ from urllib.parse import parse_qs, quote, unquote
 
 from packaging.utils import canonicalize_name
 
+from safe_pip.models import ReasonCode
 from safe_pip.serve import pages
 from safe_pip.serve.metrics import Metrics
 from safe_pip.serve.server import Entry, ProjectView, ServeError, VerifyingIndex
@@ -221,8 +222,10 @@ class ServeApp:
         listed: set[str] = set()
         # PEP 792: a quarantined project's files are not offered, in either mode (T25).
         for e in () if view.quarantined else view.entries:
-            if not e.allowed and not block:
-                continue  # filter mode: refused files are left out
+            if not e.allowed and (not block or e.verdict.code is ReasonCode.REFUSED_TOO_NEW):
+                # filter mode: refused files are left out; too-new files in both modes, so
+                # the resolver falls back to an older release the specifiers allow
+                continue
             ref = e.ref
             prov = None
             if e.allowed and e.verified and e.provenance is not None:

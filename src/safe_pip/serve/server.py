@@ -36,11 +36,13 @@ from packaging.utils import canonicalize_name
 
 from safe_pip.errors import NetworkError, SafePipError
 from safe_pip.models import Action, FileRef, ReasonCode, Verdict, VerifyStatus
+from safe_pip.policy.rules import too_new_by_upload_time
 from safe_pip.render import clean
 
 if TYPE_CHECKING:
     from safe_pip.check import Checker
     from safe_pip.net import ProjectPage, SimpleIndex
+    from safe_pip.policy.age import AgeCheck
 
 Mode = Literal["filter", "block"]
 MODES: tuple[Mode, ...] = ("filter", "block")
@@ -226,6 +228,34 @@ def _requires_python(body: bytes, ctype: str, base: str) -> dict[str, str]:
     except (ValueError, RecursionError, AssertionError):
         return {}
     return out
+
+
+def too_new_verdict(ref: FileRef, sha: str, check: AgeCheck) -> Verdict:
+    """The refusal of a file whose index upload-time already shows it too new (not verified:
+    nothing about it is allowed, it is only left out of the page)."""
+    from safe_pip.policy.age import fmt_time, format_duration
+
+    assert check.acceptable_from is not None
+    assert check.release.time is not None
+    return Verdict(
+        project=ref.project,
+        version=ref.version,
+        filename=ref.filename,
+        sha256=sha,
+        action=Action.REFUSE,
+        code=ReasonCode.REFUSED_TOO_NEW,
+        reason=f"too new: uploaded {fmt_time(check.release.time)} (index upload-time, "
+        f"index-asserted), younger than the {format_duration(check.min_age)} minimum release "
+        f"age ({check.rule}); acceptable from {fmt_time(check.acceptable_from)} at the "
+        "earliest (left out without being verified)",
+        rule=check.rule,
+        fix=f"wait until {fmt_time(check.acceptable_from)}; if you need it now, run once with "
+        "--min-release-age 0",
+        release_time=check.release.time.isoformat(),
+        release_time_source=check.release.source,
+        min_release_age=format_duration(check.min_age),
+        acceptable_from=check.acceptable_from.isoformat(),
+    )
 
 
 def _now_old_enough(verdict: Verdict, now: datetime) -> bool:
@@ -575,6 +605,10 @@ class VerifyingIndex:
                 fix="use an upstream index that publishes sha256 hashes (PEP 503 #sha256=)",
             )
             return Entry(ref, verdict, None, requires_python)
+        young = too_new_by_upload_time(ref, checker.policy, checker.now)
+        if young is not None:
+            # left out before anything is verified: the resolver picks an older release
+            return Entry(ref, too_new_verdict(ref, sha, young), None, requires_python)
         provenance: bytes | None = None
         error: str | None = None
         try:
