@@ -101,7 +101,6 @@ class HistoryRecord:
             "seen_at": self.seen_at.isoformat(),
             "index": self.index,
             "source": self.source,
-            "build": self.build.to_json() if self.build else None,
         }
 
 
