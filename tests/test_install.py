@@ -336,39 +336,27 @@ def test_no_binary_is_refused_before_pip_runs(
     assert spy.calls == []
 
 
-def test_find_links_wheel_verified_on_the_provenance_index(
+def test_find_links_is_refused_before_pip_runs(
     index: IndexServer,
     trust_root: Path,
     target: Path,
     tmp_path: Path,
+    spy: PipSpy,
     capfd: pytest.CaptureFixture[str],
 ) -> None:
-    """A wheel from --find-links (no provenance there) is verified with the provenance the
-    provenance index has for (name, version, filename); its bytes must match."""
+    """pip reads a --find-links location itself, not through the verifying index: refused
+    (exit 2) before any pip runs, with --no-index (nothing left to resolve through)."""
     links = tmp_path / "links"
     links.mkdir()
     shutil.copy(index.root / "lib-c" / "lib_c-1.0-py3-none-any.whl", links)
-    args = [
-        "install",
-        "--trust-root",
-        str(trust_root),
-        "--provenance-index",
-        index.index_url,
-        "--no-index",
-        "--find-links",
-        str(links),
-        "--target",
-        str(target),
-        "--dry-run",
-        "--json",
-        "lib-c",
-    ]
-    rc = main(args)
-    out, err = capfd.readouterr()
-    assert rc == 0, err
-    (f,) = json.loads(out)["files"]
-    assert f["verified"] is True
-    assert f["url"].startswith("file:")
+    args = ["install", "--trust-root", str(trust_root), "--no-index", "--find-links", str(links)]
+    rc = main([*args, "--target", str(target), "--dry-run", "lib-c"])
+    _out, err = capfd.readouterr()
+    assert rc == 2, err
+    assert "--find-links" in err
+    assert "--no-index" in err
+    assert spy.calls == []
+    assert spy.spawned == []
 
 
 def test_prestarted_pip_that_is_not_waiting_falls_back(tmp_path: Path) -> None:

@@ -164,8 +164,9 @@ def test_abbreviated_find_links_blocks_sdist_builds(
     workdir: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    """allow-sdist: a find-links directory (however spelled) rules out building sdists, or an
-    unverified build dependency from it would run during resolution."""
+    """A find-links directory (however spelled) is refused before pip runs (exit 2), even with
+    allow-sdist: pip would read it directly, and an unverified build dependency from it would
+    run during resolution."""
     marker = tmp_path / "PWNED"
     with IndexServer(tmp_path / "index") as index:
         pub = Publisher(sigstore, index, tmp_path / "build")
@@ -198,6 +199,6 @@ def test_abbreviated_find_links_blocks_sdist_builds(
         )
     out, err = capsys.readouterr()
     assert not marker.exists()
-    assert code == 1, err
-    assert "--find-links is given" in err
-    assert "refused-sdist" in out + err
+    assert code == 2, out + err
+    assert "--find-links" in err
+    assert "nothing was run" in err

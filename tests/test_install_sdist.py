@@ -306,13 +306,19 @@ def test_name_on_two_indexes_follows_the_allowlist(
 # -- sources that rule out sdist builds, and the indexes pip searches (no pip runs) --------------
 
 
-def test_requirement_file_sources_and_blocker(tmp_path: Path) -> None:
+def _file_sources(*paths: str) -> list[tuple[str, str | None]]:
+    from safe_pip.install.args import PipArgs
+    from safe_pip.install.requirements import read_requirements
+
+    pip = PipArgs(requirement_files_kinds=[(p, False) for p in paths])
+    return [(f.option, f.value) for f in read_requirements(pip, allow_unverifiable=False).sources]
+
+
+def test_requirement_file_sources_and_indexes(tmp_path: Path) -> None:
     from safe_pip.commands.install import split_argv
-    from safe_pip.install.requirements import (
-        effective_indexes,
-        requirement_file_sources,
-        sdist_build_blocker,
-    )
+    from safe_pip.errors import ConfigError
+    from safe_pip.install.requirements import read_requirements, refuse_unverifiable
+    from safe_pip.install.sources import run_indexes
 
     nested = tmp_path / "nested.txt"
     nested.write_text("--extra-index-url https://extra.example/simple/\nfoo\n", encoding="utf-8")
@@ -320,33 +326,26 @@ def test_requirement_file_sources_and_blocker(tmp_path: Path) -> None:
     top.write_text("# comment\n-ihttps://private.example/simple/\n-r nested.txt\nbar\n")
     glued = tmp_path / "glued.txt"
     glued.write_text("--find-links=/srv/wheels?x=1\n", encoding="utf-8")
-    assert [(f.option, f.value) for f in requirement_file_sources([str(glued)])] == [
-        ("--find-links", "/srv/wheels?x=1")
-    ]
-    (remote,) = requirement_file_sources(["https://example.org/reqs.txt"])
+    assert _file_sources(str(glued)) == [("--find-links", "/srv/wheels?x=1")]
     _own, via_url = split_argv(["-r", "https://example.org/reqs.txt"])
-    assert "read from a URL" in (sdist_build_blocker(via_url, [remote]) or "")
+    reading = read_requirements(via_url, allow_unverifiable=False)
+    with pytest.raises(ConfigError) as exc:
+        refuse_unverifiable(reading, sdist_builds=True, blocker=None)
+    assert "a requirement file read from a URL" in exc.value.message
     _own, pip = split_argv(["-r", str(top), "baz"])
-    found = requirement_file_sources(pip.requirement_files)
-    assert [(f.option, f.value) for f in found] == [
+    reading = read_requirements(pip, allow_unverifiable=False)
+    assert [(f.option, f.value) for f in reading.sources] == [
         ("--index-url", "https://private.example/simple/"),
         ("--extra-index-url", "https://extra.example/simple/"),
     ]
-    assert effective_indexes(pip, found) == [
+    assert reading.requirements == ["foo", "bar"]  # pip's copy: requirements only
+    assert run_indexes(pip, reading.sources) == [
         "https://private.example/simple/",
         "https://extra.example/simple/",
     ]
-    blocker = sdist_build_blocker(pip, found)
-    assert blocker is not None
-    assert "reqs.txt sets --index-url" in blocker
-
     _own, plain = split_argv(["-i", "https://one.example/simple/", "baz", "--pre"])
-    assert sdist_build_blocker(plain, []) is None
-    assert plain.resolve_no_index == ["baz", "--pre"]
+    assert plain.resolve_through == ["baz", "--pre"]
     assert plain.build == ["--pre"]
-    for extra in (["--extra-index-url", "https://x/"], ["-f", "/tmp"], ["--no-index"]):
-        _own, other = split_argv(["baz", *extra])
-        assert sdist_build_blocker(other, []) is not None, extra
 
 
 def test_requirement_file_options_are_read_as_pip_reads_them(
@@ -356,7 +355,6 @@ def test_requirement_file_options_are_read_as_pip_reads_them(
     values, quotes, continuations, ${VAR} references, UTF-16 files; requirement lines keep
     their options to themselves (pip applies only --hash / --config-settings there)."""
     from safe_pip.errors import ConfigError
-    from safe_pip.install.requirements import requirement_file_sources
 
     monkeypatch.setenv("EXTRA_OPT", "--extra-index-url")
     nested = tmp_path / "nested.txt"
@@ -375,7 +373,7 @@ def test_requirement_file_options_are_read_as_pip_reads_them(
         "-e ./proj --extra-index-url https://ignored.example/\n",
         encoding="utf-8",
     )
-    found = [(f.option, f.value) for f in requirement_file_sources([str(top)])]
+    found = _file_sources(str(top))
     assert found == [
         ("--extra-index-url", "https://a.example/"),
         ("--extra-index-url", "https://b.example/"),
@@ -388,9 +386,7 @@ def test_requirement_file_options_are_read_as_pip_reads_them(
     ]
     utf16 = tmp_path / "utf16.txt"
     utf16.write_bytes("--extra=https://u.example/\n".encode("utf-16"))
-    assert [(f.option, f.value) for f in requirement_file_sources([str(utf16)])] == [
-        ("--extra-index-url", "https://u.example/")
-    ]
+    assert _file_sources(str(utf16)) == [("--extra-index-url", "https://u.example/")]
     for line, message in [
         ("--e https://x/", "ambiguous: it could mean --editable, --extra-index-url"),
         ("--req other.txt", "ambiguous: it could mean --require-hashes, --requirement"),
@@ -405,7 +401,7 @@ def test_requirement_file_options_are_read_as_pip_reads_them(
         bad = tmp_path / "bad.txt"
         bad.write_text(f"foo\n{line}\n", encoding="utf-8")
         with pytest.raises(ConfigError) as exc:
-            requirement_file_sources([str(bad)])
+            _file_sources(str(bad))
         assert message in exc.value.message, line
         assert f"requirement file {bad} line 2" in exc.value.message
 
@@ -433,5 +429,5 @@ def test_allow_sdist_upstream_failure_is_could_not_check(
     _out, err = capfd.readouterr()
     assert rc == 3, err
     assert tree_digest(target) == before
-    assert "the verifying index could not check" in err
+    assert "could not check: the index 127.0.0.1 could not be read" in err
     assert "good-backend" in err

@@ -758,3 +758,67 @@ def default_jobs() -> int:
     """Worker threads: the work is mostly waiting on the network (verification itself is ~1 ms
     a file), so several per core."""
     return min(32, (os.cpu_count() or 2) * 8)
+
+
+#: A METADATA file larger than this is not read (a wheel's is a few kB).
+_MAX_METADATA_BYTES = 4 * 1024 * 1024
+
+
+def direct_url_requirements(path: Path) -> list[str]:
+    """The ``Requires-Dist`` entries of a wheel that name a URL (PEP 508 ``name @ URL``), or
+    that packaging cannot parse (pip could not either, and safe-pip cannot tell what they
+    name). Every top-level ``*.dist-info/METADATA`` counts. Raises ValueError when the wheel
+    has no readable METADATA. Reads the zip only: no code of the wheel runs."""
+    import email.parser
+    import zipfile
+
+    from packaging.requirements import InvalidRequirement, Requirement
+
+    try:
+        with zipfile.ZipFile(path) as zf:
+            names = [
+                n
+                for n in zf.namelist()
+                if n.count("/") == 1 and n.lower().endswith(".dist-info/metadata")
+            ]
+            if not names:
+                raise ValueError(f"{path.name} has no .dist-info/METADATA")
+            found: list[str] = []
+            for name in names:
+                if zf.getinfo(name).file_size > _MAX_METADATA_BYTES:
+                    raise ValueError(f"{path.name}: {name} is larger than 4 MiB")
+                msg = email.parser.BytesParser().parsebytes(zf.read(name), headersonly=True)
+                for value in msg.get_all("Requires-Dist") or []:
+                    text = str(value)
+                    try:
+                        req = Requirement(text)
+                    except InvalidRequirement:
+                        found.append(text)
+                        continue
+                    if req.url:
+                        found.append(text)
+            return found
+    except (OSError, zipfile.BadZipFile, RuntimeError, NotImplementedError, EOFError) as exc:
+        raise ValueError(f"cannot read the metadata of {path.name}: {exc}") from None
+
+
+def direct_url_verdict(verdict: Verdict, found: Sequence[str]) -> Verdict:
+    """``verdict`` turned into refused-direct-url-dependency: the file's metadata requires
+    ``found`` (direct URLs), which pip would fetch, and for an sdist or a source tree build,
+    with no provenance to verify."""
+    more = f" (and {len(found) - 1} more)" if len(found) > 1 else ""
+    return replace(
+        verdict,
+        action=Action.REFUSE,
+        code=ReasonCode.REFUSED_DIRECT_URL_DEPENDENCY,
+        reason=(
+            f"its metadata requires {found[0]!r}{more}: a direct URL dependency, which pip "
+            "would fetch (and, for an sdist or a source tree, build and run) outside any "
+            f"index, with no provenance to verify (the file itself: {verdict.reason})"
+        ),
+        rule="direct URL dependency",
+        fix=(
+            f"ask the publisher of {verdict.project} to depend on published releases by name; "
+            "safe-pip installs nothing whose dependencies bypass the verifying index"
+        ),
+    )

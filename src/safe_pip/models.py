@@ -243,6 +243,9 @@ class ReasonCode(str, enum.Enum):
     REFUSED_AGE_UNKNOWN = "refused-age-unknown"
     # build claims against the history, under on-build-context-change = "error"
     REFUSED_BUILD_CONTEXT_CHANGE = "refused-build-context-change"
+    # a wheel whose metadata requires ``name @ URL``: pip would fetch (or build) that URL
+    # outside any index, with nothing to verify (install, serve)
+    REFUSED_DIRECT_URL_DEPENDENCY = "refused-direct-url-dependency"
 
 
 #: PyPI's per-release provenance states (warehouse ``Release.provenance_status``), shown as

@@ -29,7 +29,12 @@ def test_pip_configuration_adds_no_source(
         calls.append(list(argv))
         env_arg = kw.get("env")
         assert isinstance(env_arg, dict)
-        assert not [k for k in env_arg if k.upper().startswith("PIP_") and k != "PIP_CONFIG_FILE"]
+        assert not [
+            k
+            for k in env_arg
+            if k.upper().startswith("PIP_") and k not in ("PIP_CONFIG_FILE", "PIP_RETRIES")
+        ]
+        assert env_arg.get("PIP_RETRIES", "0") == "0"
         assert env_arg["PIP_CONFIG_FILE"] == "/dev/null"
         return real_run_pip(argv, **kw)  # type: ignore[arg-type]
 
@@ -40,7 +45,12 @@ def test_pip_configuration_adds_no_source(
         calls.append(list(argv))
         env_arg = kw.get("env")
         assert isinstance(env_arg, dict)
-        assert not [k for k in env_arg if k.upper().startswith("PIP_") and k != "PIP_CONFIG_FILE"]
+        assert not [
+            k
+            for k in env_arg
+            if k.upper().startswith("PIP_") and k not in ("PIP_CONFIG_FILE", "PIP_RETRIES")
+        ]
+        assert env_arg.get("PIP_RETRIES", "0") == "0"
         assert env_arg["PIP_CONFIG_FILE"] == "/dev/null"
         return real_spawn_pip(argv, **kw)  # type: ignore[arg-type]
 

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 
 from safe_pip.install import piprun
 from safe_pip.install.args import PipArgs
-from safe_pip.install.piprun import PrestartedPip, install_argv, loopback_env, pip_env
+from safe_pip.install.piprun import PrestartedPip, install_argv
 from safe_pip.install.report import Outcome, _exit_for
 from safe_pip.install.resolve import served_refusals
 
@@ -34,11 +34,18 @@ def requirements_text(pairs: Sequence[tuple[ReportItem, Path, str]]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def unverifiable_argv(pip: PipArgs, items: Sequence[ReportItem]) -> list[str]:
-    """The second call for sources the user allowed unverified (local dirs, VCS)."""
-    argv = ["install", "--isolated", "--no-deps", "--disable-pip-version-check", "--no-input"]
+def unverifiable_argv(
+    pip: PipArgs, items: Sequence[ReportItem], index_urls: Sequence[str] = ()
+) -> list[str]:
+    """The second call for sources the user allowed unverified (local dirs, VCS): their
+    build dependencies come through the verifying indexes (``index_urls``), like everything
+    else pip fetches."""
+    argv = [*pip.pip_global, "install", "--isolated", "--no-deps", "--disable-pip-version-check"]
+    argv += ["--no-input"]
     argv += ["-q"] * pip.quiet + ["-v"] * pip.verbose
-    argv += pip.install + pip.sources
+    argv += pip.install
+    for pos, url in enumerate(index_urls):
+        argv += ["--index-url" if pos == 0 else "--extra-index-url", url]
     for item in items:
         if item.kind == "dir" and item.local_path is not None:
             argv += (["-e"] if item.editable else []) + [str(item.local_path)]
@@ -51,7 +58,8 @@ def build_argv(pip: PipArgs, index_url: str, wheel_dir: Path, requirements: Path
     """``pip wheel`` of verified sdists (hash-pinned local files): build isolation on, build
     dependencies fetched through the verifying index only, no wheel cache (the wheel is built
     now from these bytes, never taken from an earlier build)."""
-    argv = ["wheel", "--no-deps", "--isolated", "--no-cache-dir", "--require-hashes"]
+    argv = [*pip.pip_global, "wheel", "--no-deps", "--isolated", "--no-cache-dir"]
+    argv += ["--require-hashes"]
     argv += ["--disable-pip-version-check", "--no-input", "--progress-bar", "off"]
     argv += ["-q"] * pip.quiet + ["-v"] * pip.verbose
     argv += ["--retries", "0", "--index-url", index_url, "--wheel-dir", str(wheel_dir)]
@@ -96,6 +104,8 @@ def _build_sdists(
     server: RunningServer,
     outcome: Outcome,
     err: TextIO,
+    *,
+    env: dict[str, str],
 ) -> dict[int, tuple[Path, str]]:
     """Build every verified sdist into a wheel (one ``pip wheel`` call). Returns position ->
     (built wheel, its sha256); raises _StepFailed with the exit code on failure."""
@@ -126,7 +136,7 @@ def _build_sdists(
             "come through the verifying index\n"
         )
     argv = build_argv(pip, server.index_url, built_dir, reqs)
-    proc = piprun.run_pip(argv, env=loopback_env(pip_env()), capture=True)
+    proc = piprun.run_pip(argv, env=env, capture=True)
     text = (proc.stderr or "") + (proc.stdout or "")
     if pip.verbose and text:
         err.write(text if text.endswith("\n") else text + "\n")
@@ -192,6 +202,8 @@ def _install(
     *,
     built: dict[int, tuple[Path, str]] | None = None,
     early: PrestartedPip | None = None,
+    env: dict[str, str],
+    index_urls: Sequence[str] = (),
 ) -> int:
     pinned: list[tuple[ReportItem, Path, str]] = []
     unverified: list[ReportItem] = []
@@ -216,13 +228,13 @@ def _install(
     if pinned:
         calls.append(install_argv(pip, reqs))
     if unverified:
-        calls.append(unverifiable_argv(pip, unverified))
+        calls.append(unverifiable_argv(pip, unverified, index_urls))
     for argv in calls:
         proc = None
         if early is not None and pinned and argv is calls[0]:
             proc = early.feed(reqs.read_text(encoding="utf-8"))
         if proc is None:
-            proc = piprun.run_pip(argv, env=pip_env(), capture=False, stdout=pip_out, stderr=err)
+            proc = piprun.run_pip(argv, env=env, capture=False, stdout=pip_out, stderr=err)
         outcome.pip_exit_code = proc.returncode
         if proc.returncode != 0:
             outcome.message = (

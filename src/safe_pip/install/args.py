@@ -264,12 +264,26 @@ class PipArgs:
     find_links: list[str] = field(default_factory=list)
     no_index: bool = False
     no_binary: list[str] = field(default_factory=list)
+    only_binary: list[str] = field(default_factory=list)
     dry_run: bool = False
     quiet: int = 0
     verbose: int = 0
     requirements: list[str] = field(default_factory=list)  # positional specifiers / URLs / paths
     editables: list[str] = field(default_factory=list)
     requirement_files: list[str] = field(default_factory=list)  # -r and -c files
+    requirement_files_kinds: list[tuple[str, bool]] = field(default_factory=list)  # (f, is -c)
+    python: str | None = None  # pip's --python: the environment to install into
+    # for the resolution through the verifying index: the user's options and named
+    # requirements without sources, requirement files (pip gets rewritten copies) or --python
+    resolve_through: list[str] = field(default_factory=list)
+    unread: list[tuple[str, str]] = field(default_factory=list)  # options naming files pip
+    # would read itself (--group, --requirements-from-script, --build-constraint): refused
+
+    @property
+    def pip_global(self) -> list[str]:
+        """pip's general options that must come before the subcommand (``--python``)."""
+        return ["--python", self.python] if self.python else []
+
     sources: list[str] = field(default_factory=list)  # index/network options, for source builds
 
     @property
@@ -382,12 +396,14 @@ def split_argv(argv: Sequence[str]) -> tuple[argparse.Namespace, PipArgs]:
         if only_positional or not tok.startswith("-") or tok == "-":
             pip.resolve.append(tok)
             pip.resolve_no_index.append(tok)
+            pip.resolve_through.append(tok)
             pip.requirements.append(tok)
             continue
         if tok == "--":
             only_positional = True
             pip.resolve.append(tok)
             pip.resolve_no_index.append(tok)
+            pip.resolve_through.append(tok)
             continue
         for name, inline in split_options(
             tok, _ALL_LONG, PIP_SHORT, _takes_value, where="safe-pip install"
@@ -413,12 +429,24 @@ def split_argv(argv: Sequence[str]) -> tuple[argparse.Namespace, PipArgs]:
     return own, pip
 
 
+#: Options naming a file pip reads itself, which safe-pip does not read: refused.
+UNREAD_VALUE = frozenset({"--group", "--requirements-from-script", "--build-constraint"})
+
+
 def _pip_value(pip: PipArgs, name: str, value: str, raw: list[str]) -> None:
     if name == "--report":
         return  # never reached: our own --report wins (see OWN_VALUE)
+    if name == "--python":
+        pip.python = value  # a general option: pip wants it before the subcommand
+        return
+    if name in UNREAD_VALUE:
+        pip.unread.append((name, value))
+        return
     pip.resolve.extend(raw)
     if name not in INDEX_VALUE:
         pip.resolve_no_index.extend(raw)
+        if name not in ("--requirement", "--constraint"):
+            pip.resolve_through.extend(raw)
     if name in BUILD_VALUE:
         pip.build.extend([name, value])
     if name in INSTALL_VALUE:
@@ -433,10 +461,13 @@ def _pip_value(pip: PipArgs, name: str, value: str, raw: list[str]) -> None:
         pip.find_links.append(value)
     elif name == "--no-binary":
         pip.no_binary.append(value)
+    elif name == "--only-binary":
+        pip.only_binary.append(value)
     elif name == "--editable":
         pip.editables.append(value)
     elif name in ("--requirement", "--constraint"):
         pip.requirement_files.append(value)
+        pip.requirement_files_kinds.append((value, name == "--constraint"))
 
 
 def _pip_flag(pip: PipArgs, name: str, token: str) -> None:
@@ -454,6 +485,7 @@ def _pip_flag(pip: PipArgs, name: str, token: str) -> None:
     pip.resolve.append(token)
     if name not in INDEX_FLAGS:
         pip.resolve_no_index.append(token)
+        pip.resolve_through.append(token)
     if name in BUILD_FLAGS:
         pip.build.append(name)
     if name == "--no-index":

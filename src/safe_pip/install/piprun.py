@@ -189,20 +189,9 @@ class PrestartedPip:
             self.proc.communicate(timeout=1)
 
 
-def loopback_env(env: dict[str, str]) -> dict[str, str]:
-    """pip talks to the in-process verifying index on 127.0.0.1 directly, never via a proxy,
-    and does not retry it: the index already retried upstream, and its errors (502/503 when
-    upstream or provenance cannot be had) are final for this run. PIP_RETRIES reaches the
-    child pip that installs build dependencies (the parent runs --isolated and gets
-    --retries 0 on its command line)."""
-    for key in ("NO_PROXY", "no_proxy"):
-        env[key] = ",".join(p for p in (env.get(key, ""), "127.0.0.1", "localhost") if p)
-    env["PIP_RETRIES"] = "0"
-    return env
-
-
 def install_argv(pip: PipArgs, requirements: Path) -> list[str]:
-    argv = ["install", "--isolated", "--no-index", "--no-deps", "--require-hashes"]
+    argv = [*pip.pip_global, "install", "--isolated", "--no-index", "--no-deps"]
+    argv += ["--require-hashes"]
     argv += ["--disable-pip-version-check", "--no-input"]
     argv += ["-q"] * pip.quiet + ["-v"] * pip.verbose
     argv += pip.install

@@ -1,18 +1,33 @@
-"""The resolve step: pip ``install --dry-run --report``, and what a failed resolution means."""
+"""The resolve step: pip ``install --dry-run --report`` through safe-pip's verifying indexes only.
+
+pip gets one in-process verifying index (:func:`safe_pip.serve.start_server`, block mode) per
+index of the run, each in front of one upstream index, and no other source: its requirement
+files are rewritten copies (:mod:`safe_pip.install.requirements`), and every other host is
+behind a dead proxy (:class:`DeadProxy`), so a direct URL pip might meet goes nowhere. A file
+the verifying index refuses is answered 403 (pip stops; never an older version instead); a
+wheel whose metadata requires a direct URL is refused before pip reads it.
+"""
 
 from __future__ import annotations
 
 import re
+import socket
 import subprocess
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
+from types import TracebackType
 from typing import TYPE_CHECKING, TextIO
 
 from safe_pip.errors import (
     EXIT_CONFIG,
     EXIT_COULD_NOT_CHECK,
     EXIT_REFUSED,
-    ConfigError,
 )
+from safe_pip.install import piprun
+from safe_pip.install.piprun import pip_env
+from safe_pip.install.report import Outcome, _exit_for
+from safe_pip.install.verdicts import sdist_verdict
 from safe_pip.models import FileRef, Verdict
 
 if TYPE_CHECKING:
@@ -21,50 +36,184 @@ if TYPE_CHECKING:
     from safe_pip.resolve.pip_report import ReportItem
     from safe_pip.serve import RunningServer
 
-from safe_pip.install import piprun
-from safe_pip.install.args import PipArgs
-from safe_pip.install.piprun import loopback_env, pip_env
-from safe_pip.install.report import Outcome, _exit_for
-from safe_pip.install.verdicts import sdist_verdict
+#: Environment variables naming proxies (any case): replaced for every pip call of a run.
+_PROXY_VARS = ("http_proxy", "https_proxy", "all_proxy", "ftp_proxy", "no_proxy")
+
+
+class DeadProxy:
+    """A proxy address on 127.0.0.1 that refuses every connection (a bound socket that never
+    listens). pip's environment names it for every scheme, with only 127.0.0.1 (where the
+    verifying indexes listen) exempt: anything else pip or its build subprocesses (git
+    included) try to reach fails to connect."""
+
+    def __init__(self) -> None:
+        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._sock.bind(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self._sock.getsockname()[1]}"
+
+    def env(self, base: dict[str, str]) -> dict[str, str]:
+        env = {k: v for k, v in base.items() if k.lower() not in _PROXY_VARS}
+        for var in ("http_proxy", "https_proxy", "all_proxy", "ftp_proxy"):
+            env[var] = env[var.upper()] = self.url
+        env["no_proxy"] = env["NO_PROXY"] = "127.0.0.1"
+        env["PIP_RETRIES"] = "0"  # the child pip that installs build dependencies
+        return env
+
+    def close(self) -> None:
+        self._sock.close()
+
+
+@dataclass
+class VerifyingIndexes:
+    """The verifying indexes of one run: ``servers[i]`` fronts ``upstreams[i]``."""
+
+    upstreams: list[str]
+    servers: list[RunningServer] = field(default_factory=list)
+
+    @property
+    def index_urls(self) -> list[str]:
+        return [s.index_url for s in self.servers]
+
+    def serving(self, url: str) -> tuple[str, RunningServer] | None:
+        """(upstream, server) of a file link pip got from one of the verifying indexes."""
+        for upstream, server in zip(self.upstreams, self.servers, strict=True):
+            if url.startswith(server.url + "/"):
+                return upstream, server
+        return None
+
+    def listed_on(self, project: str) -> list[str]:
+        """The upstreams whose page for ``project`` (as pip saw it) listed files."""
+        return [
+            u for u, s in zip(self.upstreams, self.servers, strict=True) if s.index.listed(project)
+        ]
+
+    def failures(self, project: str | None = None) -> list[tuple[str, str, str]]:
+        """(upstream, reason, fix) of every upstream read that failed (pip was answered 5xx
+        and, for an extra index, would have skipped it), optionally for one project."""
+        from packaging.utils import canonicalize_name
+
+        from safe_pip.serials import stale_error
+
+        out: list[tuple[str, str, str]] = []
+        want = canonicalize_name(project) if project else None
+        for upstream, server in zip(self.upstreams, self.servers, strict=True):
+            for e in list(server.index.log.events):
+                if e.get("event") not in ("upstream", "error", "stale"):
+                    continue
+                name = str(e.get("project") or "")
+                if want is not None and canonicalize_name(name) != want:
+                    continue
+                if e.get("event") == "stale":
+                    exc = stale_error(
+                        upstream,
+                        name,
+                        int(e.get("serial") or 0),
+                        int(e.get("previous_serial") or 0),
+                    )
+                    out.append((upstream, exc.message, exc.fix or ""))
+                    continue
+                reason = str(e.get("reason") or e.get("event"))
+                out.append((upstream, reason, "check the index URL and your network, then retry"))
+        return out
+
+    def refusals(self, text: str) -> list[Verdict]:
+        """The refused files pip asked for (answered 403), named in pip's output."""
+        out: list[Verdict] = []
+        for server in self.servers:
+            out += served_refusals(text, server)
+        return out
+
+    def stop(self) -> None:
+        for server in self.servers:
+            server.stop()
+
+    def __enter__(self) -> VerifyingIndexes:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+def start_verifying_indexes(
+    checker: Checker, upstreams: Sequence[str], *, verbose: bool, err: TextIO
+) -> VerifyingIndexes:
+    """One verifying index (block mode, 127.0.0.1, ephemeral port) per upstream."""
+    from safe_pip.errors import CouldNotCheckError
+    from safe_pip.serve import EventLog, start_server
+
+    out = VerifyingIndexes(list(upstreams))
+    try:
+        for upstream in upstreams:
+            log = EventLog(stream=err, quiet=not verbose, keep=True)
+            out.servers.append(
+                start_server(
+                    checker, upstream, host="127.0.0.1", port=0, mode="block", log=log, lazy=True
+                )
+            )
+    except OSError as exc:
+        out.stop()
+        raise CouldNotCheckError(
+            f"could not start the verifying index on 127.0.0.1: {exc.strerror or exc}",
+            fix="pip resolves only through it; check that 127.0.0.1 can be bound",
+        ) from exc
+    except BaseException:
+        out.stop()
+        raise
+    return out
 
 
 def resolve_argv(
-    pip: PipArgs, report: Path, *, wheels_only: bool, index_url: str | None = None
+    pip: PipArgs,
+    report: Path,
+    *,
+    wheels_only: bool,
+    index_urls: Sequence[str],
+    requirements: Path | None = None,
+    constraints: Path | None = None,
 ) -> list[str]:
-    """The resolution call. ``index_url``: resolve through that index only (the verifying
-    index), dropping the user's index, find-links and TLS-to-index options."""
-    argv = ["install", "--dry-run", "--report", str(report), "--isolated"]
+    """The resolution call: through the verifying indexes only, with pip's copies of the
+    requirement files; the user's other options and named requirements unchanged."""
+    argv = [*pip.pip_global, "install", "--dry-run", "--report", str(report), "--isolated"]
     argv += ["--disable-pip-version-check", "--no-input", "--progress-bar", "off"]
     argv += ["-v"] * pip.verbose if pip.verbose else ["--quiet"]
     if wheels_only:
         argv += ["--only-binary", ":all:"]
-    if index_url is not None:
-        return [*argv, "--retries", "0", "--index-url", index_url, *pip.resolve_no_index]
-    return argv + pip.resolve
+    argv += ["--retries", "0", "--index-url", index_urls[0]]
+    for url in index_urls[1:]:
+        argv += ["--extra-index-url", url]
+    argv += pip.resolve_through
+    if requirements is not None:
+        argv += ["-r", str(requirements)]
+    if constraints is not None:
+        argv += ["-c", str(constraints)]
+    return argv
 
 
 _NO_MATCH = re.compile(r"No matching distribution found for (\S+)")
 
 
 def resolve(
-    pip: PipArgs,
-    workdir: Path,
-    *,
-    wheels_only: bool,
-    err: TextIO,
-    index_url: str | None = None,
+    argv: Sequence[str], report: Path, env: dict[str, str], *, verbose: bool, err: TextIO
 ) -> tuple[list[ReportItem], subprocess.CompletedProcess[str]]:
     from safe_pip.resolve.pip_report import read_report
 
-    report = workdir / "pip-report.json"
-    env = pip_env() if index_url is None else loopback_env(pip_env())
-    argv = resolve_argv(pip, report, wheels_only=wheels_only, index_url=index_url)
     proc = piprun.run_pip(argv, env=env, capture=True)
     if proc.returncode != 0 or not report.is_file():
         return [], proc
-    if pip.verbose and proc.stderr:
+    if verbose and proc.stderr:
         err.write(proc.stderr)
     return read_report(report), proc
+
+
+def sealed_env(proxy: DeadProxy) -> dict[str, str]:
+    """The environment of every pip call of a run: no pip configuration, no proxy but the
+    dead one (only the verifying indexes on 127.0.0.1 are reachable)."""
+    return proxy.env(pip_env())
 
 
 def served_refusals(text: str, server: RunningServer) -> list[Verdict]:
@@ -93,104 +242,129 @@ def served_refusals(text: str, server: RunningServer) -> list[Verdict]:
     return out
 
 
-def _start_verifying_index(checker: Checker, pip: PipArgs, err: TextIO) -> RunningServer:
-    from safe_pip.errors import CouldNotCheckError
-    from safe_pip.serve import EventLog, start_server
+def _host(url: str) -> str:
+    from urllib.parse import urlsplit
 
-    upstream = pip.index_url
-    if upstream is None:  # sdist_build_blocker() rules --no-index out
-        raise ConfigError("no index to build sdists through")
-    log = EventLog(stream=err, quiet=not pip.verbose, keep=True)
+    from safe_pip.net import redact
+
     try:
-        return start_server(checker, upstream, host="127.0.0.1", port=0, mode="block", log=log)
-    except OSError as exc:
-        raise CouldNotCheckError(
-            f"could not start the verifying index on 127.0.0.1: {exc.strerror or exc}",
-            fix="sdists are built only through it; install wheels instead (allow-sdist = false)",
-        ) from exc
+        return urlsplit(url).hostname or redact(url)
+    except ValueError:
+        return redact(url)
 
 
-def _resolve_failed(
+def resolve_failed(
     proc: subprocess.CompletedProcess[str],
-    pip: PipArgs,
     checker: Checker,
     outcome: Outcome,
-    server: RunningServer | None,
+    indexes: VerifyingIndexes,
     blocker: str | None,
     err: TextIO,
+    *,
+    sdist_builds: bool,
 ) -> int:
+    """What a failed resolution means, said plainly: a refused file (exit 1), an index that
+    could not be read (exit 3, naming its host), a project or version that does not exist,
+    or only an sdist (exit 1, refused-sdist)."""
     from safe_pip.render import clean, refusal_table
 
     text = (proc.stderr or "") + (proc.stdout or "")
+    refused = indexes.refusals(text)
+    if refused and len(indexes.upstreams) > 1:
+        from safe_pip.install.sources import apply_index_confusion
+
+        noted = []
+        for v in refused:
+            listed = indexes.listed_on(v.project)
+            if len(listed) > 1:
+                v = apply_index_confusion(v, v.project, listed, checker.policy)
+            noted.append(v)
+        refused = noted
+    if refused:
+        # A refused file (a dependency, a wheel whose metadata needs a direct URL, an sdist's
+        # build dependency) was answered 403 and pip stopped.
+        outcome.verdicts = refused
+        outcome.pip_exit_code = proc.returncode
+        if text and refused[0].code.value not in text:
+            err.write(text if text.endswith("\n") else text + "\n")
+        err.write(refusal_table(refused) + "\n")
+        outcome.message = "the verifying index refused a file pip needed"
+        err.write(f"safe-pip: {outcome.message}; nothing was installed.\n")
+        return _exit_for(refused)
     err.write(text if text.endswith("\n") or not text else text + "\n")
-    if server is not None:
-        # Resolution through the verifying index: a refused file (the sdist, a dependency or
-        # a build dependency of an sdist) was answered 403 and pip stopped.
-        refused = served_refusals(text, server)
-        if refused:
-            outcome.verdicts = refused
-            outcome.pip_exit_code = proc.returncode
-            err.write(refusal_table(refused) + "\n")
-            outcome.message = (
-                "the verifying index refused a file pip needed to resolve or to build an sdist"
-            )
-            err.write(f"safe-pip: {outcome.message}; nothing was installed.\n")
-            return _exit_for(refused)
-        failed = [e for e in server.index.log.events if e.get("event") in ("error", "upstream")]
-        if failed:
-            outcome.pip_exit_code = proc.returncode
-            outcome.message = (
-                f"the verifying index could not check what pip asked for "
-                f"({clean(str(failed[0].get('reason') or ''), limit=300)})"
-            )
-            err.write(f"safe-pip: {outcome.message}; nothing was installed.\n")
-            return EXIT_COULD_NOT_CHECK
+    outcome.pip_exit_code = proc.returncode
+    failed = indexes.failures()
+    if failed:
+        upstream, reason, fix = failed[0]
+        outcome.message = (
+            f"could not check: the index {clean(_host(upstream))} could not be read "
+            f"({clean(reason, limit=400)})"
+        )
+        err.write(
+            f"safe-pip: {outcome.message}; nothing was installed.\n  fix: {clean(fix, limit=400)}\n"
+        )
+        return EXIT_COULD_NOT_CHECK
     if "DO NOT MATCH THE HASHES" in text:
         outcome.message = "pip refused a file whose hash differs from the pinned one"
         err.write(f"safe-pip: {outcome.message}; nothing was installed.\n")
         return EXIT_REFUSED
     m = _NO_MATCH.search(text)
-    if m and server is None:
+    if m:
         allow_sdist = bool(checker.policy.defaults.allow_sdist)
-        verdict = _sdist_only(m.group(1), pip, checker, allow_sdist=allow_sdist, blocker=blocker)
+        verdict, message = _no_match(
+            m.group(1),
+            indexes.upstreams,
+            checker,
+            allow_sdist=allow_sdist,
+            blocker=blocker,
+            sdist_builds=sdist_builds,
+        )
         if verdict is not None:
             outcome.verdicts = [verdict]
             err.write(refusal_table([verdict]) + "\n")
             err.write("safe-pip: nothing was installed.\n")
             return EXIT_REFUSED
-        outcome.message = (
-            f"pip found no wheel for {clean(m.group(1))} (safe-pip resolves wheels only: "
-            "sdists would run unverified build code)"
-        )
+        outcome.message = message
     else:
         outcome.message = f"pip could not resolve the requirements (exit {proc.returncode})"
     err.write(f"safe-pip: {outcome.message}; nothing was installed.\n")
     return EXIT_CONFIG
 
 
-def _sdist_only(
-    requirement: str, pip: PipArgs, checker: Checker, *, allow_sdist: bool, blocker: str | None
-) -> Verdict | None:
-    """When pip found no wheel for ``requirement``: a refused-quarantined verdict if an index
-    marks the project quarantined (PEP 792), a refused-sdist verdict if the configured
-    indexes do have an sdist that fits it, else None."""
+def _no_match(
+    requirement: str,
+    upstreams: Sequence[str],
+    checker: Checker,
+    *,
+    allow_sdist: bool,
+    blocker: str | None,
+    sdist_builds: bool,
+) -> tuple[Verdict | None, str]:
+    """When pip found nothing for ``requirement``: a refused-quarantined verdict if an index
+    marks the project quarantined (PEP 792), a refused-sdist verdict if the indexes have only
+    an sdist that fits it, else (None, what the indexes do have)."""
     from packaging.requirements import InvalidRequirement, Requirement
     from packaging.version import InvalidVersion, Version
 
     from safe_pip.check import QUARANTINED, quarantined_verdict
     from safe_pip.net import SimpleIndex
+    from safe_pip.render import clean
     from safe_pip.resolve.pip_report import ReportItem
 
+    generic = f"pip found no distribution for {clean(requirement)}"
     try:
         req = Requirement(requirement.strip("'\""))
     except InvalidRequirement:
-        return None
+        return None, generic
     best: tuple[Version, FileRef] | None = None
-    for index in pip.indexes:
+    versions: set[Version] = set()
+    found = False
+    for index in upstreams:
         try:
             page = SimpleIndex(checker.http, index).project(req.name)
         except Exception:  # noqa: S112 - a missing page only means no better message
             continue
+        found = True
         if (page.status or "").strip().lower() == QUARANTINED:
             # PEP 792: the index offers no files of a quarantined project (THREATS T25)
             ref = FileRef(
@@ -201,27 +375,42 @@ def _sdist_only(
                 project_status=page.status,
                 project_status_reason=page.status_reason,
             )
-            return quarantined_verdict(ref, "")
+            return quarantined_verdict(ref, ""), generic
         for f in page.files:
-            if not f.filename.endswith((".tar.gz", ".zip")) or f.yanked:
-                continue
             try:
                 v = Version(f.version)
             except InvalidVersion:
+                continue
+            if not f.yanked:
+                versions.add(v)
+            if not f.filename.endswith((".tar.gz", ".zip")) or f.yanked:
                 continue
             if req.specifier and not req.specifier.contains(v, prereleases=True):
                 continue
             if best is None or v > best[0]:
                 best = (v, f)
-    if best is None:
-        return None
-    f = best[1]
-    item = ReportItem(
-        name=req.name,
-        version=f.version,
-        url=f.url or f.filename,
-        kind="sdist",
-        filename=f.filename,
-        sha256=f.sha256,
+    if best is not None and not sdist_builds:
+        f = best[1]
+        item = ReportItem(
+            name=req.name,
+            version=f.version,
+            url=f.url or f.filename,
+            kind="sdist",
+            filename=f.filename,
+            sha256=f.sha256,
+        )
+        return sdist_verdict(item, allow_sdist=allow_sdist, blocker=blocker), generic
+    hosts = ", ".join(clean(_host(u)) for u in upstreams)
+    if not found:
+        return None, f"{clean(req.name)} was not found on the index ({hosts})"
+    if req.specifier and not any(req.specifier.contains(v, prereleases=True) for v in versions):
+        listed = ", ".join(str(v) for v in sorted(versions)[-10:]) or "none"
+        return None, (
+            f"{clean(req.name)} has no version matching {clean(str(req.specifier))} on the "
+            f"index ({hosts}); versions there: {clean(listed)}"
+        )
+    return None, (
+        f"pip found no installable wheel for {clean(requirement)} on the index ({hosts}): none "
+        "fits this Python and platform, or only sdists exist (safe-pip resolves wheels only: "
+        "sdists would run unverified build code)"
     )
-    return sdist_verdict(item, allow_sdist=allow_sdist, blocker=blocker)

@@ -7,32 +7,41 @@ import contextlib
 import os
 import tempfile
 import threading
-from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
 from safe_pip.errors import (
     EXIT_OK,
     EXIT_REFUSED,
-    ConfigError,
     RefusedError,
     SafePipError,
 )
+from safe_pip.install import piprun
+from safe_pip.install.apply import _build_files, _build_sdists, _install, _StepFailed
+from safe_pip.install.piprun import PrestartedPip, pip_config_sources
+from safe_pip.install.report import Outcome, _check_report_path, _emit, _exit_for, checked_text
+from safe_pip.install.requirements import (
+    Reading,
+    read_requirements,
+    refuse_unverifiable,
+    write_requirement_files,
+)
+from safe_pip.install.resolve import (
+    DeadProxy,
+    VerifyingIndexes,
+    resolve,
+    resolve_argv,
+    resolve_failed,
+    sealed_env,
+    start_verifying_indexes,
+)
+from safe_pip.install.sources import run_indexes
+from safe_pip.install.verdicts import check_items
 from safe_pip.models import Action, ReasonCode
 
 if TYPE_CHECKING:
     from safe_pip.check import Checker
     from safe_pip.install.args import PipArgs
-    from safe_pip.serve import RunningServer
-
-from safe_pip.install import piprun
-from safe_pip.install.apply import _build_files, _build_sdists, _install, _StepFailed
-from safe_pip.install.args import PipArgs
-from safe_pip.install.piprun import PrestartedPip, pip_config_sources, pip_env
-from safe_pip.install.report import Outcome, _check_report_path, _emit, _exit_for, checked_text
-from safe_pip.install.requirements import FileSource, requirement_file_sources, sdist_build_blocker
-from safe_pip.install.resolve import _resolve_failed, _start_verifying_index, resolve
-from safe_pip.install.verdicts import ENABLE_SDIST_FIX, check_items
 
 
 def run_install(own: argparse.Namespace, pip: PipArgs, *, out: TextIO, err: TextIO) -> int:
@@ -70,46 +79,47 @@ def _run(
             + ", ".join(clean(s, limit=120) for s in ignored)
             + "; pass indexes and options on the command line\n"
         )
+    # Everything pip would read is read here first; unverifiable forms stop the run (exit 2)
+    # before any pip starts.
+    reading = read_requirements(pip, allow_unverifiable=bool(own.allow_unverifiable_sources))
+    upstreams = run_indexes(pip, reading.sources)
     store = open_store(own, readonly=pip.dry_run)
     try:
         checker = make_checker(own, store=store, provenance_index=own.provenance_index)
         allow_sdist = bool(checker.policy.defaults.allow_sdist)
-        file_sources = requirement_file_sources(pip.requirement_files)
-        blocker = sdist_build_blocker(pip, file_sources) if allow_sdist else None
+        blocker = None
+        if allow_sdist and len(upstreams) > 1:
+            blocker = "more than one index is configured (build dependencies could come from any)"
         sdist_builds = allow_sdist and blocker is None
+        refuse_unverifiable(reading, sdist_builds=sdist_builds, blocker=blocker)
         outcome.sdist_builds = sdist_builds
-        if not sdist_builds:
-            bad = [v for v in pip.no_binary if v.strip() != ":none:"]
-            if bad:
-                raise ConfigError(
-                    f"--no-binary {bad[0]} asks pip for sdists, which safe-pip refuses "
-                    "(building them runs unverified build dependencies)"
-                    + (f"; allow-sdist = true is set, but {blocker}" if blocker else ""),
-                    fix="drop --no-binary; safe-pip installs wheels only"
-                    + (
-                        " unless the run has a single index"
-                        if blocker
-                        else " (or " + ENABLE_SDIST_FIX + ")"
-                    ),
-                )
         if blocker and not quiet:
             err.write(
                 f"safe-pip: note: allow-sdist = true, but {clean(blocker)}: resolving wheels "
                 "only (sdists are refused in this run)\n"
             )
+        for u in reading.allowed_unverifiable if not quiet else ():
+            err.write(
+                f"safe-pip: warning: {clean(u.describe())}: pip builds and runs it unverified "
+                "(--allow-unverifiable-sources)\n"
+            )
         with tempfile.TemporaryDirectory(prefix="safe-pip-install-") as tmp:
             work = Path(tmp)  # mkdtemp: mode 0700, private to this user
             os.chmod(work, 0o700)
             with contextlib.ExitStack() as stack:
-                server: RunningServer | None = None
+                proxy = DeadProxy()
+                stack.callback(proxy.close)
+                env = sealed_env(proxy)
+                indexes = stack.enter_context(
+                    start_verifying_indexes(checker, upstreams, verbose=pip.verbose > 0, err=err)
+                )
                 if sdist_builds:
-                    server = stack.enter_context(_start_verifying_index(checker, pip, err))
-                    stack.callback(_build_files, server, outcome)  # runs before it stops
+                    stack.callback(_build_files, indexes.servers[0], outcome)  # before it stops
                 early = None
                 if not pip.dry_run:
                     # The final pip starts now and waits for the verified requirements.
                     early = PrestartedPip.start(
-                        pip, work, env=pip_env(), out=err if own.json else out, err=err
+                        pip, work, env=env, out=err if own.json else out, err=err
                     )
                     if early is not None:
                         stack.callback(early.cancel)  # whatever happens next
@@ -120,8 +130,9 @@ def _run(
                         outcome,
                         checker,
                         work,
-                        server,
-                        file_sources,
+                        indexes,
+                        reading,
+                        env,
                         blocker,
                         out,
                         err,
@@ -139,8 +150,9 @@ def _verify_and_install(
     outcome: Outcome,
     checker: Checker,
     work: Path,
-    server: RunningServer | None,
-    file_sources: Sequence[FileSource],
+    indexes: VerifyingIndexes,
+    reading: Reading,
+    env: dict[str, str],
     blocker: str | None,
     out: TextIO,
     err: TextIO,
@@ -150,17 +162,24 @@ def _verify_and_install(
     from safe_pip.render import clean, clean_lines, refusal_table
 
     quiet = pip.quiet > 0
+    sdist_builds = outcome.sdist_builds
     warm = _warm_up(checker)  # imports and trust root load while pip resolves
-    items, proc = resolve(
+    report = work / "pip-report.json"
+    requirements, constraints = write_requirement_files(reading, work)
+    argv = resolve_argv(
         pip,
-        work,
-        wheels_only=server is None,
-        err=err,
-        index_url=server.index_url if server is not None else None,
+        report,
+        wheels_only=not sdist_builds,
+        index_urls=indexes.index_urls,
+        requirements=requirements,
+        constraints=constraints,
     )
+    items, proc = resolve(argv, report, env, verbose=pip.verbose > 0, err=err)
     warm.join()
     if proc.returncode != 0:
-        return _resolve_failed(proc, pip, checker, outcome, server, blocker, err)
+        return resolve_failed(
+            proc, checker, outcome, indexes, blocker, err, sdist_builds=sdist_builds
+        )
     outcome.items = items
     if piprun.HOOKS.after_resolve is not None:
         piprun.HOOKS.after_resolve(items)
@@ -174,14 +193,12 @@ def _verify_and_install(
     verdicts = check_items(
         checker,
         items,
-        pip,
         wheelhouse,
+        indexes,
         allow_unverifiable=bool(own.allow_unverifiable_sources),
         progress=progress,
-        sdist_builds=server is not None,
+        sdist_builds=sdist_builds,
         sdist_blocker=blocker,
-        server=server,
-        file_sources=file_sources,
     )
     outcome.verdicts = verdicts
     code = _exit_for(verdicts)
@@ -201,8 +218,10 @@ def _verify_and_install(
             err.write(f"safe-pip: {checked_text(verdicts)} (dry run).\n")
         return EXIT_OK
     built: dict[int, tuple[Path, str]] = {}
-    if server is not None:
-        built = _build_sdists(pip, items, verdicts, wheelhouse, work, server, outcome, err)
+    if sdist_builds:
+        built = _build_sdists(
+            pip, items, verdicts, wheelhouse, work, indexes.servers[0], outcome, err, env=env
+        )
     if not quiet:
         extra = f", {len(built)} of them built from verified sdists" if built else ""
         err.write(
@@ -215,14 +234,26 @@ def _verify_and_install(
     try:
         checker.record(
             [v for v in verdicts if v.code is not ReasonCode.UNVERIFIABLE_ALLOWED],
-            index=pip.index_url,
+            index=indexes.upstreams[0],
         )
     except RefusedError as exc:
         outcome.message = exc.diagnostics()
         err.write(f"safe-pip: {clean_lines(exc.diagnostics())}\nsafe-pip: nothing was installed.\n")
         return EXIT_REFUSED
     return _install(
-        pip, items, verdicts, wheelhouse, work, outcome, own, out, err, built=built, early=early
+        pip,
+        items,
+        verdicts,
+        wheelhouse,
+        work,
+        outcome,
+        own,
+        out,
+        err,
+        built=built,
+        early=early,
+        env=env,
+        index_urls=indexes.index_urls,
     )
 
 

@@ -4,23 +4,17 @@ verifying index) and the dependency-confusion rule over several indexes (ADR 000
 from __future__ import annotations
 
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
-from safe_pip.errors import (
-    SafePipError,
-)
 from safe_pip.models import Action, FileRef, ReasonCode, Verdict
 
 if TYPE_CHECKING:
-    from safe_pip.net import Http, ProjectPage
+    from safe_pip.install.args import PipArgs
+    from safe_pip.install.requirements import FileSource
     from safe_pip.policy.file import Policy
     from safe_pip.resolve.pip_report import ReportItem
     from safe_pip.serve import RunningServer
-
-
-PYPI_FILES_HOSTS = ("files.pythonhosted.org",)
 
 
 def _host(url: str) -> str:
@@ -29,54 +23,7 @@ def _host(url: str) -> str:
     return (urlsplit(url).hostname or "").lower()
 
 
-def _same_file_url(a: str, b: str) -> bool:
-    return a.split("#", 1)[0] == b.split("#", 1)[0]
-
-
-@dataclass
-class IndexPages:
-    """Project pages read from the configured indexes, by (index, project): the pages, the
-    404s, and the pages that could not be read (with why)."""
-
-    pages: dict[tuple[str, str], ProjectPage] = field(default_factory=dict)
-    missing: set[tuple[str, str]] = field(default_factory=set)
-    errors: dict[tuple[str, str], str] = field(default_factory=dict)
-
-
-def fetch_pages(keys: set[tuple[str, str]], http: Http, *, jobs: int) -> IndexPages:
-    """Read the (index, project) pages in parallel; never raises."""
-    from safe_pip.net import ProjectNotFound, SimpleIndex
-
-    out = IndexPages()
-
-    def fetch(key: tuple[str, str]) -> tuple[tuple[str, str], ProjectPage | None, str | None]:
-        index, project = key
-        try:
-            return key, SimpleIndex(http, index).project(project), None
-        except ProjectNotFound:
-            return key, None, None
-        except SafePipError as exc:
-            return key, None, exc.message
-        except Exception as exc:  # fail closed: unreadable is an error, never "absent"
-            return key, None, f"{type(exc).__name__}: {exc}"
-
-    if keys:
-        with ThreadPoolExecutor(max_workers=max(1, min(2 * jobs, len(keys)))) as pool:
-            for key, page, error in pool.map(fetch, sorted(keys)):
-                if page is not None:
-                    out.pages[key] = page
-                elif error is None:
-                    out.missing.add(key)
-                else:
-                    out.errors[key] = error
-    return out
-
-
-def _served_by(item: ReportItem, server: RunningServer | None) -> bool:
-    return server is not None and item.url.startswith(server.url + "/")
-
-
-def _served_ref(item: ReportItem, server: RunningServer) -> FileRef:
+def served_ref(item: ReportItem, server: RunningServer, upstream: str) -> FileRef:
     """The upstream file behind a link of the verifying index (pip resolved through it): the
     bytes are fetched from upstream again and verified like any other file."""
     from urllib.parse import unquote, urlsplit
@@ -92,7 +39,7 @@ def _served_ref(item: ReportItem, server: RunningServer) -> FileRef:
         if entry is not None and entry.ref.url:
             up = entry.ref
             ref = item.to_fileref(
-                index=up.index or server.index.upstream_url,
+                index=up.index or upstream,
                 provenance_url=up.provenance_url,
                 size=up.size,
                 yanked=up.yanked,
@@ -108,47 +55,6 @@ def _with_status(ref: FileRef, page_ref: FileRef) -> FileRef:
         project_status=page_ref.project_status,
         project_status_reason=page_ref.project_status_reason,
     )
-
-
-def file_refs(
-    items: Sequence[ReportItem],
-    indexes: Sequence[str],
-    pages: IndexPages,
-    *,
-    server: RunningServer | None = None,
-) -> dict[int, FileRef]:
-    """FileRefs for the verifiable items (by position). Files served by one of the configured
-    indexes get that index's provenance URL; files pip got through the verifying index are
-    mapped back to the upstream file; the rest (mirrors without provenance, --find-links,
-    local files, direct URLs) are looked up on the provenance index."""
-    from safe_pip.check import PYPI_SIMPLE
-
-    refs: dict[int, FileRef] = {}
-    for pos, item in enumerate(items):
-        if not item.verifiable:
-            continue
-        if server is not None and _served_by(item, server):
-            refs[pos] = _served_ref(item, server)
-            continue
-        if _host(item.url) in PYPI_FILES_HOSTS:
-            refs[pos] = item.to_fileref(index=PYPI_SIMPLE)
-            continue
-        ref: FileRef | None = None
-        for index in indexes:
-            page = pages.pages.get((index, item.project))
-            if page is None:
-                continue
-            for f in page.files:
-                if f.filename == item.filename and f.url and _same_file_url(f.url, item.url):
-                    ref = item.to_fileref(
-                        index=index, provenance_url=f.provenance_url, size=f.size, yanked=f.yanked
-                    )
-                    ref = _with_status(ref, f)
-                    break
-            if ref is not None:
-                break
-        refs[pos] = ref if ref is not None else item.to_fileref()
-    return refs
 
 
 def _redacted(indexes: Sequence[str]) -> str:
@@ -180,9 +86,9 @@ def _unsigned_pinned(policy: Policy, project: str, sha256: str) -> bool:
 
 
 def apply_index_confusion(
-    verdict: Verdict, item: ReportItem, listed: Sequence[str], policy: Policy
+    verdict: Verdict, project: str, listed: Sequence[str], policy: Policy
 ) -> Verdict:
-    """THREATS T11: ``item``'s project is listed on more than one configured index. pip takes
+    """THREATS T11: ``project`` is listed on more than one configured index. pip takes
     the highest version across them, so whoever controls the name on any of them decides what
     is installed. Allowed only when the policy itself says what to accept: a [[package]]
     entry naming the publisher that signed this file (verified-allowlisted), or an
@@ -191,7 +97,7 @@ def apply_index_confusion(
     from safe_pip.policy.rules import allow_add_command, allow_unsigned_command
 
     note = (
-        f"{item.project} is listed on {len(listed)} of the configured indexes "
+        f"{project} is listed on {len(listed)} of the configured indexes "
         f"({_redacted(listed)}): dependency confusion risk"
     )
     if verdict.action is Action.REFUSE:
@@ -199,20 +105,20 @@ def apply_index_confusion(
     if verdict.code is ReasonCode.VERIFIED_ALLOWLISTED:
         return verdict
     if verdict.code is ReasonCode.UNSIGNED_ALLOWED and _unsigned_pinned(
-        policy, item.project, verdict.sha256
+        policy, project, verdict.sha256
     ):
         return verdict
     if verdict.identity is not None:
         fix = (
-            f"if {verdict.identity.describe()} is the publisher you expect for {item.project}, "
-            f"name it in the policy: {allow_add_command(item.project, verdict.identity)}; "
-            f"otherwise drop the index that should not serve {item.project}"
+            f"if {verdict.identity.describe()} is the publisher you expect for {project}, "
+            f"name it in the policy: {allow_add_command(project, verdict.identity)}; "
+            f"otherwise drop the index that should not serve {project}"
         )
     else:
         fix = (
             f"if this exact file is the one you reviewed, pin it: "
-            f"{allow_unsigned_command(item.project, item.version, verdict.sha256)}; otherwise "
-            f"drop the index that should not serve {item.project}"
+            f"{allow_unsigned_command(project, verdict.version, verdict.sha256)}; otherwise "
+            f"drop the index that should not serve {project}"
         )
     return replace(
         verdict,
@@ -220,10 +126,71 @@ def apply_index_confusion(
         code=ReasonCode.REFUSED_INDEX_CONFUSION,
         reason=(
             f"{note}. pip picks the highest version across indexes, so whoever publishes "
-            f"{item.project} on another index can take over this install, and no [[package]] "
-            f"entry of the policy names {item.project}'s publisher (this file: "
+            f"{project} on another index can take over this install, and no [[package]] "
+            f"entry of the policy names {project}'s publisher (this file: "
             f"{verdict.reason})"
         ),
         rule="index confusion (several indexes)",
         fix=fix,
     )
+
+
+# -- the indexes of a run ----------------------------------------------------------------------
+
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def normalize_index_url(url: str, *, where: str = "index URL") -> str:
+    """One spelling per index: scheme and host lower-cased, a default port dropped, the path
+    with exactly one trailing slash (``localhost`` and ``127.0.0.1`` stay different indexes).
+    Raises ConfigError (exit 2) for a URL that is not an http(s) or file: URL."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    from safe_pip.errors import ConfigError
+
+    fix = "give the index as a full URL, e.g. https://pypi.org/simple/"
+    try:
+        parts = urlsplit(url.strip())
+        port = parts.port
+        host = parts.hostname
+    except ValueError as exc:
+        raise ConfigError(f"{where} {url!r} is malformed: {exc}", fix=fix) from None
+    scheme = parts.scheme.lower()
+    if scheme == "file":
+        path = parts.path.rstrip("/") + "/"
+        return urlunsplit(("file", parts.netloc, path, "", ""))
+    if scheme not in _DEFAULT_PORTS or not host:
+        raise ConfigError(
+            f"{where} {url!r} is not an http(s) URL with a host",
+            fix=fix,
+        )
+    netloc = host.lower()
+    if ":" in netloc:  # IPv6 literal
+        netloc = f"[{netloc}]"
+    if port is not None and port != _DEFAULT_PORTS[scheme]:
+        netloc += f":{port}"
+    if parts.username is not None or parts.password is not None:
+        userinfo = parts.netloc.rsplit("@", 1)[0]
+        netloc = f"{userinfo}@{netloc}"
+    path = parts.path.rstrip("/") + "/"
+    return urlunsplit((scheme, netloc, path, parts.query, ""))
+
+
+def run_indexes(pip: PipArgs, sources: Sequence[FileSource]) -> list[str]:
+    """The indexes pip would search, normalized and without duplicates, in pip's order: the
+    command line's (``-i``, default PyPI, then ``--extra-index-url``), then each requirement
+    file's options as pip applies them (a file's ``--index-url`` replaces the list so far, its
+    ``--extra-index-url`` adds one). Raises ConfigError for a malformed URL."""
+    primary = pip.index_urls[-1] if pip.index_urls else "https://pypi.org/simple/"
+    urls = [primary, *pip.extra_index_urls]
+    for f in sources:
+        if f.option == "--index-url" and f.value:
+            urls = [f.value]
+        elif f.option == "--extra-index-url" and f.value:
+            urls.append(f.value)
+    out: list[str] = []
+    for url in urls:
+        norm = normalize_index_url(url)
+        if norm not in out:
+            out.append(norm)
+    return out

@@ -7,25 +7,17 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from safe_pip.models import Action, ReasonCode, Verdict
+from safe_pip.install.sources import (
+    apply_index_confusion,
+    index_unknown_verdict,
+    served_ref,
+)
+from safe_pip.models import Action, FileRef, ReasonCode, Verdict
 
 if TYPE_CHECKING:
     from safe_pip.check import Checker
-    from safe_pip.install.args import PipArgs
+    from safe_pip.install.resolve import VerifyingIndexes
     from safe_pip.resolve.pip_report import ReportItem
-    from safe_pip.serve import RunningServer
-
-from safe_pip.install.args import PipArgs
-from safe_pip.install.requirements import FileSource, effective_indexes
-from safe_pip.install.sources import (
-    PYPI_FILES_HOSTS,
-    _host,
-    _served_by,
-    apply_index_confusion,
-    fetch_pages,
-    file_refs,
-    index_unknown_verdict,
-)
 
 SDIST_REASON = (
     "sdists are refused: building one first installs its build dependencies, which nothing "
@@ -108,65 +100,86 @@ def unverifiable_verdict(item: ReportItem, *, allowed: bool) -> Verdict:
 def check_items(
     checker: Checker,
     items: Sequence[ReportItem],
-    pip: PipArgs,
     wheelhouse: Path,
+    indexes: VerifyingIndexes,
     *,
     allow_unverifiable: bool,
     progress: Callable[[int, int, str], None] | None,
     sdist_builds: bool = False,
     sdist_blocker: str | None = None,
-    server: RunningServer | None = None,
-    file_sources: Sequence[FileSource] = (),
 ) -> list[Verdict]:
     """One verdict per report item, in report order.
 
-    ``sdist_builds``: sdists are verified (and later built) instead of refused. ``server``: the
-    verifying index pip resolved through (its links are mapped back to upstream files)."""
+    Every file pip resolved came through a verifying index: it is mapped back to its
+    upstream file, fetched from there again, hashed and verified (the bytes installed are the
+    bytes verified here). A wheel whose metadata requires a direct URL is refused. With more
+    than one index, a project whose page listed files on several of them (as pip saw them)
+    is refused as index confusion unless the policy pins it (ADR 0005). ``sdist_builds``:
+    sdists are verified (and later built) instead of refused."""
+    from safe_pip.check import direct_url_requirements, direct_url_verdict
+
     policy = checker.policy
     allow_sdist = bool(policy.defaults.allow_sdist)
-    indexes = effective_indexes(pip, file_sources)
-    several = len(indexes) > 1
+    several = len(indexes.upstreams) > 1
     fixed: dict[int, Verdict] = {}
+    refs: dict[int, FileRef] = {}
     for pos, item in enumerate(items):
         if item.kind == "sdist" and not sdist_builds:
             fixed[pos] = sdist_verdict(item, allow_sdist=allow_sdist, blocker=sdist_blocker)
         elif not item.verifiable:
             fixed[pos] = unverifiable_verdict(item, allowed=allow_unverifiable)
-    wanted: set[tuple[str, str]] = set()
-    for pos, item in enumerate(items):
-        if pos in fixed or _served_by(item, server):
-            continue
-        if (several and not item.is_direct) or (
-            not item.is_local and _host(item.url) not in PYPI_FILES_HOSTS
-        ):
-            wanted.update((index, item.project) for index in indexes)
-    pages = fetch_pages(wanted, checker.http, jobs=checker.jobs)
-    for key in sorted(pages.pages):  # a stale / replayed page: exit 3, nothing installed (T21)
-        checker.serials.observe_page(key[0], pages.pages[key])
+        else:
+            served = indexes.serving(item.url)
+            if served is None:
+                fixed[pos] = outside_verdict(item)
+            else:
+                refs[pos] = served_ref(item, served[1], served[0])
     confused: dict[int, list[str]] = {}
     if several:
         for pos, item in enumerate(items):
-            if pos in fixed or item.is_direct:
+            if pos in fixed:
                 continue
-            failed = [i for i in indexes if (i, item.project) in pages.errors]
+            failed = indexes.failures(item.project)
             if failed:
-                error = pages.errors[(failed[0], item.project)]
-                fixed[pos] = index_unknown_verdict(item, failed[0], error)
+                fixed[pos] = index_unknown_verdict(item, failed[0][0], failed[0][1])
                 continue
-            listed = [
-                i
-                for i in indexes
-                if (page := pages.pages.get((i, item.project))) is not None and page.files
-            ]
+            listed = indexes.listed_on(item.project)
             if len(listed) > 1:
                 confused[pos] = listed
-    candidates = [pos for pos in range(len(items)) if pos not in fixed]
-    refs = file_refs([items[p] for p in candidates], indexes, pages, server=server)
-    ordered = [refs[i] for i in range(len(candidates))]
+    candidates = [pos for pos in range(len(items)) if pos in refs and pos not in fixed]
+    ordered = [refs[pos] for pos in candidates]
     checked = checker.check(ordered, download_dir=wheelhouse, progress=progress)
     verdicts = dict(fixed)
     for pos, verdict in zip(candidates, checked, strict=True):
+        item = items[pos]
+        if verdict.allowed and item.filename and item.filename.endswith(".whl"):
+            # pip got this wheel from the verifying index, which refuses direct-URL metadata
+            # before pip reads it; checked again on the bytes that will be installed.
+            try:
+                found = direct_url_requirements(wheelhouse / item.filename)
+            except ValueError:
+                found = []  # unreadable: pip's install fails on it; nothing runs
+            if found:
+                verdict = direct_url_verdict(verdict, found)
         if pos in confused:
-            verdict = apply_index_confusion(verdict, items[pos], confused[pos], policy)
+            verdict = apply_index_confusion(verdict, item.project, confused[pos], policy)
         verdicts[pos] = verdict
     return [verdicts[pos] for pos in range(len(items))]
+
+
+def outside_verdict(item: ReportItem) -> Verdict:
+    """A file pip resolved from somewhere other than a verifying index (never expected: pip
+    has no other source): refused, never fetched."""
+    from safe_pip.net import redact
+
+    return Verdict(
+        project=item.name,
+        version=item.version,
+        filename=item.filename or item.source,
+        sha256=item.sha256 or "",
+        action=Action.REFUSE,
+        code=ReasonCode.REFUSED_UNVERIFIABLE_SOURCE,
+        reason=f"pip took it from {redact(item.url)}, not from the verifying index",
+        rule="verifying index only",
+        fix="install by name from an index; safe-pip verifies only what its index serves",
+    )

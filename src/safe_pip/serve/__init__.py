@@ -125,6 +125,7 @@ def start_server(
     jobs: int | None = None,
     page_ttl: float = DEFAULT_PAGE_TTL,
     limits: ServerLimits | None = None,
+    lazy: bool = False,
 ) -> RunningServer:
     """Start a verifying index for ``upstream`` using ``checker`` (its trust root, policy and
     history) and return it, already serving. Use as a context manager, or call ``stop()``.
@@ -134,10 +135,14 @@ def start_server(
     loudly. A file link is answered from a cached verdict only while its project's upstream page
     was read less than ``page_ttl`` seconds ago and listed it; otherwise the page is read again
     (a file upstream removes, or a project it quarantines, stops being served within
-    ``page_ttl``). Raises :class:`safe_pip.errors.ConfigError` for a bad upstream URL and
-    OSError when the address cannot be bound.
+    ``page_ttl``). ``lazy``: pages list files undecided and a file is verified when first
+    requested (``safe-pip install`` resolves through a lazy block-mode index, so only the
+    files pip picks are verified). Raises :class:`safe_pip.errors.ConfigError` for a bad
+    upstream URL and OSError when the address cannot be bound.
     """
-    index = VerifyingIndex(checker, upstream, mode=mode, log=log, jobs=jobs, page_ttl=page_ttl)
+    index = VerifyingIndex(
+        checker, upstream, mode=mode, log=log, jobs=jobs, page_ttl=page_ttl, lazy=lazy
+    )
     try:
         server = make_server(index, host, port, limits)
     except BaseException:

@@ -75,6 +75,7 @@ class Entry:
     provenance: bytes | None = field(default=None, repr=False)
     requires_python: str | None = None
     transient: bool = False  # could not check (network, store): never cached, never served
+    pending: bool = False  # lazy index: listed, decided when its file is first requested
 
     @property
     def sha256(self) -> str:
@@ -82,7 +83,9 @@ class Entry:
 
     @property
     def allowed(self) -> bool:
-        return self.verdict.allowed and not self.transient and bool(self.sha256)
+        return (
+            self.verdict.allowed and not self.transient and not self.pending and bool(self.sha256)
+        )
 
     @property
     def verified(self) -> bool:
@@ -303,6 +306,7 @@ class VerifyingIndex:
         refresh_clock: bool = False,
         tmp_root: Path | None = None,
         page_ttl: float = DEFAULT_PAGE_TTL,
+        lazy: bool = False,
     ) -> None:
         from safe_pip.net import SimpleIndex
 
@@ -325,6 +329,11 @@ class VerifyingIndex:
         #: a file upstream removes, or a project it quarantines (PEP 792), stops being served
         #: within page_ttl. 0: every file request reads the page.
         self.page_ttl = float(page_ttl)
+        #: Lazy (``safe-pip install`` resolving through it, block mode): pages list every
+        #: upstream file undecided, and a file is verified and decided when it is requested,
+        #: so only the files the installer picks are verified (not every file of every page).
+        self.lazy = lazy
+        self._pending: dict[tuple[str, str], Entry] = {}  # lazy: listed, not decided yet
         self._pool = ThreadPoolExecutor(
             max_workers=max(1, jobs or checker.jobs), thread_name_prefix="safe-pip-verify"
         )
@@ -419,7 +428,10 @@ class VerifyingIndex:
         # wait for the first one's work instead of repeating it (the cache then answers).
         with self._project_lock(norm):
             self._io.submit(self._warm_history, norm, page).result()
-            entries = self._decide_all(page.files, requires_python)
+            if self.lazy:
+                entries = self._undecided(page.files, requires_python)
+            else:
+                entries = self._decide_all(page.files, requires_python)
         view = ProjectView(
             norm,
             tuple(entries),
@@ -576,11 +588,32 @@ class VerifyingIndex:
                 out[i] = fut.result()
         return [e for e in out if e is not None]
 
+    def _undecided(self, refs: Iterable[FileRef], requires_python: dict[str, str]) -> list[Entry]:
+        """Lazy mode: the cached verdict of each file, else a pending entry (decided when the
+        file is requested)."""
+        out: list[Entry] = []
+        with self._lock:
+            for ref in refs:
+                key = (ref.filename, (ref.sha256 or "").lower())
+                rp = requires_python.get(ref.filename)
+                hit = self._cache.get(key)
+                if hit is not None and _same_status(hit.ref, ref):
+                    out.append(replace(hit, ref=ref, requires_python=rp))
+                    continue
+                pending = _refuse(
+                    ref, key[1], ReasonCode.COULD_NOT_CHECK, "not decided yet", fix=""
+                )
+                entry = Entry(ref, pending, None, rp, pending=True)
+                self._pending[key] = entry
+                out.append(entry)
+        return out
+
     def _decide_one(self, ref: FileRef, requires_python: str | None) -> Entry:
         entry = self._verify(ref, requires_python)
         if not entry.transient:
             key = (ref.filename, entry.sha256)
             with self._lock:
+                self._pending.pop(key, None)
                 self._cache[key] = entry
                 self._cached_keys.setdefault(canonicalize_name(ref.project), set()).add(key)
         self._log_decision(entry)
@@ -704,6 +737,8 @@ class VerifyingIndex:
         key = (filename, sha)
         with self._lock:
             hit = self._cache.get(key)
+            if hit is None and self.lazy:
+                hit = self._pending.get(key)
             state = self._pages.get(norm)
         fresh = (
             state is not None
@@ -718,12 +753,14 @@ class VerifyingIndex:
             )
             if view.quarantined:
                 raise self._quarantined(view, hit, filename, sha)
-            if hit is not None and hit.transient:
-                raise ServeError(
-                    503,
-                    f"could not check {filename} of {norm}: {hit.verdict.reason}",
-                    fix="retry later; the upstream index or its provenance is unavailable",
-                )
+        if hit is not None and hit.pending:
+            hit = self._decide_one(hit.ref, hit.requires_python)
+        if hit is not None and hit.transient:
+            raise ServeError(
+                503,
+                f"could not check {filename} of {norm}: {hit.verdict.reason}",
+                fix="retry later; the upstream index or its provenance is unavailable",
+            )
         if hit is None or canonicalize_name(hit.ref.project) != norm:
             raise ServeError(
                 404,
@@ -843,7 +880,46 @@ class VerifyingIndex:
         except BaseException:
             shutil.rmtree(workdir, ignore_errors=True)
             raise
+        if ref.filename.endswith(".whl"):
+            try:
+                self._check_metadata(entry, dest)
+            except BaseException:
+                shutil.rmtree(workdir, ignore_errors=True)
+                raise
         return dest
+
+    def _check_metadata(self, entry: Entry, path: Path) -> None:
+        """Refuse (403, refused-direct-url-dependency) a wheel whose metadata requires a direct
+        URL: the installer would fetch, and for an sdist or source tree build, that URL with
+        nothing verified. The verdict replaces the cached one, so the refusal is reported."""
+        from safe_pip.check import direct_url_requirements, direct_url_verdict
+
+        try:
+            found = direct_url_requirements(path)
+        except ValueError as exc:
+            raise ServeError(
+                502,
+                f"{entry.ref.filename}: {exc}; refusing to serve it",
+                fix="the file is not a valid wheel",
+            ) from None
+        if not found:
+            return
+        refused = replace(entry, verdict=direct_url_verdict(entry.verdict, found))
+        key = (entry.ref.filename, entry.sha256)
+        with self._lock:
+            if key in self._cache:
+                self._cache[key] = refused
+        self._log_decision(refused)
+        denied = self.refusal(refused)
+        assert denied is not None  # a direct-URL verdict is always a refusal
+        raise denied
+
+    def listed(self, name: str) -> frozenset[tuple[str, str]] | None:
+        """(filename, sha256) of every file the last successful read of ``name``'s upstream
+        page listed; None when no read of it succeeded (not found, failed, never asked)."""
+        with self._lock:
+            state = self._pages.get(canonicalize_name(name))
+        return None if state is None else state.listed
 
     def served(self, entry: Entry, client: str) -> None:
         """Log a served file and remember it in the history (once per server lifetime)."""
