@@ -419,3 +419,71 @@ def test_unwritable_report_is_refused_before_anything_runs(
     assert spy.calls == []
     assert spy.spawned == []
     assert tree_digest(target) == before
+
+
+def test_unreachable_index_is_could_not_check_naming_its_host(
+    trust_root: Path, target: Path, spy: PipSpy, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """An index that cannot be reached: exit 3 (could not check) naming the host, not "pip
+    found no wheel" (exit 2)."""
+    import socket
+
+    with socket.socket() as closed:  # a port nothing listens on
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    rc = main(
+        [
+            "install",
+            "--trust-root",
+            str(trust_root),
+            "-i",
+            f"http://127.0.0.1:{port}/simple/",
+            "--target",
+            str(target),
+            "app",
+        ]
+    )
+    _out, err = capfd.readouterr()
+    assert rc == 3, err
+    assert "could not check: the index 127.0.0.1 could not be read" in err
+    assert "sdists would run" not in err
+    assert spy.installs == []
+
+
+def test_nonexistent_version_says_so(
+    index: IndexServer, trust_root: Path, target: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    rc = main([*base_args(index, trust_root, target), "lib-b==9.9"])
+    _out, err = capfd.readouterr()
+    assert rc == 2, err
+    assert "lib-b has no version matching ==9.9 on the index (127.0.0.1); versions there: 1.0" in (
+        err
+    )
+    rc = main([*base_args(index, trust_root, target), "no-such-project"])
+    _out, err = capfd.readouterr()
+    assert rc == 2, err
+    assert "no-such-project was not found on the index (127.0.0.1)" in err
+
+
+def test_python_option_installs_into_another_environment(
+    index: IndexServer,
+    trust_root: Path,
+    tmp_path: Path,
+    spy: PipSpy,
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    """--python PATH (pip's own option, which pip wants before the subcommand): safe-pip
+    installed once (pipx, a tools venv) installs into a project's environment."""
+    import subprocess
+    import sys
+
+    project_env = tmp_path / "project-env"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(project_env)], check=True)
+    python = project_env / "bin" / "python"
+    args = ["install", "--trust-root", str(trust_root), "-i", index.index_url]
+    rc = main([*args, "--provenance-index", index.index_url, "--python", str(python), "lib-b"])
+    _out, err = capfd.readouterr()
+    assert rc == 0, err
+    assert list(project_env.glob("lib/python*/site-packages/lib_b/__init__.py"))
+    (inst,) = spy.installs
+    assert inst[:3] == ["--python", str(python), "install"]

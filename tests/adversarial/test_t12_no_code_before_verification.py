@@ -1,0 +1,350 @@
+"""T12: no code of an unverified distribution runs during ``safe-pip install``, in any form.
+
+Every attack here points pip, one way or another, at an sdist or source tree whose in-tree
+build backend writes a marker file the moment it is imported. Before resolution went through
+the verifying index, pip's ``--dry-run`` resolution built such sources (running the backend)
+before anything was verified. Each test asserts: the marker never exists, the exit code is
+1 or 2, and the form is named in the output. Real pip subprocesses, loopback index only.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import subprocess
+import tarfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from adversarial.conftest import Env, Run
+from support.index_server import Fault, IndexServer
+
+pytestmark = pytest.mark.slow
+
+_BACKEND = """\
+import pathlib
+pathlib.Path({marker!r}).write_text("the build backend ran")
+
+def get_requires_for_build_wheel(config_settings=None):
+    return []
+
+def prepare_metadata_for_build_wheel(metadata_directory, config_settings=None):
+    raise RuntimeError("never reached: importing this module already ran attacker code")
+
+def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
+    raise RuntimeError("never reached")
+"""
+
+
+def _source_tree(root: Path, marker: Path, name: str = "evil", version: str = "1.0") -> Path:
+    """A project whose build backend writes ``marker`` when imported."""
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "pyproject.toml").write_text(
+        "[build-system]\nrequires = []\nbuild-backend = 'evil_backend'\n"
+        "backend-path = ['_backend']\n\n"
+        f"[project]\nname = '{name}'\nversion = '{version}'\n",
+        encoding="utf-8",
+    )
+    (root / "_backend").mkdir(exist_ok=True)
+    (root / "_backend" / "evil_backend.py").write_text(
+        _BACKEND.format(marker=str(marker)), encoding="utf-8"
+    )
+    (root / "PKG-INFO").write_text(
+        f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n", encoding="utf-8"
+    )
+    return root
+
+
+def _sdist(tree: Path, dest: Path, name: str = "evil", version: str = "1.0") -> Path:
+    base = f"{name}-{version}"
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w") as tf:
+        tf.add(tree, arcname=base)
+    dest.mkdir(parents=True, exist_ok=True)
+    out = dest / f"{base}.tar.gz"
+    out.write_bytes(gzip.compress(raw.getvalue(), mtime=0))
+    return out
+
+
+@dataclass
+class Attack:
+    env: Env
+    marker: Path
+    tree: Path  # the evil source tree (a local directory)
+    sdist: Path  # the evil sdist (a local file), also on the index as project "evil"
+    sdist_url: str  # its URL on the loopback index
+    repo: Path  # a git repository of the evil tree
+
+    def install(self, *argv: str) -> Run:
+        target = self.env.workdir / "target"
+        target.mkdir(exist_ok=True)
+        return self.env.cli(
+            "install",
+            *self.env.args(),
+            "--provenance-index",
+            self.env.server.index_url,
+            "--target",
+            str(target),
+            *argv,
+        )
+
+    def assert_refused(self, run: Run, *named: str, codes: tuple[int, ...] = (1, 2)) -> None:
+        assert not self.marker.exists(), "the unverified build backend ran\n" + run.text
+        assert run.code in codes, run.text
+        for text in named:
+            assert text in run.text, (text, run.text)
+        assert "Traceback" not in run.text, run.text
+
+
+@pytest.fixture
+def attack(env: Env) -> Attack:
+    marker = env.workdir / "PWNED"
+    tree = _source_tree(env.workdir / "evil-src", marker)
+    sdist = _sdist(tree, env.workdir / "dist")
+    env.server.add_file(sdist, project="evil")
+    repo = env.workdir / "evil-repo"
+    _source_tree(repo, marker)
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@example.org", "-C", str(repo)]
+    subprocess.run(["git", "init", "-q", str(repo)], check=True)
+    subprocess.run([*git, "add", "-A"], check=True)
+    subprocess.run([*git, "commit", "-q", "-m", "evil"], check=True)
+    return Attack(env, marker, tree, sdist, env.server.file_url("evil", sdist.name), repo)
+
+
+def _form(attack: Attack, form: str) -> tuple[list[str], str]:
+    """(requirement argv, the text naming the form) for one unverifiable form."""
+    if form == "direct-url":
+        return [f"evil @ {attack.sdist_url}"], "a direct URL (name @ URL)"
+    if form == "bare-url":
+        return [attack.sdist_url], "is a URL"
+    if form == "local-dir":
+        return ["./evil-src"], "a local path"
+    if form == "local-archive":
+        return [str(attack.sdist)], "a local path"
+    if form == "file-url":
+        return [attack.sdist.as_uri()], "is a URL"
+    if form == "vcs":
+        return [f"git+{attack.repo.as_uri()}"], "a VCS URL"
+    if form == "vcs-direct":
+        return [f"evil @ git+{attack.repo.as_uri()}"], "a VCS URL"
+    if form == "editable":
+        return ["-e", "./evil-src"], "an editable"
+    raise AssertionError(form)
+
+
+FORMS = [
+    "direct-url",
+    "bare-url",
+    "local-dir",
+    "local-archive",
+    "file-url",
+    "vcs",
+    "vcs-direct",
+    "editable",
+]
+
+
+@pytest.mark.parametrize("form", FORMS)
+def test_command_line_form_is_refused_before_pip(attack: Attack, form: str) -> None:
+    argv, named = _form(attack, form)
+    run = attack.install(*argv)
+    attack.assert_refused(run, named, "nothing was run", codes=(2,))
+
+
+@pytest.mark.parametrize("form", FORMS)
+def test_requirement_file_form_is_refused_before_pip(attack: Attack, form: str) -> None:
+    argv, named = _form(attack, form)
+    reqs = attack.env.workdir / "reqs.txt"
+    reqs.write_text("alpha\n" + " ".join(argv) + "\n", encoding="utf-8")
+    attack.env.pub.wheel("alpha", "1.0")
+    run = attack.install("-r", str(reqs))
+    attack.assert_refused(run, named, f"requirement file {reqs} line 2", codes=(2,))
+
+
+@pytest.mark.parametrize(
+    ("argv", "named"),
+    [
+        (["--only-binary", ":none:", "evil"], "--only-binary"),
+        (["--only-binary=:none:", "evil"], "--only-binary"),
+        (["--no-binary", ":all:", "evil"], "--no-binary"),
+        (["--no-binary", "evil", "evil"], "--no-binary"),
+    ],
+)
+def test_binary_options_on_the_command_line(attack: Attack, argv: list[str], named: str) -> None:
+    run = attack.install(*argv)
+    attack.assert_refused(run, named, codes=(2,))
+
+
+@pytest.mark.parametrize(
+    "line", ["--only-binary :none:", "--only-binary=:none:", "--no-binary :all:", "--no-bin evil"]
+)
+def test_binary_options_in_a_requirement_file(attack: Attack, line: str) -> None:
+    reqs = attack.env.workdir / "reqs.txt"
+    reqs.write_text(f"{line}\nevil\n", encoding="utf-8")
+    run = attack.install("-r", str(reqs))
+    attack.assert_refused(run, "binary", f"requirement file {reqs} line 1", codes=(2,))
+
+
+@pytest.mark.parametrize("spelling", ["file-url", "file-localhost", "file-single-slash"])
+@pytest.mark.parametrize("option", ["-r", "-c"])
+def test_requirement_file_given_as_file_url_is_read(
+    attack: Attack, spelling: str, option: str
+) -> None:
+    """A requirement / constraints file given as a file: URL is read like a local path, so the
+    forms inside it are refused too (pip would read it; safe-pip must, or refuse it)."""
+    reqs = attack.env.workdir / "reqs.txt"
+    reqs.write_text(f"evil @ {attack.sdist_url}\n", encoding="utf-8")
+    url = {
+        "file-url": reqs.as_uri(),
+        "file-localhost": "file://localhost" + str(reqs),
+        "file-single-slash": "file:" + str(reqs),
+    }[spelling]
+    run = attack.install(option, url, "alpha")
+    attack.assert_refused(run, "a direct URL (name @ URL)", codes=(2,))
+
+
+def test_requirement_file_given_as_http_url_is_refused(attack: Attack) -> None:
+    run = attack.install("-r", f"{attack.env.server.url}/reqs.txt", "alpha")
+    attack.assert_refused(run, "a requirement file read from a URL", codes=(2,))
+    assert attack.env.server.hits("/reqs.txt") == 0  # never fetched
+
+
+@pytest.mark.parametrize("nested", ["-r", "-c", "--requirement", "--constr"])
+def test_nested_requirement_files_are_read(attack: Attack, nested: str) -> None:
+    inner = attack.env.workdir / "sub" / "inner.txt"
+    inner.parent.mkdir()
+    inner.write_text("-e ../evil-src\n", encoding="utf-8")
+    outer = attack.env.workdir / "reqs.txt"
+    outer.write_text(f"{nested} sub/inner.txt\nalpha\n", encoding="utf-8")
+    run = attack.install("-r", str(outer))
+    attack.assert_refused(run, "an editable", f"{inner} line 1", codes=(2,))
+
+
+def test_nested_url_requirement_file_is_refused(attack: Attack) -> None:
+    outer = attack.env.workdir / "reqs.txt"
+    outer.write_text(f"-r {attack.env.server.url}/nested.txt\nalpha\n", encoding="utf-8")
+    run = attack.install("-r", str(outer))
+    attack.assert_refused(run, "a requirement file read from a URL", codes=(2,))
+
+
+def test_all_unverifiable_forms_are_reported_together(attack: Attack) -> None:
+    reqs = attack.env.workdir / "reqs.txt"
+    reqs.write_text(f"--no-binary :all:\nevil @ {attack.sdist_url}\n", encoding="utf-8")
+    run = attack.install("-r", str(reqs), "./evil-src", "-e", "./evil-src")
+    attack.assert_refused(run, "4 requirement(s) or option(s)", codes=(2,))
+
+
+@pytest.mark.parametrize("where", ["http", "file"])
+@pytest.mark.parametrize("signed", [True, False])
+def test_metadata_direct_url_dependency_is_refused(
+    attack: Attack, where: str, signed: bool
+) -> None:
+    """A wheel pip merely considers (signed and otherwise acceptable, or unsigned) whose
+    metadata requires ``evil @ URL``: pip would fetch and build that URL while resolving
+    (``--only-binary`` does not apply to direct URLs). The verifying index refuses the wheel
+    before pip reads its metadata."""
+    url = attack.sdist_url if where == "http" else attack.sdist.as_uri()
+    attack.env.pub.wheel("lure", "1.0", requires=[f"evil @ {url}"], signed=signed)
+    attack.env.pub.wheel("app", "1.0", requires=["lure"])
+    run = attack.install("app")
+    code = "refused-direct-url-dependency" if signed else "refused-unsigned"
+    attack.assert_refused(run, code, "lure", codes=(1,))
+    assert "nothing was installed" in run.text
+
+
+def test_metadata_direct_url_dependency_refused_by_serve(attack: Attack, tmp_path: Path) -> None:
+    """``safe-pip serve`` refuses it too (403, refused-direct-url-dependency): a plain pip
+    pointed at serve never sees the metadata."""
+    import urllib.error
+    import urllib.request
+
+    from safe_pip.commands._common import make_checker, open_store
+    from safe_pip.serve import start_server
+
+    attack.env.pub.wheel("lure", "1.0", requires=[f"evil @ {attack.sdist_url}"])
+    import argparse
+
+    own = argparse.Namespace(
+        trust_root=str(attack.env.trust_root),
+        staging=False,
+        offline=False,
+        policy=None,
+        home=None,
+        no_index_history=False,
+    )
+    store = open_store(own)
+    try:
+        checker = make_checker(own, store=store, provenance_index=attack.env.server.index_url)
+        with start_server(checker, attack.env.server.index_url, mode="block") as srv:
+            from urllib.parse import urljoin
+
+            page_url = f"{srv.index_url}lure/"
+            page = urllib.request.urlopen(page_url).read().decode()
+            link = page.split('href="', 2)[1].split('"', 1)[0].split("#", 1)[0]
+            with pytest.raises(urllib.error.HTTPError) as exc:
+                urllib.request.urlopen(urljoin(page_url, link))
+            assert exc.value.code == 403
+            assert "refused-direct-url-dependency" in exc.value.read().decode()
+    finally:
+        store.close()
+    assert not attack.marker.exists()
+
+
+def test_a_refused_file_is_never_replaced_by_an_older_version(attack: Attack) -> None:
+    """Block mode: pip picks what it would pick from upstream; a refused newest release stops
+    the run (exit 1) instead of pip quietly falling back to the older allowed one."""
+    attack.env.pub.wheel("beta", "1.0")
+    attack.env.pub.wheel("beta", "2.0", signed=False)
+    run = attack.install("beta", "--json")
+    attack.assert_refused(run, "refused-attestation-downgrade", codes=(1,))
+    (refused,) = [f for f in run.json()["files"] if f["verdict"] == "refuse"]
+    assert (refused["project"], refused["version"]) == ("beta", "2.0")
+
+
+def test_cloaking_extra_index_is_still_confusion(attack: Attack, tmp_path: Path) -> None:
+    """An extra index that shows a project only to some requests: pip sees exactly the pages
+    safe-pip's verifying index read, so what pip saw decides (refused-index-confusion)."""
+    from support.publish import Publisher
+
+    env = attack.env
+    env.pub.wheel("corp-utils", "1.0")
+    with IndexServer(tmp_path / "public") as public:
+        Publisher(env.pub.sigstore, public, tmp_path / "public-build").wheel("corp-utils", "99.0")
+        reads = {"n": 0}
+        real = public._take_fault
+
+        def cloak(path: str) -> Fault | None:
+            # serve the page once (the read that pip's answer comes from), then 404
+            if path.startswith("/simple/corp-utils"):
+                reads["n"] += 1
+                if reads["n"] > 1:
+                    return Fault(status=404)
+            return real(path)
+
+        public._take_fault = cloak  # type: ignore[method-assign]
+        run = attack.install("--extra-index-url", public.index_url, "corp-utils", "--json")
+    attack.assert_refused(run, "refused-index-confusion", codes=(1,))
+
+
+def test_same_index_spelled_twice_is_one_index(attack: Attack) -> None:
+    env = attack.env
+    env.pub.wheel("alpha", "1.0")
+    url = env.server.index_url
+    twice = url.rstrip("/") if url.endswith("/") else url + "/"
+    run = attack.install(
+        "--extra-index-url", twice, "--extra-index-url", url.upper()[:4] + url[4:], "alpha"
+    )
+    assert run.code == 0, run.text
+    assert "refused-index-confusion" not in run.text
+
+
+@pytest.mark.parametrize(
+    "url", ["http://[::1", "http://127.0.0.1:99999/simple/", "ftp://x/simple/", "not a url"]
+)
+def test_malformed_index_url_is_a_usage_error(attack: Attack, url: str) -> None:
+    run = attack.install("--extra-index-url", url, "alpha")
+    assert run.code == 2, run.text
+    assert "Traceback" not in run.text
+    assert "index URL" in run.text
