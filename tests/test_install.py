@@ -487,3 +487,63 @@ def test_python_option_installs_into_another_environment(
     assert list(project_env.glob("lib/python*/site-packages/lib_b/__init__.py"))
     (inst,) = spy.installs
     assert inst[:3] == ["--python", str(python), "install"]
+
+
+def test_install_from_pylock_installs_exactly_the_lock(
+    index: IndexServer,
+    trust_root: Path,
+    target: Path,
+    tmp_path: Path,
+    spy: PipSpy,
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    """``-r pylock.toml``: the lock is verified as ``safe-pip verify`` does (identities
+    included), then pip installs exactly its files, hash-pinned, through the verifying index."""
+    from verify_helpers import pylock_text
+
+    lock = tmp_path / "pylock.toml"
+    lock.write_text(
+        pylock_text(
+            index,
+            ["lib-b", "lib-c"],
+            identities={
+                "lib-b": [{"kind": "GitHub", "repository": "acme/lib-b", "workflow": "release.yml"}]
+            },
+        ),
+        encoding="utf-8",
+    )
+    args = ["install", "--trust-root", str(trust_root), "--target", str(target)]
+    rc = main([*args, "-r", str(lock)])
+    _out, err = capfd.readouterr()
+    assert rc == 0, err
+    assert (target / "lib_b" / "__init__.py").is_file()
+    assert (target / "lib_c" / "__init__.py").is_file()
+    (inst,) = spy.installs
+    assert "--require-hashes" in inst
+    assert "--no-deps" in inst
+    assert str(lock) not in inst  # pip never reads the lock itself
+
+    # an identity the lock does not allow: refused, nothing installed
+    other = tmp_path / "other" / "pylock.toml"
+    other.parent.mkdir()
+    other.write_text(
+        pylock_text(
+            index,
+            ["lib-a"],
+            identities={
+                "lib-a": [{"kind": "GitHub", "repository": "evil/lib-a", "workflow": "release.yml"}]
+            },
+        ),
+        encoding="utf-8",
+    )
+    before = tree_digest(target)
+    rc = main([*args, "-r", str(other)])
+    _out, err = capfd.readouterr()
+    assert rc == 1, err
+    assert "nothing was installed" in err
+    assert tree_digest(target) == before
+
+    rc = main([*args, "-r", str(lock), "lib-a"])
+    _out, err = capfd.readouterr()
+    assert rc == 2, err
+    assert "is a lock" in err

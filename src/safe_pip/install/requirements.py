@@ -261,6 +261,7 @@ class Reading:
     sdist_options: list[Unverifiable] = field(default_factory=list)  # --no-binary, ...
     sources: list[FileSource] = field(default_factory=list)
     files: list[str] = field(default_factory=list)  # every file read, in order
+    locks: list[Path] = field(default_factory=list)  # PEP 751 locks given with -r
 
 
 def _split_marker(text: str) -> str:
@@ -404,6 +405,20 @@ def _read_file(
         path = Path(raw)
         if base is not None and not path.is_absolute():
             path = base / path
+    name = path.name.lower()
+    if name == "pylock.toml" or (name.startswith("pylock.") and name.endswith(".toml")):
+        if constraint or depth:
+            out.unverifiable.append(
+                Unverifiable(
+                    f"{kind} {path}",
+                    "a PEP 751 lock used as a constraints or nested file (safe-pip installs a "
+                    "lock only as itself: -r pylock.toml)",
+                    raw,
+                )
+            )
+        else:
+            out.locks.append(path)
+        return
     try:
         data = path.read_bytes()
     except OSError as exc:

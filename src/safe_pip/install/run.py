@@ -82,6 +82,8 @@ def _run(
     # Everything pip would read is read here first; unverifiable forms stop the run (exit 2)
     # before any pip starts.
     reading = read_requirements(pip, allow_unverifiable=bool(own.allow_unverifiable_sources))
+    if reading.locks:
+        return _run_lock(own, pip, outcome, reading, err=err, out=out)
     upstreams = run_indexes(pip, reading.sources)
     store = open_store(own, readonly=pip.dry_run)
     try:
@@ -140,6 +142,33 @@ def _run(
                     )
                 except _StepFailed as failed:
                     return failed.code
+    finally:
+        store.close()
+
+
+def _run_lock(
+    own: argparse.Namespace,
+    pip: PipArgs,
+    outcome: Outcome,
+    reading: Reading,
+    *,
+    err: TextIO,
+    out: TextIO,
+) -> int:
+    """``-r pylock.toml``: verify the lock as ``safe-pip verify`` does, then install exactly
+    its files (:mod:`safe_pip.install.lock`)."""
+    from safe_pip.commands._common import open_store
+    from safe_pip.install.lock import install_lock, refuse_mixed
+
+    other = bool(pip.requirements or pip.editables or reading.requirements)
+    refuse_mixed(reading.locks, other or bool(reading.constraints) or len(reading.locks) > 1)
+    refuse_unverifiable(reading, sdist_builds=False, blocker=None)
+    store = open_store(own, readonly=pip.dry_run)
+    try:
+        with tempfile.TemporaryDirectory(prefix="safe-pip-install-") as tmp:
+            work = Path(tmp)
+            os.chmod(work, 0o700)
+            return install_lock(own, pip, reading.locks, store, outcome, work, out=out, err=err)
     finally:
         store.close()
 
