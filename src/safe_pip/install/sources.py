@@ -14,7 +14,7 @@ if TYPE_CHECKING:
     from safe_pip.install.requirements import FileSource
     from safe_pip.policy.file import Policy
     from safe_pip.resolve.pip_report import ReportItem
-    from safe_pip.serve import RunningServer
+    from safe_pip.serve import Entry, RunningServer
 
 
 def _host(url: str) -> str:
@@ -23,9 +23,11 @@ def _host(url: str) -> str:
     return (urlsplit(url).hostname or "").lower()
 
 
-def served_ref(item: ReportItem, server: RunningServer, upstream: str) -> FileRef:
-    """The upstream file behind a link of the verifying index (pip resolved through it): the
-    bytes are fetched from upstream again and verified like any other file."""
+def served_ref(
+    item: ReportItem, server: RunningServer, upstream: str
+) -> tuple[FileRef, Entry | None]:
+    """The upstream file behind a link of the verifying index (pip resolved through it), and
+    the verifying index's entry for it (its verdict; None when it has none)."""
     from urllib.parse import unquote, urlsplit
 
     from safe_pip.serve import ServeError
@@ -44,8 +46,8 @@ def served_ref(item: ReportItem, server: RunningServer, upstream: str) -> FileRe
                 size=up.size,
                 yanked=up.yanked,
             )
-            return _with_status(replace(ref, url=up.url), up)
-    return item.to_fileref()  # unknown to the server: looked up on the provenance index
+            return _with_status(replace(ref, url=up.url), up), entry
+    return item.to_fileref(), None  # unknown to the server: looked up on the provenance index
 
 
 def _with_status(ref: FileRef, page_ref: FileRef) -> FileRef:

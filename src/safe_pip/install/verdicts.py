@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from safe_pip.check import Checker
     from safe_pip.install.resolve import VerifyingIndexes
     from safe_pip.resolve.pip_report import ReportItem
+    from safe_pip.serve import Entry
 
 SDIST_REASON = (
     "sdists are refused: building one first installs its build dependencies, which nothing "
@@ -123,6 +124,7 @@ def check_items(
     several = len(indexes.upstreams) > 1
     fixed: dict[int, Verdict] = {}
     refs: dict[int, FileRef] = {}
+    entries: dict[int, Entry] = {}
     for pos, item in enumerate(items):
         if item.kind == "sdist" and not sdist_builds:
             fixed[pos] = sdist_verdict(item, allow_sdist=allow_sdist, blocker=sdist_blocker)
@@ -133,7 +135,9 @@ def check_items(
             if served is None:
                 fixed[pos] = outside_verdict(item)
             else:
-                refs[pos] = served_ref(item, served[1], served[0])
+                refs[pos], entry = served_ref(item, served[1], served[0])
+                if entry is not None:
+                    entries[pos] = entry
     confused: dict[int, list[str]] = {}
     if several:
         for pos, item in enumerate(items):
@@ -147,10 +151,13 @@ def check_items(
             if len(listed) > 1:
                 confused[pos] = listed
     candidates = [pos for pos in range(len(items)) if pos in refs and pos not in fixed]
-    ordered = [refs[pos] for pos in candidates]
-    checked = checker.check(ordered, download_dir=wheelhouse, progress=progress)
+    decided = reuse_verdicts(
+        checker, {p: (refs[p], entries[p]) for p in candidates if p in entries}, wheelhouse
+    )
+    rest = [pos for pos in candidates if pos not in decided]
+    checked = checker.check([refs[p] for p in rest], download_dir=wheelhouse, progress=progress)
     verdicts = dict(fixed)
-    for pos, verdict in zip(candidates, checked, strict=True):
+    for pos, verdict in [*decided.items(), *zip(rest, checked, strict=True)]:
         item = items[pos]
         if verdict.allowed and item.filename and item.filename.endswith(".whl"):
             # pip got this wheel from the verifying index, which refuses direct-URL metadata
@@ -165,6 +172,44 @@ def check_items(
             verdict = apply_index_confusion(verdict, item.project, confused[pos], policy)
         verdicts[pos] = verdict
     return [verdicts[pos] for pos in range(len(items))]
+
+
+def reuse_verdicts(
+    checker: Checker, served: dict[int, tuple[FileRef, Entry]], wheelhouse: Path
+) -> dict[int, Verdict]:
+    """The verdicts the verifying index already reached for the files pip fetched through it
+    (same checker: same trust root, policy and history), for those whose bytes, downloaded
+    again from upstream into the wheelhouse, have exactly the sha256 that was verified. Any
+    other file (not decided there, refused, bytes that differ, a failed download) is left out,
+    for the full check (which reports why)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    http = checker.http
+
+    def one(pos: int) -> tuple[int, Verdict | None]:
+        ref, entry = served[pos]
+        if entry.pending or entry.transient or not entry.allowed or not ref.url:
+            return pos, None
+        dest = wheelhouse / ref.filename
+        cap = http.limits.max_file_bytes
+        if ref.size is not None and 0 <= ref.size < cap:
+            cap = ref.size
+        try:
+            sha = http.download(ref.url, dest, max_bytes=cap)
+        except Exception:  # fail closed: the full check downloads it again and says why
+            return pos, None
+        if sha != entry.sha256:
+            dest.unlink(missing_ok=True)
+            return pos, None
+        return pos, entry.verdict
+
+    out: dict[int, Verdict] = {}
+    if served:
+        with ThreadPoolExecutor(max_workers=max(1, min(checker.jobs, len(served)))) as pool:
+            for pos, verdict in pool.map(one, sorted(served)):
+                if verdict is not None:
+                    out[pos] = verdict
+    return out
 
 
 def outside_verdict(item: ReportItem) -> Verdict:

@@ -24,8 +24,8 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterable
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Iterable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
@@ -334,6 +334,7 @@ class VerifyingIndex:
         #: so only the files the installer picks are verified (not every file of every page).
         self.lazy = lazy
         self._pending: dict[tuple[str, str], Entry] = {}  # lazy: listed, not decided yet
+        self._deciding: dict[tuple[str, str], Future[Entry]] = {}  # lazy: decided ahead
         self._pool = ThreadPoolExecutor(
             max_workers=max(1, jobs or checker.jobs), thread_name_prefix="safe-pip-verify"
         )
@@ -430,6 +431,7 @@ class VerifyingIndex:
             self._io.submit(self._warm_history, norm, page).result()
             if self.lazy:
                 entries = self._undecided(page.files, requires_python)
+                self._decide_ahead(entries)
             else:
                 entries = self._decide_all(page.files, requires_python)
         view = ProjectView(
@@ -608,6 +610,40 @@ class VerifyingIndex:
                 out.append(entry)
         return out
 
+    def _decide_ahead(self, entries: Sequence[Entry]) -> None:
+        """Lazy mode: start deciding the pending files of the newest release in the background
+        (the installer most likely asks for one of them next); a request waits for it."""
+        from packaging.version import InvalidVersion, Version
+
+        def version(e: Entry) -> Version | None:
+            try:
+                return Version(e.ref.version)
+            except InvalidVersion:
+                return None
+
+        versions = [v for e in entries if not e.ref.yanked and (v := version(e)) is not None]
+        if not versions:
+            return
+        newest = max(versions)
+        with self._lock:
+            for e in entries:
+                key = (e.ref.filename, e.sha256)
+                if e.pending and key not in self._deciding and version(e) == newest:
+                    self._deciding[key] = self._pool.submit(
+                        self._decide_one, e.ref, e.requires_python
+                    )
+
+    def _decide_pending(self, entry: Entry) -> Entry:
+        """The decision for a pending entry: the one started ahead, else made now."""
+        with self._lock:
+            ahead = self._deciding.pop((entry.ref.filename, entry.sha256), None)
+        if ahead is not None:
+            try:
+                return ahead.result()
+            except Exception:  # noqa: S110 - decided again below, where errors are handled
+                pass
+        return self._decide_one(entry.ref, entry.requires_python)
+
     def _decide_one(self, ref: FileRef, requires_python: str | None) -> Entry:
         entry = self._verify(ref, requires_python)
         if not entry.transient:
@@ -754,7 +790,7 @@ class VerifyingIndex:
             if view.quarantined:
                 raise self._quarantined(view, hit, filename, sha)
         if hit is not None and hit.pending:
-            hit = self._decide_one(hit.ref, hit.requires_python)
+            hit = self._decide_pending(hit)
         if hit is not None and hit.transient:
             raise ServeError(
                 503,
