@@ -112,11 +112,6 @@ def _run(
                 proxy = DeadProxy()
                 stack.callback(proxy.close)
                 env = sealed_env(proxy)
-                indexes = stack.enter_context(
-                    start_verifying_indexes(checker, upstreams, verbose=pip.verbose > 0, err=err)
-                )
-                if sdist_builds:
-                    stack.callback(_build_files, indexes.servers[0], outcome)  # before it stops
                 early = None
                 if not pip.dry_run:
                     # The final pip starts now and waits for the verified requirements.
@@ -125,6 +120,12 @@ def _run(
                     )
                     if early is not None:
                         stack.callback(early.cancel)  # whatever happens next
+                warm = _warm_up(checker)  # imports and trust root load meanwhile
+                indexes = stack.enter_context(
+                    start_verifying_indexes(checker, upstreams, verbose=pip.verbose > 0, err=err)
+                )
+                if sdist_builds:
+                    stack.callback(_build_files, indexes.servers[0], outcome)  # before it stops
                 try:
                     return _verify_and_install(
                         own,
@@ -139,6 +140,7 @@ def _run(
                         out,
                         err,
                         early,
+                        warm,
                     )
                 except _StepFailed as failed:
                     return failed.code
@@ -186,13 +188,13 @@ def _verify_and_install(
     out: TextIO,
     err: TextIO,
     early: PrestartedPip | None,
+    warm: threading.Thread,
 ) -> int:
     from safe_pip.commands._common import ProgressLine
     from safe_pip.render import clean, clean_lines, refusal_table
 
     quiet = pip.quiet > 0
     sdist_builds = outcome.sdist_builds
-    warm = _warm_up(checker)  # imports and trust root load while pip resolves
     report = work / "pip-report.json"
     requirements, constraints = write_requirement_files(reading, work)
     argv = resolve_argv(

@@ -349,8 +349,11 @@ def page_summary(view: ProjectView) -> str:
     """``12 files: 10 allowed, 2 refused [refused-sdist x2]`` for a request's log line."""
     entries = () if view.quarantined else view.entries
     allowed = sum(1 for e in entries if e.allowed)
-    refused = Counter(e.verdict.code.value for e in entries if not e.allowed)
+    pending = sum(1 for e in entries if e.pending)  # lazy index: decided when requested
+    refused = Counter(e.verdict.code.value for e in entries if not e.allowed and not e.pending)
     text = f"{view.name}: {len(view.entries)} files, {allowed} allowed"
+    if pending:
+        text += f", {pending} decided when requested"
     if view.quarantined:
         text += f", quarantined upstream ({view.status_reason or 'no reason given'})"
     if refused:
