@@ -32,21 +32,30 @@ and its PEP 740 provenance verified and accepted by your policy and known-good h
 If any file is refused nothing is installed. Accepted files are installed from that
 directory, hash-pinned, in one offline pip call.
 
-All of pip's install arguments are accepted unchanged (requirements, -r, -c, -i,
---extra-index-url, -f, --only-binary, --pre, -U, --target, --prefix, --user, --no-deps,
+No code of an unverified distribution runs, at any step. Every requirement is read before
+pip starts (command line, -r/-c files, nested, file: URLs); what cannot be verified is
+refused, all of it at once (exit 2): direct URLs (name @ URL), local paths and archives,
+VCS URLs, -e, --no-binary, --only-binary :none:, --find-links, --no-index, requirement
+files at http(s) URLs. pip then resolves through safe-pip's own verifying index (started
+on 127.0.0.1 in front of each index you name; every other host is behind a dead proxy):
+it gets only files safe-pip verified, and a refused file stops it (never an older
+version instead). -r pylock.toml installs exactly a PEP 751 lock's files, verified as
+'safe-pip verify' does.
+
+pip's install arguments are accepted unchanged (requirements, -r, -c, -i,
+--extra-index-url, --pre, -U, --target, --prefix, --user, --python, --no-deps,
 --force-reinstall, --dry-run, -q, -v, ...). pip runs isolated from pip.conf and PIP_*
 environment variables: give indexes on the command line. Options are read as pip reads
 them (unambiguous prefixes such as --extra=URL, combined short options such as -Ui URL),
-in requirement files too, and passed to pip spelled out; an unknown or ambiguous option is
-refused (exit 2) rather than passed on unchecked.
-
-sdists are refused by default (building one installs and runs build dependencies that
-nothing verified); resolution asks pip for wheels only (--only-binary :all:).
+in requirement files too; an unknown or ambiguous option is refused (exit 2) rather than
+passed on unchecked. sdists are refused by default (building one installs and runs build
+dependencies that nothing verified).
 
 examples:
-  safe-pip install requests
+  safe-pip install sampleproject
   safe-pip install -r requirements.txt --policy safe-pip.toml
-  safe-pip install --target ./vendor -i https://mirror.example/simple/ sampleproject
+  safe-pip install --python .venv/bin/python -r requirements.txt
+  safe-pip install -r pylock.toml
   safe-pip install --dry-run --json sampleproject
 """
 
