@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, TextIO
 from safe_pip.errors import EXIT_OK, EXIT_PIP_FAILED, EXIT_REFUSED, ConfigError, RefusedError
 from safe_pip.install import piprun
 from safe_pip.install.resolve import DeadProxy, sealed_env, start_verifying_indexes
-from safe_pip.install.sources import normalize_index_url
+from safe_pip.install.sources import unique_indexes
 
 if TYPE_CHECKING:
     from safe_pip.install.args import PipArgs
@@ -47,12 +47,7 @@ def lock_indexes(locks: Sequence[Lock], pip: PipArgs) -> list[str]:
     else:
         urls = [p.index or lock.index or "" for lock in locks for p in lock.packages]
         urls = [u for u in urls if u] or ["https://pypi.org/simple/"]
-    out: list[str] = []
-    for url in urls:
-        norm = normalize_index_url(url)
-        if norm not in out:
-            out.append(norm)
-    return out
+    return unique_indexes(urls)
 
 
 def install_lock(

@@ -190,6 +190,11 @@ def run_indexes(pip: PipArgs, sources: Sequence[FileSource]) -> list[str]:
             urls = [f.value]
         elif f.option == "--extra-index-url" and f.value:
             urls.append(f.value)
+    return unique_indexes(urls)
+
+
+def unique_indexes(urls: Sequence[str]) -> list[str]:
+    """``urls`` normalized, in order, each index once. Raises ConfigError when malformed."""
     out: list[str] = []
     for url in urls:
         norm = normalize_index_url(url)
