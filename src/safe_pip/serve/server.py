@@ -612,8 +612,12 @@ class VerifyingIndex:
 
     def _decide_ahead(self, entries: Sequence[Entry]) -> None:
         """Lazy mode: start deciding the pending files of the newest release in the background
-        (the installer most likely asks for one of them next); a request waits for it."""
+        (the installer most likely asks for one of them next); a request waits for it. Only
+        files whose provenance the upstream page itself points to: a look-up by name on the
+        provenance index (which discloses the name) waits until the file is requested."""
         from packaging.version import InvalidVersion, Version
+
+        from safe_pip.net import provenance_source
 
         def version(e: Entry) -> Version | None:
             try:
@@ -628,7 +632,12 @@ class VerifyingIndex:
         with self._lock:
             for e in entries:
                 key = (e.ref.filename, e.sha256)
-                if e.pending and key not in self._deciding and version(e) == newest:
+                if (
+                    e.pending
+                    and key not in self._deciding
+                    and version(e) == newest
+                    and provenance_source(e.ref) is not None
+                ):
                     self._deciding[key] = self._pool.submit(
                         self._decide_one, e.ref, e.requires_python
                     )
