@@ -525,13 +525,14 @@ def refuse_unverifiable(reading: Reading, *, sdist_builds: bool, blocker: str | 
         found += reading.sdist_options
     if not found:
         return
-    lines = "\n".join(f"  - {u.describe()}" for u in found)
+    # one line: diagnostics are printed inert, so line breaks would show as '\n'
+    lines = "; ".join(f"({n}) {u.describe()}" for n, u in enumerate(found, start=1))
     why = ""
     if reading.sdist_options and not sdist_builds and blocker:
-        why = f"\n  (allow-sdist = true is set, but {blocker})"
+        why = f" (allow-sdist = true is set, but {blocker})"
     raise ConfigError(
         f"{len(found)} requirement(s) or option(s) safe-pip cannot verify; nothing was "
-        f"run:\n{lines}{why}",
+        f"run: {lines}{why}",
         fix="install published wheels by name from an index (name==version); for a local "
         "source tree or a VCS checkout you trust, add --allow-unverifiable-sources; give "
         "requirement files as local paths; sdists only with allow-sdist = true in the policy "
