@@ -64,7 +64,7 @@ def install_lock(
     from safe_pip.check import PYPI_SIMPLE
     from safe_pip.commands._common import ProgressLine, policy_from_args, trust_from_args
     from safe_pip.lockfile import read_lock
-    from safe_pip.lockverify import LockChecker, VerifyOptions, page_memo_http, verify_locks
+    from safe_pip.lockverify import LockChecker, VerifyOptions, verify_locks
     from safe_pip.render import clean, clean_lines
     from safe_pip.report_formats import render_text
 
@@ -72,7 +72,6 @@ def install_lock(
     upstreams = lock_indexes(locks, pip)
     checker = LockChecker(
         cache=None,
-        http=page_memo_http(),
         trust=trust_from_args(own),
         policy=policy_from_args(own),
         store=store,
