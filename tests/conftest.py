@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from support.postgres import PostgresServer, find_bindir
 from support.sigstore_ca import TestSigstore
 
 _LOOPBACK_NAMES = {"localhost", "localhost.localdomain", "ip6-localhost", ""}
@@ -98,6 +99,23 @@ def _isolate_env(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.M
     monkeypatch.setenv("SAFE_PIP_HOME", str(tmp_path_factory.mktemp("safe-pip-home")))
     monkeypatch.delenv("SAFE_PIP_POLICY", raising=False)
     monkeypatch.delenv("SAFE_PIP_TRUST_ROOT", raising=False)
+    monkeypatch.delenv("SAFE_PIP_HISTORY", raising=False)
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    """A real PostgreSQL server for the session (unix socket in a temporary directory).
+    Skipped only outside CI when the server binaries are missing; .ci/run installs them."""
+    bindir = find_bindir()
+    if bindir is None:
+        if os.environ.get("CI"):
+            pytest.fail("PostgreSQL server binaries not found (initdb, pg_ctl); see .ci/run")
+        pytest.skip("PostgreSQL server binaries not found (apt-get install postgresql)")
+    server = PostgresServer(bindir).start()
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 @pytest.fixture(scope="session")

@@ -58,6 +58,7 @@ def add_policy_options(parser: argparse.ArgumentParser) -> None:
         help="where the known-good history database lives (default: $SAFE_PIP_HOME or the "
         "user data directory)",
     )
+    add_history_option(g)
     g.add_argument(
         "--no-index-history",
         action="store_true",
@@ -80,6 +81,16 @@ def _release_age_arg(text: str) -> timedelta:
         return parse_duration(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def add_history_option(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
+    parser.add_argument(
+        "--history",
+        metavar="URL",
+        help="the history database: postgresql://USER@HOST/DB (shared by a team; needs "
+        "safe-pip[postgres]), sqlite:///PATH or a file path (default: $SAFE_PIP_HISTORY, else "
+        "history.sqlite3 in --home)",
+    )
 
 
 def trust_from_args(args: argparse.Namespace) -> TrustConfig:
@@ -117,9 +128,15 @@ def store_path(args: argparse.Namespace) -> Path | None:
 
 
 def open_store(args: argparse.Namespace, *, readonly: bool = False) -> HistoryStore:
-    from safe_pip.store.db import HistoryStore
+    from safe_pip.store import ENV_HISTORY, open_history
 
-    return HistoryStore.open(store_path(args), readonly=readonly)
+    location = getattr(args, "history", None)
+    if location is None and not getattr(args, "home", None):
+        location = os.environ.get(ENV_HISTORY) or None
+    if location is None:
+        path = store_path(args)
+        return open_history(str(path) if path is not None else None, readonly=readonly)
+    return open_history(location, readonly=readonly)
 
 
 ENV_PROVENANCE_INDEX = "SAFE_PIP_PROVENANCE_INDEX"

@@ -48,6 +48,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="directory of the history database (default: $SAFE_PIP_HOME or the user data "
         "directory)",
     )
+    from safe_pip.commands._common import add_history_option
+
+    add_history_option(common)
     hsub = parser.add_subparsers(dest="history_command", metavar="SUBCOMMAND")
 
     p = hsub.add_parser(
@@ -124,17 +127,10 @@ def _usage(parser: argparse.ArgumentParser) -> int:
     return 2
 
 
-def _db_path(args: argparse.Namespace) -> Path:
-    from safe_pip.store.db import DB_FILENAME, default_db_path
-
-    home = getattr(args, "home", None)
-    return Path(home).expanduser() / DB_FILENAME if home else default_db_path()
-
-
 def _open(args: argparse.Namespace, *, readonly: bool) -> HistoryStore:
-    from safe_pip.store.db import HistoryStore
+    from safe_pip.commands._common import open_store
 
-    return HistoryStore.open(_db_path(args), readonly=readonly)
+    return open_store(args, readonly=readonly)
 
 
 def _clean(text: object) -> str:

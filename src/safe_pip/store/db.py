@@ -35,7 +35,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 from packaging.utils import canonicalize_name
@@ -45,6 +45,24 @@ from safe_pip.models import PublisherIdentity
 from safe_pip.policy.history import HistoryRecord, ProjectHistory
 
 T = TypeVar("T")
+
+
+class Cursor(Protocol):
+    """What the store reads from a cursor (sqlite3's, or the PostgreSQL adapter's)."""
+
+    @property
+    def rowcount(self) -> int: ...
+    def fetchone(self) -> Any: ...
+    def __iter__(self) -> Iterator[Any]: ...
+
+
+class Connection(Protocol):
+    """The connection API the store's SQL runs on: ``sqlite3.Connection`` in autocommit mode
+    (explicit BEGIN/COMMIT), or :class:`safe_pip.store.postgres.PgConnection`."""
+
+    def execute(self, sql: str, parameters: Any = ..., /) -> Any: ...
+    def close(self) -> None: ...
+
 
 ENV_HOME = "SAFE_PIP_HOME"
 DB_FILENAME = "history.sqlite3"
@@ -239,15 +257,19 @@ class HistoryStore:
     """The history database. Open with :meth:`open`; use as a context manager or call
     :meth:`close`."""
 
+    #: how messages name the database (a file path, or a redacted PostgreSQL URL)
+    location: str
+
     def __init__(
         self,
         path: Path,
-        conn: sqlite3.Connection | None,
+        conn: Connection | None,
         *,
         readonly: bool,
         schema_version: int = SCHEMA_VERSION,
     ) -> None:
         self.path = path
+        self.location = str(path)
         self._conn = conn
         self.readonly = readonly
         #: The schema of the open file (older than SCHEMA_VERSION only when opened read-only).
@@ -303,27 +325,29 @@ class HistoryStore:
         return self._conn is not None
 
     # ------------------------------------------------------------------ plumbing
-    def _db(self) -> sqlite3.Connection:
+    def _db(self) -> Connection:
         if self._conn is None:
-            raise StoreError(f"{self.path}: history database is closed or does not exist")
+            raise StoreError(f"{self.location}: history database is closed or does not exist")
         return self._conn
 
-    def _writable(self) -> sqlite3.Connection:
+    def _writable(self) -> Connection:
         if self.readonly:
-            raise StoreError(f"{self.path}: history database was opened read-only")
+            raise StoreError(f"{self.location}: history database was opened read-only")
         return self._db()
 
     @contextlib.contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
+    def _write(self) -> Iterator[Connection]:
         with self._lock:
             yield from self._write_locked()
 
-    def _write_locked(self) -> Iterator[sqlite3.Connection]:
+    def _write_locked(self) -> Iterator[Connection]:
         conn = self._writable()
         try:
-            conn.execute("BEGIN IMMEDIATE")
+            conn.execute("BEGIN IMMEDIATE")  # PostgreSQL: BEGIN + the store's write lock
         except sqlite3.OperationalError as exc:
-            raise _store_error(self.path, exc, "could not start a write transaction on") from None
+            raise _store_error(
+                self.location, exc, "could not start a write transaction on"
+            ) from None
         try:
             yield conn
         except BaseException:
@@ -335,7 +359,7 @@ class HistoryStore:
         except sqlite3.Error as exc:
             with contextlib.suppress(sqlite3.Error):
                 conn.execute("ROLLBACK")
-            raise _store_error(self.path, exc, "could not commit to") from None
+            raise _store_error(self.location, exc, "could not commit to") from None
 
     def _read(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
         with self._lock:
@@ -344,7 +368,7 @@ class HistoryStore:
             try:
                 return list(self._conn.execute(sql, params))
             except sqlite3.Error as exc:
-                raise _store_error(self.path, exc, "could not read") from None
+                raise _store_error(self.location, exc, "could not read") from None
 
     def ping(self) -> None:
         """Raise StoreError unless the database answers a trivial query (readiness probes).
@@ -353,11 +377,11 @@ class HistoryStore:
             if self._conn is None:
                 if self.readonly and not self.path.exists():
                     return
-                raise StoreError(f"{self.path}: history database is closed")
+                raise StoreError(f"{self.location}: history database is closed")
             try:
                 self._conn.execute("SELECT count(*) FROM sqlite_master").fetchall()
             except sqlite3.Error as exc:
-                raise _store_error(self.path, exc, "could not read") from None
+                raise _store_error(self.location, exc, "could not read") from None
 
     # ------------------------------------------------------------------ reading
     def project(self, name: str) -> ProjectHistory:
@@ -368,7 +392,7 @@ class HistoryStore:
                 return ProjectHistory.empty(canon)
             return self._project(self._conn, canon)
 
-    def _project(self, conn: sqlite3.Connection, canon: str) -> ProjectHistory:
+    def _project(self, conn: Connection, canon: str) -> ProjectHistory:
         try:
             rows = list(
                 conn.execute(
@@ -378,7 +402,7 @@ class HistoryStore:
                 )
             )
         except sqlite3.Error as exc:
-            raise _store_error(self.path, exc, "could not read") from None
+            raise _store_error(self.location, exc, "could not read") from None
         return ProjectHistory(canon, tuple(self._row_record(r) for r in rows))
 
     def _row_record(self, row: tuple[Any, ...]) -> HistoryRecord:
@@ -397,14 +421,14 @@ class HistoryStore:
             )
         except (ValueError, TypeError) as exc:
             raise StoreError(
-                f"{self.path}: history database holds a malformed record for {project!r} "
+                f"{self.location}: history database holds a malformed record for {project!r} "
                 f"({exc}); it was not changed",
                 fix="inspect it, or move it aside and re-import a reviewed export",
             ) from None
 
     def projects(self) -> list[ProjectSummary]:
         rows = self._read(
-            "SELECT project, COUNT(*), SUM(identity IS NOT NULL), "
+            "SELECT project, COUNT(*), COUNT(identity), "
             "COUNT(DISTINCT NULLIF(identity_key, '')), MAX(seen_at) "
             "FROM records GROUP BY project ORDER BY project"
         )
@@ -433,7 +457,7 @@ class HistoryStore:
 
     # ------------------------------------------------------------------ writing
     @staticmethod
-    def _insert(conn: sqlite3.Connection, records: Iterable[HistoryRecord]) -> int:
+    def _insert(conn: Connection, records: Iterable[HistoryRecord]) -> int:
         added = 0
         for rec in records:
             ident = _identity_json(rec.identity)
@@ -685,7 +709,7 @@ class HistoryStore:
         return ImportResult(added=added, total=len(records), new_publishers=new)
 
     def _new_publishers(
-        self, conn: sqlite3.Connection, records: list[HistoryRecord]
+        self, conn: Connection, records: list[HistoryRecord]
     ) -> tuple[NewPublisher, ...]:
         """The publishers ``records`` would add beside those already known here, per project
         (only projects with attested history here). "Known" uses the comparison
@@ -803,7 +827,7 @@ def parse_export(data: Mapping[str, Any]) -> list[HistoryRecord]:
 # ---------------------------------------------------------------------- create / validate
 
 
-def _store_error(path: Path, exc: BaseException, what: str) -> StoreError:
+def _store_error(path: object, exc: BaseException, what: str) -> StoreError:
     text = str(exc)
     if "locked" in text or "busy" in text:
         return StoreError(
