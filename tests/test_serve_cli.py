@@ -269,3 +269,36 @@ def test_cli_rejects_a_bad_page_ttl(
     assert proc.returncode == 2, err
     assert "--page-ttl" in err
     assert "Traceback" not in err
+
+
+@pytest.mark.slow
+def test_cli_offline_starts_without_sigstore_tuf_and_answers_health(tmp_path: Path) -> None:
+    """--offline (the trust root shipped inside sigstore) needs no network at start-up, as for
+    install and verify: every proxy points at a closed port and the server still starts."""
+    dead = "http://127.0.0.1:9"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "safe_pip", "serve", "--offline", "--port", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={
+            **{k: v for k, v in os.environ.items() if not k.startswith("SAFE_PIP_")},
+            "SAFE_PIP_HOME": str(tmp_path / "home"),
+            "HTTPS_PROXY": dead,
+            "HTTP_PROXY": dead,
+            "https_proxy": dead,
+            "http_proxy": dead,
+            "NO_PROXY": "127.0.0.1",
+        },
+        cwd=tmp_path,
+    )
+    try:
+        url = listening_url(proc)
+        assert get(url.replace("/simple/", "/-/healthz")).status == 200
+        proc.send_signal(signal.SIGTERM)
+        _out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, err
