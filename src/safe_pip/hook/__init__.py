@@ -460,6 +460,13 @@ def install(
         for f in pip_files(level, e, venv):
             for s in pip_sources(f):
                 extra.append(s.key.split(".", 1)[0])
+    for t in p.targets:
+        if t.path.is_symlink():
+            raise HookError(
+                f"{t.path} is a symbolic link; the hook would replace the link with a file",
+                fix=f"edit the file it points to by hand, or replace the link with a copy of "
+                f"it and run again ({os.path.realpath(t.path)})",
+            )
     written: list[Written] = []
     for t in p.targets:
         manifest = _read_manifest(t)
