@@ -27,6 +27,7 @@ from support.postgres import PostgresServer
 
 SHA = "ab" * 32
 NOW = datetime(2026, 3, 1, tzinfo=timezone.utc)
+SIGNED = int(NOW.timestamp()) - 30 * 86400  # older than the minimum release age
 A = PublisherIdentity(kind="GitHub", repository="acme/widget", workflow="release.yml")
 B = PublisherIdentity(kind="GitHub", repository="evil/widget", workflow="release.yml")
 
@@ -180,7 +181,7 @@ def _tofu_worker(location: str, who: str, barrier: Any, out: Any) -> None:
         identity = {"A": A, "B": B}[who]
         ref = FileRef("widget", "1.0", "widget-1.0-py3-none-any.whl", sha256=SHA)
         result = VerificationResult(
-            ref.filename, SHA, VerifyStatus.VERIFIED, "ok", identity=identity
+            ref.filename, SHA, VerifyStatus.VERIFIED, "ok", identity=identity, log_time=SIGNED
         )
         store = open_history(location)
         barrier.wait(timeout=60)

@@ -71,7 +71,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         choices=("filter", "block"),
         default="block",
         help="block: list refused files and answer 403 with the reason, which installers print "
-        "(default); filter: leave them out of pages (see docs/adr/0007)",
+        "(default); filter: leave them out of pages (see docs/adr/0008)",
     )
     p.add_argument(
         "--log-json",

@@ -1,4 +1,4 @@
-"""Runs the :class:`~safe_pip.serve.app.ServeApp` WSGI application on waitress (ADR 0007).
+"""Runs the :class:`~safe_pip.serve.app.ServeApp` WSGI application on waitress (ADR 0010).
 
 waitress reads requests and writes responses on one asynchronous loop and hands only complete
 requests to a fixed pool of worker threads, so idle or slow clients hold a socket, never a
