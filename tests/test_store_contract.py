@@ -181,7 +181,12 @@ def _tofu_worker(location: str, who: str, barrier: Any, out: Any) -> None:
         identity = {"A": A, "B": B}[who]
         ref = FileRef("widget", "1.0", "widget-1.0-py3-none-any.whl", sha256=SHA)
         result = VerificationResult(
-            ref.filename, SHA, VerifyStatus.VERIFIED, "ok", identity=identity, log_time=SIGNED
+            ref.filename,
+            SHA,
+            VerifyStatus.VERIFIED,
+            "ok",
+            identity=identity,
+            integrated_time=SIGNED,
         )
         store = open_history(location)
         barrier.wait(timeout=60)
