@@ -20,6 +20,7 @@ from safe_pip.policy.rules import decide
 from safe_pip.verify.attestation import verify_provenance
 from safe_pip.verify.rekor2 import Rekor2Error, check_dsse_v002_body
 from safe_pip.verify.trust import TrustConfig, load_verifier
+from support.sigstore_ca import GitHubIdentity, TestSigstore, provenance_json
 
 ASSET = (
     Path(__file__).parent
@@ -179,3 +180,85 @@ def test_entry_body_step_refuses_each_mismatch(edit: Any, words: str) -> None:
         check_dsse_v002_body(_bundle_with_body(copy.deepcopy(edit)))
     assert words in info.value.reason
     assert info.value.code == "invalid-tlog-entry"
+
+
+# ---- the test Sigstore instance makes them too ---------------------------------------------
+
+LAB_FILE = "pkg-1.0-py3-none-any.whl"
+LAB_SHA = "ab" * 32
+
+
+def test_lab_rekor_v2_attestation_verifies_with_its_timestamp(sigstore: TestSigstore) -> None:
+    when = int(datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc).timestamp())
+    doc = sigstore.attest_v2(
+        LAB_FILE, LAB_SHA, GitHubIdentity(repository="acme/pkg"), signed_time=when
+    )
+    prov = provenance_json([doc], GitHubIdentity(repository="acme/pkg"))
+    res = verify_provenance(LAB_FILE, LAB_SHA, prov, sigstore.verifier())
+    assert res.status is VerifyStatus.VERIFIED, res.reason
+    assert (res.tlog_kind, res.integrated_time, res.tsa_time) == ("dsse/0.0.2", None, when)
+    assert res.identity is not None
+    assert res.identity.repository == "acme/pkg"
+
+
+def test_lab_rekor_v2_age_comes_from_the_timestamp(sigstore: TestSigstore) -> None:
+    now = datetime.now(timezone.utc)
+    young = int((now - timedelta(hours=5)).timestamp())
+    doc = sigstore.attest_v2(LAB_FILE, LAB_SHA, signed_time=young)
+    res = verify_provenance(LAB_FILE, LAB_SHA, json.dumps(doc).encode(), sigstore.verifier())
+    ref = FileRef(project="pkg", version="1.0", filename=LAB_FILE)
+    v = decide(ref, res, Policy.default(), ProjectHistory.empty("pkg"), now)
+    assert v.code is ReasonCode.REFUSED_TOO_NEW
+    assert v.release_time_source == "timestamp-authority"
+    assert "RFC 3161 timestamp" in v.reason
+
+
+def test_lab_the_latest_of_several_timestamps_counts(sigstore: TestSigstore) -> None:
+    doc = sigstore.attest_v2(LAB_FILE, LAB_SHA, signed_time=1_760_000_000, timestamps=3)
+    res = verify_provenance(LAB_FILE, LAB_SHA, json.dumps(doc).encode(), sigstore.verifier())
+    assert res.status is VerifyStatus.VERIFIED, res.reason
+    assert res.tsa_time == 1_760_000_002
+
+
+def test_lab_timestamp_from_an_unknown_authority_is_refused(sigstore: TestSigstore) -> None:
+    other = TestSigstore(name="other-tsa")
+    doc = sigstore.attest_v2(LAB_FILE, LAB_SHA, tsa=other)
+    res = verify_provenance(LAB_FILE, LAB_SHA, json.dumps(doc).encode(), sigstore.verifier())
+    assert res.status is VerifyStatus.INVALID
+    assert "not enough sources of verified time" in res.reason
+
+
+def test_lab_timestamp_of_another_signature_is_refused(sigstore: TestSigstore) -> None:
+    a = sigstore.attest_v2(LAB_FILE, LAB_SHA)
+    b = sigstore.attest_v2(LAB_FILE, LAB_SHA)
+    a["verification_material"]["timestamps"] = b["verification_material"]["timestamps"]
+    res = verify_provenance(LAB_FILE, LAB_SHA, json.dumps(a).encode(), sigstore.verifier())
+    assert res.status is VerifyStatus.INVALID
+
+
+def test_lab_rekor_v2_entry_in_an_unknown_log_is_refused(sigstore: TestSigstore) -> None:
+    other = TestSigstore(name="other-log")
+    doc = other.attest_v2(LAB_FILE, LAB_SHA, tsa=sigstore)
+    res = verify_provenance(LAB_FILE, LAB_SHA, json.dumps(doc).encode(), sigstore.verifier())
+    assert res.status is VerifyStatus.INVALID
+
+
+def test_inspect_end_to_end_with_a_rekor_v2_attestation(
+    sigstore: TestSigstore, trust_root: Path, workdir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from safe_pip._cli import main
+    from support.index_server import IndexServer
+    from support.packages import build_wheel, sha256_file
+
+    ident = GitHubIdentity(repository="acme/newlog")
+    with IndexServer(workdir / "index") as server:
+        path = build_wheel(workdir / "build", "newlog", "1.0")
+        doc = sigstore.attest_v2(path.name, sha256_file(path), ident)
+        server.add_file(path, project="newlog", provenance=provenance_json([doc], ident))
+        args = ["inspect", "newlog==1.0", "-i", server.index_url, "--trust-root", str(trust_root)]
+        assert main([*args, "--json"]) == 0
+        (out,) = json.loads(capsys.readouterr().out)
+    assert out["code"] == "verified-first-use"
+    assert out["tlog_kind"] == "dsse/0.0.2"
+    assert out["release_time_source"] == "timestamp-authority"
+    assert out["integrated_time"] is None

@@ -51,6 +51,8 @@ from sigstore.models import Bundle, TrustedRoot
 from sigstore.verify import Verifier
 from sigstore_models.trustroot import v1 as trustroot_v1
 
+from support.tsa import TimestampAuthority
+
 __all__ = [
     "LAB_SIGNING_AGE",
     "PUBLISH_V1",
@@ -438,6 +440,9 @@ class TestSigstore:
         self.log = _MerkleLog()
         for i in range(seed_entries):
             self.log.append(f"seed entry {i} of {self.name}".encode())
+        #: The RFC 3161 timestamp authority of this instance (Rekor v2 attestations carry its
+        #: timestamps instead of an integrated time; see attest_v2).
+        self.tsa = TimestampAuthority(self.name, not_before, not_after)
 
     # ---- trust root ------------------------------------------------------------------
 
@@ -478,7 +483,19 @@ class TestSigstore:
                 }
             ],
             "ctlogs": [_key(self.ctlog_key, self.ctlog_id, "https://ctfe.sigstore.test")],
-            "timestampAuthorities": [],
+            "timestampAuthorities": [
+                {
+                    "subject": {
+                        "organization": "sigstore.test",
+                        "commonName": f"tsa-{self.name}",
+                    },
+                    "uri": "https://tsa.sigstore.test",
+                    "certChain": {
+                        "certificates": [{"rawBytes": _b64(c)} for c in self.tsa.chain_der()]
+                    },
+                    "validFor": start,
+                }
+            ],
         }
 
     def trusted_root_json(self) -> str:
@@ -719,6 +736,85 @@ class TestSigstore:
             builder = builder.predicate(predicate)
         return pypi_attestations.Attestation.from_bundle(signer.sign_dsse(builder.build()))
 
+    def attest_v2(
+        self,
+        filename: str,
+        sha256: str,
+        identity: Identity = DEFAULT_IDENTITY,
+        *,
+        signed_time: int | None = None,
+        tsa: TestSigstore | None = None,
+        timestamps: int = 1,
+    ) -> dict[str, Any]:
+        """A PEP 740 attestation as Rekor v2 makes them: a ``dsse/0.0.2`` entry with a
+        checkpoint and no integrated time or inclusion promise (``integratedTime`` "0"), plus
+        ``timestamps`` RFC 3161 timestamps of the DSSE signature at ``signed_time`` (default
+        LAB_SIGNING_AGE ago) from this instance's TSA (or ``tsa``'s, which this root does not
+        list). Returned as the attestation JSON dict (pypi-attestations' model drops the
+        timestamps)."""
+        when = int(time.time()) - LAB_SIGNING_AGE if signed_time is None else signed_time
+        authority = (tsa or self).tsa
+        if isinstance(identity, GitHubIdentity) and identity.run_id is None:
+            identity = dataclasses.replace(identity, run_id=str(next(_RUN_IDS)))
+        leaf_key = ec.generate_private_key(ec.SECP256R1())
+        cert = self._issue_certificate(
+            identity, leaf_key.public_key(), when - 60, when + 540, self, None
+        )
+        stamps: list[bytes] = []
+
+        def make_bundle(stmt: dsse.Statement) -> Bundle:
+            envelope = dsse._sign(leaf_key, stmt)
+            inner = envelope._inner
+            sig = inner.signatures[0].sig
+            der = cert.public_bytes(serialization.Encoding.DER)
+            body = rfc8785.dumps(
+                {
+                    "apiVersion": "0.0.2",
+                    "kind": "dsse",
+                    "spec": {
+                        "dsseV002": {
+                            "payloadHash": {
+                                "algorithm": "SHA2_256",
+                                "digest": _b64(hashlib.sha256(inner.payload).digest()),
+                            },
+                            "signatures": [
+                                {
+                                    "content": _b64(sig),
+                                    "verifier": {
+                                        "keyDetails": "PKIX_ECDSA_P256_SHA_256",
+                                        "x509Certificate": {"rawBytes": _b64(der)},
+                                    },
+                                }
+                            ],
+                        }
+                    },
+                }
+            )
+            entry = self._log_entry(body, 0)
+            del entry["inclusionPromise"]
+            entry["integratedTime"] = "0"
+            entry["kindVersion"] = {"kind": "dsse", "version": "0.0.2"}
+            for i in range(timestamps):
+                stamps.append(authority.timestamp(sig, _utc(when + i)))
+            bundle = {
+                "mediaType": _BUNDLE_MEDIA_TYPE,
+                "verificationMaterial": {
+                    "certificate": {"rawBytes": _b64(der)},
+                    "tlogEntries": [entry],
+                    "timestampVerificationData": {
+                        "rfc3161Timestamps": [{"signedTimestamp": _b64(t)} for t in stamps]
+                    },
+                },
+                "dsseEnvelope": json.loads(envelope.to_json()),
+            }
+            return Bundle.from_json(json.dumps(bundle))
+
+        dist = pypi_attestations.Distribution(name=filename, digest=sha256)
+        att = pypi_attestations.Attestation.sign(cast("Any", _DuckSigner(make_bundle)), dist)
+        doc = attestation_dict(att)
+        doc["verification_material"]["timestamps"] = [_b64(t) for t in stamps]
+        return doc
+
     def attest_file(
         self, path: Path, identity: Identity = DEFAULT_IDENTITY, **kw: Any
     ) -> pypi_attestations.Attestation:
@@ -804,7 +900,7 @@ def attestation_dict(att: pypi_attestations.Attestation) -> dict[str, Any]:
 
 
 def provenance_dict(
-    attestations: list[pypi_attestations.Attestation],
+    attestations: list[pypi_attestations.Attestation] | list[dict[str, Any]],
     identity: Identity,
     environment: str | None = None,
 ) -> dict[str, Any]:
@@ -814,14 +910,14 @@ def provenance_dict(
         "attestation_bundles": [
             {
                 "publisher": publisher_table(identity, environment),
-                "attestations": [attestation_dict(a) for a in attestations],
+                "attestations": [_as_dict(a) for a in attestations],
             }
         ],
     }
 
 
 def provenance_json(
-    attestations: list[pypi_attestations.Attestation],
+    attestations: list[pypi_attestations.Attestation] | list[dict[str, Any]],
     identity: Identity,
     environment: str | None = None,
 ) -> bytes:
