@@ -534,3 +534,55 @@ def test_serve_block_mode_leaves_out_files_too_new_by_upload_time_before_verifyi
         finally:
             log.close()
             store.close()
+
+
+def test_install_falls_back_to_an_older_acceptable_release_and_says_so(
+    sigstore: TestSigstore, trust_root: Path, tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    with IndexServer(tmp_path / "index") as server:
+        pub = Publisher(sigstore, server, tmp_path / "build")
+        pub.wheel("steady", "1.0")
+        pub.wheel(
+            "steady",
+            "1.1",
+            signed_at=REAL_NOW - timedelta(hours=2),
+            uploaded_at=REAL_NOW - timedelta(hours=2),
+        )
+        # an attested release whose upload-time the index backdated: listed, then refused by
+        # its log time when pip fetches it (never installed)
+        pub.wheel("sneaky", "1.0")
+        pub.wheel(
+            "sneaky",
+            "1.1",
+            signed_at=REAL_NOW - timedelta(hours=2),
+            uploaded_at=REAL_NOW - timedelta(days=200),
+        )
+        base = ["install", "--trust-root", str(trust_root), "-i", server.index_url]
+        report = tmp_path / "report.json"
+        target = tmp_path / "target"
+        rc = main([*base, "--target", str(target), "--report", str(report), "steady"])
+        out, err = capfd.readouterr()
+        assert rc == 0, err
+        assert (target / "steady" / "__init__.py").is_file()
+        assert "steady-1.0" in out or "steady-1.0" in err or "steady 1.0" in out
+        assert "left out 1 release(s) younger than the minimum release age: steady 1.1 (" in err
+        assert "UTC); pip resolves older releases" in err
+        doc = json.loads(report.read_text())
+        assert [f["version"] for f in doc["files"]] == ["1.0"]
+        assert [d["filename"] for d in doc["left_out_too_new"]] == ["steady-1.1-py3-none-any.whl"]
+        # pinned to the young release: nothing older fits, so nothing is installed
+        rc = main([*base, "--dry-run", "steady==1.1"])
+        _out, err = capfd.readouterr()
+        assert rc == 1
+        assert "every release that fits steady==1.1 is younger than the minimum" in err
+        assert "--min-release-age 0" in err
+        # the one-run override takes the newest
+        rc = main([*base, "--dry-run", "--min-release-age", "0", "steady"])
+        out, err = capfd.readouterr()
+        assert rc == 0, err
+        assert "steady-1.1" in out
+        # backdated upload-time: pip gets 1.1 listed, safe-pip refuses it by its log time
+        rc = main([*base, "--dry-run", "sneaky"])
+        _out, err = capfd.readouterr()
+        assert rc == 1, err
+        assert "refused-too-new" in err

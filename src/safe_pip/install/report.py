@@ -38,6 +38,8 @@ class Outcome:
     built: dict[int, tuple[str, str]] = field(default_factory=dict)  # pos -> (wheel, sha256)
     build_files: list[dict[str, Any]] = field(default_factory=list)  # served to pip's builds
     sdist_builds: bool = False
+    #: files the verifying index left out as younger than the minimum release age
+    too_new: list[dict[str, str]] = field(default_factory=list)
 
 
 def _exit_for(verdicts: Sequence[Verdict]) -> int:
@@ -99,6 +101,7 @@ def report_doc(outcome: Outcome, pip: PipArgs) -> dict[str, Any]:
         "build_files": outcome.build_files,
         "pip_exit_code": outcome.pip_exit_code,
         "message": outcome.message,
+        "left_out_too_new": outcome.too_new,
     }
 
 

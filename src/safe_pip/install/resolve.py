@@ -28,7 +28,7 @@ from safe_pip.install import piprun
 from safe_pip.install.piprun import pip_env
 from safe_pip.install.report import Outcome, _exit_for
 from safe_pip.install.verdicts import sdist_verdict
-from safe_pip.models import FileRef, Verdict
+from safe_pip.models import FileRef, ReasonCode, Verdict
 
 if TYPE_CHECKING:
     from safe_pip.check import Checker
@@ -115,6 +115,25 @@ class VerifyingIndexes:
                 reason = str(e.get("reason") or e.get("event"))
                 out.append((upstream, reason, "check the index URL and your network, then retry"))
         return out
+
+    def too_new(self) -> list[dict[str, str]]:
+        """The files the verifying indexes left out of the pages pip read because they are
+        younger than the minimum release age (docs/policy.md "Release age"): pip resolved an
+        older release where the requirements allowed one. One entry per file."""
+        out: dict[tuple[str, str], dict[str, str]] = {}
+        for server in self.servers:
+            for e in list(server.index.log.events):
+                if e.get("event") != "refuse" or e.get("code") != ReasonCode.REFUSED_TOO_NEW:
+                    continue
+                key = (str(e.get("project") or ""), str(e.get("filename") or ""))
+                out[key] = {
+                    "project": key[0],
+                    "version": str(e.get("version") or ""),
+                    "filename": key[1],
+                    "acceptable_from": str(e.get("acceptable_from") or ""),
+                    "reason": str(e.get("reason") or ""),
+                }
+        return sorted(out.values(), key=lambda d: (d["project"], d["filename"]))
 
     def refusals(self, text: str) -> list[Verdict]:
         """The refused files pip asked for (answered 403), named in pip's output."""
@@ -309,6 +328,22 @@ def resolve_failed(
         err.write(f"safe-pip: {outcome.message}; nothing was installed.\n")
         return EXIT_REFUSED
     m = _NO_MATCH.search(text)
+    young = _too_new_for(m.group(1), outcome.too_new) if m else []
+    if young:
+        outcome.message = (
+            f"every release that fits {clean(m.group(1) if m else '', limit=200)} is younger "
+            "than the minimum release age: "
+            + ", ".join(
+                f"{clean(d['filename'], limit=120)} (acceptable from "
+                f"{_utc_minute(d['acceptable_from'])})"
+                for d in young
+            )
+        )
+        err.write(
+            f"safe-pip: {outcome.message}; nothing was installed.\n  fix: wait, or run once "
+            "with --min-release-age 0 if you need it now\n"
+        )
+        return EXIT_REFUSED
     if m:
         allow_sdist = bool(checker.policy.defaults.allow_sdist)
         verdict, message = _no_match(
@@ -329,6 +364,18 @@ def resolve_failed(
         outcome.message = f"pip could not resolve the requirements (exit {proc.returncode})"
     err.write(f"safe-pip: {outcome.message}; nothing was installed.\n")
     return EXIT_CONFIG
+
+
+def _too_new_for(requirement: str, left_out: list[dict[str, str]]) -> list[dict[str, str]]:
+    """The left-out too-new files of the project ``requirement`` names."""
+    from packaging.requirements import InvalidRequirement, Requirement
+    from packaging.utils import canonicalize_name
+
+    try:
+        name = canonicalize_name(Requirement(requirement.strip("'\"")).name)
+    except InvalidRequirement:
+        return []
+    return [d for d in left_out if canonicalize_name(d["project"]) == name]
 
 
 def _no_match(
@@ -414,3 +461,30 @@ def _no_match(
         "fits this Python and platform, or only sdists exist (safe-pip resolves wheels only: "
         "sdists would run unverified build code)"
     )
+
+
+def say_too_new(left_out: list[dict[str, str]], err: TextIO) -> None:
+    """Tell the user which releases were left out as too new (pip took older ones)."""
+    from safe_pip.render import clean
+
+    if not left_out:
+        return
+    releases: dict[tuple[str, str], str] = {}
+    for d in left_out:
+        releases.setdefault((d["project"], d["version"]), d["acceptable_from"])
+    shown = ", ".join(
+        f"{clean(p, limit=80)} {clean(v, limit=40)} (acceptable from {_utc_minute(when)})"
+        for (p, v), when in sorted(releases.items())
+    )
+    err.write(
+        f"safe-pip: left out {len(releases)} release(s) younger than the minimum release age: "
+        f"{shown}; pip resolves older releases where your requirements allow them "
+        "(--min-release-age 0 takes the newest)\n"
+    )
+
+
+def _utc_minute(iso: str) -> str:
+    """``2026-12-02T19:02:11+00:00`` as ``2026-12-02 19:02 UTC``."""
+    from safe_pip.render import clean
+
+    return clean(iso[:16].replace("T", " "), limit=20) + " UTC" if iso else "?"

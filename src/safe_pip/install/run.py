@@ -32,6 +32,7 @@ from safe_pip.install.resolve import (
     resolve,
     resolve_argv,
     resolve_failed,
+    say_too_new,
     sealed_env,
     start_verifying_indexes,
 )
@@ -207,6 +208,9 @@ def _verify_and_install(
     )
     items, proc = resolve(argv, report, env, verbose=pip.verbose > 0, err=err)
     warm.join()
+    outcome.too_new = indexes.too_new()
+    if not quiet or proc.returncode != 0:
+        say_too_new(outcome.too_new, err)
     if proc.returncode != 0:
         return resolve_failed(
             proc, checker, outcome, indexes, blocker, err, sdist_builds=sdist_builds

@@ -594,13 +594,28 @@ class VerifyingIndex:
         """Lazy mode: the cached verdict of each file, else a pending entry (decided when the
         file is requested)."""
         out: list[Entry] = []
+        left_out: list[Entry] = []
         with self._lock:
             for ref in refs:
                 key = (ref.filename, (ref.sha256 or "").lower())
                 rp = requires_python.get(ref.filename)
                 hit = self._cache.get(key)
-                if hit is not None and _same_status(hit.ref, ref):
+                if (
+                    hit is not None
+                    and _same_status(hit.ref, ref)
+                    and not _now_old_enough(hit.verdict, self.checker.now)
+                ):
                     out.append(replace(hit, ref=ref, requires_python=rp))
+                    continue
+                young = too_new_by_upload_time(ref, self.checker.policy, self.checker.now)
+                if young is not None:
+                    # left out of the page before anything is verified (see _verify); cached
+                    # until it is old enough, logged once
+                    entry = Entry(ref, too_new_verdict(ref, key[1], young), None, rp)
+                    self._cache[key] = entry
+                    self._cached_keys.setdefault(canonicalize_name(ref.project), set()).add(key)
+                    left_out.append(entry)
+                    out.append(entry)
                     continue
                 pending = _refuse(
                     ref, key[1], ReasonCode.COULD_NOT_CHECK, "not decided yet", fix=""
@@ -608,6 +623,8 @@ class VerifyingIndex:
                 entry = Entry(ref, pending, None, rp, pending=True)
                 self._pending[key] = entry
                 out.append(entry)
+        for entry in left_out:
+            self._log_decision(entry)
         return out
 
     def _decide_ahead(self, entries: Sequence[Entry]) -> None:
