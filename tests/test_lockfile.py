@@ -268,8 +268,12 @@ source = {{ git = "https://example.org/g.git?rev=main#{"e" * 40}" }}
     )
     lock = read_lock(path)
     assert lock.format == "uv"
-    assert [p.name for p in lock.packages] == ["alpha", "gitpkg"]
-    alpha, git = lock.packages
+    assert [p.name for p in lock.packages] == ["myapp", "alpha", "gitpkg"]
+    myapp, alpha, git = lock.packages
+    # the project itself: reported (not verifiable), never skipped silently
+    assert (myapp.line, myapp.local_source, myapp.files) == (4, True, ())
+    assert myapp.unsupported is not None
+    assert "editable" in myapp.unsupported
     assert alpha.line == 9
     assert alpha.index == "https://example.org/simple"
     assert [(f.filename, f.kind, f.sha256, f.line) for f in alpha.files] == [

@@ -178,7 +178,8 @@ def test_install_reads_index_history_from_the_files_own_index(
 def test_history_is_per_release_decided(
     sigstore: TestSigstore, trust_root: Path, workdir: Path
 ) -> None:
-    """Deciding an older release first must not fix the history a newer one is judged by."""
+    """The history is one sequence (publication order), the same whichever file is decided
+    first: a change at 2.0 refuses every file decided from history, naming 2.0."""
     from safe_pip.check import Checker
     from safe_pip.net import Http, SimpleIndex
     from safe_pip.policy.file import Policy
@@ -197,16 +198,22 @@ def test_history_is_per_release_decided(
             jobs=1,
             provenance_index=server.index_url,
         )
-        refs = sorted(
-            SimpleIndex(http, server.index_url).project("alpha").files, key=lambda f: f.version
-        )
-        verdicts = checker.check(refs, download_dir=workdir)
-        codes = {v.version: v.code.value for v in verdicts}
-        assert codes == {
-            "1.0": "verified-first-use",
-            "1.1": "verified-known",
-            "2.0": "refused-publisher-change",
-        }
+        files = SimpleIndex(http, server.index_url).project("alpha").files
+        for reverse in (False, True):
+            refs = sorted(files, key=lambda f: f.version, reverse=reverse)
+            verdicts = checker.check(refs, download_dir=workdir)
+            assert {v.version: v.code.value for v in verdicts} == {
+                "1.0": "refused-publisher-change",
+                "1.1": "refused-publisher-change",
+                "2.0": "refused-publisher-change",
+            }
+            for v in verdicts:
+                where = (
+                    "publisher changed: signed by GitHub evil"
+                    if v.version == "2.0"
+                    else "at alpha 2.0"
+                )
+                assert where in v.reason, v.reason
 
 
 def test_install_that_loses_a_first_use_race_installs_nothing(

@@ -28,7 +28,7 @@ PROJECTS = {
 #: (lock, reader, files it names, the tool's own project entry or None)
 REAL_LOCKS = [
     ("pip/pylock.toml", "pylock", 7, None),
-    ("uv/uv.lock", "uv", 167, None),
+    ("uv/uv.lock", "uv", 167, "demo-app"),  # editable: reported as local-source
     ("uv/requirements.txt", "requirements", 167, "."),
     ("uv/pylock.toml", "pylock", 167, "demo-app"),
     ("pip-tools/requirements.txt", "requirements", 183, None),
@@ -109,8 +109,12 @@ def test_real_lock_verifies_against_recorded_mirror_pages(
     else:
         assert code == 1  # the project's own entry fails (not an index release) ...
         [entry] = [f for f in files if f["package"] == own]
-        assert entry["code"] == "unsupported-source"
-        assert "uv export --no-emit-project" in entry["fix"]  # ... with uv's own fix
+        if fmt == "uv":  # uv.lock marks it editable: local code, allowed only by the policy
+            assert entry["code"] == "local-source"
+            assert "allow-local-sources = true" in entry["fix"]
+        else:
+            assert entry["code"] == "unsupported-source"
+            assert "uv export --no-emit-project" in entry["fix"]  # ... with uv's own fix
     # one read of each project's page, for locating, provenance and index history alike
     assert {path: n for path, n in hits.items() if path.startswith("/simple/")} == {
         f"/simple/{name}/": 1 for name in PROJECTS

@@ -289,16 +289,22 @@ def test_block_mode_lists_refused_files_and_answers_403(env: Env) -> None:
 
 
 def test_publisher_change_on_first_sight_is_caught(env: Env) -> None:
-    """No policy rule, empty local history: the newest release signed by someone else is
-    refused because the earlier releases on the index were signed by acme."""
-    env.pub.wheel("alpha", "1.0")
+    """No policy rule, empty local history: the newest release signed by someone else is a
+    publisher change in the project's sequence (the index's releases), so no file decided from
+    that history is served: not the attacker's, and not acme's either (one page, one decision;
+    the 403 names the release where the publisher changed)."""
+    old = env.pub.wheel("alpha", "1.0")
     env.pub.wheel("alpha", "1.1")
     evil = env.pub.wheel("alpha", "2.0", identity=EVIL)
     with env.serve() as srv:
         doc = get(srv.index_url + "alpha/", accept=JSON_V1).json()
-        names = [f["filename"] for f in doc["files"]]
-        assert evil.name not in names
-        assert len(names) == 2
+        assert [f["filename"] for f in doc["files"]] == []
+        r = get(srv.url + f"/files/alpha/{sha256(old)}/{old.name}")
+        assert r.status == 403
+        assert b"refused-publisher-change" in r.body
+        assert b"alpha 2.0" in r.body
+        r = get(srv.url + f"/files/alpha/{sha256(evil)}/{evil.name}")
+        assert r.status == 403
 
 
 def test_sdists_follow_allow_sdist(env: Env) -> None:

@@ -111,6 +111,7 @@ class Checker:
         #: indexes whose pages showed they serve no PEP 740 provenance at all (mirrors)
         self._serves_none: set[str] = set()
         self._page_locks: dict[tuple[str, str], threading.Lock] = {}
+        self._reading: dict[tuple[str, str | None, str | None], threading.Lock] = {}
         self._record_cache: dict[
             tuple[str, str, str], HistoryRecord | CouldNotCheckError | None
         ] = {}
@@ -319,37 +320,70 @@ class Checker:
     def history_for(
         self, project: str, exclude_version: str | None = None, *, index: str | None = None
     ) -> ProjectHistory:
-        """Known-good history of ``project``: the local store, or on first sight the
-        provenance of the project's most recent earlier releases on the index (``index``,
-        the index the file came from, else the provenance index)."""
-        from safe_pip.policy.history import ProjectHistory
+        """Known-good history of ``project`` as one sequence in publication order: the local
+        store's records, and, while nothing attested is recorded here, the provenance of the
+        project's most recently published releases on the index (``index``, the index the file
+        came from, else the provenance index). The window is the same for every file of the
+        project (``exclude_version`` is accepted for older callers and ignored): where the file
+        being decided sits in the sequence is its own publication time, not its version."""
 
+        del exclude_version
         name = canonicalize_name(project)
         source = index or self.provenance_index
-        # Index history depends on which release is being decided (only earlier ones count),
-        # so the cache key names it: deciding 1.0 first must not fix 2.0's history.
-        key = (name, source, exclude_version)
+        key = (name, source, None)
         with self._history_lock:
             cached = self._history_cache.get(key)
-        if cached is not None:
-            return cached
+            if cached is not None:
+                return cached
+            # one reader per project: the files of a project decided in parallel wait for it
+            reading = self._reading.setdefault(key, threading.Lock())
+        with reading:
+            with self._history_lock:
+                cached = self._history_cache.get(key)
+            if cached is not None:
+                return cached
+            return self._read_history(name, source, key)
+
+    def _read_history(
+        self, name: str, source: str | None, key: tuple[str, str | None, str | None]
+    ) -> ProjectHistory:
+        from safe_pip.policy.history import ProjectHistory
+
         hist = self.store.project(name) if self.store is not None else ProjectHistory(name, ())
         if not hist.was_attested() and self.index_history:
             # No attested release recorded here (none at all, or only unsigned ones allowed
-            # by an exception): the index's earlier attested releases still count, so a
-            # machine that once installed an old unsigned release is no easier to fool.
-            hist = hist.with_records(self._index_history(name, exclude_version, source).records)
+            # by an exception): the index's releases still count, so a machine that once
+            # installed an old unsigned release is no easier to fool.
+            hist = hist.with_records(self._index_history(name, source).records)
         with self._history_lock:
             self._history_cache[key] = hist
         return hist
 
-    def _index_history(
-        self, name: str, exclude_version: str | None, index: str | None
-    ) -> ProjectHistory:
-        """Verify the provenance of the most recent earlier releases on the index.
+    def forget_cached_history(self, project: str) -> None:
+        """Drop what this checker cached of ``project``'s history (after it was recorded, or
+        once the store says it changed, or after it could not be read), so the next decision
+        reads it again."""
+        name = canonicalize_name(project)
+        with self._history_lock:
+            for key in [k for k in self._history_cache if k[0] == name]:
+                del self._history_cache[key]
+            # the project's pages (its window) and any provenance that could not be read are
+            # read again
+            for pkey in [k for k in self._pages if k[1] == name]:
+                del self._pages[pkey]
+            for rkey in [
+                k for k, v in self._record_cache.items() if isinstance(v, CouldNotCheckError)
+            ]:
+                del self._record_cache[rkey]
 
-        Errors reading them leave the history empty (first use), they never allow anything
-        by themselves: the file being checked is still verified and decided on its own.
+    def _index_history(self, name: str, index: str | None) -> ProjectHistory:
+        """Verify the provenance of the project's ``index-history-depth`` most recently
+        published releases on the index (by the index's upload-time; by version where the
+        page gives none), one file per release, each placed in the sequence at its
+        attestation's transparency-log time (else its upload-time).
+
+        A release whose provenance does not verify proves nothing either way and is left
+        out; one that cannot be fetched makes the history unreadable (could not check).
         """
         from safe_pip.policy.history import ProjectHistory
 
@@ -359,17 +393,16 @@ class Checker:
         page = self._history_page(name, index)
         if page is None:
             return ProjectHistory(name, ())
-        current = _version(exclude_version) if exclude_version else None
         by_version: dict[Version, list[FileRef]] = {}
         for f in page.files:
             v = _version(f.version)
             # Yanked releases count: they were still published by their publisher, and
             # yanking the attested ones must not wipe the pattern a new publisher breaks.
-            if v is None or (current is not None and v >= current):
+            if v is None:
                 continue
             by_version.setdefault(v, []).append(f)
         records: list[HistoryRecord] = []
-        for v in sorted(by_version, reverse=True)[:depth]:
+        for v in _most_recent(by_version, depth):
             # one file per release is enough to learn its publisher; prefer wheels
             files = sorted(
                 by_version[v], key=lambda f: (not f.filename.endswith(".whl"), f.filename)
@@ -413,18 +446,22 @@ class Checker:
                 if isinstance(cached, CouldNotCheckError):
                     raise cached
                 return cached
+        from safe_pip.policy.rules import publication_time
+
         record: HistoryRecord | CouldNotCheckError | None = None
         try:
             prov = self.fetch_provenance(f)
             identity = None
             build = None
             ok = True
+            res = VerificationResult(f.filename, f.sha256.lower(), VerifyStatus.UNSIGNED, "")
             if prov is not None:
                 res = self.verify_provenance(f.filename, f.sha256.lower(), prov)
                 ok = res.verified
                 identity = res.identity
                 build = res.build
             if ok:
+                when, where = publication_time(f, res)
                 record = HistoryRecord(
                     project=name,
                     version=version,
@@ -435,6 +472,8 @@ class Checker:
                     index=index,
                     source="index",
                     build=build,
+                    published_at=when,
+                    published_from="log" if where == "log" else ("index" if when else None),
                 )
         except Exception as exc:
             record = _history_unreadable(name, index, exc, f.filename)
@@ -453,9 +492,7 @@ class Checker:
             if result.status is VerifyStatus.ERROR:
                 history = self._empty_history(ref.project)
             else:
-                history = self.history_for(
-                    ref.project, exclude_version=ref.version, index=ref.index
-                )
+                history = self.history_for(ref.project, index=ref.index)
             verdict = decide(ref, result, self.policy, history, self.now)
             if result.reason_code == NO_PROVENANCE_SERVED and verdict.action is Action.REFUSE:
                 # not "unsigned": nothing here can tell whether it is signed
@@ -505,9 +542,32 @@ class Checker:
         from safe_pip.policy.provenance_state import merge_release_states
 
         if total <= 1 or self.jobs == 1:
-            return merge_release_states([one(r) for r in refs])
+            return self.one_decision(merge_release_states([one(r) for r in refs]), refs)
         with ThreadPoolExecutor(max_workers=min(self.jobs, total)) as pool:
-            return merge_release_states(list(pool.map(one, refs)))
+            return self.one_decision(merge_release_states(list(pool.map(one, refs))), refs)
+
+    def one_decision(self, verdicts: list[Verdict], refs: Sequence[FileRef]) -> list[Verdict]:
+        """Verdicts decided together, settled as one window of each project's sequence
+        (:func:`safe_pip.policy.rules.one_decision`): the histories are those decide() used
+        (cached); a project whose history cannot be read was refused already."""
+        from safe_pip.policy.rules import one_decision
+
+        histories: dict[str, ProjectHistory] = {}
+        # only projects with a file allowed from history can change (the history is cached)
+        wanted = {
+            canonicalize_name(v.project)
+            for v in verdicts
+            if v.allowed and v.code in _HISTORY_DECIDED
+        }
+        for ref in refs:
+            name = canonicalize_name(ref.project)
+            if name in histories or name not in wanted:
+                continue
+            try:
+                histories[name] = self.history_for(name, index=ref.index)
+            except SafePipError:
+                continue
+        return one_decision(verdicts, histories, self.policy, self.now)
 
     def record(self, verdicts: Iterable[Verdict], *, index: str | None = None) -> None:
         """Remember allowed files in the history (verified identities and allowed unsigned).
@@ -523,38 +583,27 @@ class Checker:
         if self.store is None:
             return
         from safe_pip.errors import RefusedError
-        from safe_pip.policy.history import HistoryRecord
+        from safe_pip.policy.rules import one_first_use_publisher
 
         groups: dict[str, list[Verdict]] = {}
-        for v in verdicts:
+        # the one-publisher rule again, for callers that decided file by file (serve)
+        for v in one_first_use_publisher(list(verdicts)):
             if recordable(v) and v.sha256:
                 groups.setdefault(canonicalize_name(v.project), []).append(v)
         clashes: list[str] = []
         for name, group in groups.items():
-            records = [
-                HistoryRecord(
-                    project=name,
-                    version=v.version,
-                    filename=v.filename,
-                    sha256=v.sha256,
-                    identity=v.identity,
-                    seen_at=self.now,
-                    index=index,
-                    source="local",
-                    build=v.verification.build if v.verification and v.identity else None,
-                )
-                for v in group
-            ]
+            records = [_record_of(v, name, index, self.now) for v in group]
 
             def cas(
                 history: ProjectHistory,
                 group: list[Verdict] = group,
                 records: list[HistoryRecord] = records,
             ) -> tuple[str | None, list[HistoryRecord]]:
-                clash = _raced_first_use(history, group)
+                clash = _raced_first_use(history, group, records)
                 return (clash, []) if clash else (None, records)
 
             clash = self.store.update(name, cas)
+            self.forget_cached_history(name)
             if clash:
                 clashes.append(clash)
         if clashes:
@@ -664,24 +713,40 @@ def recordable(v: Verdict) -> bool:
     )
 
 
-def _raced_first_use(history: ProjectHistory, group: Sequence[Verdict]) -> str | None:
-    """Why recording ``group`` would trust a second publisher, or None."""
-    from safe_pip.policy.rules import _names_only, identity_matches, ids_consistent
+def _record_of(v: Verdict, name: str, index: str | None, now: datetime) -> HistoryRecord:
+    """The history record of an allowed verdict (:func:`safe_pip.policy.rules.record_of`)."""
+    from safe_pip.policy.rules import record_of
 
-    known = history.attested_identities()
-    if not known:
+    return replace(record_of(v, now, index), project=name)
+
+
+#: Verdicts that depend on the history they were decided against (an allowlisted file does
+#: not: its [[package]] rule decided).
+_HISTORY_DECIDED = frozenset({ReasonCode.VERIFIED_FIRST_USE, ReasonCode.VERIFIED_KNOWN})
+
+
+def _raced_first_use(
+    history: ProjectHistory, group: Sequence[Verdict], records: Sequence[HistoryRecord]
+) -> str | None:
+    """Why recording ``group`` (as ``records``, same order) into the stored ``history`` (read
+    inside the write transaction) would put a publisher change into the sequence, or None.
+
+    A first-use or known verdict was decided against a history with one publisher; if the
+    stored history now says otherwise (another run recorded another publisher meanwhile),
+    recording it would trust a second publisher: refused, nothing of the project recorded."""
+    from safe_pip.policy.rules import sequence_change
+
+    if not history.was_attested():
         return None
-    for v in group:
-        if v.code is not ReasonCode.VERIFIED_FIRST_USE or v.identity is None:
+    for v, rec in zip(group, records, strict=True):
+        if v.code not in _HISTORY_DECIDED or v.identity is None:
             continue
-        seen = v.identity
-        if not any(
-            identity_matches(seen, _names_only(k)) and ids_consistent(seen, k) for k in known
-        ):
+        found = sequence_change((*history.records, rec), (rec,))
+        if found is not None:
             return (
-                f"{v.filename} was trusted on first use as signed by {seen.describe()}, but "
-                f"another run recorded {' or '.join(k.describe() for k in known)} for "
-                f"{history.project}; nothing of {history.project} was recorded by this run"
+                f"{v.filename} was allowed as signed by {v.identity.describe()}, but the "
+                f"history of {history.project} now says otherwise (at {found.where()}: "
+                f"{found.change.detail}); nothing of {history.project} was recorded by this run"
             )
     return None
 
@@ -724,6 +789,30 @@ def _history_unreadable(
         fix="retry when the index answers; or, to decide on first use without the index's "
         "history, pass --no-index-history (or set index-history-depth = 0)",
     )
+
+
+def _most_recent(by_version: dict[Version, list[FileRef]], depth: int) -> list[Version]:
+    """The ``depth`` most recently published releases: by the earliest upload-time of each
+    release's files where every release has one, else (a page without upload-times, e.g. PEP
+    503 HTML) by version."""
+    times: dict[Version, datetime] = {}
+    for v, files in by_version.items():
+        stamps = [t for t in (_upload_time(f) for f in files) if t is not None]
+        if stamps:
+            times[v] = min(stamps)
+    if len(times) == len(by_version):
+        return sorted(by_version, key=lambda v: (times[v], v), reverse=True)[:depth]
+    return sorted(by_version, reverse=True)[:depth]
+
+
+def _upload_time(f: FileRef) -> datetime | None:
+    if not f.upload_time:
+        return None
+    try:
+        when = datetime.fromisoformat(f.upload_time.strip().replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return when if when.tzinfo else when.replace(tzinfo=timezone.utc)
 
 
 def _version(text: str | None) -> Version | None:

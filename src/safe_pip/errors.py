@@ -83,6 +83,14 @@ class StoreError(CouldNotCheckError):
     """The history database is corrupt, foreign, unreadable or busy. Never silently reset."""
 
 
+class InsecureHomeError(StoreError):
+    """The history directory is writable by group or others, or owned by another user: a
+    configuration the user must fix (exit 2), since anyone who can write it can delete the
+    history and have the next run trust an attacker on first use."""
+
+    exit_code = EXIT_CONFIG
+
+
 class PipFailedError(SafePipError):
     """pip itself failed after verification passed."""
 

@@ -19,7 +19,8 @@ from typing import TYPE_CHECKING
 from safe_pip.errors import EXIT_COULD_NOT_CHECK, EXIT_OK, EXIT_REFUSED, ConfigError
 
 if TYPE_CHECKING:
-    from safe_pip.models import PublisherIdentity
+    from safe_pip.check import Checker
+    from safe_pip.models import PublisherIdentity, Verdict
     from safe_pip.policy.proposals import Proposal
 
 LEARN_DESCRIPTION = """\
@@ -44,6 +45,9 @@ class Learned:
     unsigned_sha256: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)  # invalid / could not check
     could_not_check: bool = False
+    #: why the learned publishers contradict the project's history (local or the index's
+    #: window): never written without --accept-contradictions
+    contradiction: str | None = None
 
 
 def register_learn(
@@ -73,6 +77,12 @@ def register_learn(
         help="simple index to read releases and provenance from (default: PyPI)",
     )
     p.add_argument("--dry-run", action="store_true", help="show what would be written")
+    p.add_argument(
+        "--accept-contradictions",
+        action="store_true",
+        help="also write publishers that contradict the project's history (local or the "
+        "index's earlier releases); each is listed. Without it they are listed and not written",
+    )
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     add_trust_options(p)
     p.set_defaults(func=run_learn)
@@ -141,24 +151,39 @@ def learn(
     index_url: str,
     args: argparse.Namespace,
 ) -> list[Learned]:
-    """Verify each project's release (pinned, else the latest) and collect its publishers."""
-    from packaging.utils import canonicalize_name
-    from packaging.version import InvalidVersion, Version
-
+    """Verify each project's release (pinned, else the latest) and collect its publishers;
+    note where they contradict the project's history (the local store, else the index's
+    window of most recent releases), read as a sequence."""
     from safe_pip.check import Checker, default_jobs
-    from safe_pip.commands._common import trust_from_args
-    from safe_pip.models import FileRef, VerifyStatus
-    from safe_pip.net import SimpleIndex
+    from safe_pip.commands._common import store_path, trust_from_args
     from safe_pip.policy.file import Policy
+    from safe_pip.store.db import HistoryStore
 
+    # read-only: learning records nothing, it compares with what is known
+    store = HistoryStore.open(store_path(args), readonly=True)
     checker = Checker(
         trust=trust_from_args(args),
         policy=Policy.default(),
-        store=None,
+        store=store,
         jobs=default_jobs(),
         provenance_index=index_url,
-        index_history=False,
+        index_history=True,
     )
+    try:
+        return _learn(projects, checker, index_url)
+    finally:
+        store.close()
+
+
+def _learn(
+    projects: list[tuple[str, str | None]], checker: Checker, index_url: str
+) -> list[Learned]:
+    from packaging.utils import canonicalize_name
+    from packaging.version import InvalidVersion, Version
+
+    from safe_pip.models import FileRef, VerifyStatus
+    from safe_pip.net import SimpleIndex
+
     index = SimpleIndex(checker.http, index_url)
     results: dict[str, Learned] = {}
     refs: list[tuple[str, FileRef]] = []
@@ -214,7 +239,34 @@ def learn(
         else:
             item.could_not_check |= res.status is VerifyStatus.ERROR
             item.problems.append(f"{ref.filename}: {res.reason}")
+    by_project: dict[str, list[Verdict]] = {}
+    for (key, _ref), verdict in zip(refs, verdicts, strict=True):
+        by_project.setdefault(key, []).append(verdict)
+    for key, item in results.items():
+        if item.publishers and not item.problems:
+            item.contradiction = _contradiction(checker, key, by_project.get(key, []), index_url)
     return list(results.values())
+
+
+def _contradiction(
+    checker: Checker, name: str, verdicts: list[Verdict], index_url: str
+) -> str | None:
+    """Where the publishers of ``verdicts`` contradict ``name``'s history, or None."""
+    from safe_pip.errors import SafePipError
+    from safe_pip.policy.rules import sequence_change, verdict_record
+
+    cands = [r for r in (verdict_record(v, checker.now) for v in verdicts) if r is not None]
+    try:
+        history = checker.history_for(name, index=index_url)
+    except SafePipError as exc:
+        return f"its history could not be read ({exc.message})"
+    found = sequence_change((*history.records, *cands), cands)
+    if found is None:
+        return None
+    return (
+        f"publisher changes at {found.where()}: {found.before.describe()} before, "
+        f"{found.after.describe()} from there on ({found.change.detail})"
+    )
 
 
 def _proposals(items: list[Learned], today: str) -> list[Proposal]:
@@ -251,8 +303,11 @@ def run_learn(args: argparse.Namespace) -> int:
 
     doc = PolicyDocument.open(Path(args.policy) if args.policy else None)
     added: dict[str, list[PublisherIdentity]] = {}
+    withheld = [i for i in learned if i.contradiction and i.publishers and not i.problems]
     for item in learned:
         if item.publishers and not item.problems:
+            if item.contradiction and not args.accept_contradictions:
+                continue  # listed below, never written silently
             new = doc.add_package(item.project, item.publishers)
             if new:
                 added[item.project] = new
@@ -280,6 +335,8 @@ def run_learn(args: argparse.Namespace) -> int:
                         "publishers": [p.to_table() for p in i.publishers],
                         "unsigned_files": i.unsigned_files,
                         "problems": i.problems,
+                        "contradiction": i.contradiction,
+                        "written": i.project in added,
                     }
                     for i in learned
                 ],
@@ -297,14 +354,29 @@ def run_learn(args: argparse.Namespace) -> int:
                 f"{len(proposed)} proposal(s) pending in {pfile.path}: review them with "
                 "'safe-pip allow review'"
             )
+        for i in withheld:
+            what = (
+                "written anyway (--accept-contradictions)"
+                if i.project in added
+                else ("NOT written; review, then rerun with --accept-contradictions to write it")
+            )
+            who = "; ".join(clean(p.describe()) for p in i.publishers)
+            print(
+                f"contradicts history {clean(i.project)}: {who}: "
+                f"{clean(i.contradiction, limit=400)} - {what}",
+                file=sys.stderr,
+            )
         for i in problems:
             for p in i.problems:
                 print(f"problem {clean(i.project)}: {clean(p, limit=300)}", file=sys.stderr)
         print(
             f"{len(learned)} project(s): {len(added)} with new publishers, "
-            f"{len(unsigned)} unsigned, {len(problems)} with problems -> {doc.path}"
+            f"{len(unsigned)} unsigned, {len(problems)} with problems, "
+            f"{len(withheld)} contradicting history -> {doc.path}"
         )
     if any(i.problems and not i.could_not_check for i in learned):
+        return EXIT_REFUSED
+    if any(i.project not in added for i in withheld):
         return EXIT_REFUSED
     if any(i.could_not_check for i in learned):
         return EXIT_COULD_NOT_CHECK

@@ -76,6 +76,7 @@ from safe_pip.models import (
 
 if TYPE_CHECKING:
     from safe_pip.net import ProjectPage
+    from safe_pip.policy.file import Policy
 
 Status = Literal["ok", "warn", "fail", "error"]
 
@@ -86,6 +87,8 @@ NO_HASH_PINNED = "no-hash-pinned"
 UNVERIFIABLE_HASH = "unverifiable-hash"
 NAME_VERSION_MISMATCH = "name-version-mismatch"
 UNSUPPORTED_SOURCE = "unsupported-source"
+#: uv.lock editable / virtual entries: the project's own code (fails unless allow-local-sources)
+LOCAL_SOURCE = "local-source"
 LOCK_IDENTITY_RULE = "pylock attestation-identities"
 
 EVIDENCE_SCHEMA = "safe-pip-evidence/1"
@@ -573,6 +576,9 @@ def plan(
 
     for lock in locks:
         for pkg in lock.packages:
+            if pkg.unsupported is not None and pkg.local_source:
+                problems.append(_local_source(lock, pkg, checker.policy))
+                continue
             if pkg.unsupported is not None:
                 problems.append(
                     _outcome(
@@ -858,6 +864,34 @@ _SHA256_ONLY_FIX = (
 )
 
 
+def _local_source(lock: Lock, pkg: LockedPackage, policy: Policy) -> FileOutcome:
+    """A uv.lock entry of local code (editable / virtual): never silently skipped. Not
+    verifiable (no index release, no provenance): it fails the run unless the policy sets
+    ``allow-local-sources = true``, and is reported at its line either way."""
+    what = f"{pkg.name} is locked as {pkg.unsupported}: local code, not verifiable"
+    if policy.defaults.allow_local_sources:
+        return _outcome(
+            lock.path,
+            pkg,
+            None,
+            "warn",
+            LOCAL_SOURCE,
+            what + " (allowed: allow-local-sources = true)",
+            rule=policy.label() + " [defaults] allow-local-sources",
+        )
+    return _outcome(
+        lock.path,
+        pkg,
+        None,
+        "fail",
+        LOCAL_SOURCE,
+        what + "; nothing from an index was checked for it",
+        fix="if it is your own project or a workspace member, set allow-local-sources = true "
+        "in [defaults] of the policy (safe-pip.toml)",
+        rule="[defaults] allow-local-sources",
+    )
+
+
 def _unverifiable_entry(lock: Lock, pkg: LockedPackage) -> FileOutcome:
     """A requirement with a ``--hash`` of another algorithm than sha256: fails at its line."""
     algos = ", ".join(pkg.other_hashes)
@@ -1079,6 +1113,13 @@ def verify_locks(
     outcomes: dict[Path, list[FileOutcome]] = {lock.path: [] for lock in locks}
     for item in problems:
         outcomes[item.lock].append(item)
+    # which locked packages get a wheel (requirements files name hashes, not files)
+    with_wheel = {
+        (lock_path, pkg.position)
+        for p in planned
+        for lock_path, pkg, f, _sha in p.places
+        if f.kind == "wheel" or f.filename.endswith(".whl")
+    }
     for p, verdict in zip(planned, verdicts, strict=False):
         res = verdict.verification
         cache = checker.cache if evidence is None else None
@@ -1093,7 +1134,9 @@ def verify_locks(
         if save is not None and res is not None:
             save.add(p.ref.project, p.ref.version, res)
         for lock_path, pkg, f, index_sha in p.places:
-            outcomes[lock_path].append(apply_lock_identities(lock_path, pkg, f, verdict, index_sha))
+            wheel = (lock_path, pkg.position) in with_wheel
+            v = verdict if wheel else sdist_refusal(verdict, pkg, f, checker.policy)
+            outcomes[lock_path].append(apply_lock_identities(lock_path, pkg, f, v, index_sha))
     if save is not None:
         save.save(trusted_root_bytes(checker), checker.trust.describe())
 
@@ -1103,6 +1146,31 @@ def verify_locks(
         reports.append(LockReport(lock, items))
     # described after the run: "TUF refresh" only when a verification loaded the root
     return VerifyRun(reports, checker.trust.describe(), time.monotonic() - started)
+
+
+def sdist_refusal(verdict: Verdict, pkg: LockedPackage, f: LockedFile, policy: Policy) -> Verdict:
+    """``verdict``, refused (``refused-sdist``) when ``f`` is the sdist of a package the lock
+    gives no wheel for and the policy does not allow sdists: installing that lock would build
+    it, which install and serve refuse under ``allow-sdist = false`` (their verdicts and
+    verify's agree). An sdist beside wheels is checked as it is (installers take the wheel)."""
+    if (
+        f.kind == "wheel"
+        or f.filename.endswith(".whl")
+        or policy.defaults.allow_sdist
+        or not verdict.allowed
+        or any(other.kind == "wheel" for other in pkg.files)
+    ):
+        return verdict
+    return replace(
+        verdict,
+        action=Action.REFUSE,
+        code=ReasonCode.REFUSED_SDIST,
+        reason=f"{f.filename} is an sdist, the lock gives {pkg.name} {pkg.version} no wheel, "
+        f"and the policy does not allow sdists (verified: {verdict.reason})",
+        rule=policy.label() + " [defaults] allow-sdist",
+        fix=f"lock a wheel of {pkg.name}, or set allow-sdist = true in [defaults] of the "
+        "policy (install and serve then verify the sdist's build dependencies too)",
+    )
 
 
 # -- writing attestation-identities ------------------------------------------------------------

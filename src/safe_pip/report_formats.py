@@ -17,6 +17,7 @@ from typing import Any
 from safe_pip import __version__
 from safe_pip.lockverify import (
     HASH_MISMATCH,
+    LOCAL_SOURCE,
     NAME_VERSION_MISMATCH,
     NO_HASH_PINNED,
     NOT_ON_INDEX,
@@ -134,6 +135,12 @@ RULES: dict[str, tuple[str, str, str]] = {
         "from the project's history: e.g. built from a branch when earlier releases came from "
         "tags, on a self-hosted runner, or signed by the run that signed another version. "
         'Check the run; on-build-context-change = "warn" reports instead of refusing.',
+    ),
+    LOCAL_SOURCE: (
+        "LocalSource",
+        "A lock entry is local code (editable / virtual)",
+        "The project itself or a workspace member: nothing from an index, no PEP 740 "
+        "provenance. Fails unless the policy sets allow-local-sources = true.",
     ),
     "could-not-check": (
         "CouldNotCheck",

@@ -6,12 +6,17 @@
     pub.wheel("alpha", "1.0", requires=["beta>=1"])              # signed by acme/alpha
     pub.wheel("beta", "1.0", identity=GitHubIdentity("evil/x"))  # signed by someone else
     pub.wheel("gamma", "1.0", signed=False)                      # no provenance at all
+    pub.wheel("delta", "0.9", published=T0 + 3600)   # logged and uploaded at that time
+
+``published`` (unix seconds) sets both the transparency-log integrated time of the attestation
+(``signed_at``) and the upload-time the index reports (``uploaded_at``), as on PyPI where the
+two are a few seconds apart.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timezone
 from pathlib import Path
 
 from support.index_server import IndexServer
@@ -69,14 +74,22 @@ class Publisher:
         files: dict[str, str] | None = None,
         signed_at: datetime | None = None,
         uploaded_at: datetime | None = None,
+        published: int | None = None,
+        tag: str | None = None,
     ) -> Path:
         """Build ``name``-``version`` as a wheel, sign it (unless ``signed=False``) and
         upload it. Returns the path of the file as the index stores it. ``signed_at`` is the
         transparency log's integrated time and ``uploaded_at`` the index's upload-time (both
-        default to a month ago: older than the default minimum release age)."""
+        default to a month ago: older than the default minimum release age); ``published``
+        (unix seconds) sets both. ``tag`` gives the wheel another compatibility tag (e.g.
+        ``"py2.py3-none-any"``), for a second wheel of the same release."""
+        if published is not None:
+            signed_at = uploaded_at = datetime.fromtimestamp(published, timezone.utc)
         out = self.build_dir / f"{name}-{version}-whl"
         out.mkdir(parents=True, exist_ok=True)
-        path = build_wheel(out, name, version, requires=list(requires), files=files)
+        path = build_wheel(
+            out, name, version, requires=list(requires), files=files, tag=tag or "py3-none-any"
+        )
         return self._upload(
             path, name, identity, signed, environment, yanked, signed_at, uploaded_at
         )

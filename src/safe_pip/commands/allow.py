@@ -422,19 +422,13 @@ def _register_unsigned(
 def run_unsigned(args: argparse.Namespace) -> int:
     import re
 
-    from packaging.specifiers import InvalidSpecifier, SpecifierSet
-
-    from safe_pip.policy.file import validate_project_name
+    from safe_pip.policy.file import unsigned_versions, validate_project_name
 
     name = validate_project_name(args.name)
     try:
-        SpecifierSet(args.versions)
-    except InvalidSpecifier:
-        raise ConfigError(
-            f"--versions {args.versions!r} is not a PEP 440 specifier (e.g. ==1.16.0)"
-        ) from None
-    if not args.versions.strip():
-        raise ConfigError("--versions must not be empty (e.g. ==1.16.0)")
+        unsigned_versions(args.versions)
+    except ValueError as bad:
+        raise ConfigError(f"--versions: {bad}") from None
     from safe_pip.policy.file import is_placeholder_reason
 
     if is_placeholder_reason(args.reason):

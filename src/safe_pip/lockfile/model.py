@@ -49,6 +49,9 @@ class LockedPackage:
     identities: tuple[PublisherIdentity, ...] | None = None
     #: Set when the entry cannot be verified as an index release (vcs, directory, ...).
     unsupported: str | None = None
+    #: The entry is local code (uv.lock editable / virtual: the project, workspace members):
+    #: unsupported too, and allowed only by ``allow-local-sources``.
+    local_source: bool = False
     position: int = 0  # the entry's ordinal in the lock (pylock: index into [[packages]])
     marker: str | None = None
 

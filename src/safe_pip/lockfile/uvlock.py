@@ -44,8 +44,22 @@ def parse_uv_lock(text: str, path: Path) -> Lock:
         source = raw.get("source") or {}
         if not isinstance(source, dict):
             raise ConfigError(f"{path}:{header}: {name}: 'source' must be a table")
-        if any(k in source for k in ("editable", "virtual")):
-            continue  # the project itself / workspace members: nothing from an index
+        local = next((k for k in ("editable", "virtual") if k in source), None)
+        if local is not None:
+            # the project itself / workspace members: nothing from an index to verify
+            where = source.get(local)
+            packages.append(
+                LockedPackage(
+                    name=name,
+                    version=version if isinstance(version, str) else "",
+                    line=header,
+                    unsupported=f"{'an editable' if local == 'editable' else 'a virtual'} "
+                    f"source ({local} = {where!s})",
+                    local_source=True,
+                    position=i,
+                )
+            )
+            continue
         index = source.get("registry")
         unsupported: str | None = None
         if not isinstance(index, str):

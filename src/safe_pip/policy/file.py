@@ -62,6 +62,10 @@ class Defaults:
     on_unknown_release_age: OnChange = "error"  # a file whose age nobody vouches for
     # docs/policy.md "Build context": a release built unlike the earlier ones
     on_build_context_change: OnChange = "warn"
+    #: ``verify``: lock entries of local code (uv.lock ``editable`` / ``virtual`` sources: the
+    #: project itself, workspace members) carry no provenance; reported either way, they fail
+    #: the run unless this is true
+    allow_local_sources: bool = False
 
 
 @dataclass(frozen=True)
@@ -544,8 +548,14 @@ _DEFAULT_KEYS: dict[str, str] = {
     "min-release-age": "min_release_age",
     "on-unknown-release-age": "on_unknown_release_age",
     "on-build-context-change": "on_build_context_change",
+    "allow-local-sources": "allow_local_sources",
 }
-_BOOL_DEFAULTS = {"require-attestation", "trust-on-first-use", "allow-sdist"}
+_BOOL_DEFAULTS = {
+    "require-attestation",
+    "trust-on-first-use",
+    "allow-sdist",
+    "allow-local-sources",
+}
 _CHANGE_DEFAULTS = {
     "on-publisher-change",
     "on-attestation-downgrade",
@@ -725,6 +735,27 @@ def _parse_package(raw: object, i: int, err: _Errors) -> PackageRule:
     )
 
 
+def unsigned_versions(text: str) -> SpecifierSet:
+    """The ``versions`` of an ``[[unsigned]]`` entry, strictly: a PEP 440 specifier set with
+    at least one clause and no empty one (``","``, ``"==1.0,"`` or ``" "`` name no version,
+    and ``packaging`` would read them as "every version"). Raises ValueError."""
+    clauses = [c.strip() for c in text.split(",")]
+    if not text.strip() or any(not c for c in clauses):
+        raise ValueError(
+            f"versions {text!r} has an empty clause, so it names no version (an empty "
+            'specifier would allow every version); name them, e.g. "==1.16.0"'
+        )
+    try:
+        versions = SpecifierSet(text)
+    except InvalidSpecifier:
+        raise ValueError(
+            f'versions {text!r} is not a PEP 440 specifier (e.g. "==1.16.0" or ">=1.0,<2")'
+        ) from None
+    if len(versions) == 0:
+        raise ValueError(f"versions {text!r} names no version")
+    return versions
+
+
 def _parse_unsigned(raw: object, i: int, err: _Errors) -> UnsignedException:
     path: tuple[object, ...] = ("unsigned", i)
     if not isinstance(raw, dict):
@@ -739,14 +770,9 @@ def _parse_unsigned(raw: object, i: int, err: _Errors) -> UnsignedException:
             "versions",
         )
     try:
-        versions = SpecifierSet(versions_raw)
-    except InvalidSpecifier:
-        raise err.error(
-            f"[[unsigned]] {name}: versions {versions_raw!r} is not a PEP 440 specifier "
-            '(e.g. "==1.16.0" or ">=1.0,<2")',
-            *path,
-            "versions",
-        ) from None
+        versions = unsigned_versions(versions_raw)
+    except ValueError as exc:
+        raise err.error(f"[[unsigned]] {name}: {exc}", *path, "versions") from None
     reason = raw.get("reason")
     if not isinstance(reason, str) or not reason.strip():
         raise err.error(

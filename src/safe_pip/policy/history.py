@@ -1,13 +1,21 @@
 """The known-good history of a project, as pure data (no I/O, no clock).
 
 A :class:`HistoryRecord` is one distribution file seen before: which project, version, file and
-sha256, who published it (``identity``; ``None`` when it was seen unsigned), when, from which
-index, and whether this machine installed/verified it (``source="local"``) or safe-pip read it
-from the index's earlier releases on first sight of the project (``source="index"``).
+sha256, who published it (``identity``; ``None`` when it was seen unsigned), when it was
+*published* (``published_at``, and where that time comes from: ``published_from`` is ``"log"``
+for the transparency log's integrated time of its attestation, ``"index"`` for the index's
+upload-time), when this machine saw it (``seen_at``), from which index, and whether this
+machine installed/verified it (``source="local"``) or safe-pip read it from the index's
+releases on first sight of the project (``source="index"``).
 
-:class:`ProjectHistory` answers the questions :func:`safe_pip.policy.rules.decide` asks: was
-the project attested before, by whom, and since which version. The SQLite store
-(:mod:`safe_pip.store.db`) persists these records; this module never touches disk.
+**History is a sequence** (ARCHITECTURE.md § Decisions): :class:`ProjectHistory` keeps its
+records in publication order (:meth:`HistoryRecord.order_key`), never version order, so the
+decision can walk the project's publishers release by release
+(:func:`safe_pip.policy.rules.sequence_change`) instead of pooling them into a set of "known"
+publishers. A record without a publication time (written before schema 3, or an unsigned file
+whose index gave no upload-time) is placed at the time it was seen, which is never earlier
+than its publication. The SQLite store (:mod:`safe_pip.store.db`) persists these records; this
+module never touches disk.
 """
 
 from __future__ import annotations
@@ -23,6 +31,10 @@ from packaging.version import InvalidVersion, Version
 from safe_pip.models import GITHUB, GITLAB, GOOGLE, BuildContext, PublisherIdentity
 
 Source = Literal["local", "index"]
+#: Where a publication time comes from: the transparency log's integrated time of the file's
+#: attestation (signed by the log; cannot be back-dated by an uploader), or the index's
+#: upload-time (PEP 700; index-asserted).
+PublishedFrom = Literal["log", "index"]
 
 
 #: (kind, key) pairs compared case-insensitively (GitHub and GitLab names and GitHub
@@ -70,6 +82,8 @@ class HistoryRecord:
     index: str | None = None
     source: Source = "local"
     build: BuildContext | None = None  # the certificate's build claims (attested files)
+    published_at: datetime | None = None
+    published_from: PublishedFrom | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "project", canonicalize_name(self.project))
@@ -79,6 +93,24 @@ class HistoryRecord:
             raise ValueError(
                 f"history record source must be 'local' or 'index', not {self.source!r}"
             )
+        if self.published_at is None:
+            object.__setattr__(self, "published_from", None)
+        else:
+            object.__setattr__(self, "published_at", _utc(self.published_at))
+            if self.published_from not in ("log", "index"):
+                raise ValueError(
+                    "history record published_from must be 'log' or 'index', not "
+                    f"{self.published_from!r}"
+                )
+
+    @property
+    def when(self) -> datetime:
+        """Its place in the sequence: the publication time, else when it was seen."""
+        return self.published_at if self.published_at is not None else self.seen_at
+
+    def order_key(self) -> tuple[datetime, tuple[int, Version | str], str]:
+        """Publication order; ties (e.g. index records without upload-time) by version."""
+        return (self.when, _version_key(self.version), self.filename)
 
     @property
     def attested(self) -> bool:
@@ -101,6 +133,8 @@ class HistoryRecord:
             "seen_at": self.seen_at.isoformat(),
             "index": self.index,
             "source": self.source,
+            "published_at": self.published_at.isoformat() if self.published_at else None,
+            "published_from": self.published_from,
         }
 
 
@@ -113,7 +147,7 @@ def _version_key(version: str) -> tuple[int, Version | str]:
 
 @dataclass(frozen=True)
 class ProjectHistory:
-    """Every record for one project (canonical name), oldest first."""
+    """Every record for one project (canonical name), in publication order (oldest first)."""
 
     project: str
     records: tuple[HistoryRecord, ...] = ()
@@ -124,7 +158,7 @@ class ProjectHistory:
         for rec in self.records:
             if rec.project != name:
                 raise ValueError(f"history record for {rec.project!r} in history of {name!r}")
-        ordered = tuple(sorted(self.records, key=lambda r: r.seen_at))
+        ordered = tuple(sorted(self.records, key=HistoryRecord.order_key))
         object.__setattr__(self, "records", ordered)
 
     @classmethod
@@ -196,6 +230,17 @@ class ProjectHistory:
 
     def latest(self) -> HistoryRecord | None:
         return self.records[-1] if self.records else None
+
+    def fingerprint(self) -> str:
+        """A digest of every record (and where it came from): equal fingerprints, same history.
+        ``serve`` compares it to drop cached verdicts once the project's history changed."""
+        import hashlib
+        import json
+
+        h = hashlib.sha256()
+        for rec in sorted(self.records, key=lambda r: (r.dedup_key(), r.source)):
+            h.update(json.dumps([*rec.dedup_key(), rec.source]).encode())
+        return h.hexdigest()
 
     def sources(self) -> frozenset[str]:
         return frozenset(r.source for r in self.records)

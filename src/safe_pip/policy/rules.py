@@ -14,9 +14,14 @@ The order of rules (documented in docs/policy.md):
 * ``VERIFIED``:
   1. a ``[[package]]`` rule: the identity must match one of its publishers
      (``verified-allowlisted``) else ``refused-unexpected-publisher``;
-  2. attested history: the identity must match a publisher seen before (``verified-known``) else
-     ``refused-publisher-change``. ``on-publisher-change = "warn"`` makes that a warning, but
-     only where first use would be trusted (``trust-on-first-use = true``);
+  2. attested history: the history is a *sequence* in publication order (transparency-log
+     integrated time, else the index's upload-time), with the file being decided placed at
+     its own publication time. The first attested release establishes the publisher; every
+     later file must be the same publisher (:func:`continuous`). The first file that is not
+     is a change, wherever it is (in local history, in the index's releases, or the file
+     itself): ``refused-publisher-change`` naming that release. No change: ``verified-known``.
+     ``on-publisher-change = "warn"`` makes a change a warning, but only where first use would
+     be trusted (``trust-on-first-use = true``);
   3. nothing known: ``verified-first-use`` when ``trust-on-first-use``, else
      ``refused-unexpected-publisher``.
   With ``trust-on-first-use = false``, history read from the index on first sight is not
@@ -31,7 +36,7 @@ Monotone: adding attested history or tightening a default never turns a refusal 
 from __future__ import annotations
 
 import shlex
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta, timezone
 from typing import Literal
@@ -238,6 +243,131 @@ def classify_change(
     )
 
 
+def continuous(seen: PublisherIdentity, known: PublisherIdentity) -> bool:
+    """Whether ``seen`` is the same publisher as ``known`` (continuity, never a change): the
+    same names by :func:`identity_matches` (case rules, a workflow path against its file name,
+    ``environment`` only where ``known`` names one) and no conflicting numeric ids (a
+    certificate with ids continues one without them)."""
+    return identity_matches(seen, _names_only(known)) and ids_consistent(seen, known)
+
+
+def _merge_ids(known: PublisherIdentity, seen: PublisherIdentity) -> PublisherIdentity:
+    """``known`` with the numeric ids ``seen`` adds (so a later, other id is still caught)."""
+    if (known.repository_id or not seen.repository_id) and (
+        known.repository_owner_id or not seen.repository_owner_id
+    ):
+        return known
+    return replace(
+        known,
+        repository_id=known.repository_id or seen.repository_id,
+        repository_owner_id=known.repository_owner_id or seen.repository_owner_id,
+    )
+
+
+@dataclass(frozen=True)
+class SequenceChange:
+    """The first file of a history sequence whose publisher is not the one before it."""
+
+    record: HistoryRecord  # where the change happened
+    before: PublisherIdentity  # the publisher established by the files before it
+    change: PublisherChange  # how ``record.identity`` differs from ``before``
+
+    @property
+    def after(self) -> PublisherIdentity:
+        assert self.record.identity is not None
+        return self.record.identity
+
+    def where(self) -> str:
+        """E.g. ``alpha 1.1.0 (alpha-1.1.0-py3-none-any.whl, published 2026-11-02 14:03 UTC
+        per the transparency log, read from the index)``."""
+        rec = self.record
+        if rec.published_at is not None:
+            per = "the transparency log" if rec.published_from == "log" else "the index"
+            when = f"published {rec.published_at:%Y-%m-%d %H:%M} UTC per {per}"
+        else:
+            when = f"first seen {rec.seen_at:%Y-%m-%d %H:%M} UTC"
+        origin = "read from the index" if rec.source == "index" else "seen on this machine"
+        return f"{rec.project} {rec.version} ({rec.filename}, {when}, {origin})"
+
+
+def sequence_change(
+    records: Sequence[HistoryRecord], candidates: Sequence[HistoryRecord] = ()
+) -> SequenceChange | None:
+    """Walk ``records`` in publication order (:meth:`HistoryRecord.order_key`) and return the
+    first attested file whose publisher is not :func:`continuous` with the one established
+    before it; ``None`` when the sequence has one publisher.
+
+    A stored record this machine allowed itself (``source="local"``, not one of the
+    ``candidates`` being decided) that names another publisher than the one established by
+    stored records before it is an explicit, audited decision, not a change: it was allowed
+    by a ``[[package]]`` rule or imported with ``history import --accept-new-publishers``
+    (first use trusts one publisher, and a publisher change is never recorded). From there
+    on it is the established publisher.
+    Unsigned files establish nothing (an unsigned release is an attestation downgrade,
+    decided on its own)."""
+    current: PublisherIdentity | None = None
+    stored = False  # whether a stored record (not only candidates) established ``current``
+    deciding = {id(c) for c in candidates}
+    for rec in sorted(records, key=HistoryRecord.order_key):
+        seen = rec.identity
+        if seen is None:
+            continue
+        if current is None:
+            current, stored = seen, id(rec) not in deciding
+        elif continuous(seen, current):
+            current = _merge_ids(current, seen)
+            stored = stored or id(rec) not in deciding
+        elif rec.source == "local" and id(rec) not in deciding and stored:
+            # accepted here before (audited), against the publisher before it: the
+            # publisher from now on
+            current = seen
+        else:
+            change = classify_change(seen, [current])
+            assert change is not None
+            return SequenceChange(rec, current, change)
+    return None
+
+
+def publication_time(ref: FileRef, result: VerificationResult) -> tuple[datetime | None, str]:
+    """When ``ref`` was published and where that comes from: the transparency log's
+    integrated time of its verified attestation (``"log"``), else the index's upload-time
+    (``"index"``), else ``(None, "")``."""
+    if result.status is VerifyStatus.VERIFIED and result.integrated_time is not None:
+        try:
+            return datetime.fromtimestamp(int(result.integrated_time), timezone.utc), "log"
+        except (OverflowError, OSError, ValueError):
+            pass
+    if ref.upload_time:
+        try:
+            when = datetime.fromisoformat(ref.upload_time.strip().replace("Z", "+00:00"))
+        except ValueError:
+            return None, ""
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=timezone.utc)
+        return when.astimezone(timezone.utc), "index"
+    return None, ""
+
+
+def candidate_record(ref: FileRef, result: VerificationResult, now: datetime) -> HistoryRecord:
+    """The file being decided as a history record (``source="local"``), placed in the
+    sequence at its publication time (else ``now``)."""
+    when, source = publication_time(ref, result)
+    identity = result.identity if result.status is VerifyStatus.VERIFIED else None
+    return HistoryRecord(
+        project=ref.project,
+        version=ref.version,
+        filename=result.filename or ref.filename,
+        sha256=result.sha256 or (ref.sha256 or ""),
+        identity=identity,
+        seen_at=_today(now),
+        index=ref.index,
+        source="local",
+        published_at=when,
+        published_from="log" if source == "log" else ("index" if when else None),
+        build=result.build if identity is not None else None,
+    )
+
+
 def _names_only(identity: PublisherIdentity) -> PublisherIdentity:
     return PublisherIdentity(
         kind=identity.kind,
@@ -329,10 +459,17 @@ def _today(now: datetime) -> datetime:
 
 
 def _version_in(exc: UnsignedException, version: str) -> bool:
-    """PEP 440 containment; pre-releases only when the specifier itself names one."""
+    """PEP 440 containment, stricter in two ways (docs/policy.md "Unsigned exceptions"):
+    pre-releases only when the specifier itself names one, and a version with a local label
+    (``1.0+evil``) only when an ``==`` / ``===`` clause names it with that very label (PEP 440
+    ``==1.0`` ignores local labels, so anyone could publish ``1.0+anything`` under it)."""
     try:
         parsed = Version(version)
     except InvalidVersion:
+        return False
+    if parsed.local is not None and not any(
+        _names_exactly(spec.operator, spec.version, parsed, version) for spec in exc.versions
+    ):
         return False
     return exc.versions.contains(parsed, prereleases=bool(exc.versions.prereleases))
 
@@ -480,6 +617,17 @@ def _with_release_age(
     return out
 
 
+def _names_exactly(operator: str, spec_version: str, parsed: Version, raw: str) -> bool:
+    if operator == "===":
+        return spec_version.strip().lower() == raw.strip().lower()
+    if operator != "==" or spec_version.endswith(".*"):
+        return False
+    try:
+        return Version(spec_version) == parsed and Version(spec_version).local == parsed.local
+    except InvalidVersion:
+        return False
+
+
 def decide(
     ref: FileRef,
     result: VerificationResult,
@@ -582,12 +730,23 @@ def _decide(
             "verification",
             fix="none: do not install; report it to the project's maintainers",
         )
+    # The index's window may hold this very file: it is what is being decided, not history.
+    own = (result.filename or ref.filename, result.sha256.lower())
+    if any(r.source == "index" and (r.filename, r.sha256) == own for r in history.records):
+        history = ProjectHistory(
+            history.project,
+            tuple(
+                r
+                for r in history.records
+                if not (r.source == "index" and (r.filename, r.sha256) == own)
+            ),
+        )
     if status is VerifyStatus.UNSIGNED:
         return _decide_unsigned(ref, result, policy, history, now, name)
     if status is VerifyStatus.VERIFIED:
         if result.identity is None:
             return refuse_cnc("internal error: verified result without a publisher identity")
-        return _decide_verified(ref, result, result.identity, policy, history, name)
+        return _decide_verified(ref, result, result.identity, policy, history, name, now)
     return refuse_cnc(f"unknown verification status {status!r}")
 
 
@@ -696,6 +855,7 @@ def _decide_verified(
     policy: Policy,
     history: ProjectHistory,
     name: str,
+    now: datetime,
 ) -> Verdict:
     if seen.kind not in (GITHUB, GITLAB, GOOGLE):
         # Signed, but not by a Trusted Publisher kind safe-pip can name in a policy (e.g. a
@@ -758,14 +918,12 @@ def _decide_verified(
         )
     tofu = policy.defaults.trust_on_first_use
     if known:
-        matched = [k for k in known if identity_matches(seen, _names_only(k))]
-        consistent = [k for k in matched if ids_consistent(seen, k)]
-        if consistent:
+        candidate = candidate_record(ref, result, now)
+        found = sequence_change((*history.records, candidate), (candidate,))
+        if found is None:
             local = any(
-                r.source == "local" and ids_consistent(seen, r.identity)
-                for k in consistent
-                for r in history.records_for(k)
-                if r.identity is not None
+                r.source == "local" and r.identity is not None and continuous(seen, r.identity)
+                for r in history.attested_records()
             )
             if tofu or local:
                 return _verdict(
@@ -790,16 +948,32 @@ def _decide_verified(
                 expected=known,
                 fix=allow_add_command(name, seen, policy),
             )
-        change = classify_change(seen, matched or known)
-        assert change is not None
+        at_candidate = found.record is candidate or (
+            found.record.filename == candidate.filename and found.record.sha256 == candidate.sha256
+        )
+        if at_candidate:
+            matched = [k for k in known if identity_matches(seen, _names_only(k))]
+            change = classify_change(seen, matched or [found.before])
+            assert change is not None
+        else:
+            change = found.change
         is_recreated = change.kind == "recreated"
         # "warn" softens only the change itself: never a re-creation, and never what
         # trust-on-first-use = false would refuse anyway.
         warn = policy.defaults.on_publisher_change == "warn" and not is_recreated and tofu
-        reason = (
-            f"publisher changed: signed by {seen.describe()}, but earlier "
-            f"{_history_summary(history)} were published by {_describe(known)}: {change.detail}"
-        )
+        if at_candidate:
+            reason = (
+                f"publisher changed: signed by {seen.describe()}, but earlier "
+                f"{_history_summary(history)} were published by {found.before.describe()}: "
+                f"{change.detail}"
+            )
+        else:
+            reason = (
+                f"signed by {seen.describe()}, but {name}'s publisher changes in its history "
+                f"at {found.where()}: {found.before.describe()} before, "
+                f"{found.after.describe()} from there on ({change.detail}); a change anywhere "
+                "in the history is a decision for you, whichever publisher signed this file"
+            )
         if warn:
             reason += ' (allowed because on-publisher-change = "warn")'
         elif is_recreated:
@@ -811,7 +985,7 @@ def _decide_verified(
             ReasonCode.REFUSED_PUBLISHER_CHANGE,
             reason,
             "history" if is_recreated or not tofu else "history; defaults.on-publisher-change",
-            expected=known,
+            expected=(found.before,) if not at_candidate else known,
             fix=allow_add_command(name, seen, policy),
         )
     if tofu:
@@ -855,24 +1029,10 @@ def history_records_for(
     ):
         return ()
     if result.status is VerifyStatus.VERIFIED and result.identity is not None:
-        identity: PublisherIdentity | None = result.identity
-    elif result.status is VerifyStatus.UNSIGNED:
-        identity = None
-    else:
+        pass
+    elif result.status is not VerifyStatus.UNSIGNED:
         return ()
-    return (
-        HistoryRecord(
-            project=ref.project,
-            version=ref.version,
-            filename=result.filename or ref.filename,
-            sha256=result.sha256,
-            identity=identity,
-            seen_at=now,
-            index=ref.index,
-            source="local",
-            build=result.build if identity is not None else None,
-        ),
-    )
+    return (candidate_record(ref, result, now),)
 
 
 #: Codes of verdicts the policy allowed outright.
@@ -909,3 +1069,144 @@ def too_new_by_upload_time(ref: FileRef, policy: Policy, now: datetime) -> AgeCh
         return None
     check = check_age(release, min_age, rule, now)
     return check if check.too_new else None
+
+
+# ---------------------------------------------------------------------------------------------
+# One first-use decision, one publisher
+
+
+def one_first_use_publisher(
+    verdicts: Sequence[Verdict], policy: Policy | None = None
+) -> list[Verdict]:
+    """``verdicts`` (same order), where the files of a project trusted on first use in one
+    decision name more than one publisher: then none of them is trusted. Each becomes
+    ``refused-publisher-change`` naming every publisher and file, since first use trusts
+    exactly one publisher and which one is the user's decision (``safe-pip allow add``)."""
+    groups: dict[str, list[int]] = {}
+    for i, v in enumerate(verdicts):
+        if v.code is ReasonCode.VERIFIED_FIRST_USE and v.identity is not None and v.allowed:
+            groups.setdefault(canonicalize_name(v.project), []).append(i)
+    out = list(verdicts)
+    for name, indexes in groups.items():
+        publishers: list[PublisherIdentity] = []
+        files: dict[int, list[str]] = {}
+        for i in indexes:
+            ident = verdicts[i].identity
+            assert ident is not None
+            for n, p in enumerate(publishers):
+                if continuous(ident, p) and continuous(p, ident):
+                    files[n].append(verdicts[i].filename)
+                    break
+            else:
+                publishers.append(ident)
+                files[len(publishers) - 1] = [verdicts[i].filename]
+        if len(publishers) < 2:
+            continue
+        listed = "; ".join(
+            f"{p.describe()} signed {', '.join(files[n])}" for n, p in enumerate(publishers)
+        )
+        reason = (
+            f"first use of {name} would trust {len(publishers)} publishers at once ({listed}); "
+            "one first-use decision trusts exactly one publisher, so none is trusted"
+        )
+        for i in indexes:
+            out[i] = _refused_change(
+                verdicts[i], reason, "history (first use)", tuple(publishers), policy
+            )
+    return out
+
+
+def record_of(v: Verdict, now: datetime, index: str | None = None) -> HistoryRecord:
+    """The history record of a decided file (``source="local"``): its publisher (None when
+    unsigned), placed at its verified attestation's transparency-log time (else unknown)."""
+    res = v.verification
+    published: datetime | None = None
+    if res is not None and res.verified and res.integrated_time is not None:
+        try:
+            published = datetime.fromtimestamp(int(res.integrated_time), timezone.utc)
+        except (OverflowError, OSError, ValueError):
+            published = None
+    return HistoryRecord(
+        project=v.project,
+        version=v.version,
+        filename=v.filename,
+        sha256=v.sha256 or "0" * 64,
+        identity=v.identity,
+        seen_at=_today(now),
+        index=index,
+        source="local",
+        published_at=published,
+        published_from="log" if published is not None else None,
+        build=res.build if res is not None and res.verified and v.identity is not None else None,
+    )
+
+
+def verdict_record(v: Verdict, now: datetime) -> HistoryRecord | None:
+    """:func:`record_of` a verified file (None for a file without a verified publisher)."""
+    res = v.verification
+    if v.identity is None or res is None or not res.verified:
+        return None
+    return record_of(v, now)
+
+
+def _refused_change(
+    v: Verdict,
+    reason: str,
+    rule: str,
+    expected: tuple[PublisherIdentity, ...],
+    policy: Policy | None,
+) -> Verdict:
+    assert v.identity is not None
+    return replace(
+        v,
+        action=Action.REFUSE,
+        code=ReasonCode.REFUSED_PUBLISHER_CHANGE,
+        reason=reason,
+        rule=rule,
+        expected=expected,
+        fix=allow_add_command(canonicalize_name(v.project), v.identity, policy),
+    )
+
+
+def one_decision(
+    verdicts: Sequence[Verdict],
+    histories: Mapping[str, ProjectHistory],
+    policy: Policy,
+    now: datetime,
+) -> list[Verdict]:
+    """``verdicts`` (same order), decided together (one install, one lock, one served page):
+    the files of a project are one window of its sequence, so its verified files are placed
+    in its history (``histories``, by canonical name) together. Where that sequence changes
+    publisher, every file of the project allowed on first use or as known is refused
+    (``refused-publisher-change`` naming where), whichever publisher signed it: whichever
+    file was decided first must not decide which publisher wins. Projects with a
+    ``[[package]]`` rule are decided by the rule and left alone. Then
+    :func:`one_first_use_publisher`."""
+    groups: dict[str, list[int]] = {}
+    for i, v in enumerate(verdicts):
+        groups.setdefault(canonicalize_name(v.project), []).append(i)
+    out = list(verdicts)
+    for name, indexes in groups.items():
+        history = histories.get(name)
+        if history is None or policy.packages.get(name) is not None:
+            continue
+        cands = [r for r in (verdict_record(verdicts[i], now) for i in indexes) if r is not None]
+        if len(cands) < 2 and not history.was_attested():
+            continue
+        found = sequence_change((*history.records, *cands), cands)
+        if found is None:
+            continue
+        reason = (
+            f"{name}'s files decided together change publisher at {found.where()}: "
+            f"{found.before.describe()} before, {found.after.describe()} from there on "
+            f"({found.change.detail}); one decision trusts one publisher, so none is trusted"
+        )
+        for i in indexes:
+            v = verdicts[i]
+            if not v.allowed or v.code not in (
+                ReasonCode.VERIFIED_FIRST_USE,
+                ReasonCode.VERIFIED_KNOWN,
+            ):
+                continue
+            out[i] = _refused_change(v, reason, "history", (found.before,), policy)
+    return one_first_use_publisher(out, policy)

@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import html.parser
 import json
+import re
 import shutil
 import sys
 import tempfile
@@ -60,9 +61,12 @@ class ServeError(Exception):
         self.fix = fix
 
     def body(self) -> bytes:
-        text = f"safe-pip serve: {self.reason}\n"
+        """The text/plain answer, sanitised like every other output (THREATS T22): its
+        reason and fix carry index-supplied text (file names, yanked reasons, PEP 792
+        status reasons), whose control characters and escape sequences are shown inert."""
+        text = f"safe-pip serve: {clean(self.reason, limit=2000)}\n"
         if self.fix:
-            text += f"fix: {self.fix}\n"
+            text += f"fix: {clean(self.fix, limit=1000)}\n"
         return text.encode("utf-8", "replace")
 
 
@@ -350,6 +354,8 @@ class VerifyingIndex:
         self._seen: set[str] = set()
         self._recorded: set[tuple[str, str]] = set()
         self._record_lock = threading.Lock()
+        #: project -> fingerprint of its stored history when its cached verdicts were decided
+        self._history_fp: dict[str, str | None] = {}
         self._own_tmp = tmp_root is None
         self.tmp_root = Path(tmp_root or tempfile.mkdtemp(prefix="safe-pip-serve-"))
         self.closed = False
@@ -404,8 +410,10 @@ class VerifyingIndex:
 
     def project(self, name: str) -> ProjectView:
         """Fetch ``name``'s upstream page and decide every file on it. Raises ServeError."""
+        check_project_name(name)
         view, transient = self._read_project(name)
         if transient:
+            self.checker.forget_cached_history(view.name)  # read again on the next request
             first = transient[0]
             raise ServeError(
                 503,
@@ -419,7 +427,7 @@ class VerifyingIndex:
         """Read and decide ``name``'s upstream page: the view, and those of its entries that
         could not be checked (never cached). Drops the project's cached entries the page no
         longer lists. Raises ServeError when the page itself cannot be had."""
-        norm = canonicalize_name(name)
+        norm = check_project_name(canonicalize_name(name))
         started = time.monotonic()
         page, requires_python = self._io.submit(self._fetch_page, norm).result()
         self._check_serial(norm, page.last_serial)
@@ -513,30 +521,45 @@ class VerifyingIndex:
             raise ServeError(status, reason, fix=fix) from None
 
     def _warm_history(self, norm: str, page: ProjectPage) -> None:
-        """Load the project's known-good history once, before any of its files is decided.
-
-        The checker caches one history per project. On first sight it is read from the
-        upstream's earlier releases; for a whole page that must be "the releases before the
-        newest one", or a publisher change in the newest release would go unnoticed when an
-        older file happened to be decided first.
-        """
-        from packaging.version import InvalidVersion, Version
-
-        newest: Version | None = None
-        for f in page.files:
-            try:
-                v = Version(f.version)
-            except InvalidVersion:
-                continue
-            if not f.yanked and (newest is None or v > newest):
-                newest = v
+        """Load the project's known-good history once, before any of its files is decided:
+        one sequence for the whole page (each file is placed in it at its own publication
+        time by decide()). First drop every cached verdict of the project when its history
+        in the store changed since they were decided (this server recorded a file, another
+        run recorded one, or someone forgot the project)."""
+        del page
+        self._sync_history(norm)
         # An error here is met again by decide() for each file, which refuses (could not check).
         with contextlib.suppress(SafePipError):
-            self.checker.history_for(
-                norm,
-                exclude_version=str(newest) if newest else None,
-                index=self.upstream.index_url,
-            )
+            self.checker.history_for(norm, index=self.upstream.index_url)
+
+    def _stored_fingerprint(self, norm: str) -> str | None:
+        store = self.checker.store
+        if store is None:
+            return None
+        return store.project(norm).fingerprint()
+
+    def _sync_history(self, norm: str) -> bool:
+        """Drop ``norm``'s cached verdicts and history when its stored history changed since
+        they were decided. True when they were dropped. A store that cannot be read raises
+        ServeError (503): a verdict that depends on it is not served."""
+        with self._record_lock:  # never between a record of ours and its fingerprint
+            try:
+                current = self._stored_fingerprint(norm)
+            except SafePipError as exc:
+                raise ServeError(
+                    503,
+                    f"could not read the history of {norm}: {exc.message}",
+                    fix=exc.fix or "retry later",
+                ) from None
+            with self._lock:
+                known = self._history_fp.get(norm)
+                if known == current:
+                    return False
+                self._history_fp[norm] = current
+                for key in self._cached_keys.pop(norm, set()):
+                    self._cache.pop(key, None)
+        self.checker.forget_cached_history(norm)
+        return known is not None
 
     def _check_serial(self, norm: str, serial: int | None) -> None:
         """THREATS T21: a page older than one already seen (by this server, or by any run that
@@ -583,12 +606,24 @@ class VerifyingIndex:
         self.observer.cache_lookups(len(refs) - len(todo), len(todo))
         if todo:
             futures = [
-                self._pool.submit(self._decide_one, refs[i], requires_python.get(refs[i].filename))
+                self._pool.submit(self._verify, refs[i], requires_python.get(refs[i].filename))
                 for i in todo
             ]
             for i, fut in zip(todo, futures, strict=True):
                 out[i] = fut.result()
-        return [e for e in out if e is not None]
+        entries = self._one_decision([e for e in out if e is not None])
+        fresh = {id(out[i]) for i in todo}
+        with self._lock:
+            for e in entries:
+                if e.transient:
+                    continue
+                key = (e.ref.filename, e.sha256)
+                self._cache[key] = e
+                self._cached_keys.setdefault(canonicalize_name(e.ref.project), set()).add(key)
+        for e, before in zip(entries, [e for e in out if e is not None], strict=True):
+            if id(before) in fresh or e.verdict is not before.verdict:
+                self._log_decision(e)
+        return entries
 
     def _undecided(self, refs: Iterable[FileRef], requires_python: dict[str, str]) -> list[Entry]:
         """Lazy mode: the cached verdict of each file, else a pending entry (decided when the
@@ -680,6 +715,19 @@ class VerifyingIndex:
                 self._cached_keys.setdefault(canonicalize_name(ref.project), set()).add(key)
         self._log_decision(entry)
         return entry
+
+    def _one_decision(self, entries: list[Entry]) -> list[Entry]:
+        """One page is one decision: its files are one window of the project's sequence, so
+        files allowed on first use or as known are refused when the page's files together
+        change publisher (:meth:`safe_pip.check.Checker.one_decision`)."""
+        verdicts = self.checker.one_decision(
+            [e.verdict for e in entries],
+            [replace(e.ref, index=self.upstream.index_url) for e in entries],
+        )
+        return [
+            e if v is e.verdict else replace(e, verdict=v, provenance=None)
+            for e, v in zip(entries, verdicts, strict=True)
+        ]
 
     def _verify(self, ref: FileRef, requires_python: str | None) -> Entry:
         """Verify ``ref``'s provenance against the digest upstream claims, then decide."""
@@ -794,9 +842,10 @@ class VerifyingIndex:
         re-checks the project's PEP 792 status). Raises ServeError: 404 when the page does not
         list the file, 403 (both modes) for any file of a quarantined project, 503 when this
         file could not be checked, and 502/503/504 when the page cannot be read."""
-        norm = canonicalize_name(project)
+        norm = check_project_name(canonicalize_name(project))
         sha = sha256.lower()
         key = (filename, sha)
+        self._sync_history(norm)  # a history change drops the project's cached verdicts
         with self._lock:
             hit = self._cache.get(key)
             if hit is None and self.lazy:
@@ -948,7 +997,78 @@ class VerifyingIndex:
             except BaseException:
                 shutil.rmtree(workdir, ignore_errors=True)
                 raise
+        try:
+            self._commit(entry)
+        except BaseException:
+            shutil.rmtree(workdir, ignore_errors=True)
+            raise
         return dest
+
+    def _commit(self, entry: Entry) -> None:
+        """Record ``entry``'s verdict in the history before any byte is served: a verdict is
+        served only if the history write it depends on succeeded. A write refused because the
+        history changed meanwhile (another publisher recorded by another run) is a 403 and
+        drops the project's cached verdicts; a store that cannot be written is a 503."""
+        from safe_pip.errors import RefusedError
+
+        v = entry.verdict
+        key = (v.filename, entry.sha256)
+        norm = canonicalize_name(v.project)
+        with self._record_lock:
+            if key in self._recorded:
+                return
+            try:
+                before = self._stored_fingerprint(norm)
+                self.checker.record([v], index=self.upstream_url)
+                after = self._stored_fingerprint(norm)
+            except RefusedError as exc:
+                self._drop(norm)
+                self.log.emit(
+                    "refuse",
+                    f"REFUSED {v.project} {v.version} {v.filename} [history changed] - "
+                    f"{exc.message}",
+                    project=v.project,
+                    filename=v.filename,
+                    reason=exc.message,
+                )
+                raise ServeError(
+                    403,
+                    f"{v.filename} refused [{ReasonCode.REFUSED_PUBLISHER_CHANGE.value}]: "
+                    f"{exc.message}",
+                    fix=exc.fix or None,
+                ) from None
+            except SafePipError as exc:
+                self.log.emit(
+                    "history",
+                    f"could not record {v.filename} in the history: {exc.message} -> HTTP 503",
+                    filename=v.filename,
+                    reason=exc.message,
+                )
+                raise ServeError(
+                    503,
+                    f"could not record {v.filename} in the history ({exc.message}); a file is "
+                    "served only once the history write it depends on succeeded",
+                    fix=exc.fix or "retry later",
+                ) from None
+            self._recorded.add(key)
+            # This server changed the project's history: files not decided yet are decided
+            # against it. The cached verdicts stay valid (the page's first-use files name one
+            # publisher, the one just recorded), unless someone else changed the history too.
+            with self._lock:
+                ours = self._history_fp.get(norm, before) == before
+                if ours:
+                    self._history_fp[norm] = after
+        if ours:
+            self.checker.forget_cached_history(norm)
+        else:
+            self._drop(norm)
+
+    def _drop(self, norm: str) -> None:
+        with self._lock:
+            self._history_fp.pop(norm, None)
+            for key in self._cached_keys.pop(norm, set()):
+                self._cache.pop(key, None)
+        self.checker.forget_cached_history(norm)
 
     def _check_metadata(self, entry: Entry, path: Path) -> None:
         """Refuse (403, refused-direct-url-dependency) a wheel whose metadata requires a direct
@@ -984,7 +1104,7 @@ class VerifyingIndex:
         return None if state is None else state.listed
 
     def served(self, entry: Entry, client: str) -> None:
-        """Log a served file and remember it in the history (once per server lifetime)."""
+        """Log a served file (its history record was written by :meth:`fetch`)."""
         v = entry.verdict
         self.log.emit(
             "served",
@@ -995,20 +1115,24 @@ class VerifyingIndex:
             sha256=entry.sha256,
             client=client,
         )
-        key = (v.filename, entry.sha256)
-        with self._record_lock:
-            if key in self._recorded:
-                return
-            try:
-                self.checker.record([v], index=self.upstream_url)
-                self._recorded.add(key)
-            except SafePipError as exc:
-                self.log.emit(
-                    "history",
-                    f"could not record {v.filename} in the history: {exc.message}",
-                    filename=v.filename,
-                    reason=exc.message,
-                )
+
+
+#: PEP 503's normalized form: the only project names an upstream URL is ever built from.
+_NORMALIZED_NAME = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
+
+
+def check_project_name(name: str) -> str:
+    """``name`` when it is a PEP 503 normalized project name; else ServeError 404, before
+    any upstream URL is built from it (``/simple/%2Fadmin%2Fsecret/`` must never make safe-pip
+    fetch ``<upstream host>/admin/secret/``)."""
+    if not _NORMALIZED_NAME.fullmatch(name):
+        raise ServeError(
+            404,
+            f"not a valid project name: {clean(name, limit=100)!s}",
+            fix="ask for a project by its PEP 503 normalized name (lower case, runs of "
+            "'-', '_' and '.' as one '-')",
+        )
+    return name
 
 
 def _same_status(a: FileRef, b: FileRef) -> bool:

@@ -19,6 +19,11 @@ Rules (THREATS.md T17, T20; docs/adr/0001-tofu-history.md):
 * Besides the records, the store keeps the highest index serial (``_last-serial``) seen per
   (index, project), so a stale or replayed index page is noticed across runs (THREATS T21;
   :class:`safe_pip.check.SerialGuard`). Schema 2 added that table.
+* History is a sequence (ARCHITECTURE.md § Decisions): each record keeps its publication time
+  (``published_at``) and where that time came from (``published_from``: ``log``, the
+  transparency log's integrated time of its attestation; ``index``, the index's upload-time),
+  so a project's releases are read back in publication order. Schema 3 added both columns;
+  records written before have none and are placed at ``seen_at``.
 """
 
 from __future__ import annotations
@@ -68,7 +73,7 @@ ENV_HOME = "SAFE_PIP_HOME"
 DB_FILENAME = "history.sqlite3"
 #: ``PRAGMA application_id``: "SPIP" in ASCII. A SQLite file without it is not ours.
 APPLICATION_ID = 0x53504950
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 #: The largest serial SQLite can store (a signed 64-bit INTEGER).
 MAX_SERIAL = 2**63 - 1
 EXPORT_FORMAT = "safe-pip-history"
@@ -102,6 +107,8 @@ CREATE TABLE records (
     seen_at      TEXT NOT NULL,          -- ISO 8601, UTC
     idx          TEXT,                   -- the index URL
     source       TEXT NOT NULL CHECK (source IN ('local', 'index')),
+    published_at TEXT,                   -- ISO 8601, UTC: publication time, NULL when unknown
+    published_from TEXT,                 -- 'log' (integrated time) | 'index' (upload-time)
     UNIQUE (project, version, filename, sha256, identity_key)
 );
 CREATE INDEX records_project ON records (project);
@@ -122,6 +129,10 @@ CREATE TABLE audit (
 #: Statements that take a database from schema N to N + 1 (run in one write transaction).
 _MIGRATIONS: dict[int, tuple[str, ...]] = {
     1: (_SERIALS_TABLE,),
+    2: (
+        "ALTER TABLE records ADD COLUMN published_at TEXT",
+        "ALTER TABLE records ADD COLUMN published_from TEXT",
+    ),
 }
 _EXPECTED_COLUMNS = {
     "meta": {"key", "value"},
@@ -136,12 +147,24 @@ _EXPECTED_COLUMNS = {
         "seen_at",
         "idx",
         "source",
+        "published_at",
+        "published_from",
     },
     "audit": {"id", "at", "action", "project", "count", "reason", "detail"},
     "serials": {"idx", "project", "serial", "seen_at"},
 }
 #: The schema version that introduced each table (the others exist since version 1).
 _TABLE_SINCE = {"serials": 2}
+_SELECT_RECORDS = (
+    "SELECT project, version, filename, sha256, identity, seen_at, idx, source, published_at, "
+    "published_from FROM records"
+)
+_SELECT_RECORDS_V2 = (
+    "SELECT project, version, filename, sha256, identity, seen_at, idx, source, NULL, NULL "
+    "FROM records"
+)
+#: Columns added to an existing table after version 1: (table, column) -> schema version.
+_COLUMN_SINCE = {("records", "published_at"): 3, ("records", "published_from"): 3}
 
 
 def index_key(url: str) -> str:
@@ -289,6 +312,7 @@ class HistoryStore:
         """
         path = default_db_path() if path is None else path
         path = path.expanduser()
+        _check_home(path.parent)
         if not path.exists() and not path.is_symlink():
             if readonly:
                 return cls(path, None, readonly=True)
@@ -396,8 +420,7 @@ class HistoryStore:
         try:
             rows = list(
                 conn.execute(
-                    "SELECT project, version, filename, sha256, identity, seen_at, idx, source "
-                    "FROM records WHERE project = ? ORDER BY seen_at, id",
+                    self._select() + " WHERE project = ? ORDER BY seen_at, id",
                     (canon,),
                 )
             )
@@ -405,8 +428,14 @@ class HistoryStore:
             raise _store_error(self.location, exc, "could not read") from None
         return ProjectHistory(canon, tuple(self._row_record(r) for r in rows))
 
+    def _select(self) -> str:
+        """``SELECT <every record column> FROM records`` for the open file's schema."""
+        if self.schema_version >= 3:
+            return _SELECT_RECORDS
+        return _SELECT_RECORDS_V2  # an older file opened read-only
+
     def _row_record(self, row: tuple[Any, ...]) -> HistoryRecord:
-        project, version, filename, sha256, identity, seen_at, idx, source = row
+        project, version, filename, sha256, identity, seen_at, idx, source, pub, pub_from = row
         try:
             ident = PublisherIdentity.from_table(json.loads(identity)) if identity else None
             return HistoryRecord(
@@ -418,6 +447,8 @@ class HistoryStore:
                 seen_at=datetime.fromisoformat(seen_at),
                 index=idx,
                 source=source,
+                published_at=datetime.fromisoformat(pub) if pub else None,
+                published_from=pub_from,
             )
         except (ValueError, TypeError) as exc:
             raise StoreError(
@@ -462,14 +493,32 @@ class HistoryStore:
         for rec in records:
             ident = _identity_json(rec.identity)
             key = (rec.project, rec.version, rec.filename, rec.sha256, ident)
+            pub = rec.published_at.isoformat() if rec.published_at else None
             cur = conn.execute(
                 "INSERT OR IGNORE INTO records (project, version, filename, sha256, "
-                "identity_key, identity, seen_at, idx, source) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (*key, ident or None, rec.seen_at.isoformat(), rec.index, rec.source),
+                "identity_key, identity, seen_at, idx, source, published_at, published_from) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    *key,
+                    ident or None,
+                    rec.seen_at.isoformat(),
+                    rec.index,
+                    rec.source,
+                    pub,
+                    rec.published_from,
+                ),
             )
             if cur.rowcount > 0:
                 added += 1
-            elif rec.source == "local":  # seen by this machine itself now
+                continue
+            if pub is not None:  # a publication time learnt later fills a gap, never rewrites
+                conn.execute(
+                    "UPDATE records SET published_at = ?, published_from = ? WHERE project = ? "
+                    "AND version = ? AND filename = ? AND sha256 = ? AND identity_key = ? "
+                    "AND published_at IS NULL",
+                    (pub, rec.published_from, *key),
+                )
+            if rec.source == "local":  # seen by this machine itself now
                 conn.execute(
                     "UPDATE records SET source = 'local' WHERE project = ? AND version = ? "
                     "AND filename = ? AND sha256 = ? AND identity_key = ? AND source <> 'local'",
@@ -636,10 +685,7 @@ class HistoryStore:
     # ------------------------------------------------------------------ export / import
     def export(self) -> dict[str, Any]:
         """Every record as versioned JSON (the audit log stays local)."""
-        rows = self._read(
-            "SELECT project, version, filename, sha256, identity, seen_at, idx, source "
-            "FROM records ORDER BY project, seen_at, id"
-        )
+        rows = self._read(self._select() + " ORDER BY project, seen_at, id")
         return {
             "format": EXPORT_FORMAT,
             "version": EXPORT_VERSION,
@@ -768,7 +814,18 @@ def parse_export(data: Mapping[str, Any]) -> list[HistoryRecord]:
     from safe_pip.policy.file import IdentityError, validate_identity_table
 
     out: list[HistoryRecord] = []
-    allowed = {"project", "version", "filename", "sha256", "identity", "seen_at", "index", "source"}
+    allowed = {
+        "project",
+        "version",
+        "filename",
+        "sha256",
+        "identity",
+        "seen_at",
+        "index",
+        "source",
+        "published_at",
+        "published_from",
+    }
     for i, item in enumerate(raw):
         where = f"history export: records[{i}]"
         if not isinstance(item, dict):
@@ -809,6 +866,17 @@ def parse_export(data: Mapping[str, Any]) -> list[HistoryRecord]:
         index = item.get("index")
         if index is not None and not isinstance(index, str):
             raise ConfigError(f"{where}: index must be a string or null")
+        published_at: datetime | None = None
+        published_from = item.get("published_from")
+        if item.get("published_at") is not None:
+            try:
+                published_at = datetime.fromisoformat(str(item["published_at"]))
+            except ValueError:
+                raise ConfigError(
+                    f"{where}: published_at {item['published_at']!r} is not an ISO 8601 time"
+                ) from None
+            if published_from not in ("log", "index"):
+                raise ConfigError(f'{where}: published_from must be "log" or "index"')
         out.append(
             HistoryRecord(
                 project=item["project"],
@@ -819,6 +887,8 @@ def parse_export(data: Mapping[str, Any]) -> list[HistoryRecord]:
                 seen_at=seen_at,
                 index=index,
                 source=source,
+                published_at=published_at,
+                published_from=published_from if published_at is not None else None,
             )
         )
     return out
@@ -952,6 +1022,41 @@ def _migrate(conn: sqlite3.Connection, path: Path) -> int:
     return SCHEMA_VERSION
 
 
+def _check_home(directory: Path) -> None:
+    """Refuse a history directory that another local user could change (THREATS T17): one
+    writable by group or others can have its database deleted or swapped, and the next run
+    would trust an attacker on first use. Only checked where it exists (a missing one is
+    created 0700 by :func:`_create`)."""
+    if sys.platform == "win32":
+        return
+    try:
+        st = directory.stat()
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        raise StoreError(f"{directory}: cannot read the history directory: {exc}") from None
+    from safe_pip.errors import InsecureHomeError
+
+    if not stat.S_ISDIR(st.st_mode):
+        raise InsecureHomeError(
+            f"{directory}: the history directory (SAFE_PIP_HOME) is not a directory",
+            fix="point SAFE_PIP_HOME (or --home) at a directory of your own",
+        )
+    if st.st_mode & 0o022:
+        raise InsecureHomeError(
+            f"{directory}: the history directory (SAFE_PIP_HOME) is writable by group or others "
+            f"(mode {stat.filemode(st.st_mode)}); another user could delete the history and "
+            "have the next run trust an attacker on first use",
+            fix=f"chmod go-w {directory}",
+        )
+    if hasattr(os, "getuid") and st.st_uid != os.getuid():
+        raise InsecureHomeError(
+            f"{directory}: the history directory (SAFE_PIP_HOME) is owned by uid {st.st_uid}, "
+            f"not by you (uid {os.getuid()})",
+            fix="point SAFE_PIP_HOME (or --home) at a directory you own",
+        )
+
+
 def _validate(path: Path) -> int:
     """Refuse anything that is not a healthy safe-pip history database. Read-only. Returns
     the file's schema version."""
@@ -1027,7 +1132,7 @@ def _validate(path: Path) -> int:
                 fix=fix,
             )
         expected = {
-            name: columns
+            name: {c for c in columns if _COLUMN_SINCE.get((name, c), 1) <= user_version}
             for name, columns in _EXPECTED_COLUMNS.items()
             if _TABLE_SINCE.get(name, 1) <= user_version
         }
