@@ -393,12 +393,16 @@ class Checker:
         page = self._history_page(name, index)
         if page is None:
             return ProjectHistory(name, ())
+        from safe_pip.policy.rules import too_new_by_upload_time
+
         by_version: dict[Version, list[FileRef]] = {}
         for f in page.files:
             v = _version(f.version)
             # Yanked releases count: they were still published by their publisher, and
             # yanking the attested ones must not wipe the pattern a new publisher breaks.
-            if v is None:
+            # Files the index's upload-time already shows too new to install are not read
+            # (never verified, as everywhere else): they join the window once old enough.
+            if v is None or too_new_by_upload_time(f, self.policy, self.now) is not None:
                 continue
             by_version.setdefault(v, []).append(f)
         records: list[HistoryRecord] = []

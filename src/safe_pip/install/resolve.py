@@ -171,7 +171,14 @@ def start_verifying_indexes(
             log = EventLog(stream=err, quiet=not verbose, keep=True)
             out.servers.append(
                 start_server(
-                    checker, upstream, host="127.0.0.1", port=0, mode="block", log=log, lazy=True
+                    checker,
+                    upstream,
+                    host="127.0.0.1",
+                    port=0,
+                    mode="block",
+                    log=log,
+                    lazy=True,
+                    record=False,  # install records what it installs (compare-and-set)
                 )
             )
     except OSError as exc:

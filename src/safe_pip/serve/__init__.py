@@ -126,6 +126,7 @@ def start_server(
     page_ttl: float = DEFAULT_PAGE_TTL,
     limits: ServerLimits | None = None,
     lazy: bool = False,
+    record: bool = True,
 ) -> RunningServer:
     """Start a verifying index for ``upstream`` using ``checker`` (its trust root, policy and
     history) and return it, already serving. Use as a context manager, or call ``stop()``.
@@ -137,11 +138,21 @@ def start_server(
     (a file upstream removes, or a project it quarantines, stops being served within
     ``page_ttl``). ``lazy``: pages list files undecided and a file is verified when first
     requested (``safe-pip install`` resolves through a lazy block-mode index, so only the
-    files pip picks are verified). Raises :class:`safe_pip.errors.ConfigError` for a bad
-    upstream URL and OSError when the address cannot be bound.
+    files pip picks are verified). ``record``: a served file's verdict is recorded in the
+    history before its bytes are sent (``safe-pip install`` turns it off: its index only
+    feeds pip's resolution, and install records what it installs itself). Raises
+    :class:`safe_pip.errors.ConfigError` for a bad upstream URL and OSError when the address
+    cannot be bound.
     """
     index = VerifyingIndex(
-        checker, upstream, mode=mode, log=log, jobs=jobs, page_ttl=page_ttl, lazy=lazy
+        checker,
+        upstream,
+        mode=mode,
+        log=log,
+        jobs=jobs,
+        page_ttl=page_ttl,
+        lazy=lazy,
+        record=record,
     )
     try:
         server = make_server(index, host, port, limits)

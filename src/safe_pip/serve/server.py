@@ -311,6 +311,7 @@ class VerifyingIndex:
         tmp_root: Path | None = None,
         page_ttl: float = DEFAULT_PAGE_TTL,
         lazy: bool = False,
+        record: bool = True,
     ) -> None:
         from safe_pip.net import SimpleIndex
 
@@ -337,6 +338,11 @@ class VerifyingIndex:
         #: upstream file undecided, and a file is verified and decided when it is requested,
         #: so only the files the installer picks are verified (not every file of every page).
         self.lazy = lazy
+        #: Record a served file's verdict before sending its bytes (a verdict is served only
+        #: once the history write it depends on succeeded). Off for ``safe-pip install``'s
+        #: resolving index: what it serves only feeds pip's resolution; install decides and
+        #: records (compare-and-set) what it installs.
+        self.record = record
         self._pending: dict[tuple[str, str], Entry] = {}  # lazy: listed, not decided yet
         self._deciding: dict[tuple[str, str], Future[Entry]] = {}  # lazy: decided ahead
         self._pool = ThreadPoolExecutor(
@@ -1011,6 +1017,8 @@ class VerifyingIndex:
         drops the project's cached verdicts; a store that cannot be written is a 503."""
         from safe_pip.errors import RefusedError
 
+        if not self.record:
+            return
         v = entry.verdict
         key = (v.filename, entry.sha256)
         norm = canonicalize_name(v.project)
