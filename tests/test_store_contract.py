@@ -230,7 +230,9 @@ def test_first_use_race_across_processes_records_one_publisher(backend: Backend)
 
 def test_older_schema_is_migrated_and_logged(backend: Backend) -> None:
     backend.open().close()
-    backend.raw("DROP TABLE serials")
+    backend.raw("DROP TABLE serials")  # schema 2 added it
+    backend.raw("ALTER TABLE records DROP COLUMN published_at")  # schema 3 added these
+    backend.raw("ALTER TABLE records DROP COLUMN published_from")
     backend.set_schema_version(1)
     with backend.open(readonly=True) as s:  # read-only: used as it is
         assert s.schema_version == 1
