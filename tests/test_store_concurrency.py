@@ -17,6 +17,7 @@ from safe_pip.models import FileRef, PublisherIdentity, VerificationResult, Veri
 from safe_pip.policy.file import Policy
 from safe_pip.policy.history import HistoryRecord, ProjectHistory
 from safe_pip.policy.rules import decide, history_records_for
+from safe_pip.store import open_history
 from safe_pip.store.db import HistoryStore
 
 PROCS = 8
@@ -48,7 +49,7 @@ def _tofu_worker(path: str, who: str, barrier: Any, out: Any) -> None:
             identity=identity,
             integrated_time=SIGNED,
         )
-        store = HistoryStore.open(Path(path))
+        store = open_history(path)  # a file path, or a postgresql:// URL (test_store_contract)
         barrier.wait(timeout=60)
 
         def step(history: ProjectHistory) -> tuple[str, tuple[HistoryRecord, ...]]:

@@ -17,19 +17,16 @@ from typing import Any
 import pytest
 
 from safe_pip.errors import EXIT_COULD_NOT_CHECK, ConfigError, StoreError
-from safe_pip.models import FileRef, PublisherIdentity, VerificationResult, VerifyStatus
-from safe_pip.policy.file import Policy
-from safe_pip.policy.history import HistoryRecord, ProjectHistory
-from safe_pip.policy.rules import decide, history_records_for
+from safe_pip.models import PublisherIdentity
+from safe_pip.policy.history import HistoryRecord
 from safe_pip.store import HistoryStore, open_history
 from safe_pip.store.db import NewPublishersError
 from support.postgres import PostgresServer
+from test_store_concurrency import IDENTITIES, _tofu_worker
 
 SHA = "ab" * 32
 NOW = datetime(2026, 3, 1, tzinfo=timezone.utc)
-SIGNED = int(NOW.timestamp()) - 30 * 86400  # older than the minimum release age
-A = PublisherIdentity(kind="GitHub", repository="acme/widget", workflow="release.yml")
-B = PublisherIdentity(kind="GitHub", repository="evil/widget", workflow="release.yml")
+A, B = IDENTITIES["A"], IDENTITIES["B"]
 
 
 class Backend:
@@ -174,32 +171,6 @@ def test_readonly(backend: Backend) -> None:
 
 
 # -- compare-and-set across processes ----------------------------------------------------------
-
-
-def _tofu_worker(location: str, who: str, barrier: Any, out: Any) -> None:
-    try:
-        identity = {"A": A, "B": B}[who]
-        ref = FileRef("widget", "1.0", "widget-1.0-py3-none-any.whl", sha256=SHA)
-        result = VerificationResult(
-            ref.filename,
-            SHA,
-            VerifyStatus.VERIFIED,
-            "ok",
-            identity=identity,
-            integrated_time=SIGNED,
-        )
-        store = open_history(location)
-        barrier.wait(timeout=60)
-
-        def step(history: ProjectHistory) -> tuple[str, tuple[HistoryRecord, ...]]:
-            verdict = decide(ref, result, Policy.default(), history, NOW)
-            return verdict.code.value, history_records_for(ref, result, verdict, NOW)
-
-        code = store.update("widget", step)
-        store.close()
-        out.put((who, code))
-    except Exception as exc:  # report, never hang the parent
-        out.put((who, f"error: {type(exc).__name__}: {exc}"))
 
 
 def test_first_use_race_across_processes_records_one_publisher(backend: Backend) -> None:
