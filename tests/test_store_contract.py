@@ -283,3 +283,21 @@ def test_other_tables_in_the_database_are_left_alone(postgres: PostgresServer) -
     with psycopg.connect(url, autocommit=True) as conn:
         row = conn.execute("SELECT x FROM public.records").fetchone()
         assert row == (1,)
+
+
+def test_postgres_connection_dropped_by_the_server_is_reopened(postgres: PostgresServer) -> None:
+    """A replica outlives a database restart or a killed session: the next statement outside
+    a transaction reconnects; nothing is read from a half-done transaction."""
+    url = postgres.new_database()
+    with open_history(url) as s:
+        s.record([rec("1.0")])
+        dbname = url.split("/")[-1].split("?")[0]
+        postgres.admin_sql(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            f"WHERE datname = '{dbname}' AND pid <> pg_backend_pid()"  # noqa: S608 - test data
+        )
+        assert [r.version for r in s.project("widget").records] == ["1.0"]
+        s.record([rec("1.1")])
+        s.ping()
+    with open_history(url) as s:
+        assert len(s.project("widget").records) == 2

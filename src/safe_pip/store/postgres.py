@@ -159,7 +159,15 @@ class PgConnection:
                     params: Any = {f"p{i + 1}": v for i, v in enumerate(parameters)}
                 else:
                     params = tuple(parameters)
-                return self._raw.execute(text.encode(), params)
+                try:
+                    return self._raw.execute(text.encode(), params)
+                except psycopg.OperationalError:
+                    if self._in_tx or not self._raw.broken:
+                        raise
+                    self._open()  # the server dropped an idle session: once more, fresh
+                    return self._raw.execute(text.encode(), params)
+            except StoreError as exc:
+                raise sqlite3.OperationalError(exc.message) from None
             except psycopg.Error as exc:
                 raise sqlite3.OperationalError(_one_line(exc)) from None
 
