@@ -292,8 +292,11 @@ def test_postgres_connection_dropped_by_the_server_is_reopened(postgres: Postgre
     with open_history(url) as s:
         s.record([rec("1.0")])
         dbname = url.split("/")[-1].split("?")[0]
-        kill = f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{dbname}'"
-        postgres.admin_sql(kill)  # noqa: S608 - our own database name
+        postgres.admin_sql(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()",
+            dbname=dbname,
+        )
         assert [r.version for r in s.project("widget").records] == ["1.0"]
         s.record([rec("1.1")])
         s.ping()
