@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -291,13 +292,15 @@ def test_postgres_connection_dropped_by_the_server_is_reopened(postgres: Postgre
     url = postgres.new_database()
     with open_history(url) as s:
         s.record([rec("1.0")])
-        dbname = url.split("/")[-1].split("?")[0]
+        dbname = urlsplit(url).path.lstrip("/")
+        before = getattr(s, "_conn")._raw.info.backend_pid  # noqa: B009 - private on purpose
         postgres.admin_sql(
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
             "WHERE datname = current_database() AND pid <> pg_backend_pid()",
             dbname=dbname,
         )
         assert [r.version for r in s.project("widget").records] == ["1.0"]
+        assert getattr(s, "_conn")._raw.info.backend_pid != before  # noqa: B009 - a new session
         s.record([rec("1.1")])
         s.ping()
     with open_history(url) as s:
