@@ -14,6 +14,7 @@ OWN_VALUE = {
     "--policy": "policy",
     "--trust-root": "trust_root",
     "--home": "home",
+    "--history": "history",
     "--report": "report",
     "--provenance-index": "provenance_index",
     "--min-release-age": "min_release_age",
