@@ -211,7 +211,6 @@ def _swap_on_server(index: IndexServer, tmp_path: Path) -> Hooks:
         ("uses-unsigned", "refused-unsigned"),
         ("uses-wrongpub", "refused-unexpected-publisher"),
         ("uses-tampered", "refused-invalid-attestation"),
-        ("uses-swapped", "refused-invalid-attestation"),
     ],
 )
 def test_one_bad_file_refuses_the_whole_install(
@@ -547,3 +546,48 @@ def test_install_from_pylock_installs_exactly_the_lock(
     _out, err = capfd.readouterr()
     assert rc == 2, err
     assert "is a lock" in err
+
+
+def test_file_swapped_upstream_after_resolution_is_never_installed(
+    index: IndexServer,
+    trust_root: Path,
+    target: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    """T10: the file changes on the server after pip resolved it. What is installed is the
+    verified file (kept by sha256 when the verifying index served it), never the new bytes."""
+    monkeypatch.setattr(install_mod, "HOOKS", _swap_on_server(index, tmp_path))
+    rc = main([*base_args(index, trust_root, target), "uses-swapped"])
+    _out, err = capfd.readouterr()
+    assert rc == 0, err
+    installed = (target / "swapped" / "__init__.py").read_text(encoding="utf-8")
+    assert "X = 2" not in installed
+    assert "__version__" in installed  # the original, verified file
+
+
+def test_altered_file_cache_is_never_used(
+    index: IndexServer,
+    trust_root: Path,
+    tmp_path: Path,
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    """Verified files are kept by sha256 between runs; a kept file whose bytes no longer hash
+    to that digest (tampered, damaged) is dropped and fetched again, never installed."""
+    import os
+
+    first, second = tmp_path / "t1", tmp_path / "t2"
+    assert main([*base_args(index, trust_root, first), "lib-b"]) == 0
+    cache = Path(os.environ["SAFE_PIP_HOME"]) / "cache" / "files"
+    kept = [p for p in cache.iterdir() if not p.name.startswith(".")]
+    assert kept
+    for path in kept:
+        path.write_bytes(b"tampered")
+    rc = main([*base_args(index, trust_root, second), "lib-b"])
+    _out, err = capfd.readouterr()
+    assert rc == 0, err
+    assert (second / "lib_b" / "__init__.py").read_bytes() == (
+        first / "lib_b" / "__init__.py"
+    ).read_bytes()
+    assert all(p.read_bytes() != b"tampered" for p in cache.iterdir() if p.is_file())

@@ -159,9 +159,15 @@ class VerifyingIndexes:
 
 
 def start_verifying_indexes(
-    checker: Checker, upstreams: Sequence[str], *, verbose: bool, err: TextIO
+    checker: Checker,
+    upstreams: Sequence[str],
+    *,
+    verbose: bool,
+    err: TextIO,
+    file_cache: Path | None = None,
 ) -> VerifyingIndexes:
-    """One verifying index (block mode, 127.0.0.1, ephemeral port) per upstream."""
+    """One verifying index (block mode, lazy, 127.0.0.1, ephemeral port) per upstream;
+    ``file_cache``: verified files by sha256, kept across runs (re-hashed on every use)."""
     from safe_pip.errors import CouldNotCheckError
     from safe_pip.serve import EventLog, start_server
 
@@ -179,6 +185,7 @@ def start_verifying_indexes(
                     log=log,
                     lazy=True,
                     record=False,  # install records what it installs (compare-and-set)
+                    file_cache=file_cache,
                 )
             )
     except OSError as exc:
@@ -234,6 +241,18 @@ def resolve(
     if verbose and proc.stderr:
         err.write(proc.stderr)
     return read_report(report), proc
+
+
+def file_cache_dir(home: str | None) -> Path:
+    """Where ``safe-pip install`` keeps verified files by sha256 between runs."""
+    import os
+
+    home = home or os.environ.get("SAFE_PIP_HOME")
+    if home:
+        return Path(home) / "cache" / "files"
+    import platformdirs
+
+    return Path(platformdirs.user_cache_dir("safe-pip")) / "files"
 
 
 def sealed_env(proxy: DeadProxy) -> dict[str, str]:

@@ -29,6 +29,7 @@ from safe_pip.install.requirements import (
 from safe_pip.install.resolve import (
     DeadProxy,
     VerifyingIndexes,
+    file_cache_dir,
     resolve,
     resolve_argv,
     resolve_failed,
@@ -122,8 +123,11 @@ def _run(
                     if early is not None:
                         stack.callback(early.cancel)  # whatever happens next
                 warm = _warm_up(checker)  # imports and trust root load meanwhile
+                cache = file_cache_dir(getattr(own, "home", None))
                 indexes = stack.enter_context(
-                    start_verifying_indexes(checker, upstreams, verbose=pip.verbose > 0, err=err)
+                    start_verifying_indexes(
+                        checker, upstreams, verbose=pip.verbose > 0, err=err, file_cache=cache
+                    )
                 )
                 if sdist_builds:
                     stack.callback(_build_files, indexes.servers[0], outcome)  # before it stops
@@ -234,6 +238,7 @@ def _verify_and_install(
         progress=progress,
         sdist_builds=sdist_builds,
         sdist_blocker=blocker,
+        file_cache=file_cache_dir(getattr(own, "home", None)),
     )
     outcome.verdicts = verdicts
     code = _exit_for(verdicts)

@@ -108,6 +108,7 @@ def check_items(
     progress: Callable[[int, int, str], None] | None,
     sdist_builds: bool = False,
     sdist_blocker: str | None = None,
+    file_cache: Path | None = None,
 ) -> list[Verdict]:
     """One verdict per report item, in report order.
 
@@ -152,7 +153,10 @@ def check_items(
                 confused[pos] = listed
     candidates = [pos for pos in range(len(items)) if pos in refs and pos not in fixed]
     decided = reuse_verdicts(
-        checker, {p: (refs[p], entries[p]) for p in candidates if p in entries}, wheelhouse
+        checker,
+        {p: (refs[p], entries[p]) for p in candidates if p in entries},
+        wheelhouse,
+        file_cache=file_cache,
     )
     rest = [pos for pos in candidates if pos not in decided]
     checked = checker.check([refs[p] for p in rest], download_dir=wheelhouse, progress=progress)
@@ -175,7 +179,11 @@ def check_items(
 
 
 def reuse_verdicts(
-    checker: Checker, served: dict[int, tuple[FileRef, Entry]], wheelhouse: Path
+    checker: Checker,
+    served: dict[int, tuple[FileRef, Entry]],
+    wheelhouse: Path,
+    *,
+    file_cache: Path | None = None,
 ) -> dict[int, Verdict]:
     """The verdicts the verifying index already reached for the files pip fetched through it
     (same checker: same trust root, policy and history), for those whose bytes, downloaded
@@ -194,8 +202,10 @@ def reuse_verdicts(
         cap = http.limits.max_file_bytes
         if ref.size is not None and 0 <= ref.size < cap:
             cap = ref.size
+        sha = _from_cache(file_cache, entry.sha256, dest)
         try:
-            sha = http.download(ref.url, dest, max_bytes=cap)
+            if sha is None:
+                sha = http.download(ref.url, dest, max_bytes=cap)
         except Exception:  # fail closed: the full check downloads it again and says why
             return pos, None
         if sha != entry.sha256:
@@ -228,3 +238,20 @@ def outside_verdict(item: ReportItem) -> Verdict:
         rule="verifying index only",
         fix="install by name from an index; safe-pip verifies only what its index serves",
     )
+
+
+def _from_cache(cache: Path | None, sha256: str, dest: Path) -> str | None:
+    """The sha256 of ``dest`` after copying the cached verified file for ``sha256`` to it
+    (the caller compares it with the verified digest); None when there is none."""
+    import shutil
+
+    from safe_pip.check import sha256_path
+
+    if cache is None or not (cache / sha256).is_file():
+        return None
+    try:
+        shutil.copyfile(cache / sha256, dest)
+        return sha256_path(dest)
+    except OSError:
+        dest.unlink(missing_ok=True)
+        return None

@@ -33,6 +33,8 @@ from safe_pip.serve.server import (
 )
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from safe_pip.check import Checker
     from safe_pip.serve.runner import ServerLimits, WaitressServer
 
@@ -127,6 +129,7 @@ def start_server(
     limits: ServerLimits | None = None,
     lazy: bool = False,
     record: bool = True,
+    file_cache: Path | None = None,
 ) -> RunningServer:
     """Start a verifying index for ``upstream`` using ``checker`` (its trust root, policy and
     history) and return it, already serving. Use as a context manager, or call ``stop()``.
@@ -140,7 +143,9 @@ def start_server(
     requested (``safe-pip install`` resolves through a lazy block-mode index, so only the
     files pip picks are verified). ``record``: a served file's verdict is recorded in the
     history before its bytes are sent (``safe-pip install`` turns it off: its index only
-    feeds pip's resolution, and install records what it installs itself). Raises
+    feeds pip's resolution, and install records what it installs itself). ``file_cache``: a
+    directory of verified files by sha256, served again only when their bytes still hash to
+    the attested digest. Raises
     :class:`safe_pip.errors.ConfigError` for a bad upstream URL and OSError when the address
     cannot be bound.
     """
@@ -153,6 +158,7 @@ def start_server(
         page_ttl=page_ttl,
         lazy=lazy,
         record=record,
+        file_cache=file_cache,
     )
     try:
         server = make_server(index, host, port, limits)

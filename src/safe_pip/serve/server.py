@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import html.parser
 import json
+import os
 import re
 import shutil
 import sys
@@ -312,6 +313,7 @@ class VerifyingIndex:
         page_ttl: float = DEFAULT_PAGE_TTL,
         lazy: bool = False,
         record: bool = True,
+        file_cache: Path | None = None,
     ) -> None:
         from safe_pip.net import SimpleIndex
 
@@ -343,6 +345,9 @@ class VerifyingIndex:
         #: resolving index: what it serves only feeds pip's resolution; install decides and
         #: records (compare-and-set) what it installs.
         self.record = record
+        #: Verified files by sha256, kept across runs (``safe-pip install``): a file is served
+        #: from here only when its bytes hash to the attested sha256 again, else re-fetched.
+        self.file_cache = file_cache
         self._pending: dict[tuple[str, str], Entry] = {}  # lazy: listed, not decided yet
         self._deciding: dict[tuple[str, str], Future[Entry]] = {}  # lazy: decided ahead
         self._pool = ThreadPoolExecutor(
@@ -946,6 +951,9 @@ class VerifyingIndex:
         if ref.size is not None and 0 <= ref.size < cap:
             cap = ref.size
         started = time.monotonic()
+        if self._from_cache(entry, dest):
+            self._check_metadata_or_drop(entry, dest, workdir)
+            return dest
         try:
             self._io.submit(
                 http.download, ref.url, dest, max_bytes=cap, expected_sha256=entry.sha256
@@ -997,18 +1005,49 @@ class VerifyingIndex:
         except BaseException:
             shutil.rmtree(workdir, ignore_errors=True)
             raise
-        if ref.filename.endswith(".whl"):
-            try:
-                self._check_metadata(entry, dest)
-            except BaseException:
-                shutil.rmtree(workdir, ignore_errors=True)
-                raise
+        self._check_metadata_or_drop(entry, dest, workdir)
+        self._to_cache(entry, dest)
+        return dest
+
+    def _from_cache(self, entry: Entry, dest: Path) -> bool:
+        """Copy a cached file to ``dest`` if its bytes have the attested sha256 (else drop it)."""
+        from safe_pip.check import sha256_path
+
+        if self.file_cache is None:
+            return False
+        cached = self.file_cache / entry.sha256
         try:
+            shutil.copyfile(cached, dest)
+            if sha256_path(dest) == entry.sha256:
+                return True
+            cached.unlink(missing_ok=True)  # damaged or altered: fetched again
+        except OSError:
+            pass
+        dest.unlink(missing_ok=True)
+        return False
+
+    def _to_cache(self, entry: Entry, path: Path) -> None:
+        """Keep a verified file for later runs (best effort; read back only by hash)."""
+        if self.file_cache is None:
+            return
+        try:
+            self.file_cache.mkdir(mode=0o700, parents=True, exist_ok=True)
+            tmp = self.file_cache / f".{entry.sha256}.{threading.get_ident()}.tmp"
+            shutil.copyfile(path, tmp)
+            os.replace(tmp, self.file_cache / entry.sha256)
+        except OSError:
+            pass
+
+    def _check_metadata_or_drop(self, entry: Entry, dest: Path, workdir: Path) -> None:
+        """The last checks before bytes are served: a wheel's metadata (no direct URL
+        dependency), then the history write the verdict depends on (``_commit``)."""
+        try:
+            if entry.ref.filename.endswith(".whl"):
+                self._check_metadata(entry, dest)
             self._commit(entry)
         except BaseException:
             shutil.rmtree(workdir, ignore_errors=True)
             raise
-        return dest
 
     def _commit(self, entry: Entry) -> None:
         """Record ``entry``'s verdict in the history before any byte is served: a verdict is
