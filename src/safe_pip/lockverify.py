@@ -77,6 +77,7 @@ from safe_pip.models import (
 if TYPE_CHECKING:
     from safe_pip.net import ProjectPage
     from safe_pip.policy.file import Policy
+    from safe_pip.policy.history import HistoryRecord, ProjectHistory
 
 Status = Literal["ok", "warn", "fail", "error"]
 
@@ -343,6 +344,84 @@ class Evidence:
             raise CouldNotCheckError(f"evidence for {ref.filename} is too large")
         return data
 
+    @property
+    def has_history(self) -> bool:
+        """Whether the bundle carries index history (bundles saved before it did: no)."""
+        return isinstance(self.manifest.get("history"), dict)
+
+    def history_page(self, name: str, index: str) -> ProjectPage:
+        """The earlier releases saved for ``name`` as a page the index-history step reads
+        (one file per release, each with its provenance in this bundle, re-verified when
+        used). Raises CouldNotCheckError when the bundle has no history for the project."""
+        from packaging.utils import canonicalize_name
+
+        from safe_pip.net import ProjectPage
+
+        norm = str(canonicalize_name(name))
+        history = self.manifest.get("history")
+        entries = history.get(norm) if isinstance(history, dict) else None
+        if not isinstance(entries, list):
+            raise CouldNotCheckError(
+                f"the evidence in {self.root} has no index history for {norm}",
+                fix="re-create it with `safe-pip verify LOCK --save-evidence DIR` after the lock "
+                "changed, or pass --no-index-history",
+            )
+        files: list[FileRef] = []
+        for e in entries:
+            if not isinstance(e, dict):
+                continue
+            filename, version, sha = e.get("filename"), e.get("version"), e.get("sha256")
+            if not (isinstance(filename, str) and isinstance(version, str)):
+                continue
+            if not (isinstance(sha, str) and _hexdigest_ok(sha)):
+                continue
+            upload = e.get("upload_time")
+            files.append(
+                FileRef(
+                    project=norm,
+                    version=version,
+                    filename=filename,
+                    sha256=sha,
+                    index=index,
+                    upload_time=upload if isinstance(upload, str) else None,
+                )
+            )
+        versions = tuple(dict.fromkeys(f.version for f in files))
+        return ProjectPage(
+            norm, tuple(files), versions, None, f"evidence:{self.root}", serves_provenance=True
+        )
+
+    def add_history(self, project: str, reads: Sequence[tuple[str, FileRef, bytes | None]]) -> None:
+        """Keep the earlier releases the index-history step read for ``project``: each file
+        (version, name, sha256, upload time) and its provenance as fetched (None: unsigned)."""
+        entries: list[dict[str, Any]] = []
+        for version, f, provenance in reads:
+            sha = (f.sha256 or "").lower()
+            if not _hexdigest_ok(sha) or "/" in f.filename or "\\" in f.filename:
+                continue
+            entry: dict[str, Any] = {
+                "version": version,
+                "filename": f.filename,
+                "sha256": sha,
+                "upload_time": f.upload_time,
+            }
+            file_entry: dict[str, Any] = {
+                "filename": f.filename,
+                "project": project,
+                "version": version,
+            }
+            if provenance is not None:
+                rel = f"provenance/{sha}/{f.filename}.provenance.json"
+                _atomic_write(self.root / rel, provenance)
+                file_entry.update(status="verified", provenance=rel)
+            else:
+                file_entry["status"] = "unsigned"
+            entries.append(entry)
+            with self._lock:
+                self.manifest["files"].setdefault(sha, file_entry)
+        with self._lock:
+            self.manifest.setdefault("history", {})[project] = entries
+
     def add(self, project: str, version: str, result: VerificationResult) -> None:
         sha = result.sha256.lower()
         if not _hexdigest_ok(sha) or "/" in result.filename or "\\" in result.filename:
@@ -378,6 +457,7 @@ class Evidence:
         self.manifest["saved_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         files = dict(sorted(self.manifest["files"].items()))
         self.manifest["files"] = files
+        self.manifest.setdefault("history", {})  # this bundle carries index history
         _atomic_write(
             self.root / EVIDENCE_MANIFEST,
             (json.dumps(self.manifest, indent=2, sort_keys=False) + "\n").encode(),
@@ -422,6 +502,13 @@ class LockChecker(Checker):
         self.cache_hits = 0
         self.from_cache: set[str] = set()  # digests whose provenance came from the cache
         self._count_lock = threading.Lock()
+        #: projects whose lock entries pin attestation-identities: the lock names the
+        #: publisher, so their index history is not read (a first run stays fast)
+        self.pinned: frozenset[str] = frozenset()
+        #: --save-evidence: what the index-history step read, kept for the bundle
+        self.keep_history = False
+        self.history_reads: dict[str, dict[str, tuple[str, FileRef, bytes | None]]] = {}
+        self._fetched: dict[str, bytes | None] = {}
 
     def fetch_provenance(self, ref: FileRef) -> bytes | None:
         if self.evidence is not None:
@@ -432,8 +519,44 @@ class LockChecker(Checker):
                 with self._count_lock:
                     self.cache_hits += 1
                     self.from_cache.add(ref.sha256.lower())
-                return hit
-        return super().fetch_provenance(ref)
+                return self._keep(ref, hit)
+        return self._keep(ref, super().fetch_provenance(ref))
+
+    def _keep(self, ref: FileRef, provenance: bytes | None) -> bytes | None:
+        if self.keep_history and ref.sha256:
+            with self._count_lock:
+                self._fetched[ref.sha256.lower()] = provenance
+        return provenance
+
+    def _index_history(self, name: str, *args: Any, **kwargs: Any) -> ProjectHistory:
+        from packaging.utils import canonicalize_name
+
+        from safe_pip.policy.history import ProjectHistory
+
+        if canonicalize_name(name) in self.pinned:
+            return ProjectHistory(name, ())
+        return super()._index_history(name, *args, **kwargs)
+
+    def _history_page(self, name: str, index: str) -> ProjectPage | None:
+        if self.evidence is not None:
+            return self.evidence.history_page(name, index)  # saved reads, re-verified
+        page = super()._history_page(name, index)
+        if self.keep_history:
+            with self._count_lock:  # read, even when no earlier release is on it
+                self.history_reads.setdefault(str(canonicalize_name(name)), {})
+        return page
+
+    def _history_record(
+        self, name: str, version: str, f: FileRef, index: str
+    ) -> HistoryRecord | None:
+        record = super()._history_record(name, version, f, index)
+        if self.keep_history and self.evidence is None and f.sha256:
+            sha = f.sha256.lower()
+            with self._count_lock:
+                provenance = self._fetched.get(sha)
+                key = str(canonicalize_name(name))
+                self.history_reads.setdefault(key, {})[sha] = (version, f, provenance)
+        return record
 
 
 # -- locating files on the index ---------------------------------------------------------------
@@ -1103,6 +1226,12 @@ def verify_locks(
     evidence = Evidence.load(opts.evidence) if opts.evidence is not None else None
     if evidence is not None:
         checker.evidence = evidence
+        if not evidence.has_history:
+            checker.index_history = False  # a bundle saved before bundles carried history
+    checker.pinned = frozenset(
+        str(canonicalize_name(p.name)) for lock in locks for p in lock.packages if p.identities
+    )
+    checker.keep_history = opts.save_evidence is not None
     planned, problems = plan(locks, checker, opts, evidence, page_progress)
 
     refs = [p.ref for p in planned]
@@ -1138,6 +1267,8 @@ def verify_locks(
             v = verdict if wheel else sdist_refusal(verdict, pkg, f, checker.policy)
             outcomes[lock_path].append(apply_lock_identities(lock_path, pkg, f, v, index_sha))
     if save is not None:
+        for project, reads in sorted(checker.history_reads.items()):
+            save.add_history(project, list(reads.values()))
         save.save(trusted_root_bytes(checker), checker.trust.describe())
 
     reports = []

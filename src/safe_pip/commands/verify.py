@@ -234,7 +234,7 @@ def run(args: argparse.Namespace) -> int:
             provenance_index=None
             if offline_evidence
             else (named_provenance_index(args.provenance_index) or main_index or PYPI_SIMPLE),
-            index_history=offline_evidence is None and not args.no_index_history,
+            index_history=not args.no_index_history,  # with --evidence: the bundle's
             offline=bool(args.offline),
         )
         opts = VerifyOptions(
