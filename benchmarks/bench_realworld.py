@@ -62,6 +62,8 @@ def _run(src: Path, index: str, home: Path, *extra: str) -> tuple[float, int, st
         "SAFE_PIP_HOME": str(home),
         "PIP_CONFIG_FILE": os.devnull,
     }
+    # as on an installed copy (pip writes .pyc files): each run must not recompile every module
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
     cmd = [sys.executable, "-m", "safe_pip", "verify", str(LOCK), "-i", index, *extra]
     cmd += ["--format", "json"]
     t0 = time.perf_counter()

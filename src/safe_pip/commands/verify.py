@@ -143,15 +143,6 @@ def run(args: argparse.Namespace) -> int:
         trust_from_args,
     )
     from safe_pip.lockfile import detect_format, read_lock
-    from safe_pip.lockverify import (
-        LockChecker,
-        ProvenanceCache,
-        VerifyOptions,
-        default_cache_dir,
-        verify_locks,
-        write_identities,
-    )
-    from safe_pip.report_formats import render
 
     if args.jobs < 1:
         raise ConfigError("--jobs must be at least 1")
@@ -180,9 +171,6 @@ def run(args: argparse.Namespace) -> int:
 
     offline_evidence = Path(args.evidence) if args.evidence else None
     home = getattr(args, "home", None) or os.environ.get("SAFE_PIP_HOME")
-    cache = None
-    if not args.no_cache and offline_evidence is None:  # --offline reads the cache too
-        cache = ProvenanceCache(default_cache_dir(home))
     index_url = args.index_url
     main_index = (
         index_url
@@ -199,8 +187,6 @@ def run(args: argparse.Namespace) -> int:
     run_key: str | None = None
     store = open_store(args, readonly=True)
     try:
-        from safe_pip.check import PYPI_SIMPLE
-
         policy = policy_from_args(args)
         trust = trust_from_args(args)
         if reuse:
@@ -225,6 +211,20 @@ def run(args: argparse.Namespace) -> int:
             hit = verified_cache.load(runs, run_key)
             if hit is not None:
                 return _emit(args, hit[0], hit[1], reused=True)
+        # verifying (imported only now: a reused run needs none of it)
+        from safe_pip.check import PYPI_SIMPLE
+        from safe_pip.lockverify import (
+            LockChecker,
+            ProvenanceCache,
+            VerifyOptions,
+            default_cache_dir,
+            verify_locks,
+            write_identities,
+        )
+
+        cache = None
+        if not args.no_cache and offline_evidence is None:  # --offline reads the cache too
+            cache = ProvenanceCache(default_cache_dir(home))
         checker = LockChecker(
             cache=cache,
             trust=trust,
@@ -258,7 +258,7 @@ def run(args: argparse.Namespace) -> int:
             if report.lock.path.resolve() == target.resolve():
                 result.written[str(target)] = write_identities(target, report)
 
-    from safe_pip.report_formats import render_text
+    from safe_pip.report_formats import render, render_text
 
     text = render(result, args.format, verbose=args.verbose, quiet=args.quiet, style=style)
     summary = render_text(result).splitlines()[-1]
