@@ -45,6 +45,9 @@ if TYPE_CHECKING:
 
 PYPI_SIMPLE = "https://pypi.org/simple/"
 
+#: Parallel provenance reads of one project's earlier releases (index history on first sight).
+HISTORY_READERS = 8
+
 #: VerificationResult.reason_code of a file whose index serves no provenance at all (a mirror).
 NO_PROVENANCE_SERVED = "no-provenance-served"
 _MIRROR_FIX = (
@@ -405,16 +408,31 @@ class Checker:
             if v is None or too_new_by_upload_time(f, self.policy, self.now) is not None:
                 continue
             by_version.setdefault(v, []).append(f)
-        records: list[HistoryRecord] = []
-        for v in _most_recent(by_version, depth):
-            # one file per release is enough to learn its publisher; prefer wheels
-            files = sorted(
-                by_version[v], key=lambda f: (not f.filename.endswith(".whl"), f.filename)
-            )
-            record = self._history_record(name, str(v), files[0], index)
-            if record is not None:
-                records.append(record)
-        return ProjectHistory(name, tuple(records))
+        picks = [(str(v), by_version[v]) for v in _most_recent(by_version, depth)]
+        return ProjectHistory(name, self._read_releases(name, picks, index))
+
+    def _read_releases(
+        self, name: str, releases: Sequence[tuple[str, Sequence[FileRef]]], index: str
+    ) -> tuple[HistoryRecord, ...]:
+        """The history records of earlier releases: ONE provenance read per release (its
+        publisher is what counts; a wheel preferred), the releases read in parallel. Order
+        is kept; a release whose provenance does not verify is left out; the first release
+        that cannot be read raises (could not check)."""
+        picks = [
+            (version, sorted(files, key=lambda f: (not f.filename.endswith(".whl"), f.filename))[0])
+            for version, files in releases
+            if files
+        ]
+
+        def read(pick: tuple[str, FileRef]) -> HistoryRecord | None:
+            return self._history_record(name, pick[0], pick[1], index)
+
+        if len(picks) <= 1:
+            results = [read(p) for p in picks]
+        else:
+            with ThreadPoolExecutor(max_workers=min(len(picks), HISTORY_READERS)) as pool:
+                results = list(pool.map(read, picks))
+        return tuple(r for r in results if r is not None)
 
     def _history_page(self, name: str, index: str) -> ProjectPage | None:
         """The project's page on ``index``, read once per run; None when the index has no
