@@ -77,6 +77,7 @@ def install_lock(
         store=store,
         provenance_index=own.provenance_index or upstreams[0] or PYPI_SIMPLE,
         index_history=not own.no_index_history,
+        offline=bool(getattr(own, "offline", False)),  # no network at all
     )
     quiet = pip.quiet > 0
     opts = VerifyOptions(

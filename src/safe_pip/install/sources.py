@@ -56,6 +56,7 @@ def _with_status(ref: FileRef, page_ref: FileRef) -> FileRef:
         ref,
         project_status=page_ref.project_status,
         project_status_reason=page_ref.project_status_reason,
+        index_serves_provenance=page_ref.index_serves_provenance,  # a mirror is named as such
     )
 
 
