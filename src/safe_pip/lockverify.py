@@ -324,6 +324,8 @@ class Evidence:
         sha = (ref.sha256 or "").lower()
         entry = self.entry(sha)
         if entry is None or entry.get("filename") != ref.filename:
+            entry = self._history_entry(sha)  # an earlier release the index history read
+        if entry is None or entry.get("filename") != ref.filename:
             raise CouldNotCheckError(
                 f"the evidence in {self.root} has nothing for {ref.filename} ({sha[:16]}...)",
                 fix="re-create it with `safe-pip verify LOCK --save-evidence DIR` after the "
@@ -343,6 +345,16 @@ class Evidence:
         if len(data) > MAX_PROVENANCE_BYTES:
             raise CouldNotCheckError(f"evidence for {ref.filename} is too large")
         return data
+
+    def _history_entry(self, sha256: str) -> dict[str, Any] | None:
+        history = self.manifest.get("history")
+        if not isinstance(history, dict):
+            return None
+        for entries in history.values():
+            for e in entries if isinstance(entries, list) else ():
+                if isinstance(e, dict) and e.get("sha256") == sha256:
+                    return e
+        return None
 
     @property
     def has_history(self) -> bool:
@@ -405,20 +417,13 @@ class Evidence:
                 "sha256": sha,
                 "upload_time": f.upload_time,
             }
-            file_entry: dict[str, Any] = {
-                "filename": f.filename,
-                "project": project,
-                "version": version,
-            }
             if provenance is not None:
                 rel = f"provenance/{sha}/{f.filename}.provenance.json"
                 _atomic_write(self.root / rel, provenance)
-                file_entry.update(status="verified", provenance=rel)
+                entry.update(status="provenance", provenance=rel)
             else:
-                file_entry["status"] = "unsigned"
+                entry["status"] = "unsigned"
             entries.append(entry)
-            with self._lock:
-                self.manifest["files"].setdefault(sha, file_entry)
         with self._lock:
             self.manifest.setdefault("history", {})[project] = entries
 
