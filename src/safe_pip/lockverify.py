@@ -616,15 +616,15 @@ def _outcome(
 
 def _unsupported_fix(lock: Lock, pkg: LockedPackage) -> str:
     """The fix for an entry that is no index release. uv export writes the project itself
-    (and workspace members) as a local entry, which uv.lock marks editable/virtual and verify
-    skips: the fix is the export option that leaves them out."""
+    (and workspace members) as a local entry: the fix is the export option that leaves it
+    out."""
     local = any(word in (pkg.unsupported or "") for word in ("editable", "directory", "local"))
     if lock.generator == "uv" and local:
         fmt = "pylock.toml" if lock.format == "pylock" else "requirements-txt"
         return (
             f"this is your own project (or a workspace member), written by uv export: export "
             f"without it, `uv export --no-emit-project --format {fmt}` (and "
-            "--no-emit-workspace for members), or verify uv.lock itself, which skips it"
+            "--no-emit-workspace for members)"
         )
     return "lock a release from an index, or remove the entry"
 
