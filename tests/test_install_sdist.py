@@ -4,10 +4,10 @@ with the test trust root.
 
 - allow-sdist = true: pip resolves through the in-process verifying index (block mode), so
   the sdist and its build dependencies are verified before pip uses them; verified sdists are
-  built into wheels with build dependencies fetched through the same index (THREATS T12).
+  built into wheels with build dependencies fetched through the same index (threat T12).
 - allow-sdist off: the sdist is refused with the explanation and how to turn builds on.
 - -i plus --extra-index-url: a project listed on both is refused unless the policy names its
-  publisher (THREATS T11).
+  publisher (threat T11).
 """
 
 from __future__ import annotations

@@ -222,7 +222,7 @@ def test_install_that_loses_a_first_use_race_installs_nothing(
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """THREATS T20: another run records a different first publisher between this run's
+    """threat T20: another run records a different first publisher between this run's
     decision and its recording. The history is recorded before pip installs, so this run
     stops with nothing installed (not after installing the loser's files)."""
     from datetime import datetime, timezone

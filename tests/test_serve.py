@@ -267,7 +267,7 @@ def test_filter_mode_leaves_refused_files_out(env: Env) -> None:
         assert b"evil/fork" in r.body
     refused = {e["filename"]: e for e in env.events("refuse")}
     assert refused[evil.name]["code"] == "refused-unexpected-publisher"
-    # unsigned after attested releases: a downgrade (THREATS T01/T08)
+    # unsigned after attested releases: a downgrade (threat T01/T08)
     assert refused[unsigned.name]["code"] == "refused-attestation-downgrade"
 
 
@@ -343,7 +343,7 @@ def test_hash_mismatch_is_502_and_never_the_bytes(env: Env) -> None:
 
 
 def test_oversized_file_is_not_served(env: Env) -> None:
-    """A body longer than the size upstream declared is cut off (THREATS T13)."""
+    """A body longer than the size upstream declared is cut off (threat T13)."""
     env.pub.wheel("alpha", "1.0")
     with env.serve() as srv:
         doc = get(srv.index_url + "alpha/", accept=JSON_V1).json()
@@ -413,7 +413,7 @@ def test_upstream_errors_map_to_gateway_errors(env: Env, status: int, expected: 
 
 
 def test_provenance_unavailable_fails_the_page_and_is_not_cached(env: Env) -> None:
-    """THREATS T09: a 5xx for the provenance is 'could not check', never 'unsigned'; the page
+    """threat T09: a 5xx for the provenance is 'could not check', never 'unsigned'; the page
     is refused as a whole (no silent fallback to an older version), and a later request
     verifies again."""
     env.pub.wheel("alpha", "1.0")
@@ -507,7 +507,7 @@ def test_requires_python_and_yanked_pass_through(
 
 
 def test_stale_serial_is_logged_and_refused(env: Env) -> None:
-    """THREATS T21: a page older than one seen before is answered 503 (and logged)."""
+    """threat T21: a page older than one seen before is answered 503 (and logged)."""
     env.pub.wheel("alpha", "1.0")
     env.upstream.serials["alpha"] = 100
     with env.serve() as srv:

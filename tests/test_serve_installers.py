@@ -182,7 +182,7 @@ def test_filter_mode_falls_back_to_allowed_version(setup: Setup, installer: str)
 
 @pytest.mark.parametrize("installer", ["pip", "uv"])
 def test_sdist_with_unsigned_build_dependency_fails_to_build(setup: Setup, installer: str) -> None:
-    """THREATS T12: the installer fetches build dependencies from the same index, so an
+    """threat T12: the installer fetches build dependencies from the same index, so an
     unsigned build backend is refused there and the sdist cannot be built."""
     setup.pub.sdist("app", "1.0", build_requires=["evil-backend"])
     setup.pub.wheel("evil-backend", "1.0", signed=False)

@@ -1,5 +1,5 @@
 -- A safe-pip history database at schema version 1 (the schema before the `serials` table,
--- THREATS T21), made by the schema-1 store code (git 9a74de6:src/safe_pip/store/db.py) with one
+-- threat T21), made by the schema-1 store code (git 9a74de6:src/safe_pip/store/db.py) with one
 -- record and one audit entry, dumped with sqlite3's iterdump(). The header fields are not in a
 -- dump: tests/adversarial/test_t21_stale_replayed_page.py sets application_id = 0x53504950,
 -- user_version = 1 and journal_mode = WAL before running this script.

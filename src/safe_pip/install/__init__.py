@@ -5,7 +5,7 @@ Modules: ``args`` (safe-pip's and pip's arguments), ``requirements`` (requiremen
 ``verdicts`` (the verify step), ``apply`` (the install step), ``report`` (outcome and JSON
 report), ``piprun`` (running pip), ``run`` (the whole run).
 
-Phases, strictly ordered (THREATS T10, T12, T19, T26):
+Phases, strictly ordered (threat T10, T12, T19, T26):
 
 1. **Resolve**: ``python -m pip install --dry-run --report`` with the user's arguments, isolated
    from pip's configuration, wheels only unless sdist builds are allowed. Nothing is installed
@@ -26,7 +26,7 @@ Phases, strictly ordered (THREATS T10, T12, T19, T26):
    have when built and reported as ``built_from`` the sdist (their bytes are not attested).
 
 Several indexes (``-i`` plus ``--extra-index-url``): a project listed on more than one of them
-is refused (``refused-index-confusion``, THREATS T11) unless the policy names its publisher
+is refused (``refused-index-confusion``, threat T11) unless the policy names its publisher
 (docs/adr/0005-dependency-confusion.md).
 """
 

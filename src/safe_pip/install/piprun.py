@@ -35,7 +35,7 @@ def pip_env(base: dict[str, str] | None = None) -> dict[str, str]:
 
 
 def pip_config_sources(env: dict[str, str] | None = None) -> list[str]:
-    """pip configuration that safe-pip ignores (THREATS T26), so the user can be told."""
+    """pip configuration that safe-pip ignores (threat T26), so the user can be told."""
     env = dict(os.environ if env is None else env)
     found = sorted(
         k

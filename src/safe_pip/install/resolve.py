@@ -439,7 +439,7 @@ def _no_match(
             continue
         found = True
         if (page.status or "").strip().lower() == QUARANTINED:
-            # PEP 792: the index offers no files of a quarantined project (THREATS T25)
+            # PEP 792: the index offers no files of a quarantined project (threat T25)
             ref = FileRef(
                 project=req.name,
                 version=str(req.specifier) or "-",

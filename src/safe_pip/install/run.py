@@ -268,7 +268,7 @@ def _verify_and_install(
             f"safe-pip: {checked_text(verdicts)}; installing them from a private "
             f"wheelhouse{extra}.\n"
         )
-    # The history records what was verified, before pip installs it (THREATS T20): a run that
+    # The history records what was verified, before pip installs it (threat T20): a run that
     # raced another one into trusting a different first publisher stops here, with nothing
     # installed, instead of after pip has already installed the loser's files.
     try:

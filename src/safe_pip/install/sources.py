@@ -51,7 +51,7 @@ def served_ref(
 
 
 def _with_status(ref: FileRef, page_ref: FileRef) -> FileRef:
-    """``ref`` with the PEP 792 project status its index page gave (THREATS T25)."""
+    """``ref`` with the PEP 792 project status its index page gave (threat T25)."""
     return replace(
         ref,
         project_status=page_ref.project_status,
@@ -91,7 +91,7 @@ def _unsigned_pinned(policy: Policy, project: str, sha256: str) -> bool:
 def apply_index_confusion(
     verdict: Verdict, project: str, listed: Sequence[str], policy: Policy
 ) -> Verdict:
-    """THREATS T11: ``project`` is listed on more than one configured index. pip takes
+    """threat T11: ``project`` is listed on more than one configured index. pip takes
     the highest version across them, so whoever controls the name on any of them decides what
     is installed. Allowed only when the policy itself says what to accept: a [[package]]
     entry naming the publisher that signed this file (verified-allowlisted), or an

@@ -111,7 +111,7 @@ class ProjectView:
 
     @property
     def quarantined(self) -> bool:
-        """PEP 792: an index MUST NOT offer a quarantined project's files (THREATS T25)."""
+        """PEP 792: an index MUST NOT offer a quarantined project's files (threat T25)."""
         return (self.status or "").strip().lower() == "quarantined"
 
 
@@ -573,7 +573,7 @@ class VerifyingIndex:
         return known is not None
 
     def _check_serial(self, norm: str, serial: int | None) -> None:
-        """THREATS T21: a page older than one already seen (by this server, or by any run that
+        """threat T21: a page older than one already seen (by this server, or by any run that
         recorded it in the history store: the checker's SerialGuard) is logged ("stale") and
         refused with 503. A higher serial is recorded in the store at once."""
         from safe_pip.errors import StaleIndexError
@@ -747,7 +747,7 @@ class VerifyingIndex:
         checker = self.checker
         sha = (ref.sha256 or "").lower()
         if (ref.project_status or "").strip().lower() == QUARANTINED:
-            # refused whatever its attestation says (THREATS T25): not even looked at
+            # refused whatever its attestation says (threat T25): not even looked at
             return Entry(ref, quarantined_verdict(ref, sha), None, requires_python)
         if not sha:
             verdict = _refuse(
@@ -894,7 +894,7 @@ class VerifyingIndex:
     def _quarantined(
         self, view: ProjectView, hit: Entry | None, filename: str, sha: str
     ) -> ServeError:
-        """The 403 for a file link of a project upstream quarantined (PEP 792, THREATS T25),
+        """The 403 for a file link of a project upstream quarantined (PEP 792, threat T25),
         whatever the file's cached verdict was; its reason carries upstream's status reason."""
         from safe_pip.check import quarantined_verdict
 
@@ -946,7 +946,7 @@ class VerifyingIndex:
         dest = workdir / "file"
         http = self.checker.http
         # Never more than the index declared, and never more than the configured ceiling
-        # (an upstream declaring a huge size must not lift the cap; THREATS T13).
+        # (an upstream declaring a huge size must not lift the cap; threat T13).
         cap = http.limits.max_file_bytes
         if ref.size is not None and 0 <= ref.size < cap:
             cap = ref.size

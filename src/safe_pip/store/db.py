@@ -1,6 +1,6 @@
 """The known-good history database: one SQLite file, ``$SAFE_PIP_HOME/history.sqlite3``.
 
-Rules (THREATS.md T17, T20; docs/adr/0001-tofu-history.md):
+Rules (docs/threat-model.md T17, T20; docs/adr/0001-tofu-history.md):
 
 * WAL journal, ``synchronous=FULL``, a busy timeout, and every write inside
   ``BEGIN IMMEDIATE`` so concurrent runs serialise instead of interleaving. :meth:`update` is the
@@ -17,7 +17,7 @@ Rules (THREATS.md T17, T20; docs/adr/0001-tofu-history.md):
   audit table) when it is opened for writing; opened read-only it is used as it is. A database
   from a newer schema is refused.
 * Besides the records, the store keeps the highest index serial (``_last-serial``) seen per
-  (index, project), so a stale or replayed index page is noticed across runs (THREATS T21;
+  (index, project), so a stale or replayed index page is noticed across runs (threat T21;
   :class:`safe_pip.check.SerialGuard`). Schema 2 added that table.
 * History is a sequence (ARCHITECTURE.md § Decisions): each record keeps its publication time
   (``published_at``) and where that time came from (``published_from``: ``log``, the
@@ -85,7 +85,7 @@ _SERIALS_TABLE = """
 CREATE TABLE serials (
     idx      TEXT NOT NULL,              -- the index URL, see index_key()
     project  TEXT NOT NULL,              -- canonicalized name
-    serial   INTEGER NOT NULL,           -- the highest _last-serial seen (THREATS T21)
+    serial   INTEGER NOT NULL,           -- the highest _last-serial seen (threat T21)
     seen_at  TEXT NOT NULL,              -- ISO 8601, UTC: when it was first seen
     PRIMARY KEY (idx, project)
 )"""
