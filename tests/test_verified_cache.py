@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import cast
 
@@ -14,6 +15,7 @@ import pytest
 from safe_pip._cli import main
 from safe_pip.lock import verified_cache
 from support.fixtures import recorded_page
+from support.replay import Replay
 from test_recorded_pages import _pylock, _real_provenance, _sample_files
 
 REUSED = "its report was reused"
@@ -28,10 +30,10 @@ def _run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str,
 @pytest.fixture
 def verified_once(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> tuple[list[str], Path, str]:
-    """A lock verified once (exit 0) against a replay that is then gone."""
-    from support.replay import Replay
-
+) -> Iterator[tuple[list[str], Path, str, Replay]]:
+    """A lock verified once (exit 0); then the replayed index answers 404 for everything, so
+    a run that verifies again fails and shows up in the request log, and a reused one does
+    neither (a closed port could be taken by another process's test server meanwhile)."""
     page = recorded_page("pypi-sampleproject-1.4-json")
     home = tmp_path / "home"
     with Replay({"sampleproject": page}, files=_real_provenance()).running() as replay:
@@ -40,45 +42,52 @@ def verified_once(
         code, out, err = _run(argv, capsys)
         assert code == 0, err
         assert REUSED not in err
-    return argv, lock, out
+        replay.pages.clear()
+        replay.files.clear()
+        replay.hits.clear()
+        yield argv, lock, out, replay
 
 
 def test_unchanged_run_is_reused_without_network(
-    verified_once: tuple[list[str], Path, str], capsys: pytest.CaptureFixture[str]
+    verified_once: tuple[list[str], Path, str, Replay], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    argv, _lock, first = verified_once
+    argv, _lock, first, replay = verified_once
     started = time.monotonic()
-    code, out, err = _run(argv, capsys)  # the index is gone: only the cache can answer
+    code, out, err = _run(argv, capsys)
     assert time.monotonic() - started < 0.5
-    assert code == 0
+    assert code == 0, err
     assert REUSED in err
     assert out == first
     assert json.loads(out)["exit_code"] == 0
+    assert not replay.hits  # nothing was asked of the index
 
 
 def test_any_change_verifies_again(
-    verified_once: tuple[list[str], Path, str],
+    verified_once: tuple[list[str], Path, str, Replay],
     capsys: pytest.CaptureFixture[str],
     tmp_path: Path,
 ) -> None:
-    argv, lock, _first = verified_once
-    # --no-cache
-    code, _out, err = _run([*argv, "--no-cache"], capsys)
-    assert code == 3
-    assert REUSED not in err
-    # the policy
+    argv, lock, _first, replay = verified_once
     policy = tmp_path / "safe-pip.toml"
     policy.write_text("[defaults]\nrequire-attestation = true\n", encoding="utf-8")
-    code, _out, err = _run([*argv, "--policy", str(policy)], capsys)
-    assert code == 3  # verified again: the index is gone
-    # another output format
-    code, _out, err = _run([*argv[:-1], "sarif"], capsys)
-    assert code == 3
+    changes = {
+        "--no-cache": [*argv, "--no-cache"],
+        "another policy": [*argv, "--policy", str(policy)],
+        "another format": [*argv[:-1], "sarif"],
+    }
+    for what, run in changes.items():
+        replay.hits.clear()
+        code, _out, err = _run(run, capsys)
+        assert code != 0, what  # verified again, against an index that now has nothing
+        assert REUSED not in err, what
+        assert replay.hits, what
     # the lock (one byte)
     lock.write_text(lock.read_text(encoding="utf-8") + "\n", encoding="utf-8")
+    replay.hits.clear()
     code, _out, err = _run(argv, capsys)
-    assert code == 3
+    assert code != 0
     assert REUSED not in err
+    assert replay.hits
 
 
 def test_history_change_and_failures_are_not_reused(tmp_path: Path) -> None:
