@@ -113,7 +113,7 @@ def test_real_lock_verifies_against_recorded_mirror_pages(
             assert entry["code"] == "local-source"
             assert "allow-local-sources = true" in entry["fix"]
         else:
-            assert entry["code"] == "unsupported-source"
+            assert entry["code"] == "local-source"  # as uv.lock's editable entry
             assert "uv export --no-emit-project" in entry["fix"]  # ... with uv's own fix
     # one read of each project's page, for locating, provenance and index history alike
     assert {path: n for path, n in hits.items() if path.startswith("/simple/")} == {

@@ -298,8 +298,8 @@ def test_cache_serves_warm_runs_and_is_reverified(
     before = sum(1 for p in index.requests_log if p.startswith("/provenance/"))
     assert _run([str(lock)], capsys, trust_root)[0] == 0
     cold = sum(1 for p in index.requests_log if p.startswith("/provenance/")) - before
-    # every file, plus the index history's read of each project's (single) release
-    assert cold == sum(len(index.dists(n)) for n in names) + len(names)
+    # every file; no index-history read: the lock pins each project's attestation-identities
+    assert cold == sum(len(index.dists(n)) for n in names)
     assert _run([str(lock)], capsys, trust_root)[0] == 0
     warm = sum(1 for p in index.requests_log if p.startswith("/provenance/")) - before - cold
     assert warm == 0

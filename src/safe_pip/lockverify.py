@@ -614,18 +614,16 @@ def _outcome(
     )
 
 
-def _unsupported_fix(lock: Lock, pkg: LockedPackage) -> str:
-    """The fix for an entry that is no index release. uv export writes the project itself
-    (and workspace members) as a local entry: the fix is the export option that leaves it
-    out."""
+def _uv_export_own(lock: Lock, pkg: LockedPackage) -> bool:
+    """Whether ``pkg`` is the project itself (or a workspace member) as uv export writes it
+    (``-e .``, a pylock ``directory`` entry): the same entry uv.lock marks editable/virtual,
+    so it is decided the same way (``local-source``)."""
     local = any(word in (pkg.unsupported or "") for word in ("editable", "directory", "local"))
-    if lock.generator == "uv" and local:
-        fmt = "pylock.toml" if lock.format == "pylock" else "requirements-txt"
-        return (
-            f"this is your own project (or a workspace member), written by uv export: export "
-            f"without it, `uv export --no-emit-project --format {fmt}` (and "
-            "--no-emit-workspace for members)"
-        )
+    return lock.generator == "uv" and lock.format != "uv" and local
+
+
+def _unsupported_fix(lock: Lock, pkg: LockedPackage) -> str:
+    """The fix for an entry that is no index release."""
     return "lock a release from an index, or remove the entry"
 
 
@@ -704,7 +702,7 @@ def plan(
 
     for lock in locks:
         for pkg in lock.packages:
-            if pkg.unsupported is not None and pkg.local_source:
+            if pkg.unsupported is not None and (pkg.local_source or _uv_export_own(lock, pkg)):
                 problems.append(_local_source(lock, pkg, checker.policy))
                 continue
             if pkg.unsupported is not None:
@@ -1014,10 +1012,23 @@ def _local_source(lock: Lock, pkg: LockedPackage, policy: Policy) -> FileOutcome
         "fail",
         LOCAL_SOURCE,
         what + "; nothing from an index was checked for it",
-        fix="if it is your own project or a workspace member, set allow-local-sources = true "
-        "in [defaults] of the policy (safe-pip.toml)",
+        fix=_local_fix(lock),
         rule="[defaults] allow-local-sources",
     )
+
+
+def _local_fix(lock: Lock) -> str:
+    fix = (
+        "if it is your own project or a workspace member, set allow-local-sources = true "
+        "in [defaults] of the policy (safe-pip.toml)"
+    )
+    if lock.format != "uv" and lock.generator == "uv":
+        fmt = "pylock.toml" if lock.format == "pylock" else "requirements-txt"
+        fix = (
+            f"export without it: `uv export --no-emit-project --format {fmt}` (and "
+            f"--no-emit-workspace for workspace members); or {fix}"
+        )
+    return fix
 
 
 def _unverifiable_entry(lock: Lock, pkg: LockedPackage) -> FileOutcome:
