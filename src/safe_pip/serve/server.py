@@ -62,7 +62,7 @@ class ServeError(Exception):
         self.fix = fix
 
     def body(self) -> bytes:
-        """The text/plain answer, sanitised like every other output (THREATS T22): its
+        """The text/plain answer, sanitised like every other output (threat T22): its
         reason and fix carry index-supplied text (file names, yanked reasons, PEP 792
         status reasons), whose control characters and escape sequences are shown inert."""
         text = f"safe-pip serve: {clean(self.reason, limit=2000)}\n"

@@ -1023,7 +1023,7 @@ def _migrate(conn: sqlite3.Connection, path: Path) -> int:
 
 
 def _check_home(directory: Path) -> None:
-    """Refuse a history directory that another local user could change (THREATS T17): one
+    """Refuse a history directory that another local user could change (threat T17): one
     writable by group or others can have its database deleted or swapped, and the next run
     would trust an attacker on first use. Only checked where it exists (a missing one is
     created 0700 by :func:`_create`)."""
