@@ -8,7 +8,7 @@ upload-time), when this machine saw it (``seen_at``), from which index, and whet
 machine installed/verified it (``source="local"``) or safe-pip read it from the index's
 releases on first sight of the project (``source="index"``).
 
-**History is a sequence** (docs/policy.md, "History is a sequence"): :class:`ProjectHistory` keeps its
+**History is a sequence** (docs/policy.md): :class:`ProjectHistory` keeps its
 records in publication order (:meth:`HistoryRecord.order_key`), never version order, so the
 decision can walk the project's publishers release by release
 (:func:`safe_pip.policy.rules.sequence_change`) instead of pooling them into a set of "known"
