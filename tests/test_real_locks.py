@@ -109,12 +109,11 @@ def test_real_lock_verifies_against_recorded_mirror_pages(
     else:
         assert code == 1  # the project's own entry fails (not an index release) ...
         [entry] = [f for f in files if f["package"] == own]
-        if fmt == "uv":  # uv.lock marks it editable: local code, allowed only by the policy
-            assert entry["code"] == "local-source"
-            assert "allow-local-sources = true" in entry["fix"]
-        else:
-            assert entry["code"] == "local-source"  # as uv.lock's editable entry
-            assert "uv export --no-emit-project" in entry["fix"]  # ... with uv's own fix
+        # local code, allowed only by the policy: the same in uv.lock and uv export's output
+        assert entry["code"] == "local-source"
+        assert "allow-local-sources = true" in entry["fix"]
+        if fmt != "uv":  # the export's fix also names uv's own option
+            assert "uv export --no-emit-project" in entry["fix"]
     # one read of each project's page, for locating, provenance and index history alike
     assert {path: n for path, n in hits.items() if path.startswith("/simple/")} == {
         f"/simple/{name}/": 1 for name in PROJECTS
