@@ -231,6 +231,10 @@ def test_local_history_in_publication_order(env: Env, tmp_path: Path) -> None:
     assert rec.published_from == "log"
     assert rec.published_at is not None
     assert int(rec.published_at.timestamp()) == T0
+    shown = env.cli("history", "show", "alpha")
+    assert "PUBLISHED" in shown.out
+    assert "2026-05-28" in shown.out  # T0, from the transparency log
+    assert "(log)" in shown.out
     env.pub.wheel("alpha", "0.9.0", identity=EVIL, published=T0 + DAY)
     run = install(env, tmp_path / "b", "alpha==0.9.0")
     assert run.code == 1

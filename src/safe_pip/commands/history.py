@@ -230,14 +230,20 @@ def _show_project(store: HistoryStore, name: str, *, as_json: bool) -> int:
                 print(f"  {_clean(ident.describe())}" + (f" ({_clean(ids)})" if ids else ""))
         else:
             print("never seen attested")
-        rows = [["VERSION", "FILE", "PUBLISHER", "SOURCE", "SEEN", "SHA256"]]
+        # in publication order (the sequence decide() reads); PUBLISHED says where the time
+        # comes from: log (transparency log), index (upload-time), - (unknown: SEEN places it)
+        rows = [["VERSION", "FILE", "PUBLISHER", "SOURCE", "PUBLISHED", "SEEN", "SHA256"]]
         for r in history.records:
+            published = (
+                f"{r.published_at:%Y-%m-%d %H:%M} ({r.published_from})" if r.published_at else "-"
+            )
             rows.append(
                 [
                     _clean(r.version),
                     _clean(r.filename),
                     _clean(r.identity.describe()) if r.identity else "(unsigned)",
                     r.source,
+                    published,
                     r.seen_at.strftime("%Y-%m-%d %H:%M"),
                     r.sha256[:12],
                 ]
