@@ -214,3 +214,24 @@ def test_shutdown_waits_no_longer_than_its_timeout(env: Env, tmp_path: Path) -> 
     assert time.monotonic() - started < 4
     assert checker.store is not None
     checker.store.close()
+
+
+def test_queue_depth_warnings_become_one_line_a_minute() -> None:
+    import logging
+
+    from safe_pip.serve.runner import _LogToEvents
+    from safe_pip.serve.server import EventLog
+
+    log = EventLog(quiet=True, keep=True)
+    handler = _LogToEvents(log)
+    logger = logging.getLogger("test-waitress-queue")
+    logger.addHandler(handler)
+    logger.propagate = False
+    try:
+        for depth in range(1, 500):
+            logger.warning("Task queue depth is %d", depth)
+        logger.warning("total open connections reached the connection limit")
+    finally:
+        logger.removeHandler(handler)
+    texts = [e for e in log.events if e["event"] == "server"]
+    assert len(texts) == 2

@@ -38,16 +38,36 @@ class ServerLimits:
 
 
 class _LogToEvents(logging.Handler):
-    """waitress's own warnings (connection limit reached, queue depth, socket errors) as
-    ``server`` events."""
+    """waitress's own warnings (connection limit reached, socket errors) as ``server`` events.
+
+    waitress warns "Task queue depth is N" each time a request waits for a worker, thousands of
+    times a minute under load: that becomes at most one line per ``QUEUE_EVERY`` seconds, with
+    the deepest queue seen."""
+
+    QUEUE_EVERY = 60.0
 
     def __init__(self, log: EventLog) -> None:
         super().__init__(logging.WARNING)
         self.log = log
+        self._queue_said = float("-inf")
+        self._deepest = 0
 
     def emit(self, record: logging.LogRecord) -> None:
         with contextlib.suppress(Exception):  # never let logging break serving
-            self.log.emit("server", f"waitress: {record.getMessage()}")
+            text = record.getMessage()
+            if text.startswith("Task queue depth is"):
+                self._deepest = max(self._deepest, int(text.rsplit(" ", 1)[-1]))
+                now = time.monotonic()
+                if now - self._queue_said < self.QUEUE_EVERY:
+                    return
+                self._queue_said = now
+                text = (
+                    f"every worker thread is busy; requests are queueing (up to "
+                    f"{self._deepest} waiting). If this persists, raise --threads or add a "
+                    "replica"
+                )
+                self._deepest = 0
+            self.log.emit("server", f"waitress: {text}")
 
 
 class WaitressServer:
