@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from safe_pip._cli import main
+from safe_pip.errors import ConfigError
 from safe_pip.models import (
     Action,
     BuildContext,
@@ -179,8 +180,6 @@ def test_a_refusal_keeps_its_reason_with_the_changes_attached() -> None:
 
 
 def test_bad_setting_is_an_error() -> None:
-    from safe_pip.errors import ConfigError
-
     with pytest.raises(ConfigError, match="on-build-context-change"):
         parse_policy('[defaults]\non-build-context-change = "ignore"\n')
 
@@ -278,3 +277,54 @@ def test_inspect_unchanged_build_is_allowed(
     assert doc["verdict"] == "allow"
     assert doc["build"]["source_ref"] == "refs/tags/v1.1"
     assert doc["build"]["trigger"] == "release"
+
+
+# ---- the local history keeps the build claims ------------------------------------------
+
+
+def test_store_keeps_build_claims_and_fills_a_gap(tmp_path: Path) -> None:
+    from safe_pip.store.db import HistoryStore
+
+    bare = HistoryRecord(
+        project="widget",
+        version="1.0",
+        filename="widget-1.0-py3-none-any.whl",
+        sha256="ab" * 32,
+        identity=A,
+        seen_at=NOW,
+    )
+    with HistoryStore.open(tmp_path / "history.sqlite3") as store:
+        store.record([bare])
+        assert store.project("widget").records[0].build is None
+        store.record([HistoryRecord(**{**bare.__dict__, "build": build()})])  # learnt later
+        (rec,) = store.project("widget").records
+        assert rec.build == build()
+        store.record([HistoryRecord(**{**bare.__dict__, "build": build(run=9)})])  # no rewrite
+        assert store.project("widget").records[0].build == build()
+        doc = store.export()
+    (item,) = doc["records"]
+    assert item["build"] == build().to_json()
+    with HistoryStore.open(tmp_path / "other.sqlite3") as other:  # export / import keep it
+        other.import_(doc)
+        assert other.project("widget").records[0].build == build()
+    doc["records"][0]["build"] = {"source_ref": 1}
+    with (
+        HistoryStore.open(tmp_path / "third.sqlite3") as third,
+        pytest.raises(ConfigError, match="build must be null or an object"),
+    ):
+        third.import_(doc)
+
+
+def test_local_history_catches_a_branch_build_after_tag_builds(
+    lab: IndexServer, trust_root: Path, workdir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Recorded by this machine (``--record``), then compared without reading the index."""
+    home = ["--home", str(workdir / "home")]
+    base = ["inspect", "-i", lab.index_url, "--trust-root", str(trust_root), *home]
+    assert main([*base[:1], "branchy==1.0", *base[1:], "--record"]) == 0
+    assert main([*base[:1], "branchy==1.1", *base[1:], "--record"]) == 0
+    capsys.readouterr()
+    assert main([*base[:1], "branchy==2.0", *base[1:], "--no-index-history", "--json"]) == 0
+    (doc,) = json.loads(capsys.readouterr().out)
+    assert doc["verdict"] == "warn"
+    assert [c["claim"] for c in doc["build_changes"]] == ["source-ref"]

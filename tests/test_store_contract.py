@@ -205,6 +205,7 @@ def test_older_schema_is_migrated_and_logged(backend: Backend) -> None:
     backend.raw("DROP TABLE serials")  # schema 2 added it
     backend.raw("ALTER TABLE records DROP COLUMN published_at")  # schema 3 added these
     backend.raw("ALTER TABLE records DROP COLUMN published_from")
+    backend.raw("ALTER TABLE records DROP COLUMN build")  # schema 4 added it
     backend.set_schema_version(1)
     with backend.open(readonly=True) as s:  # read-only: used as it is
         assert s.schema_version == 1

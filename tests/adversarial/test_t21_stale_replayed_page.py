@@ -335,13 +335,13 @@ def test_schema_1_database_is_migrated_and_keeps_its_records(env: Env) -> None:
     env.pub.wheel("beta", "1.0")
     assert env.inspect("beta==1.0", "--record").code == 0
     with HistoryStore.open(path, readonly=True) as store:
-        assert store.schema_version == SCHEMA_VERSION == 3
+        assert store.schema_version == SCHEMA_VERSION == 4
         assert store.project("alpha").records == (rec,)
         assert store.last_serial(env.server.index_url, "beta") == 100
         assert [a.action for a in store.audit_log()] == ["forget", "migrate"]
     conn = sqlite3.connect(path)
-    assert conn.execute("PRAGMA user_version").fetchone()[0] == 3
-    assert dict(conn.execute("SELECT key, value FROM meta"))["schema_version"] == "3"
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == 4
+    assert dict(conn.execute("SELECT key, value FROM meta"))["schema_version"] == "4"
     conn.close()
     env.server.serials["beta"] = 99
     assert env.inspect("beta==1.0").code == 3

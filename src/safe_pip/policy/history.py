@@ -135,6 +135,7 @@ class HistoryRecord:
             "source": self.source,
             "published_at": self.published_at.isoformat() if self.published_at else None,
             "published_from": self.published_from,
+            "build": self.build.to_json() if self.build else None,
         }
 
 

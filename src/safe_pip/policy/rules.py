@@ -332,11 +332,14 @@ def publication_time(ref: FileRef, result: VerificationResult) -> tuple[datetime
     """When ``ref`` was published and where that comes from: the transparency log's
     integrated time of its verified attestation (``"log"``), else the index's upload-time
     (``"index"``), else ``(None, "")``."""
-    if result.status is VerifyStatus.VERIFIED and result.integrated_time is not None:
+    if result.status is VerifyStatus.VERIFIED:
         try:
-            return datetime.fromtimestamp(int(result.integrated_time), timezone.utc), "log"
+            # the log's integrated time, or (Rekor v2) the RFC 3161 timestamp: both verified
+            signed = attested_release_time(result.integrated_time, result.tsa_time).time
         except (OverflowError, OSError, ValueError):
-            pass
+            signed = None
+        if signed is not None:
+            return signed, "log"
     if ref.upload_time:
         try:
             when = datetime.fromisoformat(ref.upload_time.strip().replace("Z", "+00:00"))
@@ -1121,9 +1124,9 @@ def record_of(v: Verdict, now: datetime, index: str | None = None) -> HistoryRec
     unsigned), placed at its verified attestation's transparency-log time (else unknown)."""
     res = v.verification
     published: datetime | None = None
-    if res is not None and res.verified and res.integrated_time is not None:
+    if res is not None and res.verified:
         try:
-            published = datetime.fromtimestamp(int(res.integrated_time), timezone.utc)
+            published = attested_release_time(res.integrated_time, res.tsa_time).time
         except (OverflowError, OSError, ValueError):
             published = None
     return HistoryRecord(

@@ -46,7 +46,7 @@ from urllib.parse import urlsplit, urlunsplit
 from packaging.utils import canonicalize_name
 
 from safe_pip.errors import ConfigError, RefusedError, StoreError
-from safe_pip.models import PublisherIdentity
+from safe_pip.models import BuildContext, PublisherIdentity
 from safe_pip.policy.history import HistoryRecord, ProjectHistory
 
 T = TypeVar("T")
@@ -73,7 +73,7 @@ ENV_HOME = "SAFE_PIP_HOME"
 DB_FILENAME = "history.sqlite3"
 #: ``PRAGMA application_id``: "SPIP" in ASCII. A SQLite file without it is not ours.
 APPLICATION_ID = 0x53504950
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 #: The largest serial SQLite can store (a signed 64-bit INTEGER).
 MAX_SERIAL = 2**63 - 1
 EXPORT_FORMAT = "safe-pip-history"
@@ -109,6 +109,7 @@ CREATE TABLE records (
     source       TEXT NOT NULL CHECK (source IN ('local', 'index')),
     published_at TEXT,                   -- ISO 8601, UTC: publication time, NULL when unknown
     published_from TEXT,                 -- 'log' (integrated time) | 'index' (upload-time)
+    build        TEXT,                   -- JSON: the certificate's build claims, NULL if none
     UNIQUE (project, version, filename, sha256, identity_key)
 );
 CREATE INDEX records_project ON records (project);
@@ -133,6 +134,7 @@ _MIGRATIONS: dict[int, tuple[str, ...]] = {
         "ALTER TABLE records ADD COLUMN published_at TEXT",
         "ALTER TABLE records ADD COLUMN published_from TEXT",
     ),
+    3: ("ALTER TABLE records ADD COLUMN build TEXT",),
 }
 _EXPECTED_COLUMNS = {
     "meta": {"key", "value"},
@@ -149,6 +151,7 @@ _EXPECTED_COLUMNS = {
         "source",
         "published_at",
         "published_from",
+        "build",
     },
     "audit": {"id", "at", "action", "project", "count", "reason", "detail"},
     "serials": {"idx", "project", "serial", "seen_at"},
@@ -157,14 +160,22 @@ _EXPECTED_COLUMNS = {
 _TABLE_SINCE = {"serials": 2}
 _SELECT_RECORDS = (
     "SELECT project, version, filename, sha256, identity, seen_at, idx, source, published_at, "
-    "published_from FROM records"
+    "published_from, build FROM records"
+)
+_SELECT_RECORDS_V3 = (
+    "SELECT project, version, filename, sha256, identity, seen_at, idx, source, published_at, "
+    "published_from, NULL FROM records"
 )
 _SELECT_RECORDS_V2 = (
-    "SELECT project, version, filename, sha256, identity, seen_at, idx, source, NULL, NULL "
-    "FROM records"
+    "SELECT project, version, filename, sha256, identity, seen_at, idx, source, NULL, NULL, "
+    "NULL FROM records"
 )
 #: Columns added to an existing table after version 1: (table, column) -> schema version.
-_COLUMN_SINCE = {("records", "published_at"): 3, ("records", "published_from"): 3}
+_COLUMN_SINCE = {
+    ("records", "published_at"): 3,
+    ("records", "published_from"): 3,
+    ("records", "build"): 4,
+}
 
 
 def index_key(url: str) -> str:
@@ -202,6 +213,13 @@ def default_db_path(env: Mapping[str, str] | None = None) -> Path:
 
 def _now() -> str:
     return datetime.now(timezone.utc).isoformat()
+
+
+def _build_json(build: BuildContext | None) -> str | None:
+    """The canonical JSON of build claims (NULL when there are none)."""
+    if build is None or build.empty:
+        return None
+    return json.dumps(build.to_json(), sort_keys=True, separators=(",", ":"))
 
 
 def _identity_json(identity: PublisherIdentity | None) -> str:
@@ -430,14 +448,17 @@ class HistoryStore:
 
     def _select(self) -> str:
         """``SELECT <every record column> FROM records`` for the open file's schema."""
-        if self.schema_version >= 3:
+        if self.schema_version >= 4:
             return _SELECT_RECORDS
-        return _SELECT_RECORDS_V2  # an older file opened read-only
+        if self.schema_version == 3:
+            return _SELECT_RECORDS_V3  # an older file opened read-only
+        return _SELECT_RECORDS_V2
 
     def _row_record(self, row: tuple[Any, ...]) -> HistoryRecord:
-        project, version, filename, sha256, identity, seen_at, idx, source, pub, pub_from = row
+        project, version, filename, sha256, identity, seen_at, idx, source, pub, pub_from, b = row
         try:
             ident = PublisherIdentity.from_table(json.loads(identity)) if identity else None
+            build = BuildContext.from_json(json.loads(b)) if b else None
             return HistoryRecord(
                 project=project,
                 version=version,
@@ -449,6 +470,7 @@ class HistoryStore:
                 source=source,
                 published_at=datetime.fromisoformat(pub) if pub else None,
                 published_from=pub_from,
+                build=build,
             )
         except (ValueError, TypeError) as exc:
             raise StoreError(
@@ -494,10 +516,11 @@ class HistoryStore:
             ident = _identity_json(rec.identity)
             key = (rec.project, rec.version, rec.filename, rec.sha256, ident)
             pub = rec.published_at.isoformat() if rec.published_at else None
+            build = _build_json(rec.build)
             cur = conn.execute(
                 "INSERT OR IGNORE INTO records (project, version, filename, sha256, "
-                "identity_key, identity, seen_at, idx, source, published_at, published_from) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "identity_key, identity, seen_at, idx, source, published_at, published_from, "
+                "build) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     *key,
                     ident or None,
@@ -506,6 +529,7 @@ class HistoryStore:
                     rec.source,
                     pub,
                     rec.published_from,
+                    build,
                 ),
             )
             if cur.rowcount > 0:
@@ -517,6 +541,12 @@ class HistoryStore:
                     "AND version = ? AND filename = ? AND sha256 = ? AND identity_key = ? "
                     "AND published_at IS NULL",
                     (pub, rec.published_from, *key),
+                )
+            if build is not None:  # build claims learnt later fill a gap, never rewrite
+                conn.execute(
+                    "UPDATE records SET build = ? WHERE project = ? AND version = ? "
+                    "AND filename = ? AND sha256 = ? AND identity_key = ? AND build IS NULL",
+                    (build, *key),
                 )
             if rec.source == "local":  # seen by this machine itself now
                 conn.execute(
@@ -825,6 +855,7 @@ def parse_export(data: Mapping[str, Any]) -> list[HistoryRecord]:
         "source",
         "published_at",
         "published_from",
+        "build",
     }
     for i, item in enumerate(raw):
         where = f"history export: records[{i}]"
@@ -877,6 +908,15 @@ def parse_export(data: Mapping[str, Any]) -> list[HistoryRecord]:
                 ) from None
             if published_from not in ("log", "index"):
                 raise ConfigError(f'{where}: published_from must be "log" or "index"')
+        build_raw = item.get("build")
+        build = BuildContext.from_json(build_raw)
+        if build_raw is not None and (
+            build is None or build.to_json() != build_raw or identity is None
+        ):
+            raise ConfigError(
+                f"{where}: build must be null or an object of build claims "
+                f"({', '.join(BuildContext.KEYS)}) of an attested record"
+            )
         out.append(
             HistoryRecord(
                 project=item["project"],
@@ -889,6 +929,7 @@ def parse_export(data: Mapping[str, Any]) -> list[HistoryRecord]:
                 source=source,
                 published_at=published_at,
                 published_from=published_from if published_at is not None else None,
+                build=build,
             )
         )
     return out
