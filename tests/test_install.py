@@ -591,3 +591,19 @@ def test_altered_file_cache_is_never_used(
         first / "lib_b" / "__init__.py"
     ).read_bytes()
     assert all(p.read_bytes() != b"tampered" for p in cache.iterdir() if p.is_file())
+
+
+def test_offline_install_reads_nothing_from_the_index(
+    index: IndexServer, trust_root: Path, target: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """--offline: no network at all. pip resolves through the in-process verifying index only
+    (loopback, inside this run); that index reads nothing upstream, so nothing is installed
+    and the exit code says could not check."""
+    before = tree_digest(target)
+    seen = len(index.requests_log)
+    rc = main([*base_args(index, trust_root, target), "--offline", "app"])
+    _out, err = capfd.readouterr()
+    assert rc == 3, err
+    assert index.requests_log[seen:] == []  # not one request reached the index
+    assert tree_digest(target) == before
+    assert "--offline" in err
