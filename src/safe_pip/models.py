@@ -229,6 +229,8 @@ class ReasonCode(str, enum.Enum):
     REFUSED_PUBLISHER_CHANGE = "refused-publisher-change"
     REFUSED_ATTESTATION_DOWNGRADE = "refused-attestation-downgrade"
     REFUSED_INVALID_ATTESTATION = "refused-invalid-attestation"
+    # an unsigned file whose (project, filename) was allowed before with other bytes
+    REFUSED_FILE_CHANGED = "refused-file-changed"
     COULD_NOT_CHECK = "could-not-check"
     # install: files that are not published wheels (see docs/adr/0003-no-sdists-by-default.md)
     REFUSED_SDIST = "refused-sdist"

@@ -78,6 +78,13 @@ RULES: dict[str, tuple[str, str, str]] = {
         "A project that used to attest its releases published this one without attestation",
         "Earlier releases carried attestations; this file does not.",
     ),
+    "refused-file-changed": (
+        "UnsignedFileChanged",
+        "An unsigned file has other bytes than when it was allowed before",
+        "The history remembers the sha256 of every unsigned file it allowed; this (project, "
+        "filename) now has other bytes. A mirror or index swapped the file, or the release was "
+        "re-uploaded. Pin the new bytes only after finding out why.",
+    ),
     HASH_MISMATCH: (
         "HashMismatch",
         "The lock's sha256 differs from the index's file",

@@ -42,6 +42,7 @@ examples:
       --owner-id 647025
   safe-pip allow unsigned six --versions ==1.16.0 --reason "no attestations upstream" \\
       --expires 2027-06-01
+  safe-pip allow unsigned six --project --reason "upstream publishes no attestations"
   safe-pip allow list --json
   safe-pip allow remove sampleproject
 """
@@ -304,6 +305,16 @@ def policy_to_json(policy: Policy, today: date) -> dict[str, Any]:
             }
             for rule in sorted(policy.packages.values(), key=lambda r: r.name)
         ],
+        "unsigned_projects": [
+            {
+                "name": u.name,
+                "reason": u.reason,
+                "expires": u.expires.isoformat() if u.expires else None,
+                "expired": u.expired(today),
+                "line": u.line,
+            }
+            for u in sorted(policy.unsigned_projects.values(), key=lambda u: u.name)
+        ],
         "unsigned": [
             {
                 "name": u.name,
@@ -376,6 +387,15 @@ def run_list(args: argparse.Namespace) -> int:
         _table(urows)
     else:
         print("no [[unsigned]] exceptions")
+    if policy.unsigned_projects:
+        print()
+        prows = [("UNSIGNED PROJECT", "EXPIRES", "LINE", "REASON")]
+        for up in sorted(policy.unsigned_projects.values(), key=lambda u: u.name):
+            expires = up.expires.isoformat() if up.expires else "never"
+            if up.expired(today):
+                expires += " (expired)"
+            prows.append((up.name, expires, str(up.line or ""), _clean(up.reason)))
+        _table(prows)
     return EXIT_OK
 
 
@@ -399,8 +419,13 @@ def _register_unsigned(
         "SPEC (and, with --sha256, whose digest is pinned) are allowed until --expires.",
     )
     p.add_argument("name", metavar="NAME", help="project name")
-    p.add_argument(
-        "--versions", metavar="SPEC", required=True, help='PEP 440 specifier, e.g. "==1.16.0"'
+    which = p.add_mutually_exclusive_group(required=True)
+    which.add_argument("--versions", metavar="SPEC", help='PEP 440 specifier, e.g. "==1.16.0"')
+    which.add_argument(
+        "--project",
+        action="store_true",
+        help="the project publishes no attestations: its unsigned releases pass "
+        "([[unsigned-project]]) until any release is attested (then history wins)",
     )
     p.add_argument("--reason", metavar="TEXT", required=True, help="why this is acceptable")
     p.add_argument(
@@ -425,6 +450,8 @@ def run_unsigned(args: argparse.Namespace) -> int:
     from safe_pip.policy.file import unsigned_versions, validate_project_name
 
     name = validate_project_name(args.name)
+    if args.project:
+        return _run_unsigned_project(args, name)
     try:
         unsigned_versions(args.versions)
     except ValueError as bad:
@@ -436,14 +463,7 @@ def run_unsigned(args: argparse.Namespace) -> int:
             f"--reason {args.reason.strip()!r} is a placeholder: say why this unsigned release "
             "is acceptable"
         )
-    expires: date | None = None
-    if args.expires:
-        try:
-            expires = date.fromisoformat(args.expires)
-        except ValueError:
-            raise ConfigError(f"--expires {args.expires!r} is not a date (YYYY-MM-DD)") from None
-        if expires <= datetime.now(timezone.utc).date():
-            raise ConfigError(f"--expires {expires} is not in the future")
+    expires = _expires_arg(args.expires)
     hashes = [h.lower() for h in args.sha256]
     for h in hashes:
         if not re.fullmatch(r"[0-9a-f]{64}", h):
@@ -465,6 +485,46 @@ def run_unsigned(args: argparse.Namespace) -> int:
     print(
         f"{doc.policy.label(exc.line)}: [[unsigned]] {name} allows unsigned {exc.versions}"
         f"{pins}{until}"
+    )
+    return EXIT_OK
+
+
+def _expires_arg(text: str | None) -> date | None:
+    if not text:
+        return None
+    try:
+        expires = date.fromisoformat(text)
+    except ValueError:
+        raise ConfigError(f"--expires {text!r} is not a date (YYYY-MM-DD)") from None
+    if expires <= datetime.now(timezone.utc).date():
+        raise ConfigError(f"--expires {expires} is not in the future")
+    return expires
+
+
+def _run_unsigned_project(args: argparse.Namespace, name: str) -> int:
+    from safe_pip.policy.file import is_placeholder_reason
+
+    if args.sha256:
+        raise ConfigError("--sha256 pins files of a version: use it with --versions, not --project")
+    if is_placeholder_reason(args.reason):
+        raise ConfigError(
+            f"--reason {args.reason.strip()!r} is a placeholder: say why this project's "
+            "unsigned releases are acceptable"
+        )
+    expires = _expires_arg(args.expires)
+    doc = _open_doc(args)
+    created = not doc.location.exists
+    entry = doc.add_unsigned_project(args.name, reason=args.reason.strip(), expires=expires)
+    if entry is None:
+        print(f"{doc.path}: [[unsigned-project]] {name} is already there; nothing changed")
+        return EXIT_OK
+    doc.save()
+    if created:
+        print(f"created {doc.path}")
+    until = f" until {entry.expires}" if entry.expires else ""
+    print(
+        f"{doc.policy.label(entry.line)}: [[unsigned-project]] {name}: its unsigned releases "
+        f"pass{until}, unless a release of it is attested"
     )
     return EXIT_OK
 

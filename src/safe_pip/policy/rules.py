@@ -761,15 +761,32 @@ def _decide_unsigned(
     now: datetime,
     name: str,
 ) -> Verdict:
+    """Unsigned files, in this order (docs/policy.md):
+
+    1. an unexpired ``[[unsigned]]`` exception that pins this file's sha256 -> allowed (the
+       only thing that overrides the history: someone reviewed these very bytes);
+    2. the same (project, filename) was allowed before with other bytes -> ``refused-file-
+       changed`` (unsigned file memory, like Go's checksum database);
+    3. any release was attested (locally or on the index) -> ``refused-attestation-downgrade``;
+    4. an unexpired ``[[unsigned]]`` exception by version -> allowed;
+    5. an unexpired ``[[unsigned-project]]`` entry -> allowed;
+    6. a ``[[package]]`` entry or ``require-attestation`` -> ``refused-unsigned``, else allowed.
+    """
     today = _today(now).astimezone(timezone.utc).date()
     notes: list[str] = []
+    sha = result.sha256.lower()
+    filename = result.filename or ref.filename
+    by_version: UnsignedException | None = None
     for exc in policy.unsigned_for(name):
         where = f"the [[unsigned]] exception at {policy.label(exc.line)}"
         note = _exception_mismatch(exc, ref, result, today, where)
         if note is not None:
             notes.append(note)
             continue
-        reason = f"unsigned, allowed by {where}: {exc.reason}"
+        if not exc.sha256:
+            by_version = by_version or exc
+            continue
+        reason = f"unsigned, allowed by {where} (sha256 pinned): {exc.reason}"
         if exc.expires is not None:
             reason += f" (until {exc.expires})"
         if history.was_attested():
@@ -782,8 +799,73 @@ def _decide_unsigned(
             reason,
             _unsigned_label(policy, exc),
         )
-    suffix = ("; " + "; ".join(notes)) if notes else ""
     fix = allow_unsigned_command(name, ref.version, result.sha256, policy)
+    changed = [
+        r
+        for r in history.records
+        if r.filename.lower() == filename.lower() and r.sha256.lower() != sha
+    ]
+    if changed:
+        before = changed[0]
+        seen = "read from the index" if before.source == "index" else "allowed on this machine"
+        return _verdict(
+            ref,
+            result,
+            Action.REFUSE,
+            ReasonCode.REFUSED_FILE_CHANGED,
+            f"{filename} was {seen} on {before.seen_at.date()} with sha256 {before.sha256}; "
+            f"these bytes have sha256 {result.sha256}: the same file of the same release "
+            "changed (a mirror or index swapped it, or the release was re-uploaded)",
+            "history (unsigned file memory)",
+            fix=fix,
+        )
+    if history.was_attested():
+        # nothing but a sha256-pinned exception (rule 1) overrides attested history
+        for exc in (by_version,) if by_version is not None else ():
+            notes.append(
+                f"the [[unsigned]] exception at {policy.label(exc.line)} covers "
+                f"{exc.versions} by version only, which does not override attested history"
+            )
+        entry = policy.unsigned_projects.get(name)
+        if entry is not None:
+            notes.append(
+                f"the [[unsigned-project]] entry at {policy.label(entry.line)} does not "
+                "override attested history"
+            )
+    else:
+        if by_version is not None:
+            reason = (
+                f"unsigned, allowed by the [[unsigned]] exception at "
+                f"{policy.label(by_version.line)}: {by_version.reason}"
+            )
+            if by_version.expires is not None:
+                reason += f" (until {by_version.expires})"
+            return _verdict(
+                ref,
+                result,
+                Action.ALLOW,
+                ReasonCode.UNSIGNED_ALLOWED,
+                reason,
+                _unsigned_label(policy, by_version),
+            )
+        entry = policy.unsigned_projects.get(name)
+        if entry is not None:
+            where = f"the [[unsigned-project]] entry at {policy.label(entry.line)}"
+            if entry.expired(today):
+                notes.append(f"{where} expired on {entry.expires}")
+            else:
+                reason = f"unsigned, allowed by {where}: {entry.reason}"
+                if entry.expires is not None:
+                    reason += f" (until {entry.expires})"
+                return _verdict(
+                    ref,
+                    result,
+                    Action.ALLOW,
+                    ReasonCode.UNSIGNED_ALLOWED,
+                    reason,
+                    f"{policy.label(entry.line)} [[unsigned-project]] {entry.name}",
+                )
+    suffix = ("; " + "; ".join(notes)) if notes else ""
     rule = policy.packages.get(name)
     # Without history: refused when the project is allowlisted or attestation is required.
     otherwise_refused = rule is not None or policy.defaults.require_attestation
