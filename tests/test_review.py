@@ -92,8 +92,12 @@ def test_interactive_review_reprompts_placeholders_and_logs_rejections(
     assert policy.unsigned == ()
     assert _audit("six") == [("review-accept", "six is frozen upstream")]
     assert _audit("left-pad") == [("review-reject", "pin an attested fork")]
-    left = ProposalFile.load(workdir / "safe-pip.proposals.toml").proposals
-    assert [p.name for p in left] == ["later"]
+    left = ProposalFile.load(workdir / "safe-pip.proposals.toml")
+    assert [p.name for p in left.pending] == ["later"]
+    # a rejected proposal is remembered, so learning again does not propose it again
+    [rejected] = [p for p in left.proposals if p.rejected]
+    assert (rejected.name, rejected.rejected) == ("left-pad", "pin an attested fork")
+    assert left.add([Proposal("unsigned", "left-pad", versions="==1.0", sha256=("ab" * 32,))]) == []
 
 
 def test_review_without_answers_or_with_stray_reason_is_a_usage_error(

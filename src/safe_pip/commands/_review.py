@@ -107,10 +107,13 @@ def _ask_reason(out: TextIO) -> str:
 
 
 def run_review(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
     from packaging.utils import canonicalize_name
 
     from safe_pip.commands._common import open_store
     from safe_pip.policy.file import PolicyDocument, is_placeholder_reason
+    from safe_pip.policy.history import HistoryRecord
     from safe_pip.policy.proposals import ProposalFile, already_in_policy, apply, proposals_path
     from safe_pip.render import clean, dump_json
 
@@ -175,12 +178,27 @@ def run_review(args: argparse.Namespace) -> int:
     for p, reason in accepted:
         if not already_in_policy(p, doc, today):
             apply(p, doc, reason)
-    decided = {id(p) for p, _verb, _r in decisions}
     store = open_store(args)
     try:
         if doc.changed():
             doc.save()
+        now = datetime.now(timezone.utc)
         for p, verb, reason in decisions:
+            if verb == "accept" and p.files:
+                # the bytes learn saw become the unsigned file memory (refused-file-changed)
+                store.record(
+                    HistoryRecord(
+                        project=p.name,
+                        version=p.learned_version or "0",
+                        filename=filename,
+                        sha256=sha,
+                        identity=None,
+                        seen_at=now,
+                        index=None,
+                        source="local",
+                    )
+                    for filename, sha in p.files
+                )
             store.audit(
                 f"review-{verb}",
                 p.name,
@@ -189,11 +207,18 @@ def run_review(args: argparse.Namespace) -> int:
             )
     finally:
         store.close()
-    pfile.proposals = [p for p in pfile.proposals if id(p) not in decided]
-    pfile.save()
+    verdicts = {id(p): (verb, reason) for p, verb, reason in decisions}
+    kept = []
+    for p in pfile.proposals:
+        verb, reason = verdicts.get(id(p), ("", ""))
+        if verb == "accept":
+            continue
+        kept.append(replace(p, rejected=reason) if verb == "reject" else p)
+    pfile.proposals = kept
     for p, verb, _reason in decisions:
         print(f"{verb}ed {clean(p.summary(), limit=300)}")
-    left = len(pfile.proposals)
+    pfile.save()
+    left = len(pfile.pending)
     print(
         f"{len(accepted)} accepted, {len(decisions) - len(accepted)} rejected, {left} still "
         f"pending -> {doc.path}"

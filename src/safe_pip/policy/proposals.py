@@ -60,6 +60,10 @@ class Proposal:
     dependency: Dependency = "unknown"
     evidence: str = ""  # why: e.g. "no release has ever been attested (12 read)"
     proposed: str = ""  # ISO date of the learn run
+    #: (filename, sha256) of the unsigned files learn saw: accepting the proposal records them
+    #: in the history, whose unsigned file memory then refuses other bytes under those names
+    files: tuple[tuple[str, str], ...] = ()
+    rejected: str = ""  # the reason, once rejected: kept so that learn does not propose it again
 
     @property
     def key(self) -> tuple[object, ...]:
@@ -106,6 +110,10 @@ class Proposal:
         ):
             if value:
                 out[key] = value
+        if self.files:
+            out["files"] = [{"filename": f, "sha256": h} for f, h in self.files]
+        if self.rejected:
+            out["rejected"] = self.rejected
         return out
 
     @classmethod
@@ -131,6 +139,15 @@ class Proposal:
         if not isinstance(sha, list) or not all(isinstance(h, str) for h in sha):
             raise ConfigError(f"{where}: sha256 must be a list of hex digests")
         dep = table.get("dependency", "unknown")
+        files: list[tuple[str, str]] = []
+        for f in table.get("files", []) or []:
+            if not (
+                isinstance(f, dict)
+                and isinstance(f.get("filename"), str)
+                and isinstance(f.get("sha256"), str)
+            ):
+                raise ConfigError(f"{where}: files must be tables with filename and sha256")
+            files.append((f["filename"], f["sha256"].lower()))
         return cls(
             kind=kind,
             name=name,
@@ -142,6 +159,8 @@ class Proposal:
             dependency=dep if dep in ("direct", "transitive") else "unknown",
             evidence=str(table.get("evidence", "")),
             proposed=str(table.get("proposed", "")),
+            files=tuple(files),
+            rejected=str(table.get("rejected", "")),
         )
 
 
@@ -190,8 +209,13 @@ class ProposalFile:
             out.proposals.append(Proposal.from_table(table, f"{path}: proposal {i + 1}"))
         return out
 
+    @property
+    def pending(self) -> list[Proposal]:
+        return [p for p in self.proposals if not p.rejected]
+
     def add(self, proposals: Iterable[Proposal]) -> list[Proposal]:
-        """Add the proposals not pending already (same key). Returns the new ones."""
+        """Add the proposals not pending or rejected already (same key). Returns the new
+        ones."""
         have = {p.key for p in self.proposals}
         new = []
         for p in proposals:
@@ -204,7 +228,7 @@ class ProposalFile:
     def save(self) -> None:
         import tomlkit
 
-        if not self.proposals:
+        if not self.proposals:  # nothing pending or rejected: no file
             if self.path.exists():
                 self.path.unlink()
             return
