@@ -27,7 +27,7 @@ def test_learn_then_inspect_round_trips(
         )
         pub.wheel("gamma", "1.0", signed=False)
         req = workdir / "requirements.txt"
-        req.write_text("alpha==1.0\nbeta\n# comment\ngamma==1.0 --hash=sha256:00\n")
+        req.write_text("alpha==1.0\nbeta\n# comment\ngamma==1.0\n")
         common = ["--trust-root", str(trust_root), "-i", server.index_url, "--policy", str(policy)]
         code = main(["allow", "learn", "-r", str(req), *common, "--json"])
         assert code == 0
@@ -46,7 +46,7 @@ def test_learn_then_inspect_round_trips(
         assert "gamma" not in text  # proposed for review, not allowed
         proposals = (workdir / "safe-pip.proposals.toml").read_text()
         assert 'name = "gamma"' in proposals
-        assert 'versions = "==1.0"' in proposals
+        assert 'kind = "unsigned-project"' in proposals
 
         inspect = ["--trust-root", str(trust_root), "-i", server.index_url, "--policy", str(policy)]
         assert main(["inspect", "alpha==2.0", *inspect, "--json"]) == 0

@@ -36,11 +36,13 @@ def test_learn_then_one_review_command_adopts(
         assert "allow review" in capsys.readouterr().out
         assert main(["allow", "review", "--list", "--json"]) == 0
         [pending] = json.loads(capsys.readouterr().out)["pending"]
-        assert (pending["kind"], pending["name"], pending["versions"]) == (
-            "unsigned",
+        assert (pending["kind"], pending["name"], pending["learned-version"]) == (
+            "unsigned-project",
             "gamma",
-            "==1.0",
+            "1.0",
         )
+        assert pending["dependency"] == "direct"
+        assert "has ever been attested" in pending["evidence"]
         # gamma is refused until the proposal is accepted
         assert main(["inspect", "gamma==1.0", *common, "--json"]) == 1
         capsys.readouterr()
@@ -51,11 +53,19 @@ def test_learn_then_one_review_command_adopts(
         reason = "vendored C extension, no CI upstream; checked 2026-11-29"
         assert main(["allow", "review", "--accept-all", "--reason", reason]) == 0
         assert "1 accepted, 0 rejected, 0 still pending" in capsys.readouterr().out
-        [exc] = load_policy(workdir / "safe-pip.toml").unsigned
-        assert (exc.name, exc.reason, len(exc.sha256)) == ("gamma", reason, 1)
+        entry = load_policy(workdir / "safe-pip.toml").unsigned_projects["gamma"]
+        assert entry.reason == reason
         assert not (workdir / "safe-pip.proposals.toml").exists()
         assert _audit("gamma") == [("review-accept", reason)]
         assert main(["inspect", "gamma==1.0", *common, "--json"]) == 0
+        capsys.readouterr()
+        # the bytes learn saw are remembered: a mirror swapping them is refused
+        pub.wheel("gamma", "1.0", signed=False, files={"gamma/__init__.py": "EVIL = 1\n"})
+        assert main(["inspect", "gamma==1.0", *common, "--json"]) == 1
+        assert json.loads(capsys.readouterr().out)[0]["code"] == "refused-file-changed"
+        # a new unsigned release of gamma passes without another entry
+        pub.wheel("gamma", "1.1", signed=False)
+        assert main(["inspect", "gamma==1.1", *common, "--json"]) == 0
         capsys.readouterr()
         # nothing is left to review
         assert main(["allow", "review"]) == 0
