@@ -9,6 +9,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -46,7 +47,7 @@ def lab(sigstore: TestSigstore, workdir: Path) -> Iterator[IndexServer]:
 
 def _learn(
     capsys: pytest.CaptureFixture[str], trust_root: Path, server: IndexServer, *source: str
-) -> tuple[int, dict[str, object]]:
+) -> tuple[int, dict[str, Any]]:
     argv = ["allow", "learn", *source, "--trust-root", str(trust_root), "-i", server.index_url]
     code = main([*argv, "--json"])
     out, err = capsys.readouterr()
@@ -54,8 +55,8 @@ def _learn(
     return code, json.loads(out)
 
 
-def _by_name(doc: dict[str, object]) -> dict[str, dict[str, object]]:
-    return {str(p["name"]): p for p in doc["projects"]}  # type: ignore[attr-defined, index]
+def _by_name(doc: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {str(p["name"]): p for p in doc["projects"]}
 
 
 def test_learn_resolves_reads_history_and_is_idempotent(
@@ -71,7 +72,7 @@ def test_learn_resolves_reads_history_and_is_idempotent(
     assert projects["app"]["dependency"] == "direct"
     assert projects["lib-a"]["dependency"] == "transitive"
     assert projects["lib-a"]["version"] == "1.1"
-    assert [w["version"] for w in projects["lib-a"]["window"]] == ["1.0", "1.1"]  # type: ignore[union-attr, index]
+    assert [w["version"] for w in projects["lib-a"]["window"]] == ["1.0", "1.1"]
 
     policy = load_policy(workdir / "safe-pip.toml")
     assert set(policy.packages) == {"app", "lib-a"}  # one publisher each: written
