@@ -275,8 +275,8 @@ def main() -> int:
         f"unsigned-project); not upgraded: {len(not_upgraded)}"
     )
     print(f"attacks caught: {caught}/{len(attacks)} ({100 * caught // max(1, len(attacks))}%)")
-    for label, c, code in attacks:
-        print(f"  {'caught' if c else 'MISSED':7} {label}: {code}")
+    for label, was_caught, reason_code in attacks:
+        print(f"  {'caught' if was_caught else 'MISSED':7} {label}: {reason_code}")
     print(f"({elapsed:.0f}s in all)")
     ok = (
         len(lab.commands) == 2
