@@ -96,5 +96,6 @@ def test_learn_reports_invalid_provenance(
         args = ["--trust-root", str(trust_root), "-i", server.index_url, "--policy", str(policy)]
         assert main(["allow", "learn", "-r", str(req), *args]) == 1
         captured = capsys.readouterr()
-        assert "problem alpha" in captured.err
+        assert "alpha-1.0-py3-none-any.whl" in captured.err
+        assert "does not verify" in captured.err
         assert not policy.exists() or "alpha" not in policy.read_text()

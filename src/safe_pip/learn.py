@@ -179,26 +179,85 @@ def register_learn(
 # -- what the project uses ---------------------------------------------------------------------
 
 
-def _resolve(
-    argv: list[str], index_url: str, what: str, extra: list[str] | None = None
-) -> list[Used]:
-    """Resolve with pip as ``install`` resolves when it builds no sdists (wheels only, so no
-    code of any package runs), against ``index_url``; direct = requested by the input."""
+def _resolve(argv: list[str], index_url: str, what: str, args: argparse.Namespace) -> list[Used]:
+    """Resolve as ``install`` does (its requirement reading, pip through in-process verifying
+    indexes behind a dead proxy, wheels only, so no package code runs) with a learning policy:
+    unsigned files and any publisher pass (that is what is being learned), a file whose
+    provenance does not verify does not. Direct = requested by the input."""
+    import contextlib
+    import os
     import tempfile
 
+    from safe_pip.check import Checker, default_jobs
+    from safe_pip.commands._common import trust_from_args
     from safe_pip.install.args import split_argv
-    from safe_pip.install.resolve import resolve
+    from safe_pip.install.requirements import (
+        read_requirements,
+        refuse_unverifiable,
+        write_requirement_files,
+    )
+    from safe_pip.install.resolve import (
+        DeadProxy,
+        resolve,
+        resolve_argv,
+        sealed_env,
+        start_verifying_indexes,
+    )
+    from safe_pip.install.sources import run_indexes
+    from safe_pip.policy.file import Defaults, Policy
+    from safe_pip.render import clean
 
-    _own, pip = split_argv([*argv, "--index-url", index_url, *(extra or [])])
-    with tempfile.TemporaryDirectory(prefix="safe-pip-learn-") as tmp:
-        items, proc = resolve(pip, Path(tmp), wheels_only=True, err=sys.stderr)
+    _own, pip = split_argv([*argv, "--index-url", index_url])
+    reading = read_requirements(pip, allow_unverifiable=False)
+    refuse_unverifiable(reading, sdist_builds=False, blocker=None)
+    upstreams = run_indexes(pip, reading.sources)
+    learning = Policy(defaults=Defaults(require_attestation=False, index_history_depth=0))
+    checker = Checker(
+        trust=trust_from_args(args),
+        policy=learning,
+        store=None,
+        jobs=default_jobs(),
+        provenance_index=index_url,
+        index_history=False,
+    )
+    with (
+        tempfile.TemporaryDirectory(prefix="safe-pip-learn-") as tmp,
+        contextlib.ExitStack() as stack,
+    ):
+        work = Path(tmp)
+        os.chmod(work, 0o700)
+        proxy = DeadProxy()
+        stack.callback(proxy.close)
+        indexes = stack.enter_context(
+            start_verifying_indexes(checker, upstreams, verbose=False, err=sys.stderr)
+        )
+        requirements, constraints = write_requirement_files(reading, work)
+        report = work / "pip-report.json"
+        pip_argv = resolve_argv(
+            pip,
+            report,
+            wheels_only=True,
+            index_urls=indexes.index_urls,
+            requirements=requirements,
+            constraints=constraints,
+        )
+        items, proc = resolve(pip_argv, report, sealed_env(proxy), verbose=False, err=sys.stderr)
+        refused = [v for v in indexes.refusals(proc.stdout + proc.stderr) if not v.allowed]
     if proc.returncode != 0 or not items:
-        from safe_pip.render import clean
+        if refused:
+            from safe_pip.errors import RefusedError
 
+            raise RefusedError(
+                f"resolving {what}: "
+                + clean("; ".join(f"{v.filename}: {v.reason}" for v in refused[:3]), limit=900),
+                fix="nothing is learned from files whose provenance does not verify; report "
+                "them to the project's maintainers",
+            )
         tail = (proc.stderr or proc.stdout or "").strip().splitlines()[-3:]
+        detail = " / ".join(tail) or f"exit code {proc.returncode}"
         raise CouldNotCheckError(
-            f"could not resolve {what} with pip (wheels only): "
-            + clean(" / ".join(tail) or f"exit code {proc.returncode}", limit=600),
+            f"could not resolve {what} (wheels only, as install resolves): "
+            + clean(detail, limit=600),
             fix="check the requirements and -i/--index-url; a project without wheels cannot "
             "be learned (safe-pip installs wheels only by default)",
         )
@@ -314,10 +373,10 @@ def used_projects(args: argparse.Namespace, index_url: str) -> list[Used]:
         path = Path(args.requirements)
         if not path.is_file():
             raise ConfigError(f"{path}: no such requirements file")
-        return _resolve(["-r", str(path)], index_url, str(path))
+        return _resolve(["-r", str(path)], index_url, str(path), args)
     if args.pyproject:
         path = Path(args.pyproject)
-        return _resolve(_from_pyproject(path), index_url, f"{path} [project] dependencies")
+        return _resolve(_from_pyproject(path), index_url, f"{path} [project] dependencies", args)
     if args.pylock:
         return _from_pylock(Path(args.pylock))
     python = args.python
