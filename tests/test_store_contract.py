@@ -123,6 +123,15 @@ def test_forget_is_logged_in_the_audit_log(store: HistoryStore) -> None:
     assert entry.detail[0]["version"] == "1.0"
 
 
+def test_review_decisions_are_logged_in_the_audit_log(store: HistoryStore) -> None:
+    with pytest.raises(ConfigError):
+        store.audit("review-accept", "Widget", reason="", detail={})
+    store.audit("review-accept", "Widget", reason="reviewed", detail={"kind": "unsigned-project"})
+    (entry,) = store.audit_log("widget")
+    assert (entry.action, entry.project, entry.reason) == ("review-accept", "widget", "reviewed")
+    assert entry.detail == {"kind": "unsigned-project"}
+
+
 def test_serials(store: HistoryStore) -> None:
     idx = "https://user:secret@mirror.example/simple/?x=1"
     assert store.last_serial(idx, "widget") is None

@@ -121,7 +121,7 @@ class Learned:
 def register_learn(
     sub: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser
 ) -> None:
-    from safe_pip.commands._common import add_trust_options
+    from safe_pip.commands._common import add_history_option, add_trust_options
 
     p = sub.add_parser(
         "learn",
@@ -172,6 +172,7 @@ def register_learn(
         help="history database learned publishers are compared with (default: $SAFE_PIP_HOME "
         "or the user data directory)",
     )
+    add_history_option(p)
     add_trust_options(p)
     p.set_defaults(func=run_learn)
 
@@ -404,12 +405,11 @@ def learn(
     """Verify each project's release in use (pinned, else the latest) and its ``depth`` most
     recent earlier releases, and collect their publishers."""
     from safe_pip.check import Checker, default_jobs
-    from safe_pip.commands._common import store_path, trust_from_args
+    from safe_pip.commands._common import open_store, trust_from_args
     from safe_pip.policy.file import Policy
-    from safe_pip.store.db import HistoryStore
 
     # read-only: learning records nothing, it compares with what is known
-    store = HistoryStore.open(store_path(args), readonly=True)
+    store = open_store(args, readonly=True)
     checker = Checker(
         trust=trust_from_args(args),
         policy=Policy.default(),
