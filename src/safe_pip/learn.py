@@ -570,21 +570,23 @@ def _versions_text(versions: list[str]) -> str:
     return ", ".join(versions[:6]) + (f" and {len(versions) - 6} more" if len(versions) > 6 else "")
 
 
+def _switches(item: Learned) -> int:
+    """How often the publisher changes from one release of the window to the next."""
+    from safe_pip.policy.file import identity_key
+
+    keys = [identity_key(p) for p, _vs in item.window_publishers()]
+    order = [keys.index(identity_key(rel.publishers[0])) for rel in item.window if rel.publishers]
+    return sum(1 for a, b in itertools.pairwise(order) if a != b)
+
+
 def _publisher_evidence(item: Learned) -> str:
     pubs = item.window_publishers()
     parts = [f"{_versions_text(vs)} by {p.describe()}" for p, vs in pubs]
-    from safe_pip.policy.file import identity_key
-
-    keys = [identity_key(p) for p, _vs in pubs]
-    order = [keys.index(identity_key(rel.publishers[0])) for rel in item.window if rel.publishers]
-    switches = sum(1 for a, b in itertools.pairwise(order) if a != b)
-    shape = (
-        "the releases alternate between them"
-        if switches > 1
-        else "the publisher changed once in the window: check that the change was announced"
-    )
     n = len(item.window)
-    return f"{len(pubs)} publishers in the last {n} releases ({'; '.join(parts)}): {shape}"
+    return (
+        f"{len(pubs)} publishers in the last {n} releases ({'; '.join(parts)}): the releases "
+        "alternate between them"
+    )
 
 
 def proposals_for(item: Learned, today: str) -> list[Proposal]:
@@ -605,7 +607,11 @@ def proposals_for(item: Learned, today: str) -> list[Proposal]:
     if item.problems:
         return []
     pubs = item.window_publishers()
-    if item.publishers and len(pubs) > 1:
+    # Publishers that alternate across the window (two release workflows, say) are proposed
+    # together. One change in the window is a publisher change: the release in use is then
+    # written only if it does not contradict the history (see _contradiction), never proposed
+    # as if it were routine.
+    if item.publishers and len(pubs) > 1 and _switches(item) > 1:
         return [
             make(
                 "publisher",
