@@ -737,11 +737,14 @@ def test_uv_lock_file_of_another_version_fails(
     versions: IndexServer, workdir: Path, trust_root: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """A uv.lock entry ``version = "1.0"`` naming the unsigned foo-2.0 wheel must not borrow
-    the ``[[unsigned]] versions = "==1.0"`` exception: it fails with name-version-mismatch."""
+    the ``[[unsigned]] versions = "==1.0"`` exception: it fails with name-version-mismatch.
+    (foo 1.5 is attested, so only an exception pinning 1.0's sha256 allows 1.0: issue 12.)"""
+    w10, w20 = "foo-1.0-py3-none-any.whl", "foo-2.0-py3-none-any.whl"
+    sha10 = sha256_file(next(d for d in versions.dists("foo") if d.filename == w10).path)
     (workdir / "safe-pip.toml").write_text(
         '[[unsigned]]\nname = "foo"\nversions = "==1.0"\nreason = "reviewed 1.0"\n'
+        f'sha256 = ["{sha10}"]\n'
     )
-    w10, w20 = "foo-1.0-py3-none-any.whl", "foo-2.0-py3-none-any.whl"
     uv = workdir / "uv.lock"
     text = 'version = 1\nrequires-python = ">=3.10"\n' + _uv_entry(versions, "1.0", w20)
     uv.write_text(text)
@@ -767,11 +770,12 @@ def test_evidence_naming_a_file_of_another_version_fails(
     """The backstop where files are planned: a requirements file's files come from the index
     or the evidence by sha256; evidence that names a file of another version for the pinned
     sha256 fails with name-version-mismatch instead of being decided as the pin's version."""
-    (workdir / "safe-pip.toml").write_text(
-        '[[unsigned]]\nname = "foo"\nversions = "==1.0"\nreason = "reviewed 1.0"\n'
-    )
     w10 = versions.dists("foo")[0]
     assert w10.filename == "foo-1.0-py3-none-any.whl"
+    (workdir / "safe-pip.toml").write_text(  # sha256-pinned: foo 1.5 is attested (issue 12)
+        '[[unsigned]]\nname = "foo"\nversions = "==1.0"\nreason = "reviewed 1.0"\n'
+        f'sha256 = ["{sha256_file(w10.path)}"]\n'
+    )
     req = workdir / "requirements.txt"
     req.write_text(
         f"--index-url {versions.index_url}\nfoo==1.0 --hash=sha256:{sha256_file(w10.path)}\n"
