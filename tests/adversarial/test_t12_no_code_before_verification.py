@@ -163,6 +163,17 @@ def test_requirement_file_form_is_refused_before_pip(attack: Attack, form: str) 
     attack.assert_refused(run, named, f"requirement file {reqs} line 2", codes=(2,))
 
 
+@pytest.mark.parametrize("spelling", ["{}[x]", "{}[x,y]", "{}[x];python_version>'3'"])
+def test_local_archive_with_extras_is_refused_before_pip(
+    attack: Attack, monkeypatch: pytest.MonkeyPatch, spelling: str
+) -> None:
+    """pip strips ``[extras]`` before testing for an archive: ``evil-1.0.tar.gz[x]`` (no
+    path separator) is the local sdist to pip, whose --dry-run resolution would build it."""
+    monkeypatch.chdir(attack.sdist.parent)
+    run = attack.install(spelling.format(attack.sdist.name))
+    attack.assert_refused(run, "a local archive file", "nothing was run", codes=(2,))
+
+
 @pytest.mark.parametrize(
     ("argv", "named"),
     [

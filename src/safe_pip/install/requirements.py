@@ -229,6 +229,8 @@ _FILE_HARMLESS = frozenset({"--pre", "--prefer-binary", "--require-hashes", "--u
 #: Per-requirement options (kept on their requirement line).
 _LINE_OPTIONS = ("--hash", "--config-settings")
 _MAX_DEPTH = 10
+#: pip's ``_strip_extras``: a trailing ``[...]`` split off before a requirement is read as a path
+_EXTRAS = re.compile(r"(?<=.)\[[^\]]+\]$")
 
 
 @dataclass(frozen=True)
@@ -293,7 +295,10 @@ def requirement_form(text: str) -> str | None:
         "@" not in head or before_at.startswith((".", os.sep)) or os.sep in before_at
     ):
         return "a local path"
-    if head_low.endswith(_ARCHIVE_EXTS) and "@" not in head:
+    # pip strips a trailing [extras] before its archive test (req.constructors._strip_extras):
+    # ``evil-1.0.tar.gz[x]`` is the local file evil-1.0.tar.gz to pip, not a project name
+    path_part = _EXTRAS.sub("", head_low)
+    if path_part.endswith(_ARCHIVE_EXTS) and "@" not in head:
         return "a local archive file"
     try:
         req = Requirement(t)
