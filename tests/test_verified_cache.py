@@ -133,3 +133,20 @@ def test_history_change_and_failures_are_not_reused(tmp_path: Path) -> None:
         for store in (Store(()), Store((record,)))
     }
     assert len(keys) == 2
+
+
+def test_a_change_in_an_included_requirements_file_is_a_new_key(tmp_path: Path) -> None:
+    """A requirements lock's ``-r`` include is part of the lock: another hash there (a file
+    never verified) must not answer from the run that verified the old one."""
+    from safe_pip.lockfile import read_lock
+    from safe_pip.policy.file import Policy
+    from safe_pip.verify.trust import TrustConfig
+
+    top = tmp_path / "requirements.txt"
+    top.write_text("-r sub.txt\n", encoding="utf-8")
+    sub = tmp_path / "sub.txt"
+    keys = set()
+    for digest in ("ab" * 32, "cd" * 32):
+        sub.write_text(f"x==1.0 --hash=sha256:{digest}\n", encoding="utf-8")
+        keys.add(verified_cache.key([read_lock(top)], Policy(), TrustConfig(), None, {}))
+    assert len(keys) == 2

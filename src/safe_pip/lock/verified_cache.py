@@ -5,7 +5,8 @@ lockfile-verified cache).
 Only runs that exited 0 (every file verified and allowed) are stored, one file per key under
 ``$SAFE_PIP_HOME/cache/verified/`` (else the user cache directory). The key is a sha256 over:
 
-- the bytes of every lockfile (and its resolved path), the output format and options;
+- the bytes of every lockfile (and its resolved path), what was read from it and from the
+  files it includes (a requirements file's ``-r``), the output format and options;
 - the policy (its file's bytes and the validated policy);
 - the trust root (its mode, and a custom root's bytes);
 - this machine's history of every project the locks name (a record another run added or
@@ -67,6 +68,11 @@ def _history_digest(store: HistoryStore | None, projects: Iterable[str]) -> str:
     return h.hexdigest()
 
 
+def _read(lock: Lock) -> tuple[object, ...]:
+    """Everything a lock's verification reads from it (and from the files it includes)."""
+    return (lock.format, lock.packages, lock.index, lock.extra_indexes, lock.generator)
+
+
 def key(
     locks: Iterable[Lock],
     policy: Policy,
@@ -85,6 +91,8 @@ def key(
         "version": __version__,
         "day": (now or datetime.now(timezone.utc)).astimezone(timezone.utc).date().isoformat(),
         "locks": [[str(lock.path.resolve()), _sha(lock.path.read_bytes())] for lock in locks],
+        # what was read from them, files a lock includes (requirements ``-r``) too
+        "read": [_sha(repr(_read(lock)).encode()) for lock in locks],
         "policy": _sha(repr(policy).encode()),
         "policy_file": _sha(policy.path.read_bytes()) if policy.path is not None else "",
         "trust": [trust.mode, str(trust.path or "")],
