@@ -112,6 +112,22 @@ def test_readyz_fails_when_upstream_or_history_is_down(env: Env) -> None:
         assert get(srv.url + "/-/healthz").status == 200  # alive all the same
 
 
+def test_readyz_never_shows_the_upstream_password(env: Env) -> None:
+    """/-/readyz answers anyone: an upstream URL's credentials stay out of its body."""
+    from safe_pip.serve import start_server
+    from test_serve import make_checker
+
+    secret = "s3cr3t-token"
+    upstream = env.upstream.index_url.replace("http://", f"http://user:{secret}@", 1)
+    env.checker = make_checker(env.trust_root, env.tmp / "home", upstream, None)
+    env.upstream.faults["/simple/safe-pip-readiness-probe/"] = Fault(status=503)
+    with start_server(env.checker, upstream, mode="block", log=env.log) as srv:
+        reply = get(srv.url + "/-/readyz")
+    assert reply.status == 503
+    assert b"not ready: upstream" in reply.body
+    assert secret.encode() not in reply.body
+
+
 def test_one_log_line_per_client_request(env: Env) -> None:
     for v in ("1.0", "1.1", "1.2"):
         env.pub.wheel("alpha", v)

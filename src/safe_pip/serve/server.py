@@ -384,18 +384,21 @@ class VerifyingIndex:
         """What keeps this server from answering now (empty: ready): the upstream index must
         answer HTTP (any status; a 404 for a probe name is fine) and the history store must be
         readable."""
+        from safe_pip.net import redact
+
         problems: list[str] = []
         probe = "safe-pip-readiness-probe"
+        upstream = redact(self.upstream_url)  # the body answers anyone: no password in it
         try:
             resp = self._io.submit(
                 self.checker.http.get_bytes, self.upstream.project_url(probe), max_bytes=1 << 20
             ).result()
             if resp.status >= 500:
-                problems.append(f"upstream {self.upstream_url} answers HTTP {resp.status}")
+                problems.append(f"upstream {upstream} answers HTTP {resp.status}")
         except SafePipError as exc:
-            problems.append(f"upstream {self.upstream_url} unreachable: {exc.message}")
+            problems.append(f"upstream {upstream} unreachable: {exc.message}")
         except Exception as exc:  # fail closed: not ready
-            problems.append(f"upstream {self.upstream_url}: {type(exc).__name__}: {exc}")
+            problems.append(f"upstream {upstream}: {type(exc).__name__}: {exc}")
         store = self.checker.store
         if store is not None:
             try:
