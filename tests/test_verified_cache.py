@@ -150,3 +150,22 @@ def test_a_change_in_an_included_requirements_file_is_a_new_key(tmp_path: Path) 
         sub.write_text(f"x==1.0 --hash=sha256:{digest}\n", encoding="utf-8")
         keys.add(verified_cache.key([read_lock(top)], Policy(), TrustConfig(), None, {}))
     assert len(keys) == 2
+
+
+def test_an_entry_others_could_write_is_not_reused(tmp_path: Path) -> None:
+    """A stored pass in a directory (or a file) group or others can write could be theirs."""
+    from safe_pip.lockfile import read_lock
+    from safe_pip.policy.file import Policy
+    from safe_pip.verify.trust import TrustConfig
+
+    lock_path = tmp_path / "requirements.txt"
+    lock_path.write_text(f"x==1.0 --hash=sha256:{'ab' * 32}\n", encoding="utf-8")
+    key = verified_cache.key([read_lock(lock_path)], Policy(), TrustConfig(), None, {})
+    root = tmp_path / "verified"
+    verified_cache.store_run(root, key, "report", "summary", 0)
+    assert verified_cache.load(root, key) == ("report", "summary")
+    root.chmod(0o777)
+    assert verified_cache.load(root, key) is None
+    root.chmod(0o700)
+    (root / f"{key}.json").chmod(0o666)
+    assert verified_cache.load(root, key) is None

@@ -17,7 +17,8 @@ Only runs that exited 0 (every file verified and allowed) are stored, one file p
 
 A hit re-prints the stored report and exit code; ``--no-cache`` (or any option that writes:
 ``--write-identities``, ``--save-evidence``; or ``--evidence``) always verifies again. A cache
-entry that cannot be read, is of another schema or names another key is ignored.
+entry that cannot be read, is of another schema, names another key, or that another user
+owns or could write (the file or its directory) is ignored.
 """
 
 from __future__ import annotations
@@ -105,11 +106,21 @@ def key(
     return _sha(json.dumps(parts, sort_keys=True).encode())
 
 
+def _private(st: os.stat_result) -> bool:
+    """Owned by this user and writable by no one else (a stored pass is a verdict)."""
+    import stat
+
+    owner = not hasattr(os, "getuid") or st.st_uid == os.getuid()
+    return owner and not st.st_mode & (stat.S_IWGRP | stat.S_IWOTH)
+
+
 def load(root: Path, cache_key: str) -> tuple[str, str] | None:
     """(report text, summary line) stored for ``cache_key`` (a run that exited 0), or None."""
     path = root / f"{cache_key}.json"
     try:
         with path.open("rb") as fh:
+            if not _private(os.fstat(fh.fileno())) or not _private(os.stat(root)):
+                return None  # another user could have written it: verify again
             raw = fh.read(MAX_ENTRY_BYTES + 1)
         data = json.loads(raw)
     except (OSError, ValueError):
@@ -139,7 +150,7 @@ def store_run(root: Path, cache_key: str, report: str, summary: str, exit_code: 
         "summary": summary,
     }
     with contextlib.suppress(OSError):
-        root.mkdir(parents=True, exist_ok=True)
+        root.mkdir(mode=0o700, parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=".verified.", suffix=".tmp", dir=root)
         try:
             with os.fdopen(fd, "w", encoding="utf-8") as fh:
