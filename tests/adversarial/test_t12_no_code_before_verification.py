@@ -174,6 +174,27 @@ def test_local_archive_with_extras_is_refused_before_pip(
     attack.assert_refused(run, "a local archive file", "nothing was run", codes=(2,))
 
 
+@pytest.mark.parametrize("kind", ["archive", "directory"])
+def test_arbitrary_equality_naming_a_local_file_is_refused_before_pip(
+    attack: Attack, monkeypatch: pytest.MonkeyPatch, kind: str
+) -> None:
+    """``evil===x@d/evil-1.0.tar.gz`` parses as a named requirement (``===`` takes any
+    string), but pip reads it as the local file (or source tree) when one exists there."""
+    import shutil
+
+    workdir = attack.env.workdir / "cwd"
+    (workdir / "evil===x@d").mkdir(parents=True)
+    if kind == "archive":
+        shutil.copy(attack.sdist, workdir / "evil===x@d" / attack.sdist.name)
+        text, named = f"evil===x@d/{attack.sdist.name}", "a local archive file"
+    else:
+        shutil.copytree(attack.tree, workdir / "evil===x@d" / "src")
+        text, named = "evil===x@d/src", "a local path"
+    monkeypatch.chdir(workdir)
+    run = attack.install(text)
+    attack.assert_refused(run, named, "nothing was run", codes=(2,))
+
+
 @pytest.mark.parametrize(
     ("argv", "named"),
     [

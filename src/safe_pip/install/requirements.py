@@ -308,6 +308,12 @@ def requirement_form(text: str) -> str | None:
         if req.url.lower().startswith(_VCS_PREFIXES):
             return "a VCS URL (name @ VCS URL)"
         return "a direct URL (name @ URL)"
+    # a name to packaging ('===' takes any string: name===x@dir/evil-1.0.tar.gz) that pip
+    # reads as a local file or source tree whenever one is there (``_get_url_from_path``)
+    if path_part.endswith(_ARCHIVE_EXTS):
+        return "a local archive file"
+    if looks_like_path:
+        return "a local path"
     return None
 
 
