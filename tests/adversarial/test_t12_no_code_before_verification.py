@@ -380,3 +380,31 @@ def test_malformed_index_url_is_a_usage_error(attack: Attack, url: str) -> None:
     assert run.code == 2, run.text
     assert "Traceback" not in run.text
     assert "index URL" in run.text
+
+
+def test_dead_proxy_closes_every_host_but_the_verifying_index() -> None:
+    """pip's environment: every proxy variable replaced by the dead proxy, the user's own
+    proxies and exemptions dropped; only 127.0.0.1 (and, with --allow-unverifiable-sources,
+    the hosts of the VCS URLs the user allowed) reached directly."""
+    import socket
+
+    from safe_pip.install.resolve import DeadProxy, vcs_hosts
+
+    proxy = DeadProxy()
+    try:
+        base = {"HTTPS_PROXY": "http://corp:3128", "no_proxy": "*", "HOME": "/h"}
+        env = proxy.env(base)
+        for var in ("http_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"):
+            assert env[var] == proxy.url
+        assert env["no_proxy"] == env["NO_PROXY"] == "127.0.0.1"
+        assert env["HOME"] == "/h"
+        port = int(proxy.url.rsplit(":", 1)[1])
+        with socket.socket() as s, pytest.raises(ConnectionRefusedError):
+            s.connect(("127.0.0.1", port))  # nothing ever listens there
+        hosts = vcs_hosts(
+            ["git+https://github.com/a/b", "x @ git+ssh://git@gitlab.example/c.git", "./tree"]
+        )
+        assert hosts == ["github.com", "gitlab.example"]
+        assert proxy.env(base, hosts)["NO_PROXY"] == "127.0.0.1,github.com,gitlab.example"
+    finally:
+        proxy.close()

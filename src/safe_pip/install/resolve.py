@@ -38,6 +38,7 @@ if TYPE_CHECKING:
 
 #: Environment variables naming proxies (any case): replaced for every pip call of a run.
 _PROXY_VARS = ("http_proxy", "https_proxy", "all_proxy", "ftp_proxy", "no_proxy")
+_VCS = ("git+", "hg+", "svn+", "bzr+")
 
 
 class DeadProxy:
@@ -51,11 +52,14 @@ class DeadProxy:
         self._sock.bind(("127.0.0.1", 0))
         self.url = f"http://127.0.0.1:{self._sock.getsockname()[1]}"
 
-    def env(self, base: dict[str, str]) -> dict[str, str]:
+    def env(self, base: dict[str, str], allow_hosts: Sequence[str] = ()) -> dict[str, str]:
+        """``base`` with every proxy variable replaced: the dead proxy for every scheme, only
+        127.0.0.1 (and ``allow_hosts``: the hosts of VCS URLs the user allowed with
+        --allow-unverifiable-sources) reached directly."""
         env = {k: v for k, v in base.items() if k.lower() not in _PROXY_VARS}
         for var in ("http_proxy", "https_proxy", "all_proxy", "ftp_proxy"):
             env[var] = env[var.upper()] = self.url
-        env["no_proxy"] = env["NO_PROXY"] = "127.0.0.1"
+        env["no_proxy"] = env["NO_PROXY"] = ",".join(["127.0.0.1", *allow_hosts])
         env["PIP_RETRIES"] = "0"  # the child pip that installs build dependencies
         return env
 
@@ -255,10 +259,32 @@ def file_cache_dir(home: str | None) -> Path:
     return Path(platformdirs.user_cache_dir("safe-pip")) / "files"
 
 
-def sealed_env(proxy: DeadProxy) -> dict[str, str]:
+def sealed_env(proxy: DeadProxy, allow_hosts: Sequence[str] = ()) -> dict[str, str]:
     """The environment of every pip call of a run: no pip configuration, no proxy but the
-    dead one (only the verifying indexes on 127.0.0.1 are reachable)."""
-    return proxy.env(pip_env())
+    dead one (only the verifying indexes on 127.0.0.1, and ``allow_hosts``, are reachable)."""
+    return proxy.env(pip_env(), allow_hosts)
+
+
+def vcs_hosts(texts: Sequence[str]) -> list[str]:
+    """The hosts of the VCS URLs among ``texts`` (``git+https://host/...``,
+    ``name @ git+ssh://git@host/...``): allowed past the dead proxy only when the user allowed
+    those sources unverified."""
+    from urllib.parse import urlsplit
+
+    out: list[str] = []
+    for text in texts:
+        url = text.strip()
+        if not url.lower().startswith(_VCS) and "@" in url:
+            url = url.split("@", 1)[1].strip()
+        if not url.lower().startswith(_VCS):
+            continue
+        try:
+            host = urlsplit(url.split("+", 1)[1]).hostname
+        except ValueError:
+            continue
+        if host and host not in out:
+            out.append(host)
+    return out
 
 
 def served_refusals(text: str, server: RunningServer) -> list[Verdict]:

@@ -36,6 +36,7 @@ from safe_pip.install.resolve import (
     say_too_new,
     sealed_env,
     start_verifying_indexes,
+    vcs_hosts,
 )
 from safe_pip.install.sources import run_indexes
 from safe_pip.install.verdicts import check_items
@@ -113,7 +114,8 @@ def _run(
             with contextlib.ExitStack() as stack:
                 proxy = DeadProxy()
                 stack.callback(proxy.close)
-                env = sealed_env(proxy)
+                allowed = vcs_hosts([u.text for u in reading.allowed_unverifiable])
+                env = sealed_env(proxy, allowed)
                 early = None
                 if not pip.dry_run:
                     # The final pip starts now and waits for the verified requirements.
