@@ -239,6 +239,24 @@ def test_requirements_include_cycle(tmp_path: Path) -> None:
         read_lock(tmp_path / "a.txt")
 
 
+@pytest.mark.parametrize(
+    ("line", "unsupported"), [("--requirem sub.txt", None), ("--edit ./src", "an editable install")]
+)
+def test_requirements_options_are_read_as_pip_reads_them(
+    tmp_path: Path, line: str, unsupported: str | None
+) -> None:
+    """pip takes any unambiguous prefix of an option in a requirements file: ``--requirem x`` is
+    ``--requirement x`` (its packages are installed, so they must be verified) and ``--edit``
+    is ``--editable``; an option pip would not take is refused, never skipped."""
+    (tmp_path / "sub.txt").write_text(f"evil==1.0 --hash=sha256:{'ab' * 32}\n")
+    (tmp_path / "requirements.txt").write_text(line + "\n")
+    lock = read_lock(tmp_path / "requirements.txt")
+    assert [p.unsupported for p in lock.packages] == [unsupported]
+    (tmp_path / "requirements.txt").write_text("--no-such-option x\n")
+    with pytest.raises(ConfigError, match="unknown option"):
+        read_lock(tmp_path / "requirements.txt")
+
+
 def test_uv_lock_reader(tmp_path: Path) -> None:
     path = tmp_path / "uv.lock"
     path.write_text(

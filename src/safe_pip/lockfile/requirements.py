@@ -81,6 +81,13 @@ def parse_requirements(
             except ValueError as exc:
                 raise ConfigError(f"{where}: cannot parse options: {exc}") from exc
             opt, _, inline = words[0].partition("=")
+            if opt.startswith("--"):
+                # pip's optparse takes any unambiguous prefix (--requirem, --edit): read as
+                # pip does (pip's own option table, shared with install)
+                from safe_pip.install.args import match_abbrev
+                from safe_pip.install.requirements import _FILE_LONG
+
+                opt = _FILE_LONG[match_abbrev(opt, _FILE_LONG, where=where)]
             value = inline or (words[1] if len(words) > 1 else "")
             if opt in ("-e", "--editable"):
                 packages.append(
