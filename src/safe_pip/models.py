@@ -97,6 +97,19 @@ class PublisherIdentity:
             env_source = source
         return cls(kind=kind, environment_source=env_source, **values)
 
+    def describe_with_ids(self) -> str:
+        """:meth:`describe` plus the numeric ids, which tell a re-created repository from the
+        original one when the names are the same."""
+        ids = [
+            f"{label} {value}"
+            for label, value in (
+                ("repository id", self.repository_id),
+                ("owner id", self.repository_owner_id),
+            )
+            if value
+        ]
+        return self.describe() + (f" ({', '.join(ids)})" if ids else "")
+
     def describe(self) -> str:
         """A short human-readable form, e.g. ``GitHub pypa/sampleproject @ release.yml``."""
         if self.kind == GOOGLE or (self.email and not self.repository):

@@ -27,7 +27,6 @@ from safe_pip.lockverify import (
     VerifyRun,
     lock_identity_table,
 )
-from safe_pip.models import PublisherIdentity
 from safe_pip.output.grouped import (
     Category,
     Counts,
@@ -167,20 +166,6 @@ def _rel(path: Path) -> str:
     if rel.startswith(".."):
         rel = str(path.resolve())
     return str(PurePosixPath(*Path(rel).parts))
-
-
-def _describe(identity: PublisherIdentity) -> str:
-    """``identity.describe()`` plus its numeric ids, which tell a re-created repository from
-    the original one when the names are the same."""
-    ids = [
-        f"{label} {value}"
-        for label, value in (
-            ("repository id", identity.repository_id),
-            ("owner id", identity.repository_owner_id),
-        )
-        if value
-    ]
-    return identity.describe() + (f" ({', '.join(ids)})" if ids else "")
 
 
 def _category(o: FileOutcome) -> Category:
@@ -462,9 +447,9 @@ def render_junit(run: VerifyRun) -> str:
             message = clean(o.reason, limit=1000)
             body = [f"{_rel(o.lock)}:{o.line}: {o.code}: {o.reason}"]
             if o.identity is not None:
-                body.append(f"identity seen: {_describe(o.identity)}")
+                body.append(f"identity seen: {o.identity.describe_with_ids()}")
             if o.expected:
-                body.append("expected: " + "; ".join(_describe(e) for e in o.expected))
+                body.append("expected: " + "; ".join(e.describe_with_ids() for e in o.expected))
             extra = _provenance_text(o)
             if extra:
                 body.append(extra)

@@ -197,18 +197,7 @@ def run_add(args: argparse.Namespace) -> int:
 
 
 def _describe(identities: list[PublisherIdentity]) -> str:
-    def one(i: PublisherIdentity) -> str:
-        ids = [
-            f"{label} {value}"
-            for label, value in (
-                ("repository id", i.repository_id),
-                ("owner id", i.repository_owner_id),
-            )
-            if value
-        ]
-        return i.describe() + (f" ({', '.join(ids)})" if ids else "")
-
-    return _clean(" and ".join(one(i) for i in identities))
+    return _clean(" and ".join(i.describe_with_ids() for i in identities))
 
 
 # ------------------------------------------------------------------------------ remove

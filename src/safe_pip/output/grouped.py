@@ -190,18 +190,6 @@ def merge_fixes(fixes: Iterable[str]) -> list[str]:
 # -- text --------------------------------------------------------------------------------------
 
 
-def _describe(identity: PublisherIdentity) -> str:
-    ids = [
-        f"{label} {value}"
-        for label, value in (
-            ("repository id", identity.repository_id),
-            ("owner id", identity.repository_owner_id),
-        )
-        if value
-    ]
-    return identity.describe() + (f" ({', '.join(ids)})" if ids else "")
-
-
 def _releases(rows: Sequence[Row]) -> list[list[Row]]:
     groups: dict[tuple[str, str], list[Row]] = {}
     for r in rows:
@@ -273,9 +261,11 @@ def release_block(group: Sequence[Row], style: Style, *, verbose: bool = False) 
             lines.append(_files_line([r.filename for r in rows], style.width, indent + "  "))
         seen = rows[0].identity
         if seen is not None and cat != "verified":
-            lines += _wrap("identity seen: ", clean(_describe(seen)), style.width, indent + "  ")
+            lines += _wrap(
+                "identity seen: ", clean(seen.describe_with_ids()), style.width, indent + "  "
+            )
         if rows[0].expected and cat != "verified":
-            expected = "; ".join(clean(_describe(e)) for e in rows[0].expected)
+            expected = "; ".join(clean(e.describe_with_ids()) for e in rows[0].expected)
             lines += _wrap("expected: ", expected, style.width, indent + "  ")
         if cat != "verified" or verbose:
             for detail in rows[0].details:

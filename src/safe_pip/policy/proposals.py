@@ -74,7 +74,7 @@ class Proposal:
     def summary(self) -> str:
         """What accepting it adds to the policy, in one line."""
         if self.kind == "publisher":
-            who = "; ".join(_describe(p) for p in self.publishers)
+            who = "; ".join(p.describe_with_ids() for p in self.publishers)
             return f"[[package]] {self.name}: {who}"
         if self.kind == "unsigned":
             pins = f", {len(self.sha256)} sha256 pinned" if self.sha256 else ""
@@ -162,18 +162,6 @@ class Proposal:
             files=tuple(files),
             rejected=str(table.get("rejected", "")),
         )
-
-
-def _describe(identity: PublisherIdentity) -> str:
-    ids = [
-        f"{label} {value}"
-        for label, value in (
-            ("repository id", identity.repository_id),
-            ("owner id", identity.repository_owner_id),
-        )
-        if value
-    ]
-    return identity.describe() + (f" ({', '.join(ids)})" if ids else "")
 
 
 def proposals_path(policy_path: Path) -> Path:
