@@ -406,5 +406,9 @@ def test_dead_proxy_closes_every_host_but_the_verifying_index() -> None:
         )
         assert hosts == ["github.com", "gitlab.example"]
         assert proxy.env(base, hosts)["NO_PROXY"] == "127.0.0.1,github.com,gitlab.example"
+        # a wildcard, a single label or a leading dot would exempt far more than one host
+        hostile = ["git+https://*/x", "git+https://g/x", "git+https://.example.com/x"]
+        assert vcs_hosts(hostile) == []
+        assert vcs_hosts(["git+https://10.0.0.1/x"]) == ["10.0.0.1"]
     finally:
         proxy.close()

@@ -282,9 +282,26 @@ def vcs_hosts(texts: Sequence[str]) -> list[str]:
             host = urlsplit(url.split("+", 1)[1]).hostname
         except ValueError:
             continue
-        if host and host not in out:
+        if host and _exemptable(host) and host not in out:
             out.append(host)
     return out
+
+
+#: A DNS name of two or more labels. NO_PROXY entries match as suffixes (requests compares
+#: with a plain ``endswith``, urllib takes ``*`` as every host), so anything else ("*", a
+#: single label such as "g", a leading dot) would open far more than the one host.
+_HOSTNAME = re.compile(r"(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z][a-z0-9-]{0,62}", re.I)
+
+
+def _exemptable(host: str) -> bool:
+    """Whether ``host`` may stand in NO_PROXY: an IP address or a multi-label DNS name."""
+    import ipaddress
+
+    try:
+        ipaddress.ip_address(host)
+        return True
+    except ValueError:
+        return _HOSTNAME.fullmatch(host) is not None
 
 
 def served_refusals(text: str, server: RunningServer) -> list[Verdict]:
