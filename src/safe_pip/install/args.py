@@ -199,25 +199,6 @@ INSTALL_FLAGS = frozenset(
 )
 
 
-#: Options safe-pip sets itself on every pip call (the user's copy is dropped).
-#: Options about where packages come from (only a build of an allowed unverifiable source
-#: gets them; the verified install never does).
-SOURCE_VALUE = frozenset(
-    {
-        "--index-url",
-        "--extra-index-url",
-        "--find-links",
-        "--trusted-host",
-        "--cert",
-        "--client-cert",
-        "--proxy",
-        "--timeout",
-        "--retries",
-        "--keyring-provider",
-    }
-)
-
-
 SOURCE_FLAGS = frozenset({"--no-index", "--pre"})
 
 
@@ -238,6 +219,11 @@ INDEX_VALUE = frozenset(
 
 
 INDEX_FLAGS = frozenset({"--no-index"})
+
+
+#: Options about where packages come from (only a build of an allowed unverifiable source
+#: gets them; the verified install never does): the index options and pip's network knobs.
+SOURCE_VALUE = INDEX_VALUE | {"--timeout", "--retries"}
 
 
 #: Options that shape an sdist build (given to the `pip wheel` call that builds verified sdists).
