@@ -23,8 +23,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
-from safe_pip.verify.attestation import verify_provenance  # noqa: E402
-from safe_pip.verify.trust import TrustConfig, load_verifier  # noqa: E402
+from safe_pip.provenance.attestation import verify_provenance  # noqa: E402
+from safe_pip.provenance.trust import TrustConfig, load_verifier  # noqa: E402
 from support.sigstore_ca import GitHubIdentity, TestSigstore, provenance_json  # noqa: E402
 
 

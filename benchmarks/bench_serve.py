@@ -49,9 +49,9 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from safe_pip.check import Checker  # noqa: E402
 from safe_pip.policy.file import Policy  # noqa: E402
+from safe_pip.provenance.trust import TrustConfig  # noqa: E402
 from safe_pip.serve import EventLog, start_server  # noqa: E402
 from safe_pip.store.db import HistoryStore  # noqa: E402
-from safe_pip.verify.trust import TrustConfig  # noqa: E402
 from support.index_server import IndexServer  # noqa: E402
 from support.publish import Publisher  # noqa: E402
 from support.sigstore_ca import TestSigstore  # noqa: E402

@@ -13,7 +13,7 @@ from safe_pip.models import FileRef
 from safe_pip.net import ProjectPage
 from safe_pip.policy.file import Policy
 from safe_pip.policy.history import HistoryRecord
-from safe_pip.verify.trust import TrustConfig
+from safe_pip.provenance.trust import TrustConfig
 
 RELEASES = 6
 DELAY = 0.2

@@ -183,7 +183,7 @@ def test_history_is_per_release_decided(
     from safe_pip.check import Checker
     from safe_pip.net import Http, SimpleIndex
     from safe_pip.policy.file import Policy
-    from safe_pip.verify.trust import TrustConfig
+    from safe_pip.provenance.trust import TrustConfig
 
     with IndexServer(workdir / "index") as server:
         pub = Publisher(sigstore, server, workdir / "build")

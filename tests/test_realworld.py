@@ -19,8 +19,8 @@ import pytest
 
 from safe_pip.models import PublisherIdentity, VerificationResult
 from safe_pip.policy.rules import identity_matches
-from safe_pip.verify.attestation import verify_provenance
-from safe_pip.verify.trust import TrustConfig, load_verifier
+from safe_pip.provenance.attestation import verify_provenance
+from safe_pip.provenance.trust import TrustConfig, load_verifier
 from support.fixtures import realworld_cases, realworld_dir
 
 CASES = realworld_cases()

@@ -17,9 +17,9 @@ from safe_pip.models import FileRef, ReasonCode, VerifyStatus
 from safe_pip.policy.file import Policy
 from safe_pip.policy.history import ProjectHistory
 from safe_pip.policy.rules import decide
-from safe_pip.verify.attestation import verify_provenance
-from safe_pip.verify.rekor2 import Rekor2Error, check_dsse_v002_body
-from safe_pip.verify.trust import TrustConfig, load_verifier
+from safe_pip.provenance.attestation import verify_provenance
+from safe_pip.provenance.rekor2 import Rekor2Error, check_dsse_v002_body
+from safe_pip.provenance.trust import TrustConfig, load_verifier
 from support.sigstore_ca import GitHubIdentity, TestSigstore, provenance_json
 
 ASSET = (
@@ -125,7 +125,7 @@ def _bundle_with_body(edit: Any) -> Any:
     alone, which runs only after sigstore verified the inclusion proof of the real body."""
     from pypi_attestations import Attestation
 
-    from safe_pip.verify.rekor2 import bundle_for, timestamps_of
+    from safe_pip.provenance.rekor2 import bundle_for, timestamps_of
 
     doc = _doc()
     entry = doc["verification_material"]["transparency_entries"][0]

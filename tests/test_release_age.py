@@ -445,10 +445,10 @@ def test_serve_leaves_too_new_files_out_and_serves_them_once_old_enough(
     import urllib.request
 
     from safe_pip.check import Checker
+    from safe_pip.provenance.trust import TrustConfig
     from safe_pip.serve import EventLog, start_server
     from safe_pip.serve.pages import JSON_V1
     from safe_pip.store.db import HistoryStore
-    from safe_pip.verify.trust import TrustConfig
 
     store = HistoryStore.open(tmp_path / "history.sqlite3")
     checker = Checker(
@@ -493,10 +493,10 @@ def test_serve_block_mode_leaves_out_files_too_new_by_upload_time_before_verifyi
     import urllib.request
 
     from safe_pip.check import Checker
+    from safe_pip.provenance.trust import TrustConfig
     from safe_pip.serve import EventLog, start_server
     from safe_pip.serve.pages import JSON_V1
     from safe_pip.store.db import HistoryStore
-    from safe_pip.verify.trust import TrustConfig
 
     with IndexServer(tmp_path / "index") as server:
         pub = Publisher(sigstore, server, tmp_path / "build")

@@ -19,10 +19,10 @@ import pytest
 from safe_pip.check import Checker
 from safe_pip.models import PublisherIdentity
 from safe_pip.policy.file import Defaults, PackageRule, Policy
+from safe_pip.provenance.trust import TrustConfig
 from safe_pip.serve import EventLog, RunningServer, start_server
 from safe_pip.serve.pages import JSON_V1, best_offer, negotiate
 from safe_pip.store.db import HistoryStore
-from safe_pip.verify.trust import TrustConfig
 from support.index_server import Fault, IndexServer
 from support.publish import Publisher
 from support.sigstore_ca import GitHubIdentity, TestSigstore

@@ -21,8 +21,8 @@ from safe_pip.models import (
     VerifyStatus,
 )
 from safe_pip.policy.rules import identity_matches
-from safe_pip.verify.attestation import verify_provenance
-from safe_pip.verify.trust import TrustConfig, load_verifier
+from safe_pip.provenance.attestation import verify_provenance
+from safe_pip.provenance.trust import TrustConfig, load_verifier
 from support.sigstore_ca import (
     GitHubIdentity,
     GitLabIdentity,

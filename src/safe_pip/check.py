@@ -34,8 +34,8 @@ from safe_pip.models import (
     VerificationResult,
     VerifyStatus,
 )
+from safe_pip.provenance.trust import TrustConfig
 from safe_pip.serials import SerialGuard
-from safe_pip.verify.trust import TrustConfig
 
 if TYPE_CHECKING:
     from safe_pip.net import Http, ProjectPage
@@ -158,8 +158,8 @@ class Checker:
         self, filename: str, sha256: str, provenance: bytes
     ) -> VerificationResult:
         """Verify ``provenance`` for the file ``filename`` whose bytes hash to ``sha256``."""
-        from safe_pip.verify.attestation import verify_provenance
-        from safe_pip.verify.trust import load_verifier
+        from safe_pip.provenance.attestation import verify_provenance
+        from safe_pip.provenance.trust import load_verifier
 
         return verify_provenance(filename, sha256, provenance, load_verifier(self.trust))
 

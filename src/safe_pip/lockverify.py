@@ -476,10 +476,10 @@ def trusted_root_bytes(checker: Checker) -> bytes | None:
         if trust.mode == "custom" and trust.path is not None:
             return trust.path.read_bytes()
         if trust.mode in ("offline", "staging"):
-            from safe_pip.verify.trust import embedded_trusted_root_path
+            from safe_pip.provenance.trust import embedded_trusted_root_path
 
             return embedded_trusted_root_path(staging=trust.mode == "staging").read_bytes()
-        from safe_pip.verify.trust import load_verifier
+        from safe_pip.provenance.trust import load_verifier
 
         root = load_verifier(trust)._trusted_root
         text = root._inner.to_json()

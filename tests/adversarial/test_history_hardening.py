@@ -17,9 +17,9 @@ import pytest
 
 from safe_pip.check import Checker
 from safe_pip.policy.file import Policy
+from safe_pip.provenance.trust import TrustConfig
 from safe_pip.serve import EventLog, start_server
 from safe_pip.store.db import HistoryStore
-from safe_pip.verify.trust import TrustConfig
 from support.packages import sha256_file
 
 from .conftest import Env, db_path, db_snapshot

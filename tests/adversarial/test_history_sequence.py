@@ -87,7 +87,7 @@ def serve_env(env: Env) -> tuple[Env, EventLog]:
 def _serve(env: Env, log: EventLog, page_ttl: float = 60.0):  # type: ignore[no-untyped-def]
     from safe_pip.check import Checker
     from safe_pip.policy.file import Policy
-    from safe_pip.verify.trust import TrustConfig
+    from safe_pip.provenance.trust import TrustConfig
 
     store = HistoryStore.open(db_path())
     checker = Checker(

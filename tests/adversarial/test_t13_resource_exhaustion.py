@@ -24,7 +24,7 @@ from safe_pip.net import (
     SimpleIndex,
 )
 from safe_pip.policy.file import Policy
-from safe_pip.verify.trust import TrustConfig
+from safe_pip.provenance.trust import TrustConfig
 from support.index_server import Fault
 
 MiB = 1 << 20

@@ -22,9 +22,9 @@ from safe_pip.check import Checker
 from safe_pip.errors import StaleIndexError, StoreError
 from safe_pip.models import Action
 from safe_pip.policy.file import Policy
+from safe_pip.provenance.trust import TrustConfig
 from safe_pip.serve.server import EventLog, ServeError, VerifyingIndex
 from safe_pip.store.db import APPLICATION_ID, SCHEMA_VERSION, HistoryStore
-from safe_pip.verify.trust import TrustConfig
 from support.index_server import Fault, IndexServer
 from support.publish import Publisher
 from verify_helpers import requirements_text

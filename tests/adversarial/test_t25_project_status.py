@@ -33,9 +33,9 @@ from safe_pip.models import Action, FileRef, ReasonCode, Verdict
 from safe_pip.net import Http, SimpleIndex
 from safe_pip.net.session import MalformedResponse, Response
 from safe_pip.policy.file import Policy
+from safe_pip.provenance.trust import TrustConfig
 from safe_pip.serve import EventLog, start_server
 from safe_pip.store.db import HistoryStore
-from safe_pip.verify.trust import TrustConfig
 from support.index_server import Fault
 from verify_helpers import requirements_text
 

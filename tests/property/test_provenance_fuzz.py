@@ -1,4 +1,4 @@
-"""safe_pip.verify.attestation: parse_provenance raises only its own _Invalid, and
+"""safe_pip.provenance.attestation: parse_provenance raises only its own _Invalid, and
 verify_provenance never raises and never says VERIFIED for arbitrary or mutated provenance
 (real verification with the test Sigstore trust root)."""
 
@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from property.conftest import json_values
 from safe_pip.models import VerifyStatus
-from safe_pip.verify.attestation import _Invalid, parse_provenance, verify_provenance
+from safe_pip.provenance.attestation import _Invalid, parse_provenance, verify_provenance
 from support.sigstore_ca import GitHubIdentity, TestSigstore, provenance_dict
 
 FILENAME = "demo-1.0-py3-none-any.whl"

@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from safe_pip.check import Checker
     from safe_pip.policy.file import Policy
+    from safe_pip.provenance.trust import TrustConfig
     from safe_pip.store.db import HistoryStore
-    from safe_pip.verify.trust import TrustConfig
 
 
 def add_trust_options(parser: argparse.ArgumentParser) -> None:
@@ -94,7 +94,7 @@ def add_history_option(parser: argparse.ArgumentParser | argparse._ArgumentGroup
 
 
 def trust_from_args(args: argparse.Namespace) -> TrustConfig:
-    from safe_pip.verify.trust import TrustConfig
+    from safe_pip.provenance.trust import TrustConfig
 
     return TrustConfig.from_options(
         offline=bool(getattr(args, "offline", False) or getattr(args, "embedded_root", False)),

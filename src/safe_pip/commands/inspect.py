@@ -62,7 +62,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 def _local_ref(path: Path, provenance: str | None, index_url: str) -> FileRef:
     from safe_pip.models import FileRef
-    from safe_pip.verify.attestation import parse_dist_filename
+    from safe_pip.provenance.attestation import parse_dist_filename
 
     if not path.is_file():
         raise ConfigError(f"{path}: no such file")

@@ -198,7 +198,7 @@ def run(args: argparse.Namespace) -> int:
 
         SimpleIndex(checker.http, provenance_index)
         # Load the trust root now: a bad --trust-root is a start-up error, not a 503 later.
-        from safe_pip.verify.trust import load_verifier
+        from safe_pip.provenance.trust import load_verifier
 
         load_verifier(checker.trust)
         index = VerifyingIndex(

@@ -308,8 +308,8 @@ def _warm_up(checker: Checker) -> threading.Thread:
         try:
             import safe_pip.net
             import safe_pip.policy.rules
-            import safe_pip.verify.attestation  # noqa: F401
-            from safe_pip.verify.trust import load_verifier
+            import safe_pip.provenance.attestation  # noqa: F401
+            from safe_pip.provenance.trust import load_verifier
 
             load_verifier(checker.trust)
         except Exception:  # noqa: S110 - the same call in the pipeline reports it properly

@@ -38,8 +38,8 @@ from safe_pip import __version__
 if TYPE_CHECKING:
     from safe_pip.lockfile import Lock
     from safe_pip.policy.file import Policy
+    from safe_pip.provenance.trust import TrustConfig
     from safe_pip.store.db import HistoryStore
-    from safe_pip.verify.trust import TrustConfig
 
 SCHEMA = "safe-pip-verified/1"
 MAX_ENTRY_BYTES = 64 * 1024 * 1024

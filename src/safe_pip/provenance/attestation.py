@@ -37,12 +37,12 @@ from safe_pip.models import (
     VerificationResult,
     VerifyStatus,
 )
-from safe_pip.verify.identity import (
+from safe_pip.provenance.identity import (
     IdentityError,
     build_context_from_certificate,
     identity_from_certificate,
 )
-from safe_pip.verify.rekor2 import (
+from safe_pip.provenance.rekor2 import (
     UNSUPPORTED_DSSE_V002,
     Rekor2Error,
     bundle_for,
@@ -420,7 +420,7 @@ def _verify(
 
 def _verify_dsse(verifier: Verifier, bundle: Bundle) -> tuple[str, bytes]:
     """sigstore's ``verify_dsse``, completed for Rekor v2 ``dsse/0.0.2`` entries (see
-    :mod:`safe_pip.verify.rekor2`): sigstore raises :data:`UNSUPPORTED_DSSE_V002` only at its
+    :mod:`safe_pip.provenance.rekor2`): sigstore raises :data:`UNSUPPORTED_DSSE_V002` only at its
     last step, after every other check passed, and the entry body is then checked here."""
     import sigstore.errors
 
