@@ -18,9 +18,9 @@ from safe_pip.models import (
     VerifyStatus,
 )
 from safe_pip.output.grouped import merge_fixes, verdict_counts
+from safe_pip.output.render import refusal_table
 from safe_pip.output.terminal import Style, colour_enabled
 from safe_pip.policy.rules import allow_unsigned_command
-from safe_pip.render import refusal_table
 
 ACME = PublisherIdentity(kind="GitHub", repository="acme/core", workflow="release.yml")
 

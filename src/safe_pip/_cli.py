@@ -88,7 +88,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _clean(text: object) -> str:
-    from safe_pip.render import clean
+    from safe_pip.text import clean
 
     return clean(text, limit=2000)
 

@@ -36,6 +36,7 @@ from safe_pip.models import (
 )
 from safe_pip.provenance.trust import TrustConfig
 from safe_pip.serials import SerialGuard
+from safe_pip.text import clean
 
 if TYPE_CHECKING:
     from safe_pip.net import Http, ProjectPage
@@ -279,8 +280,6 @@ class Checker:
         """Why "no provenance" says nothing here, or None: the file's index serves no PEP 740
         provenance at all (a mirror that drops it: no ``provenance`` key on its page, API
         version below 1.3), and no provenance index that does serve it was asked."""
-        from safe_pip.render import clean
-
         if ref.index_serves_provenance is not False:
             return None
         where = clean(ref.index or "the file's index")
@@ -301,8 +300,6 @@ class Checker:
 
     def _unsigned_reason(self, ref: FileRef) -> str:
         """Where safe-pip looked for provenance and found none (a 404, never an error)."""
-        from safe_pip.render import clean
-
         if ref.provenance_url:
             return "the index has no provenance (PEP 740 attestation) for this file"
         if ref.index and _is_pypi(ref.index):

@@ -206,7 +206,7 @@ def _resolve(argv: list[str], index_url: str, what: str, args: argparse.Namespac
     )
     from safe_pip.install.sources import run_indexes
     from safe_pip.policy.file import Defaults, Policy
-    from safe_pip.render import clean
+    from safe_pip.text import clean
 
     _own, pip = split_argv([*argv, "--index-url", index_url])
     reading = read_requirements(pip, allow_unverifiable=False)
@@ -660,9 +660,10 @@ def proposals_for(item: Learned, today: str) -> list[Proposal]:
 
 def run_learn(args: argparse.Namespace) -> int:
     from safe_pip.check import PYPI_SIMPLE
+    from safe_pip.output.render import dump_json
     from safe_pip.policy.file import PolicyDocument
     from safe_pip.policy.proposals import ProposalFile, already_in_policy, proposals_path
-    from safe_pip.render import clean, dump_json
+    from safe_pip.text import clean
 
     index_url = args.index_url or PYPI_SIMPLE
     doc = PolicyDocument.open(Path(args.policy) if args.policy else None)

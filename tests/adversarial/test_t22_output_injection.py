@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from adversarial.conftest import Env, Run, db_snapshot
-from safe_pip.render import clean
+from safe_pip.text import clean
 from support.index_server import Fault
 from support.publish import default_identity
 from support.sigstore_ca import provenance_json

@@ -181,7 +181,7 @@ class ProgressLine:
     def __call__(self, done: int, total: int, item: str) -> None:
         if not self.enabled:
             return
-        from safe_pip.render import clean
+        from safe_pip.text import clean
 
         text = f"\r{self.label}: {done}/{total} {clean(item, limit=50)}"
         sys.stderr.write(text.ljust(self._last) + ("\n" if done == total else ""))

@@ -77,7 +77,7 @@ def register(
 
 
 def _show(p: Proposal, i: int, n: int, out: TextIO) -> None:
-    from safe_pip.render import clean
+    from safe_pip.text import clean
 
     out.write(f"[{i}/{n}] {clean(p.summary(), limit=500)}\n")
     origin = p.origin()
@@ -112,10 +112,11 @@ def run_review(args: argparse.Namespace) -> int:
     from packaging.utils import canonicalize_name
 
     from safe_pip.commands._common import open_store
+    from safe_pip.output.render import dump_json
     from safe_pip.policy.file import PolicyDocument, is_placeholder_reason
     from safe_pip.policy.history import HistoryRecord
     from safe_pip.policy.proposals import ProposalFile, already_in_policy, apply, proposals_path
-    from safe_pip.render import clean, dump_json
+    from safe_pip.text import clean
 
     doc = PolicyDocument.open(Path(args.policy) if args.policy else None)
     pfile = ProposalFile.load(proposals_path(doc.path))

@@ -134,7 +134,7 @@ def _identity(text: str, environment: str | None) -> PublisherIdentity:
 
 
 def _clean(text: object) -> str:
-    from safe_pip.render import clean
+    from safe_pip.text import clean
 
     return clean(text)
 
@@ -329,7 +329,7 @@ def run_list(args: argparse.Namespace) -> int:
     policy = load_policy(explicit)
     today = datetime.now(timezone.utc).date()
     if args.json:
-        from safe_pip.render import dump_json
+        from safe_pip.output.render import dump_json
 
         dump_json(policy_to_json(policy, today))
         return EXIT_OK

@@ -134,7 +134,7 @@ def _open(args: argparse.Namespace, *, readonly: bool) -> HistoryStore:
 
 
 def _clean(text: object) -> str:
-    from safe_pip.render import clean
+    from safe_pip.text import clean
 
     return clean(text)
 
@@ -146,7 +146,7 @@ def _table(rows: list[list[str]]) -> None:
 
 
 def run_show(args: argparse.Namespace) -> int:
-    from safe_pip.render import dump_json
+    from safe_pip.output.render import dump_json
 
     with _open(args, readonly=True) as store:
         if args.name:
@@ -192,7 +192,7 @@ def run_show(args: argparse.Namespace) -> int:
 
 
 def _show_project(store: HistoryStore, name: str, *, as_json: bool) -> int:
-    from safe_pip.render import dump_json
+    from safe_pip.output.render import dump_json
 
     history = store.project(name)
     audit = store.audit_log(history.project)

@@ -149,7 +149,7 @@ def _check_url(url: str) -> str:
 
 def run_install(args: argparse.Namespace) -> int:
     from safe_pip import hook
-    from safe_pip.render import clean
+    from safe_pip.text import clean
 
     scope, venv = _scope(args)
     url = _check_url(args.index_url)
@@ -177,7 +177,8 @@ def _scope_flag(scope: str, venv: Path | None) -> str:
 
 def run_status(args: argparse.Namespace) -> int:
     from safe_pip import hook
-    from safe_pip.render import clean, dump_json
+    from safe_pip.output.render import dump_json
+    from safe_pip.text import clean
 
     scope, venv = _scope(args)
     python = Path(args.python) if args.python else (None if venv else Path(sys.executable))

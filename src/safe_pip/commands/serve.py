@@ -136,9 +136,9 @@ def run(args: argparse.Namespace) -> int:
 
     from safe_pip.check import PYPI_SIMPLE
     from safe_pip.commands._common import make_checker, open_store
-    from safe_pip.render import clean
     from safe_pip.serve import EventLog, RunningServer, VerifyingIndex, make_server
     from safe_pip.serve.server import DEFAULT_PAGE_TTL, Mode
+    from safe_pip.text import clean
 
     upstream: str = args.upstream or PYPI_SIMPLE
     # No disclosure by default: files whose upstream page carries no provenance are looked up

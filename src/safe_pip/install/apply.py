@@ -113,7 +113,8 @@ def _build_sdists(
     from packaging.version import InvalidVersion, Version
 
     from safe_pip.check import sha256_path
-    from safe_pip.render import clean, refusal_table
+    from safe_pip.output.render import refusal_table
+    from safe_pip.text import clean
 
     todo = [
         (pos, item, v)

@@ -65,8 +65,8 @@ def install_lock(
     from safe_pip.commands._common import ProgressLine, policy_from_args, trust_from_args
     from safe_pip.lockfile import read_lock
     from safe_pip.lockverify import LockChecker, VerifyOptions, verify_locks
-    from safe_pip.render import clean, clean_lines
-    from safe_pip.report_formats import render_text
+    from safe_pip.output.formats import render_text
+    from safe_pip.text import clean, clean_lines
 
     locks = [read_lock(p, "pylock") for p in lock_paths]
     upstreams = lock_indexes(locks, pip)

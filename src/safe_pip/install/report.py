@@ -108,7 +108,8 @@ def report_doc(outcome: Outcome, pip: PipArgs) -> dict[str, Any]:
 def _emit(
     own: argparse.Namespace, pip: PipArgs, outcome: Outcome, out: TextIO, err: TextIO
 ) -> None:
-    from safe_pip.render import clean, dump_json
+    from safe_pip.output.render import dump_json
+    from safe_pip.text import clean
 
     doc = report_doc(outcome, pip)
     if own.report:

@@ -354,7 +354,8 @@ def resolve_failed(
     """What a failed resolution means, said plainly: a refused file (exit 1), an index that
     could not be read (exit 3, naming its host), a project or version that does not exist,
     or only an sdist (exit 1, refused-sdist)."""
-    from safe_pip.render import clean, refusal_table
+    from safe_pip.output.render import refusal_table
+    from safe_pip.text import clean
 
     text = (proc.stderr or "") + (proc.stdout or "")
     refused = indexes.refusals(text)
@@ -464,8 +465,8 @@ def _no_match(
 
     from safe_pip.check import QUARANTINED, quarantined_verdict
     from safe_pip.net import SimpleIndex
-    from safe_pip.render import clean
     from safe_pip.resolve.pip_report import ReportItem
+    from safe_pip.text import clean
 
     generic = f"pip found no distribution for {clean(requirement)}"
     try:
@@ -534,7 +535,7 @@ def _no_match(
 
 def say_too_new(left_out: list[dict[str, str]], err: TextIO) -> None:
     """Tell the user which releases were left out as too new (pip took older ones)."""
-    from safe_pip.render import clean
+    from safe_pip.text import clean
 
     if not left_out:
         return
@@ -554,6 +555,6 @@ def say_too_new(left_out: list[dict[str, str]], err: TextIO) -> None:
 
 def _utc_minute(iso: str) -> str:
     """``2026-12-02T19:02:11+00:00`` as ``2026-12-02 19:02 UTC``."""
-    from safe_pip.render import clean
+    from safe_pip.text import clean
 
     return clean(iso[:16].replace("T", " "), limit=20) + " UTC" if iso else "?"

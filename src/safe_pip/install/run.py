@@ -56,7 +56,7 @@ def run_install(own: argparse.Namespace, pip: PipArgs, *, out: TextIO, err: Text
     except SafePipError as exc:
         if not (own.json or own.report):
             raise
-        from safe_pip.render import clean_lines
+        from safe_pip.text import clean_lines
 
         outcome.exit_code = exc.exit_code
         outcome.message = exc.diagnostics()
@@ -72,7 +72,7 @@ def _run(
     own: argparse.Namespace, pip: PipArgs, outcome: Outcome, *, err: TextIO, out: TextIO
 ) -> int:
     from safe_pip.commands._common import make_checker, open_store
-    from safe_pip.render import clean
+    from safe_pip.text import clean
 
     quiet = pip.quiet > 0
     ignored = pip_config_sources()
@@ -198,7 +198,8 @@ def _verify_and_install(
     warm: threading.Thread,
 ) -> int:
     from safe_pip.commands._common import ProgressLine
-    from safe_pip.render import clean, clean_lines, refusal_table
+    from safe_pip.output.render import refusal_table
+    from safe_pip.text import clean, clean_lines
 
     quiet = pip.quiet > 0
     sdist_builds = outcome.sdist_builds

@@ -23,7 +23,7 @@ from packaging.utils import canonicalize_name
 
 from safe_pip.models import Action, PublisherIdentity, ReasonCode, Verdict
 from safe_pip.output.terminal import DEFAULT_WIDTH, Style
-from safe_pip.render import clean
+from safe_pip.text import clean
 
 Category = Literal["verified", "unsigned", "warn", "refused", "error"]
 
@@ -59,7 +59,7 @@ class Row:
 
 def verdict_details(v: Verdict) -> tuple[str, ...]:
     """``provenance: full provenance``, ``released: ...``, ``build context changed: ...``."""
-    from safe_pip.render import provenance_label, release_line
+    from safe_pip.output.render import provenance_label, release_line
 
     out = []
     if v.provenance_state:

@@ -39,7 +39,7 @@ from packaging.utils import canonicalize_name
 from safe_pip.errors import NetworkError, SafePipError
 from safe_pip.models import Action, FileRef, ReasonCode, Verdict, VerifyStatus
 from safe_pip.policy.rules import too_new_by_upload_time
-from safe_pip.render import clean
+from safe_pip.text import clean
 
 if TYPE_CHECKING:
     from safe_pip.check import Checker
@@ -194,7 +194,7 @@ class EventLog:
                 except (OSError, ValueError):
                     pass
             if self._json is not None:
-                from safe_pip.render import clean_json
+                from safe_pip.text import clean_json
 
                 self._json.write(json.dumps(clean_json(record), sort_keys=False) + "\n")
                 self._json.flush()

@@ -2,7 +2,7 @@
 docs/verify.md), SARIF 2.1.0 (GitHub code scanning) and JUnit XML.
 
 Every string that came from a lock, an index or a certificate passes through
-:func:`safe_pip.render.clean` (JSON through :func:`safe_pip.render.clean_json`).
+:func:`safe_pip.text.clean` (JSON through :func:`safe_pip.text.clean_json`).
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ from safe_pip.output.grouped import (
     verdict_details,
 )
 from safe_pip.output.terminal import Style
-from safe_pip.render import clean, clean_json
+from safe_pip.text import clean, clean_json
 
 JSON_SCHEMA = "safe-pip-verify/1"
 SARIF_SCHEMA_URI = "https://json.schemastore.org/sarif-2.1.0.json"
