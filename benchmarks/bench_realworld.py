@@ -42,7 +42,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT / "src"))
 
-from safe_pip.lockfile import read_lock  # noqa: E402
+from safe_pip.sources import read_lock  # noqa: E402
 from support.fixtures import LOCKS, RecordedPage, recorded_pages  # noqa: E402
 from support.replay import Replay  # noqa: E402
 

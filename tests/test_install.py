@@ -19,7 +19,7 @@ import pytest
 import safe_pip.install.piprun as install_mod
 from safe_pip._cli import main
 from safe_pip.install import Hooks
-from safe_pip.resolve.pip_report import ReportItem
+from safe_pip.sources.pip_report import ReportItem
 from support.index_server import IndexServer
 from support.packages import build_wheel
 from support.publish import Publisher

@@ -7,8 +7,6 @@ from pathlib import Path
 import pytest
 
 from safe_pip.errors import ConfigError
-from safe_pip.lockfile import detect_format, read_lock
-from safe_pip.lockfile.model import LockedFile, LockedPackage, name_version_mismatch
 from safe_pip.lockverify import apply_lock_identities, insert_identities, lock_identity_table
 from safe_pip.models import (
     Action,
@@ -18,6 +16,8 @@ from safe_pip.models import (
     VerificationResult,
     VerifyStatus,
 )
+from safe_pip.sources import detect_format, read_lock
+from safe_pip.sources.model import LockedFile, LockedPackage, name_version_mismatch
 
 SHA_A = "a" * 64
 SHA_B = "b" * 64
@@ -360,7 +360,7 @@ def test_insert_identities_escapes_values() -> None:
     text = 'lock-version = "1.0"\ncreated-by = "x"\n\n[[packages]]\nname = "a"\nversion = "1"\n'
     odd = {"kind": "GitHub", "repository": 'we"ird\\name', "workflow": "r.yml"}
     new = insert_identities(text, {0: [odd]})
-    from safe_pip.lockfile.pylock import load_toml
+    from safe_pip.sources.pylock import load_toml
 
     assert load_toml(new, Path("x"))["packages"][0]["attestation-identities"] == [odd]
 
@@ -470,7 +470,7 @@ def test_lock_identity_table_carries_the_certificate_ids(tmp_path: Path) -> None
     new = insert_identities(text, {0: [table]})
     from packaging.pylock import Pylock
 
-    from safe_pip.lockfile.pylock import load_toml
+    from safe_pip.sources.pylock import load_toml
 
     parsed = Pylock.from_dict(load_toml(new, Path("pylock.toml")))
     assert list(parsed.packages[0].attestation_identities or []) == [table]

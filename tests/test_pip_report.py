@@ -16,13 +16,13 @@ from safe_pip.install.args import (
     PIP_SHORT,
     PIP_TABLE_VERSION,
     PIP_VALUE_LONG,
-    match_abbrev,
     split_argv,
 )
 from safe_pip.install.piprun import install_argv, pip_env
 from safe_pip.install.verdicts import unverifiable_verdict
 from safe_pip.models import Action, ReasonCode
-from safe_pip.resolve.pip_report import parse_report, read_report
+from safe_pip.sources.pip_options import match_abbrev
+from safe_pip.sources.pip_report import parse_report, read_report
 
 SHA = "a" * 64
 

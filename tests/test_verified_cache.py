@@ -91,9 +91,9 @@ def test_any_change_verifies_again(
 
 
 def test_history_change_and_failures_are_not_reused(tmp_path: Path) -> None:
-    from safe_pip.lockfile import read_lock
     from safe_pip.policy.file import Policy
     from safe_pip.provenance.trust import TrustConfig
+    from safe_pip.sources import read_lock
 
     lock_path = tmp_path / "pylock.toml"
     lock_path.write_text(
@@ -138,9 +138,9 @@ def test_history_change_and_failures_are_not_reused(tmp_path: Path) -> None:
 def test_a_change_in_an_included_requirements_file_is_a_new_key(tmp_path: Path) -> None:
     """A requirements lock's ``-r`` include is part of the lock: another hash there (a file
     never verified) must not answer from the run that verified the old one."""
-    from safe_pip.lockfile import read_lock
     from safe_pip.policy.file import Policy
     from safe_pip.provenance.trust import TrustConfig
+    from safe_pip.sources import read_lock
 
     top = tmp_path / "requirements.txt"
     top.write_text("-r sub.txt\n", encoding="utf-8")
@@ -154,9 +154,9 @@ def test_a_change_in_an_included_requirements_file_is_a_new_key(tmp_path: Path) 
 
 def test_an_entry_others_could_write_is_not_reused(tmp_path: Path) -> None:
     """A stored pass in a directory (or a file) group or others can write could be theirs."""
-    from safe_pip.lockfile import read_lock
     from safe_pip.policy.file import Policy
     from safe_pip.provenance.trust import TrustConfig
+    from safe_pip.sources import read_lock
 
     lock_path = tmp_path / "requirements.txt"
     lock_path.write_text(f"x==1.0 --hash=sha256:{'ab' * 32}\n", encoding="utf-8")

@@ -222,7 +222,7 @@ def test_write_identities_round_trip(
     assert new.count(header) - original.count(header) == 5
     from packaging.pylock import Pylock
 
-    from safe_pip.lockfile.pylock import load_toml
+    from safe_pip.sources.pylock import load_toml
 
     parsed = Pylock.from_dict(load_toml(new, lock))
     ids = {"repository_id": "1001", "repository_owner_id": "2001"}  # default_identity's
@@ -500,7 +500,7 @@ def test_written_identities_pin_the_ids_and_catch_a_recreated_repository(
     assert code == 0, out + err
     from packaging.pylock import Pylock
 
-    from safe_pip.lockfile.pylock import load_toml
+    from safe_pip.sources.pylock import load_toml
 
     (pkg,) = Pylock.from_dict(load_toml(lock.read_text(), lock)).packages  # still PEP 751
     (table,) = pkg.attestation_identities or []

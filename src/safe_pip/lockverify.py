@@ -57,13 +57,6 @@ from safe_pip.errors import (
     CouldNotCheckError,
     SafePipError,
 )
-from safe_pip.lockfile.model import (
-    Lock,
-    LockedFile,
-    LockedPackage,
-    filename_project_version,
-    name_version_mismatch,
-)
 from safe_pip.models import (
     Action,
     FileRef,
@@ -72,6 +65,13 @@ from safe_pip.models import (
     Verdict,
     VerificationResult,
     VerifyStatus,
+)
+from safe_pip.sources.model import (
+    Lock,
+    LockedFile,
+    LockedPackage,
+    filename_project_version,
+    name_version_mismatch,
 )
 
 if TYPE_CHECKING:
@@ -1375,8 +1375,8 @@ def insert_identities(text: str, identities: dict[int, list[dict[str, str]]]) ->
     """``text`` with ``[[packages.attestation-identities]]`` tables appended to the given
     packages; every other byte is left as it was. Raises ConfigError when the layout is not one
     this can edit safely (checked by re-parsing)."""
-    from safe_pip.lockfile.model import array_table_spans
-    from safe_pip.lockfile.pylock import load_toml
+    from safe_pip.sources.model import array_table_spans
+    from safe_pip.sources.pylock import load_toml
 
     if not identities:
         return text

@@ -1,4 +1,4 @@
-"""safe_pip.lockfile.read_lock (pylock.toml, uv.lock, requirements.txt) on arbitrary text and
+"""safe_pip.sources.read_lock (pylock.toml, uv.lock, requirements.txt) on arbitrary text and
 fragment soups: a Lock or a ConfigError, never another exception."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from safe_pip.errors import ConfigError
-from safe_pip.lockfile import read_lock
+from safe_pip.sources import read_lock
 
 TOML_FRAGMENTS = [
     'lock-version = "1.0"\n',

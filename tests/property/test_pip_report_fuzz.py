@@ -1,4 +1,4 @@
-"""safe_pip.resolve.pip_report.parse_report: arbitrary report documents give items or a
+"""safe_pip.sources.pip_report.parse_report: arbitrary report documents give items or a
 ConfigError, never another exception."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from property.conftest import json_values
 from safe_pip.errors import ConfigError
-from safe_pip.resolve.pip_report import parse_report
+from safe_pip.sources.pip_report import parse_report
 
 items = st.fixed_dictionaries(
     {},

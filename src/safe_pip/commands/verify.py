@@ -142,7 +142,7 @@ def run(args: argparse.Namespace) -> int:
         policy_from_args,
         trust_from_args,
     )
-    from safe_pip.lockfile import detect_format, read_lock
+    from safe_pip.sources import detect_format, read_lock
 
     if args.jobs < 1:
         raise ConfigError("--jobs must be at least 1")

@@ -17,8 +17,8 @@ from safe_pip.models import Action, ReasonCode, Verdict
 
 if TYPE_CHECKING:
     from safe_pip.install.args import PipArgs
-    from safe_pip.resolve.pip_report import ReportItem
     from safe_pip.serve import RunningServer
+    from safe_pip.sources.pip_report import ReportItem
 
 from safe_pip.install import piprun
 from safe_pip.install.args import PipArgs

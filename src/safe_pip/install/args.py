@@ -4,10 +4,11 @@ optparse reads them and sorted into what each pip call gets."""
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from safe_pip.errors import ConfigError
+from safe_pip.sources.pip_options import match_abbrev
 
 #: safe-pip's own options that take a value / are flags (pip never sees them).
 OWN_VALUE = {
@@ -286,30 +287,6 @@ class PipArgs:
         if primary is None:
             return []
         return [primary, *self.extra_index_urls]
-
-
-def match_abbrev(opt: str, known: Iterable[str], *, where: str) -> str:
-    """The option ``opt`` names, exactly as optparse reads it (``OptionParser._match_abbrev``):
-    an exact spelling wins, else ``opt`` must be the prefix of exactly one known spelling.
-    Raises ConfigError for an ambiguous prefix or an unknown option (never passed on: pip
-    would read it with its own rules, unseen by safe-pip). ``where`` names the place for the
-    message ("safe-pip install", "requirement file x.txt line 3")."""
-    spellings = set(known)
-    if opt in spellings:
-        return opt
-    matches = sorted(s for s in spellings if s.startswith(opt))
-    if len(matches) == 1:
-        return matches[0]
-    if matches:
-        raise ConfigError(
-            f"{where}: option {opt} is ambiguous: it could mean {', '.join(matches)}",
-            fix="spell the option out in full",
-        )
-    raise ConfigError(
-        f"{where}: unknown option {opt} (safe-pip refuses options it cannot classify "
-        "rather than pass them to pip unchecked)",
-        fix="check the spelling (safe-pip install --help, pip install --help)",
-    )
 
 
 def split_options(

@@ -24,7 +24,7 @@ from safe_pip.install.sources import unique_indexes
 if TYPE_CHECKING:
     from safe_pip.install.args import PipArgs
     from safe_pip.install.report import Outcome
-    from safe_pip.lockfile import Lock
+    from safe_pip.sources import Lock
     from safe_pip.store.db import HistoryStore
 
 
@@ -63,9 +63,9 @@ def install_lock(
 ) -> int:
     from safe_pip.check import PYPI_SIMPLE
     from safe_pip.commands._common import ProgressLine, policy_from_args, trust_from_args
-    from safe_pip.lockfile import read_lock
     from safe_pip.lockverify import LockChecker, VerifyOptions, verify_locks
     from safe_pip.output.formats import render_text
+    from safe_pip.sources import read_lock
     from safe_pip.text import clean, clean_lines
 
     locks = [read_lock(p, "pylock") for p in lock_paths]

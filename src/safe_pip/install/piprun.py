@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 if TYPE_CHECKING:
     from safe_pip.install.args import PipArgs
-    from safe_pip.resolve.pip_report import ReportItem
+    from safe_pip.sources.pip_report import ReportItem
 
 from safe_pip.install.args import PipArgs
 

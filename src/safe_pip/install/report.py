@@ -20,7 +20,7 @@ from safe_pip.models import Action, ReasonCode, Verdict
 
 if TYPE_CHECKING:
     from safe_pip.install.args import PipArgs
-    from safe_pip.resolve.pip_report import ReportItem
+    from safe_pip.sources.pip_report import ReportItem
 
 from safe_pip.install.args import PipArgs
 

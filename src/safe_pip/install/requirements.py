@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 from safe_pip.errors import ConfigError
 from safe_pip.install.args import split_options
 from safe_pip.install.piprun import pip_env
+from safe_pip.sources.pip_options import FILE_FLAGS, FILE_LONG, FILE_SHORT
 
 if TYPE_CHECKING:
     from safe_pip.install.args import PipArgs
@@ -36,48 +37,6 @@ _FILE_SOURCE_OPTIONS = {
 
 
 _FILE_NESTED = ("--requirement", "--constraint")
-
-
-#: The options pip accepts inside requirement / constraints files (pip 26.3,
-#: ``req_file.SUPPORTED_OPTIONS + SUPPORTED_OPTIONS_REQ``): spelling -> canonical name. pip
-#: reads them with optparse too (any unambiguous prefix, within this smaller set).
-_FILE_LONG = {
-    "--index-url": "--index-url",
-    "--pypi-url": "--index-url",
-    "--extra-index-url": "--extra-index-url",
-    "--no-index": "--no-index",
-    "--constraint": "--constraint",
-    "--requirement": "--requirement",
-    "--editable": "--editable",
-    "--find-links": "--find-links",
-    "--no-binary": "--no-binary",
-    "--only-binary": "--only-binary",
-    "--prefer-binary": "--prefer-binary",
-    "--require-hashes": "--require-hashes",
-    "--no-require-hashes": "--no-require-hashes",
-    "--pre": "--pre",
-    "--all-releases": "--all-releases",
-    "--only-final": "--only-final",
-    "--trusted-host": "--trusted-host",
-    "--use-feature": "--use-feature",
-    "--hash": "--hash",
-    "--config-settings": "--config-settings",
-}
-
-
-_FILE_SHORT = {
-    "-i": "--index-url",
-    "-c": "--constraint",
-    "-r": "--requirement",
-    "-e": "--editable",
-    "-f": "--find-links",
-    "-C": "--config-settings",
-}
-
-
-_FILE_FLAGS = frozenset(
-    {"--no-index", "--prefer-binary", "--require-hashes", "--no-require-hashes", "--pre"}
-)
 
 
 #: as pip's req_file: comments, ${VAR} references, byte order marks, PEP 263 coding lines
@@ -191,9 +150,9 @@ def requirement_line_options(line: str, *, where: str) -> tuple[str, list[tuple[
         if not tok.startswith("-") or tok == "-":
             continue  # optparse collects it as an argument; pip ignores those
         for name, inline in split_options(
-            tok, _FILE_LONG, _FILE_SHORT, lambda n: n not in _FILE_FLAGS, where=where
+            tok, FILE_LONG, FILE_SHORT, lambda n: n not in FILE_FLAGS, where=where
         ):
-            if name in _FILE_FLAGS:
+            if name in FILE_FLAGS:
                 found.append((name, ""))
                 continue
             if inline is None:

@@ -33,8 +33,8 @@ from safe_pip.models import FileRef, ReasonCode, Verdict
 if TYPE_CHECKING:
     from safe_pip.check import Checker
     from safe_pip.install.args import PipArgs
-    from safe_pip.resolve.pip_report import ReportItem
     from safe_pip.serve import RunningServer
+    from safe_pip.sources.pip_report import ReportItem
 
 #: Environment variables naming proxies (any case): replaced for every pip call of a run.
 _PROXY_VARS = ("http_proxy", "https_proxy", "all_proxy", "ftp_proxy", "no_proxy")
@@ -237,7 +237,7 @@ _NO_MATCH = re.compile(r"No matching distribution found for (\S+)")
 def resolve(
     argv: Sequence[str], report: Path, env: dict[str, str], *, verbose: bool, err: TextIO
 ) -> tuple[list[ReportItem], subprocess.CompletedProcess[str]]:
-    from safe_pip.resolve.pip_report import read_report
+    from safe_pip.sources.pip_report import read_report
 
     proc = piprun.run_pip(argv, env=env, capture=True)
     if proc.returncode != 0 or not report.is_file():
@@ -465,7 +465,7 @@ def _no_match(
 
     from safe_pip.check import QUARANTINED, quarantined_verdict
     from safe_pip.net import SimpleIndex
-    from safe_pip.resolve.pip_report import ReportItem
+    from safe_pip.sources.pip_report import ReportItem
     from safe_pip.text import clean
 
     generic = f"pip found no distribution for {clean(requirement)}"

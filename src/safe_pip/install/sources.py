@@ -13,8 +13,8 @@ if TYPE_CHECKING:
     from safe_pip.install.args import PipArgs
     from safe_pip.install.requirements import FileSource
     from safe_pip.policy.file import Policy
-    from safe_pip.resolve.pip_report import ReportItem
     from safe_pip.serve import Entry, RunningServer
+    from safe_pip.sources.pip_report import ReportItem
 
 
 def _host(url: str) -> str:

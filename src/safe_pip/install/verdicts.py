@@ -17,8 +17,8 @@ from safe_pip.models import Action, FileRef, ReasonCode, Verdict
 if TYPE_CHECKING:
     from safe_pip.check import Checker
     from safe_pip.install.resolve import VerifyingIndexes
-    from safe_pip.resolve.pip_report import ReportItem
     from safe_pip.serve import Entry
+    from safe_pip.sources.pip_report import ReportItem
 
 SDIST_REASON = (
     "sdists are refused: building one first installs its build dependencies, which nothing "

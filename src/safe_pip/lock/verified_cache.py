@@ -36,9 +36,9 @@ from typing import TYPE_CHECKING, Any
 from safe_pip import __version__
 
 if TYPE_CHECKING:
-    from safe_pip.lockfile import Lock
     from safe_pip.policy.file import Policy
     from safe_pip.provenance.trust import TrustConfig
+    from safe_pip.sources import Lock
     from safe_pip.store.db import HistoryStore
 
 SCHEMA = "safe-pip-verified/1"

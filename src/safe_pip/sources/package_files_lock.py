@@ -30,17 +30,15 @@ from pathlib import Path
 from typing import Any, Literal
 
 from safe_pip.errors import ConfigError
-from safe_pip.lockfile.model import (
+from safe_pip.sources.model import (
+    FileKind,
     Lock,
-    LockedFile,
     LockedPackage,
     array_table_spans,
     filename_from_url,
-    find_line,
-    name_version_mismatch,
-    normalize_sha256,
+    index_release,
 )
-from safe_pip.lockfile.pylock import load_toml
+from safe_pip.sources.pylock import load_toml
 
 Flavour = Literal["poetry", "pdm"]
 
@@ -101,7 +99,7 @@ def _parse(text: str, path: Path, flavour: Flavour) -> Lock:
         raw_files = raw.get("files", [])
         if not isinstance(raw_files, list):
             raise ConfigError(f"{where}: {name}: 'files' must be an array")
-        files: list[LockedFile] = []
+        entries: list[tuple[FileKind, str, object, object]] = []
         for entry in raw_files:
             if not isinstance(entry, dict):
                 raise ConfigError(f"{where}: {name}: a 'files' entry is not a table")
@@ -111,36 +109,19 @@ def _parse(text: str, path: Path, flavour: Flavour) -> Lock:
                 filename = filename_from_url(url) if isinstance(url, str) else None
             if not filename:
                 raise ConfigError(f"{where}: {name}: a 'files' entry names no file or url")
-            raw_hash = entry.get("hash")
-            algo, colon, digest = (raw_hash if isinstance(raw_hash, str) else "").partition(":")
-            sha = normalize_sha256(digest) if colon and algo == "sha256" else None
-            others: tuple[str, ...] = (algo,) if colon and algo != "sha256" else ()
-            line = None
-            if span is not None:
-                line = find_line(lines, span, digest or None) or find_line(lines, span, filename)
-            files.append(
-                LockedFile(
-                    filename=filename,
-                    kind="wheel" if filename.endswith(".whl") else "sdist",
-                    sha256=sha,
-                    url=url if isinstance(url, str) else None,
-                    line=line or header,
-                    other_hashes=others,
-                    # the files array is not tied to the entry's version by the format: check it
-                    mismatch=name_version_mismatch(name, version, filename),
-                )
-            )
-        if not files and unsupported is None:
-            unsupported = "an entry that names no wheel or sdist"
+            kind: FileKind = "wheel" if filename.endswith(".whl") else "sdist"
+            entries.append((kind, filename, entry.get("hash"), url))
         packages.append(
-            LockedPackage(
+            index_release(
                 name=name,
                 version=version,
-                line=header,
+                header=header,
                 index=index,
-                files=tuple(files),
                 unsupported=unsupported,
                 position=i,
+                entries=entries,
+                lines=lines,
+                span=span,
             )
         )
     return Lock(path=path, format=flavour, packages=tuple(packages))

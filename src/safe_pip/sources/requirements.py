@@ -13,12 +13,13 @@ import shlex
 from pathlib import Path
 
 from safe_pip.errors import ConfigError
-from safe_pip.lockfile.model import (
+from safe_pip.sources.model import (
     Lock,
     LockedPackage,
     generated_by_uv_export,
     normalize_sha256,
 )
+from safe_pip.sources.pip_options import FILE_LONG, match_abbrev
 
 _COMMENT = re.compile(r"(^|\s+)#.*$")
 _HASH_OPT = re.compile(r"--hash[=\s]+(\S+)")
@@ -84,10 +85,7 @@ def parse_requirements(
             if opt.startswith("--"):
                 # pip's optparse takes any unambiguous prefix (--requirem, --edit): read as
                 # pip does (pip's own option table, shared with install)
-                from safe_pip.install.args import match_abbrev
-                from safe_pip.install.requirements import _FILE_LONG
-
-                opt = _FILE_LONG[match_abbrev(opt, _FILE_LONG, where=where)]
+                opt = FILE_LONG[match_abbrev(opt, FILE_LONG, where=where)]
             value = inline or (words[1] if len(words) > 1 else "")
             if opt in ("-e", "--editable"):
                 packages.append(

@@ -6,23 +6,15 @@ from pathlib import Path
 from typing import Any
 
 from safe_pip.errors import ConfigError
-from safe_pip.lockfile.model import (
+from safe_pip.sources.model import (
+    FileKind,
     Lock,
-    LockedFile,
     LockedPackage,
     array_table_spans,
     filename_from_url,
-    find_line,
-    name_version_mismatch,
-    normalize_sha256,
+    index_release,
 )
-from safe_pip.lockfile.pylock import load_toml
-
-
-def _sha(value: Any) -> str | None:
-    if isinstance(value, str) and value.startswith("sha256:"):
-        return normalize_sha256(value[len("sha256:") :])
-    return None
+from safe_pip.sources.pylock import load_toml
 
 
 def parse_uv_lock(text: str, path: Path) -> Lock:
@@ -68,14 +60,14 @@ def parse_uv_lock(text: str, path: Path) -> Lock:
             unsupported = f"a non-registry source ({kinds})"
         if not isinstance(version, str):
             raise ConfigError(f"{path}:{header}: {name}: [[package]] without a version")
-        files: list[LockedFile] = []
-        entries: list[tuple[str, Any]] = []
+        entries: list[tuple[FileKind, Any]] = []
         if raw.get("sdist") is not None:
             entries.append(("sdist", raw["sdist"]))
         wheels = raw.get("wheels", [])
         if not isinstance(wheels, list):
             raise ConfigError(f"{path}:{header}: {name}: 'wheels' must be an array")
         entries += [("wheel", w) for w in wheels]
+        listed: list[tuple[FileKind, str, object, object]] = []
         for kind, entry in entries:
             if not isinstance(entry, dict):
                 raise ConfigError(f"{path}:{header}: {name}: a {kind} entry is not a table")
@@ -85,39 +77,19 @@ def parse_uv_lock(text: str, path: Path) -> Lock:
                 filename = filename_from_url(url) if isinstance(url, str) else None
             if not filename:
                 raise ConfigError(f"{path}:{header}: {name}: a {kind} entry has no url")
-            raw_hash = entry.get("hash")
-            sha = _sha(raw_hash)
-            others: tuple[str, ...] = ()
-            algo, colon, _digest = (raw_hash if isinstance(raw_hash, str) else "").partition(":")
-            if colon and algo != "sha256":
-                others = (algo,)  # uv accepts the file by this hash; PEP 740 attests sha256
-            line = None
-            if span is not None:
-                line = find_line(lines, span, sha) or find_line(lines, span, filename)
-            files.append(
-                LockedFile(
-                    filename=filename,
-                    kind="wheel" if kind == "wheel" else "sdist",
-                    sha256=sha,
-                    url=url if isinstance(url, str) else None,
-                    line=line or header,
-                    other_hashes=others,
-                    # uv.lock does not tie the file to the entry's version: check it here, so
-                    # an entry cannot borrow a policy exception for a version it is not.
-                    mismatch=name_version_mismatch(name, version, filename),
-                )
-            )
-        if not files and unsupported is None:
-            unsupported = "an entry that names no wheel or sdist"
+            listed.append((kind, filename, entry.get("hash"), url))
         packages.append(
-            LockedPackage(
+            index_release(
                 name=name,
                 version=version,
-                line=header,
+                header=header,
                 index=index,
-                files=tuple(files),
                 unsupported=unsupported,
                 position=i,
+                entries=listed,
+                lines=lines,
+                span=span,
+                find_by="sha256",
             )
         )
     return Lock(path=path, format="uv", packages=tuple(packages))

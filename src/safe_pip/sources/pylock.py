@@ -6,7 +6,8 @@ from pathlib import Path
 from typing import Any, cast
 
 from safe_pip.errors import ConfigError
-from safe_pip.lockfile.model import (
+from safe_pip.models import PublisherIdentity
+from safe_pip.sources.model import (
     Lock,
     LockedFile,
     LockedPackage,
@@ -15,7 +16,6 @@ from safe_pip.lockfile.model import (
     find_line,
     normalize_sha256,
 )
-from safe_pip.models import PublisherIdentity
 
 try:
     import tomllib

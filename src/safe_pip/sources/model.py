@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -128,6 +129,62 @@ def name_version_mismatch(project: str, version: str, filename: str) -> str | No
             f"the entry is {project}=={version}, but the file {filename} is version {file_version}"
         )
     return None
+
+
+def index_release(
+    *,
+    name: str,
+    version: str,
+    header: int,
+    index: str | None,
+    unsupported: str | None,
+    position: int,
+    entries: Sequence[tuple[FileKind, str, object, object]],
+    lines: list[str],
+    span: tuple[int, int] | None,
+    find_by: Literal["digest", "sha256"] = "digest",
+) -> LockedPackage:
+    """One ``[[package]]`` entry of a lock that lists its files (uv.lock, poetry.lock, pdm.lock).
+
+    ``entries``: (kind, file name, the ``hash`` value as written, the ``url`` value as written)
+    per file. A ``sha256:`` hash is the file's sha256; another algorithm is kept in
+    ``other_hashes`` (an installer accepts the file by it, PEP 740 attests sha256 only). Each
+    file's line is found in ``span`` by its hash (``find_by``: the digest as written, or the
+    normalised sha256), else by its name, else the entry's header. The file name is checked
+    against the entry's name and version: these formats do not tie a file to its entry, so an
+    entry cannot borrow a policy exception for a version it is not. An entry without files is
+    unsupported."""
+    files: list[LockedFile] = []
+    for kind, filename, raw_hash, url in entries:
+        algo, colon, digest = (raw_hash if isinstance(raw_hash, str) else "").partition(":")
+        sha = normalize_sha256(digest) if colon and algo == "sha256" else None
+        others: tuple[str, ...] = (algo,) if colon and algo != "sha256" else ()
+        line = None
+        if span is not None:
+            needle = (digest or None) if find_by == "digest" else sha
+            line = find_line(lines, span, needle) or find_line(lines, span, filename)
+        files.append(
+            LockedFile(
+                filename=filename,
+                kind=kind,
+                sha256=sha,
+                url=url if isinstance(url, str) else None,
+                line=line or header,
+                other_hashes=others,
+                mismatch=name_version_mismatch(name, version, filename),
+            )
+        )
+    if not files and unsupported is None:
+        unsupported = "an entry that names no wheel or sdist"
+    return LockedPackage(
+        name=name,
+        version=version,
+        line=header,
+        index=index,
+        files=tuple(files),
+        unsupported=unsupported,
+        position=position,
+    )
 
 
 def filename_from_url(url: str) -> str:
