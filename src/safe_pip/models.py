@@ -303,6 +303,10 @@ class Verdict:
     provenance_state: str | None = None
     # how the certificate's build claims differ from the project's history
     build_changes: tuple[BuildChange, ...] = ()
+    # an allow that stops applying at this time (ISO 8601 UTC): the ``expires`` date of the
+    # [[unsigned]] / [[unsigned-project]] entry that allowed it. A kept verdict is decided
+    # again from then on (serve's verdict cache).
+    allowed_until: str | None = None
 
     @property
     def allowed(self) -> bool:
@@ -338,4 +342,5 @@ class Verdict:
             "tlog_kind": v.tlog_kind if v else None,
             "build": v.build.to_json() if v and v.build else None,
             "build_changes": [c.to_json() for c in self.build_changes],
+            "allowed_until": self.allowed_until,
         }

@@ -38,7 +38,7 @@ from __future__ import annotations
 import shlex
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, time, timedelta, timezone
 from typing import Literal
 
 from packaging.utils import canonicalize_name
@@ -65,7 +65,13 @@ from safe_pip.policy.age import (
     unsigned_release_time,
 )
 from safe_pip.policy.build_context import build_context_changes
-from safe_pip.policy.file import PackageRule, Policy, UnsignedException, format_shorthand
+from safe_pip.policy.file import (
+    PackageRule,
+    Policy,
+    UnsignedException,
+    UnsignedProject,
+    format_shorthand,
+)
 from safe_pip.policy.history import HistoryRecord, ProjectHistory
 from safe_pip.policy.provenance_state import provenance_state
 
@@ -753,6 +759,28 @@ def _decide(
     return refuse_cnc(f"unknown verification status {status!r}")
 
 
+def _allowed_unsigned(
+    ref: FileRef,
+    result: VerificationResult,
+    where: str,
+    entry: UnsignedException | UnsignedProject,
+    rule: str,
+    note: str = "",
+) -> Verdict:
+    """An unsigned file allowed by the policy entry ``entry`` (described by ``where``): the
+    verdict carries the entry's ``expires`` as ``allowed_until`` (00:00 UTC that day), so a
+    kept verdict is decided again once the entry stopped applying."""
+    reason = f"unsigned, allowed by {where}: {entry.reason}"
+    until = None
+    if entry.expires is not None:
+        reason += f" (until {entry.expires})"
+        until = datetime.combine(entry.expires, time(0), tzinfo=timezone.utc).isoformat()
+    verdict = _verdict(
+        ref, result, Action.ALLOW, ReasonCode.UNSIGNED_ALLOWED, reason + note, rule
+    )
+    return replace(verdict, allowed_until=until)
+
+
 def _decide_unsigned(
     ref: FileRef,
     result: VerificationResult,
@@ -786,18 +814,13 @@ def _decide_unsigned(
         if not exc.sha256:
             by_version = by_version or exc
             continue
-        reason = f"unsigned, allowed by {where} (sha256 pinned): {exc.reason}"
-        if exc.expires is not None:
-            reason += f" (until {exc.expires})"
-        if history.was_attested():
-            reason += f"; note: earlier {_history_summary(history)} were attested"
-        return _verdict(
-            ref,
-            result,
-            Action.ALLOW,
-            ReasonCode.UNSIGNED_ALLOWED,
-            reason,
-            _unsigned_label(policy, exc),
+        note = (
+            f"; note: earlier {_history_summary(history)} were attested"
+            if history.was_attested()
+            else ""
+        )
+        return _allowed_unsigned(
+            ref, result, f"{where} (sha256 pinned)", exc, _unsigned_label(policy, exc), note
         )
     fix = allow_unsigned_command(name, ref.version, result.sha256, policy)
     changed = [
@@ -834,19 +857,9 @@ def _decide_unsigned(
             )
     else:
         if by_version is not None:
-            reason = (
-                f"unsigned, allowed by the [[unsigned]] exception at "
-                f"{policy.label(by_version.line)}: {by_version.reason}"
-            )
-            if by_version.expires is not None:
-                reason += f" (until {by_version.expires})"
-            return _verdict(
-                ref,
-                result,
-                Action.ALLOW,
-                ReasonCode.UNSIGNED_ALLOWED,
-                reason,
-                _unsigned_label(policy, by_version),
+            where = f"the [[unsigned]] exception at {policy.label(by_version.line)}"
+            return _allowed_unsigned(
+                ref, result, where, by_version, _unsigned_label(policy, by_version)
             )
         entry = policy.unsigned_projects.get(name)
         if entry is not None:
@@ -854,17 +867,8 @@ def _decide_unsigned(
             if entry.expired(today):
                 notes.append(f"{where} expired on {entry.expires}")
             else:
-                reason = f"unsigned, allowed by {where}: {entry.reason}"
-                if entry.expires is not None:
-                    reason += f" (until {entry.expires})"
-                return _verdict(
-                    ref,
-                    result,
-                    Action.ALLOW,
-                    ReasonCode.UNSIGNED_ALLOWED,
-                    reason,
-                    f"{policy.label(entry.line)} [[unsigned-project]] {entry.name}",
-                )
+                rule = f"{policy.label(entry.line)} [[unsigned-project]] {entry.name}"
+                return _allowed_unsigned(ref, result, where, entry, rule)
     suffix = ("; " + "; ".join(notes)) if notes else ""
     rule = policy.packages.get(name)
     # Without history: refused when the project is allowlisted or attestation is required.

@@ -266,14 +266,21 @@ def too_new_verdict(ref: FileRef, sha: str, check: AgeCheck) -> Verdict:
     )
 
 
-def _now_old_enough(verdict: Verdict, now: datetime) -> bool:
-    """A cached ``refused-too-new`` whose file has since become old enough: decide it again
-    (a release is served once it is old enough, without restarting the server)."""
-    if verdict.code is not ReasonCode.REFUSED_TOO_NEW or not verdict.acceptable_from:
+def _outlived(verdict: Verdict, now: datetime) -> bool:
+    """Whether a kept verdict must be decided again at ``now`` because a time it depends on
+    has passed: a ``refused-too-new`` file that has since become old enough (served once it
+    is old enough, without restarting the server), or an allow whose policy entry expired
+    (``allowed_until``: an unsigned file stops being served the day its ``[[unsigned]]`` or
+    ``[[unsigned-project]]`` entry expires). An unreadable time counts as passed."""
+    if verdict.code is ReasonCode.REFUSED_TOO_NEW and verdict.acceptable_from:
+        when = verdict.acceptable_from
+    elif verdict.allowed and verdict.allowed_until:
+        when = verdict.allowed_until
+    else:
         return False
     try:
-        return datetime.fromisoformat(verdict.acceptable_from) <= now
-    except ValueError:
+        return datetime.fromisoformat(when) <= now
+    except (ValueError, TypeError):
         return True
 
 
@@ -363,7 +370,9 @@ class VerifyingIndex:
         self._pages: dict[str, _PageState] = {}  # project -> its last page read
         self._project_locks: dict[str, threading.Lock] = {}
         self._seen: set[str] = set()
-        self._recorded: set[tuple[str, str]] = set()
+        #: project -> (filename, sha256) this server recorded in its current history (under
+        #: _lock; dropped with the project's cached verdicts when its history changes)
+        self._recorded: dict[str, set[tuple[str, str]]] = {}
         self._record_lock = threading.Lock()
         #: project -> fingerprint of its stored history when its cached verdicts were decided
         self._history_fp: dict[str, str | None] = {}
@@ -570,6 +579,7 @@ class VerifyingIndex:
                 if known == current:
                     return False
                 self._history_fp[norm] = current
+                self._recorded.pop(norm, None)  # recorded in a history that is gone
                 for key in self._cached_keys.pop(norm, set()):
                     self._cache.pop(key, None)
         self.checker.forget_cached_history(norm)
@@ -610,7 +620,7 @@ class VerifyingIndex:
                 if (
                     hit is not None
                     and _same_status(hit.ref, ref)  # a status change re-decides
-                    and not _now_old_enough(hit.verdict, self.checker.now)
+                    and not _outlived(hit.verdict, self.checker.now)
                 ):
                     out[i] = replace(
                         hit, ref=ref, requires_python=requires_python.get(ref.filename)
@@ -652,7 +662,7 @@ class VerifyingIndex:
                 if (
                     hit is not None
                     and _same_status(hit.ref, ref)
-                    and not _now_old_enough(hit.verdict, self.checker.now)
+                    and not _outlived(hit.verdict, self.checker.now)
                 ):
                     out.append(replace(hit, ref=ref, requires_python=rp))
                     continue
@@ -870,6 +880,7 @@ class VerifyingIndex:
             and not state.quarantined
             and key in state.listed
             and time.monotonic() - state.read_at < self.page_ttl
+            and (hit is None or not _outlived(hit.verdict, self._clock()))
         )
         if hit is None or not fresh:
             view, _ = self._read_project(norm)
@@ -893,6 +904,11 @@ class VerifyingIndex:
                 fix="refresh the project page; the file may have been removed or replaced",
             )
         return hit
+
+    def _clock(self) -> datetime:
+        """Now, for a cached verdict's times: the wall clock when the server keeps its clock
+        current (``refresh_clock``), else the checker's fixed ``now``."""
+        return datetime.now(timezone.utc) if self.refresh_clock else self.checker.now
 
     def _quarantined(
         self, view: ProjectView, hit: Entry | None, filename: str, sha: str
@@ -1065,8 +1081,9 @@ class VerifyingIndex:
         key = (v.filename, entry.sha256)
         norm = canonicalize_name(v.project)
         with self._record_lock:
-            if key in self._recorded:
-                return
+            with self._lock:
+                if key in self._recorded.get(norm, ()):
+                    return
             try:
                 before = self._stored_fingerprint(norm)
                 self.checker.record([v], index=self.upstream_url)
@@ -1100,7 +1117,6 @@ class VerifyingIndex:
                     "served only once the history write it depends on succeeded",
                     fix=exc.fix or "retry later",
                 ) from None
-            self._recorded.add(key)
             # This server changed the project's history: files not decided yet are decided
             # against it. The cached verdicts stay valid (the page's first-use files name one
             # publisher, the one just recorded), unless someone else changed the history too.
@@ -1108,6 +1124,7 @@ class VerifyingIndex:
                 ours = self._history_fp.get(norm, before) == before
                 if ours:
                     self._history_fp[norm] = after
+                    self._recorded.setdefault(norm, set()).add(key)
         if ours:
             self.checker.forget_cached_history(norm)
         else:
@@ -1116,6 +1133,7 @@ class VerifyingIndex:
     def _drop(self, norm: str) -> None:
         with self._lock:
             self._history_fp.pop(norm, None)
+            self._recorded.pop(norm, None)
             for key in self._cached_keys.pop(norm, set()):
                 self._cache.pop(key, None)
         self.checker.forget_cached_history(norm)

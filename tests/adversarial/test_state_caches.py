@@ -1,0 +1,91 @@
+"""Caches that must not outlive the fact they cached (hardening round r2).
+
+Each test drives real signed lab packages through the real verifier (test trust root) and
+checks that an "allowed" kept in a cache stops being served or reused once what allowed it
+stopped being true: an ``[[unsigned]]`` exception that expired, a history another process
+forgot, a yank or quarantine the index published after a verified run.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import hashlib
+from collections.abc import Iterator
+
+import pytest
+
+from safe_pip.policy.file import parse_policy
+from support.index_server import IndexServer
+from support.publish import Publisher
+from support.sigstore_ca import TestSigstore
+from test_serve import Env as ServeEnv
+from test_serve import file_url, get
+
+DAY = timedelta(days=1)
+
+
+@pytest.fixture
+def serve_env(sigstore: TestSigstore, trust_root: Path, tmp_path: Path) -> Iterator[ServeEnv]:
+    with IndexServer(tmp_path / "upstream") as upstream:
+        e = ServeEnv(trust_root, upstream, Publisher(sigstore, upstream, tmp_path / "build"), tmp_path)
+        try:
+            yield e
+        finally:
+            e.log.close()
+            if e.checker is not None and e.checker.store is not None:
+                e.checker.store.close()
+
+
+def test_serve_stops_serving_an_unsigned_file_once_its_exception_expired(serve_env: ServeEnv) -> None:
+    """An unsigned file allowed by an ``[[unsigned]]`` exception with ``expires`` is served
+    until that date only: the cached allowed verdict is decided again once it has passed
+    (before: the cached "allowed" was served for as long as the server ran)."""
+    env = serve_env
+    stored = env.pub.wheel("alpha", "1.0", signed=False)
+    sha = hashlib.sha256(stored.read_bytes()).hexdigest()
+    policy = parse_policy(
+        "[defaults]\nrequire-attestation = true\n\n"
+        f'[[unsigned]]\nname = "alpha"\nversions = "==1.0"\nsha256 = ["{sha}"]\n'
+        'reason = "vendored build, reviewed"\nexpires = 2030-01-02\n'
+    )
+    before = datetime(2030, 1, 1, 12, tzinfo=timezone.utc)
+    with env.serve(policy, mode="block") as srv:
+        assert env.checker is not None
+        env.checker.now = before
+        url = file_url(srv, "alpha")
+        assert get(url).status == 200
+        assert get(url).status == 200  # cached
+        env.checker.now = before + DAY  # 2030-01-02 12:00: the exception expired at 00:00
+        r = get(url)  # the page is fresh (page_ttl 60 s): the cached verdict is not
+        assert r.status == 403, (r.status, r.reason)
+        assert "refused-unsigned" in r.reason
+        assert "expired on 2030-01-02" in r.body.decode()
+
+
+def test_serve_records_again_after_another_process_forgot_the_project(
+    serve_env: ServeEnv,
+) -> None:
+    """serve remembers which files it recorded, to write each once. That memory is about the
+    history, so it goes when the project's history changes: after ``history forget`` (another
+    process) the next served file is recorded again before its bytes go out (before: it was
+    served unrecorded, leaving the history empty for the next first-use decision)."""
+    from safe_pip.store.db import HistoryStore
+
+    env = serve_env
+    env.pub.wheel("alpha", "1.0")
+    with env.serve(mode="block") as srv:
+        url = file_url(srv, "alpha")
+        assert get(url).status == 200
+        db = env.tmp / "home" / "history.sqlite3"
+        with HistoryStore.open(db) as other:
+            assert [r.filename for r in other.project("alpha").records] == [
+                "alpha-1.0-py3-none-any.whl"
+            ]
+            assert other.forget("alpha", reason="re-established by the release team") == 1
+        assert get(url).status == 200
+        with HistoryStore.open(db, readonly=True) as other:
+            assert [r.filename for r in other.project("alpha").records] == [
+                "alpha-1.0-py3-none-any.whl"
+            ]
