@@ -211,7 +211,7 @@ def test_import_refuses_a_publisher_beside_the_known_one(
     code, out, err = run(capsys, "history", "import", str(baseline), "--home", str(home))
     assert code == 1
     assert out == ""
-    assert "would add 1 publisher(s) beside the ones this machine knows" in err
+    assert "would change the publisher of a project's history 1 time(s)" in err
     assert "nothing was imported" in err
     assert f"[1] widget: GitHub {shown}" in err
     assert "known here: GitHub acme/widget @ release.yml (repository id 100" in err
@@ -231,7 +231,7 @@ def test_import_refuses_a_publisher_beside_the_known_one(
     )
     assert code == 0, err
     assert "imported 1 new record(s) of 4" in out
-    assert "added 1 publisher(s) beside the ones known here" in out
+    assert "added 1 publisher change(s) to the history" in out
     assert f"widget: GitHub {shown}" in out
     with HistoryStore.open(home / "history.sqlite3", readonly=True) as store:
         assert {r.version for r in store.project("widget").records} == {"1.0", "1.1", "2.0"}
@@ -262,18 +262,35 @@ def test_import_of_the_known_publisher_needs_no_flag(
     code, out, err = run(capsys, "history", "import", str(baseline), "--home", str(home))
     assert code == 0, err
     assert "imported 1 new record(s) of 4" in out
-    assert "publisher(s) beside" not in out
+    assert "publisher change(s)" not in out
 
 
 def test_import_seeds_projects_unknown_here(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """A baseline's purpose: projects with no attested history here take its publishers."""
+    """A baseline's purpose: projects with no attested history here take its publisher. A
+    publisher change within the baseline's own sequence (acme's 1.0 and 1.1, then evil's 2.0)
+    is a change like any other: listed, and imported only with --accept-new-publishers."""
     populate(tmp_path / "a")
-    baseline = _baseline_with(tmp_path / "a", tmp_path, EVIL)
-    code, out, err = run(capsys, "history", "import", str(baseline), "--home", str(tmp_path / "b"))
+    home = tmp_path / "b"
+    baseline = _baseline_with(tmp_path / "a", tmp_path, A.to_json())
+    code, out, err = run(capsys, "history", "import", str(baseline), "--home", str(home))
     assert code == 0, err
     assert "imported 4 new record(s) of 4" in out
+    assert "publisher change(s)" not in out
+
+    home = tmp_path / "c"
+    baseline = _baseline_with(tmp_path / "a", tmp_path, EVIL)
+    code, out, err = run(capsys, "history", "import", str(baseline), "--home", str(home))
+    assert code == 1, out
+    assert "[1] widget: GitHub evil/widget @ release.yml (repository id 666" in err
+    assert "from widget 2.0" in err
+    code, out, err = run(
+        capsys, "history", "import", str(baseline), "--accept-new-publishers", "--home", str(home)
+    )
+    assert code == 0, err
+    assert "imported 4 new record(s) of 4" in out
+    assert "added 1 publisher change(s) to the history" in out
 
 
 @pytest.mark.parametrize(

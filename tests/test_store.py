@@ -21,7 +21,13 @@ from safe_pip.errors import ConfigError, StoreError
 from safe_pip.models import PublisherIdentity
 from safe_pip.policy.history import HistoryRecord, ProjectHistory
 from safe_pip.store import db as dbmod
-from safe_pip.store.db import APPLICATION_ID, HistoryStore, default_db_path, parse_export
+from safe_pip.store.db import (
+    APPLICATION_ID,
+    HistoryStore,
+    NewPublishersError,
+    default_db_path,
+    parse_export,
+)
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=timezone.utc)
 A = PublisherIdentity(
@@ -421,12 +427,19 @@ def test_export_import_round_trip(tmp_path: Path, store: HistoryStore) -> None:
     assert len(data["records"]) == 4
 
     with HistoryStore.open(tmp_path / "other" / "history.sqlite3") as fresh:
-        first = fresh.import_(data)
-        assert (first.added, first.total, first.new_publishers) == (4, 4, ())
+        # widget's history changes publisher (A's 1.0, then B's 1.1): a change made on the
+        # machine it was exported from, decided again here (ADR 0012: a sequence)
+        with pytest.raises(NewPublishersError) as info:
+            fresh.import_(data)
+        assert [(p.identity, p.known) for p in info.value.publishers] == [(B, (A,))]
+        assert fresh.export()["records"] == []
+        first = fresh.import_(data, accept_new_publishers=True)
+        assert (first.added, first.total) == (4, 4)
+        assert [p.identity for p in first.new_publishers] == [B]
         assert fresh.import_(data).added == 0  # idempotent
         for name in ("widget", "other"):
             assert fresh.project(name) == store.project(name)
-        (entry,) = [a for a in fresh.audit_log() if a.count == 4]
+        (entry,) = [a for a in fresh.audit_log() if a.count == 4 and a.action == "import"]
         assert entry.action == "import"
         exported_again = fresh.export()
     assert exported_again["records"] == data["records"]
@@ -434,7 +447,6 @@ def test_export_import_round_trip(tmp_path: Path, store: HistoryStore) -> None:
 
 def test_import_refuses_a_new_publisher_atomically(tmp_path: Path, store: HistoryStore) -> None:
     from safe_pip.errors import EXIT_REFUSED
-    from safe_pip.store.db import NewPublishersError
 
     store.record([rec("1.0")])
     with HistoryStore.open(tmp_path / "src" / "history.sqlite3") as src:

@@ -8,11 +8,10 @@ forgot, a yank or quarantine the index published after a verified run.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
-from pathlib import Path
-
 import hashlib
 from collections.abc import Iterator
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
 import pytest
 
@@ -29,7 +28,9 @@ DAY = timedelta(days=1)
 @pytest.fixture
 def serve_env(sigstore: TestSigstore, trust_root: Path, tmp_path: Path) -> Iterator[ServeEnv]:
     with IndexServer(tmp_path / "upstream") as upstream:
-        e = ServeEnv(trust_root, upstream, Publisher(sigstore, upstream, tmp_path / "build"), tmp_path)
+        e = ServeEnv(
+            trust_root, upstream, Publisher(sigstore, upstream, tmp_path / "build"), tmp_path
+        )
         try:
             yield e
         finally:
@@ -38,7 +39,9 @@ def serve_env(sigstore: TestSigstore, trust_root: Path, tmp_path: Path) -> Itera
                 e.checker.store.close()
 
 
-def test_serve_stops_serving_an_unsigned_file_once_its_exception_expired(serve_env: ServeEnv) -> None:
+def test_serve_stops_serving_an_unsigned_file_once_its_exception_expired(
+    serve_env: ServeEnv,
+) -> None:
     """An unsigned file allowed by an ``[[unsigned]]`` exception with ``expires`` is served
     until that date only: the cached allowed verdict is decided again once it has passed
     (before: the cached "allowed" was served for as long as the server ran)."""

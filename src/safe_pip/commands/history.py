@@ -107,15 +107,16 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "nothing; records already present are skipped). Logged in the audit log. Imported "
         "records count as seen on this machine (they keep the source they were exported "
         "with), so a reviewed baseline works with trust-on-first-use = false. An import that "
-        "would add a publisher beside the ones already known here for a project is refused "
-        "(exit 1, nothing imported) and names them, unless --accept-new-publishers is given.",
+        "would change a project's publisher (a record whose publisher is not the one before it "
+        "in publication order, with the records already here) is refused (exit 1, nothing "
+        "imported) and names each change, unless --accept-new-publishers is given.",
     )
     p.add_argument("file", metavar="FILE", help="the JSON file, or - for standard input")
     p.add_argument(
         "--accept-new-publishers",
         action="store_true",
-        help="also import records whose publisher differs from the ones already known here "
-        "for that project (each one is printed and logged in the project's audit log)",
+        help="also import records that change a project's publisher (each one is printed "
+        "and logged in the project's audit log)",
     )
     p.set_defaults(func=run_import)
 
@@ -341,7 +342,7 @@ def run_import(args: argparse.Namespace) -> int:
     print(f"imported {result.added} new record(s) of {result.total} from {_clean(args.file)}")
     if result.new_publishers:
         print(
-            f"added {len(result.new_publishers)} publisher(s) beside the ones known here "
+            f"added {len(result.new_publishers)} publisher change(s) to the history "
             "(--accept-new-publishers; logged in each project's audit log):"
         )
         for p in result.new_publishers:

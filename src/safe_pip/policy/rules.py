@@ -775,9 +775,7 @@ def _allowed_unsigned(
     if entry.expires is not None:
         reason += f" (until {entry.expires})"
         until = datetime.combine(entry.expires, time(0), tzinfo=timezone.utc).isoformat()
-    verdict = _verdict(
-        ref, result, Action.ALLOW, ReasonCode.UNSIGNED_ALLOWED, reason + note, rule
-    )
+    verdict = _verdict(ref, result, Action.ALLOW, ReasonCode.UNSIGNED_ALLOWED, reason + note, rule)
     return replace(verdict, allowed_until=until)
 
 
@@ -867,8 +865,8 @@ def _decide_unsigned(
             if entry.expired(today):
                 notes.append(f"{where} expired on {entry.expires}")
             else:
-                rule = f"{policy.label(entry.line)} [[unsigned-project]] {entry.name}"
-                return _allowed_unsigned(ref, result, where, entry, rule)
+                label = f"{policy.label(entry.line)} [[unsigned-project]] {entry.name}"
+                return _allowed_unsigned(ref, result, where, entry, label)
     suffix = ("; " + "; ".join(notes)) if notes else ""
     rule = policy.packages.get(name)
     # Without history: refused when the project is allowlisted or attestation is required.

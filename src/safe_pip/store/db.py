@@ -241,14 +241,16 @@ class NewPublisher:
 
     project: str
     identity: PublisherIdentity
-    known: tuple[PublisherIdentity, ...]
+    known: tuple[PublisherIdentity, ...]  # the publisher established before it
     records: int  # how many of the imported records name it
+    at: str = ""  # the first imported record where the publisher changes to it
 
     def describe(self) -> str:
+        at = f" from {self.at}" if self.at else ""
         return (
-            f"{self.project}: {_describe_with_ids(self.identity)} (known here: "
+            f"{self.project}: {_describe_with_ids(self.identity)}{at} (known here: "
             + ", ".join(_describe_with_ids(k) for k in self.known)
-            + f"; {self.records} record(s))"
+            + f" before it; {self.records} record(s))"
         )
 
 
@@ -276,8 +278,9 @@ class NewPublishersError(RefusedError):
         listed = " ".join(f"[{i}] {p.describe()}" for i, p in enumerate(publishers, 1))
         where = f"{source}: " if source else ""
         super().__init__(
-            f"{where}the import would add {len(publishers)} publisher(s) beside the ones "
-            f"this machine knows, so nothing was imported: {listed}",
+            f"{where}the import would change the publisher of a project's history "
+            f"{len(publishers)} time(s) (each record is compared with the publisher before it "
+            f"in publication order), so nothing was imported: {listed}",
             fix="if each is legitimate (check with the project), import again with "
             "--accept-new-publishers (logged); otherwise remove those records from the file",
         )
@@ -733,15 +736,18 @@ class HistoryStore:
         """Add the records of an :meth:`export` document (validated first; all or nothing).
         Logged in the audit table.
 
-        An import must not slip a second publisher in beside the ones this machine already
-        knows for a project: imported records count as seen here (``source`` as exported, so
-        a reviewed baseline works with ``trust-on-first-use = false``), so such a record would
-        make that publisher's later releases "verified-known". Unless ``accept_new_publishers``
-        is set, :class:`NewPublishersError` (exit 1) names them and nothing is written. When
-        accepted, each project that got a new publisher has its own audit entry
-        (``import-new-publisher``), so ``history show NAME`` tells where it came from.
-        Projects with no attested history here are seeded from the file as they are (that is
-        what a baseline is for). The check and the write share one transaction."""
+        An import must not slip a publisher change into a project's history: imported
+        records count as seen here (``source`` as exported, so a reviewed baseline works with
+        ``trust-on-first-use = false``), so such a record would make that publisher the
+        established one from its place in the sequence on ("verified-known"). Each imported
+        record is compared with the publisher just before it in publication order
+        (:meth:`_new_publishers`), never with the set of publishers known here. Unless
+        ``accept_new_publishers`` is set, :class:`NewPublishersError` (exit 1) names them and
+        nothing is written. When accepted, each project that got a new publisher has its own
+        audit entry (``import-new-publisher``), so ``history show NAME`` tells where it came
+        from. A project with no attested history here is seeded from the file (that is what a
+        baseline is for), but a change within its imported records is listed too. The check
+        and the write share one transaction."""
         records = parse_export(data)
         with self._write() as conn:
             new = self._new_publishers(conn, records)
@@ -787,16 +793,24 @@ class HistoryStore:
     def _new_publishers(
         self, conn: Connection, records: list[HistoryRecord]
     ) -> tuple[NewPublisher, ...]:
-        """The publishers ``records`` would add beside those already known here, per project
-        (only projects with attested history here). "Known" uses the comparison
-        :func:`safe_pip.policy.rules.decide` applies to history: same names
-        (:func:`identity_matches` against the known identity without its ids) and no
-        conflicting numeric ids (:func:`ids_consistent`), so a re-created repository under a
-        known name is new too."""
-        from dataclasses import replace
-
+        """The publisher changes ``records`` would add to the project's history here: the
+        imported attested records are placed in the project's sequence (publication order,
+        with the records already here) and each one is compared with the publisher
+        established just before it (ADR 0012: a sequence, not a set). One that is not
+        :func:`~safe_pip.policy.rules.continuous` with it (other names, or conflicting numeric
+        ids: a re-created repository under a known name) is new, even when that publisher is
+        known elsewhere in the sequence (acme, then newco accepted here, then an imported acme:
+        the old repository would become the established publisher again). A record placed
+        before every record here is compared with the first publisher here. The first
+        imported record of a project with no attested history here seeds it; a change later
+        in the imported records is new too."""
         from safe_pip.policy.history import identity_key
-        from safe_pip.policy.rules import identity_matches, ids_consistent
+        from safe_pip.policy.rules import (
+            SequenceChange,
+            _merge_ids,
+            classify_change,
+            continuous,
+        )
 
         incoming: dict[str, list[HistoryRecord]] = {}
         for rec in records:
@@ -804,27 +818,31 @@ class HistoryStore:
                 incoming.setdefault(rec.project, []).append(rec)
         out: list[NewPublisher] = []
         for project in sorted(incoming):
-            known = self._project(conn, project).attested_identities()
-            if not known:
-                continue
-            found: dict[tuple[object, ...], tuple[PublisherIdentity, set[tuple[str, ...]]]] = {}
-            for rec in incoming[project]:
-                ident = rec.identity
-                assert ident is not None
-                if any(
-                    identity_matches(
-                        ident, replace(k, repository_id=None, repository_owner_id=None)
-                    )
-                    and ids_consistent(ident, k)
-                    for k in known
-                ):
-                    continue
-                key = (identity_key(ident), ident.repository_id, ident.repository_owner_id)
-                entry = found.setdefault(key, (ident, set()))
-                entry[1].add(rec.dedup_key())
-            out.extend(
-                NewPublisher(project, ident, known, len(keys)) for ident, keys in found.values()
-            )
+            here = self._project(conn, project).attested_records()
+            present = {r.dedup_key() for r in here}
+            fresh = {id(r): r for r in incoming[project] if r.dedup_key() not in present}
+            merged = sorted([*here, *fresh.values()], key=HistoryRecord.order_key)
+            current = min(here, key=HistoryRecord.order_key).identity if here else None
+            found: dict[tuple[object, ...], tuple[PublisherIdentity, str, PublisherIdentity]] = {}
+            counts: dict[tuple[object, ...], set[tuple[str, ...]]] = {}
+            for rec in merged:
+                seen = rec.identity
+                assert seen is not None
+                if current is None:
+                    current = seen
+                elif continuous(seen, current):
+                    current = _merge_ids(current, seen)
+                else:
+                    if id(rec) in fresh:
+                        key = (identity_key(seen), seen.repository_id, seen.repository_owner_id)
+                        change = classify_change(seen, [current])
+                        assert change is not None
+                        where = SequenceChange(rec, current, change).where()
+                        found.setdefault(key, (seen, where, current))
+                        counts.setdefault(key, set()).add(rec.dedup_key())
+                    current = seen  # a record here was decided here; a new one is listed
+            for which, (ident, where, before) in found.items():
+                out.append(NewPublisher(project, ident, (before,), len(counts[which]), where))
         return tuple(out)
 
 
