@@ -5,7 +5,9 @@ on the local index server with 20 ms of added latency per request. Prints, measu
 run on this machine:
 
 - cold: ``safe-pip verify`` in a fresh process with an empty provenance cache;
-- warm: the same again (provenance from the cache, re-verified; index pages still read);
+- warm: the same again (index pages and history read again, every file decided again;
+  provenance from the cache, and bundles that verified before not verified again);
+- warm --no-cache: the same with no cache at all (every bundle fetched and verified again);
 - per-file tool: for each file, download it and its provenance (as a distribution's
   packaging script does) and run one ``pypi-attestations verify attestation --offline
   --identity ... FILE`` process, pointed at the test trust root through the XDG/TUF-cache
@@ -43,10 +45,10 @@ from verify_helpers import pylock_text  # noqa: E402
 _TUF_DIR = "sigstore-python/tuf/https%3A%2F%2Ftuf-repo-cdn.sigstore.dev"
 
 
-def _safe_pip(lock: Path, trust_root: Path, home: Path) -> tuple[float, int, str]:
+def _safe_pip(lock: Path, trust_root: Path, home: Path, *extra: str) -> tuple[float, int, str]:
     env = {**os.environ, "SAFE_PIP_HOME": str(home), "PIP_CONFIG_FILE": os.devnull}
     cmd = [sys.executable, "-m", "safe_pip", "verify", str(lock), "--trust-root", str(trust_root)]
-    cmd += ["--format", "json"]
+    cmd += ["--format", "json", *extra]
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
     elapsed = time.perf_counter() - t0
@@ -121,6 +123,7 @@ def main() -> int:
             warm, warm_rc, warm_sum = _safe_pip(lock, trust_root, home)
             warm2, _, _ = _safe_pip(lock, trust_root, home)
             warm = min(warm, warm2)
+            nocache, nocache_rc, nocache_sum = _safe_pip(lock, trust_root, home, "--no-cache")
             sample = names[: min(args.tool_sample, len(names))]
             tool_time, tool_ok = _per_file_tool(server, sample, trust_root, tmp / "tool")
         per_file = tool_time / len(sample)
@@ -139,6 +142,10 @@ def main() -> int:
     print(
         f"  {'safe-pip verify, warm (cache)':34} {warm:9.2f} {warm / n_files * 1000:8.1f}ms"
         f"   exit {warm_rc} {warm_sum}"
+    )
+    print(
+        f"  {'safe-pip verify, warm --no-cache':34} {nocache:9.2f} "
+        f"{nocache / n_files * 1000:8.1f}ms   exit {nocache_rc} {nocache_sum}"
     )
     label = "per-file tool (pypi-attestations)"
     note = (

@@ -1,24 +1,22 @@
-"""A repeated ``safe-pip verify`` of an unchanged lock, with an unchanged policy, trust root and
-history, reuses the report of today's run that verified everything (no network at all); any
-change to what the verdicts depend on verifies again, and a failed run is never reused."""
+"""``safe-pip verify`` keeps only permanent facts between runs: a bundle that verified for a
+file (name, sha256) under a trust root. Every run reads the index and the history again and
+decides every file again (a quarantine, yank or new release published since the last run is
+seen: tests/adversarial/test_state_caches.py); a hit only skips the Sigstore verification."""
 
 from __future__ import annotations
 
 import json
-import time
+import os
 from collections.abc import Iterator
 from pathlib import Path
-from typing import cast
+from typing import Any
 
 import pytest
 
 from safe_pip._cli import main
-from safe_pip.lock import verified_cache
 from support.fixtures import recorded_page
 from support.replay import Replay
 from test_recorded_pages import _pylock, _real_provenance, _sample_files
-
-REUSED = "its report was reused"
 
 
 def _run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
@@ -31,9 +29,8 @@ def _run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str,
 def verified_once(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> Iterator[tuple[list[str], Path, str, Replay]]:
-    """A lock verified once (exit 0); then the replayed index answers 404 for everything, so
-    a run that verifies again fails and shows up in the request log, and a reused one does
-    neither (a closed port could be taken by another process's test server meanwhile)."""
+    """A lock of real PyPI files verified once (exit 0) against the root shipped with
+    sigstore; the replayed index keeps answering."""
     page = recorded_page("pypi-sampleproject-1.4-json")
     home = tmp_path / "home"
     with Replay({"sampleproject": page}, files=_real_provenance()).running() as replay:
@@ -41,131 +38,103 @@ def verified_once(
         argv = ["verify", str(lock), "--embedded-root", "--home", str(home), "--format", "json"]
         code, out, err = _run(argv, capsys)
         assert code == 0, err
-        assert REUSED not in err
-        replay.pages.clear()
-        replay.files.clear()
         replay.hits.clear()
-        yield argv, lock, out, replay
+        yield argv, home / "cache" / "verified", out, replay
 
 
-def test_unchanged_run_is_reused_without_network(
-    verified_once: tuple[list[str], Path, str, Replay], capsys: pytest.CaptureFixture[str]
-) -> None:
-    argv, _lock, first, replay = verified_once
-    started = time.monotonic()
-    code, out, err = _run(argv, capsys)
-    assert time.monotonic() - started < 0.5
-    assert code == 0, err
-    assert REUSED in err
-    assert out == first
-    assert json.loads(out)["exit_code"] == 0
-    assert not replay.hits  # nothing was asked of the index
+def _no_verifier(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Make any Sigstore verification fail loudly; returns the files it was asked for."""
+    import safe_pip.provenance.attestation as attestation
+
+    asked: list[str] = []
+
+    def refuse(filename: str, *args: Any, **kwargs: Any) -> Any:
+        asked.append(filename)
+        raise AssertionError("verified again")
+
+    monkeypatch.setattr(attestation, "verify_provenance", refuse)
+    return asked
 
 
-def test_any_change_verifies_again(
+def test_a_bundle_that_verified_is_not_verified_again_but_the_index_is_read(
     verified_once: tuple[list[str], Path, str, Replay],
     capsys: pytest.CaptureFixture[str],
-    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    argv, lock, _first, replay = verified_once
-    policy = tmp_path / "safe-pip.toml"
-    policy.write_text("[defaults]\nrequire-attestation = true\n", encoding="utf-8")
-    changes = {
-        "--no-cache": [*argv, "--no-cache"],
-        "another policy": [*argv, "--policy", str(policy)],
-        "another format": [*argv[:-1], "sarif"],
-    }
-    for what, run in changes.items():
-        replay.hits.clear()
-        code, _out, err = _run(run, capsys)
-        assert code != 0, what  # verified again, against an index that now has nothing
-        assert REUSED not in err, what
-        assert replay.hits, what
-    # the lock (one byte)
-    lock.write_text(lock.read_text(encoding="utf-8") + "\n", encoding="utf-8")
-    replay.hits.clear()
-    code, _out, err = _run(argv, capsys)
+    argv, entries, first, replay = verified_once
+    assert sorted(p.name for p in entries.iterdir())  # one entry per verified bundle
+    asked = _no_verifier(monkeypatch)
+    code, out, err = _run(argv, capsys)
+    assert code == 0, err
+    assert asked == []
+    assert replay.hits  # the index was read again (yank, quarantine, new releases)
+    assert json.loads(out)["summary"] == json.loads(first)["summary"]
+
+
+def test_no_cache_verifies_again(
+    verified_once: tuple[list[str], Path, str, Replay],
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    argv, _entries, _first, _replay = verified_once
+    asked = _no_verifier(monkeypatch)
+    code, _out, _err = _run([*argv, "--no-cache"], capsys)
+    assert code != 0  # the (broken) verifier ran: nothing came from the cache
+    assert asked
+
+
+def test_an_entry_others_could_write_or_another_key_is_not_used(
+    verified_once: tuple[list[str], Path, str, Replay],
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    argv, entries, _first, _replay = verified_once
+    paths = sorted(entries.iterdir())
+    asked = _no_verifier(monkeypatch)
+    entries.chmod(0o777)  # a directory others can write: its entries could be theirs
+    code, _out, _err = _run(argv, capsys)
     assert code != 0
-    assert REUSED not in err
-    assert replay.hits
+    assert asked
+    entries.chmod(0o700)
+    asked.clear()
+    for p in paths:
+        p.chmod(0o666)
+    code, _out, _err = _run(argv, capsys)
+    assert code != 0
+    assert asked
+    asked.clear()
+    for p in paths:  # an entry moved under another bundle's name
+        p.chmod(0o600)
+        doc = json.loads(p.read_text())
+        doc["key"] = "0" * 64
+        p.write_text(json.dumps(doc))
+    code, _out, _err = _run(argv, capsys)
+    assert code != 0
+    assert asked
 
 
-def test_history_change_and_failures_are_not_reused(tmp_path: Path) -> None:
-    from safe_pip.policy.file import Policy
+def test_only_verified_results_are_kept(tmp_path: Path, trust_root: Path) -> None:
+    from safe_pip.lock.verified_cache import VerifiedBundles
+    from safe_pip.models import PublisherIdentity, VerificationResult, VerifyStatus
     from safe_pip.provenance.trust import TrustConfig
-    from safe_pip.sources import read_lock
 
-    lock_path = tmp_path / "pylock.toml"
-    lock_path.write_text(
-        'lock-version = "1.0"\ncreated-by = "t"\n\n[[packages]]\nname = "x"\nversion = "1"\n'
-        'directory = { path = "." }\n',
-        encoding="utf-8",
+    bundles = VerifiedBundles(tmp_path / "v", TrustConfig.from_options(trust_root=trust_root))
+    sha = "ab" * 32
+    invalid = VerificationResult("x-1-py3-none-any.whl", sha, VerifyStatus.INVALID, "bad")
+    bundles.put(b"{}", invalid)
+    assert not (tmp_path / "v").exists()
+    ok = VerificationResult(
+        "x-1-py3-none-any.whl",
+        sha,
+        VerifyStatus.VERIFIED,
+        "ok",
+        identity=PublisherIdentity(kind="GitHub", repository="acme/x", workflow="release.yml"),
+        integrated_time=1_700_000_000,
     )
-    locks = [read_lock(lock_path)]
-    key = verified_cache.key(locks, Policy(), TrustConfig(), None, {})
-    root = tmp_path / "verified"
-    verified_cache.store_run(root, key, "report", "summary", 1)  # a failure: never stored
-    assert verified_cache.load(root, key) is None
-    verified_cache.store_run(root, key, "report", "summary", 0)
-    assert verified_cache.load(root, key) == ("report", "summary")
-    # an entry of another key (renamed in place) is not taken
-    (root / f"{key}.json").rename(root / f"{'0' * 64}.json")
-    assert verified_cache.load(root, "0" * 64) is None
-    # a new day is a new key
-    from datetime import datetime, timedelta, timezone
-
-    tomorrow = datetime.now(timezone.utc) + timedelta(days=1)
-    assert verified_cache.key(locks, Policy(), TrustConfig(), None, {}, now=tomorrow) != key
-    # a history record of a locked project (another run recorded or forgot one) is a new key
-    from safe_pip.policy.history import HistoryRecord, ProjectHistory
-    from safe_pip.store.db import HistoryStore
-
-    class Store:
-        def __init__(self, records: tuple[HistoryRecord, ...]) -> None:
-            self.records = records
-
-        def project(self, name: str) -> ProjectHistory:
-            return ProjectHistory(name, self.records)
-
-    record = HistoryRecord("x", "1", "x-1.tar.gz", "ab" * 32, None, datetime.now(timezone.utc))
-    keys = {
-        verified_cache.key(locks, Policy(), TrustConfig(), cast(HistoryStore, store), {})
-        for store in (Store(()), Store((record,)))
-    }
-    assert len(keys) == 2
-
-
-def test_a_change_in_an_included_requirements_file_is_a_new_key(tmp_path: Path) -> None:
-    """A requirements lock's ``-r`` include is part of the lock: another hash there (a file
-    never verified) must not answer from the run that verified the old one."""
-    from safe_pip.policy.file import Policy
-    from safe_pip.provenance.trust import TrustConfig
-    from safe_pip.sources import read_lock
-
-    top = tmp_path / "requirements.txt"
-    top.write_text("-r sub.txt\n", encoding="utf-8")
-    sub = tmp_path / "sub.txt"
-    keys = set()
-    for digest in ("ab" * 32, "cd" * 32):
-        sub.write_text(f"x==1.0 --hash=sha256:{digest}\n", encoding="utf-8")
-        keys.add(verified_cache.key([read_lock(top)], Policy(), TrustConfig(), None, {}))
-    assert len(keys) == 2
-
-
-def test_an_entry_others_could_write_is_not_reused(tmp_path: Path) -> None:
-    """A stored pass in a directory (or a file) group or others can write could be theirs."""
-    from safe_pip.policy.file import Policy
-    from safe_pip.provenance.trust import TrustConfig
-    from safe_pip.sources import read_lock
-
-    lock_path = tmp_path / "requirements.txt"
-    lock_path.write_text(f"x==1.0 --hash=sha256:{'ab' * 32}\n", encoding="utf-8")
-    key = verified_cache.key([read_lock(lock_path)], Policy(), TrustConfig(), None, {})
-    root = tmp_path / "verified"
-    verified_cache.store_run(root, key, "report", "summary", 0)
-    assert verified_cache.load(root, key) == ("report", "summary")
-    root.chmod(0o777)
-    assert verified_cache.load(root, key) is None
-    root.chmod(0o700)
-    (root / f"{key}.json").chmod(0o666)
-    assert verified_cache.load(root, key) is None
+    bundles.put(b"{}", ok)
+    assert bundles.get("x-1-py3-none-any.whl", sha, b"{}") == ok
+    assert bundles.get("x-1-py3-none-any.whl", sha, b"{ }") is None  # other provenance
+    assert bundles.get("x-2-py3-none-any.whl", sha, b"{}") is None  # another file
+    other = TrustConfig.from_options(offline=True)  # another trust root
+    assert VerifiedBundles(tmp_path / "v", other).get("x-1-py3-none-any.whl", sha, b"{}") is None
+    assert os.stat(tmp_path / "v").st_mode & 0o077 == 0

@@ -75,6 +75,7 @@ from safe_pip.sources.model import (
 )
 
 if TYPE_CHECKING:
+    from safe_pip.lock.verified_cache import VerifiedBundles
     from safe_pip.net import ProjectPage
     from safe_pip.policy.file import Policy
     from safe_pip.policy.history import HistoryRecord, ProjectHistory
@@ -499,10 +500,13 @@ class LockChecker(Checker):
         *,
         cache: ProvenanceCache | None = None,
         evidence: Evidence | None = None,
+        verified: VerifiedBundles | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.cache = cache
+        #: bundles that verified before (permanent facts only; the verdicts are decided again)
+        self.verified = verified
         self.evidence = evidence
         self.cache_hits = 0
         self.from_cache: set[str] = set()  # digests whose provenance came from the cache
@@ -514,6 +518,20 @@ class LockChecker(Checker):
         self.keep_history = False
         self.history_reads: dict[str, dict[str, tuple[str, FileRef, bytes | None]]] = {}
         self._fetched: dict[str, bytes | None] = {}
+
+    def verify_provenance(
+        self, filename: str, sha256: str, provenance: bytes
+    ) -> VerificationResult:
+        """A bundle that verified before for this file under this trust root is not verified
+        again (:class:`~safe_pip.lock.verified_cache.VerifiedBundles`); anything else is."""
+        if self.verified is None:
+            return super().verify_provenance(filename, sha256, provenance)
+        hit = self.verified.get(filename, sha256, provenance)
+        if hit is not None:
+            return replace(hit, provenance=provenance)
+        result = super().verify_provenance(filename, sha256, provenance)
+        self.verified.put(provenance, result)
+        return result
 
     def fetch_provenance(self, ref: FileRef) -> bytes | None:
         if self.evidence is not None:

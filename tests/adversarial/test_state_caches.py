@@ -18,11 +18,15 @@ import pytest
 from safe_pip.policy.file import parse_policy
 from support.index_server import IndexServer
 from support.publish import Publisher
-from support.sigstore_ca import TestSigstore
+from support.sigstore_ca import GitHubIdentity, TestSigstore
 from test_serve import Env as ServeEnv
 from test_serve import file_url, get
+from verify_helpers import pylock_text
+
+from .conftest import Env, Run
 
 DAY = timedelta(days=1)
+T_ACME = 1_780_000_000  # 2026-05-28, in the past of every test run
 
 
 @pytest.fixture
@@ -92,3 +96,40 @@ def test_serve_records_again_after_another_process_forgot_the_project(
             assert [r.filename for r in other.project("alpha").records] == [
                 "alpha-1.0-py3-none-any.whl"
             ]
+
+
+def _verify_lock(env: Env, lock: Path) -> Run:
+    return env.cli("verify", str(lock), "--trust-root", str(env.trust_root))
+
+
+def test_verify_sees_a_quarantine_published_after_a_passing_run(env: Env) -> None:
+    """``safe-pip verify`` of an unchanged lock, policy and history must still see what the
+    index says now: a project quarantined (PEP 792) after a run that passed is refused by
+    the next run the same day (before: that day's passing report was re-printed, exit 0,
+    without reading the index)."""
+    env.pub.wheel("alpha", "1.0")
+    lock = env.workdir / "pylock.toml"
+    lock.write_text(pylock_text(env.server, ["alpha"]))
+    first = _verify_lock(env, lock)
+    assert first.code == 0, first.text
+    env.server.project_status["alpha"] = ("quarantined", "malware found")
+    again = _verify_lock(env, lock)
+    assert again.code == 1, again.text
+    assert "refused-quarantined" in again.text
+    assert "malware found" in again.text
+
+
+def test_verify_sees_a_publisher_change_published_after_a_passing_run(env: Env) -> None:
+    """The same for the index's window of the project's history: a release by another
+    publisher uploaded after a run that passed makes the next run refuse the locked file (a
+    change in the window, ADR 0012), and the cache of verified bundles does not hide it."""
+    env.pub.wheel("alpha", "1.0", published=T_ACME)
+    lock = env.workdir / "pylock.toml"
+    lock.write_text(pylock_text(env.server, ["alpha"]))
+    assert _verify_lock(env, lock).code == 0
+    env.pub.wheel(
+        "alpha", "1.1", identity=GitHubIdentity(repository="evil/alpha"), published=T_ACME + 86_400
+    )
+    again = _verify_lock(env, lock)
+    assert again.code == 1, again.text
+    assert "refused-publisher-change" in again.text

@@ -98,8 +98,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument(
         "--no-cache",
         action="store_true",
-        help="verify everything again: neither the provenance cache nor today's report of an "
-        "unchanged lock, policy, trust root and history is used",
+        help="verify everything again: neither the provenance cache nor the cache of bundles "
+        "that verified before is read or written (the index, history and policy are read by "
+        "every run anyway)",
     )
     p.add_argument(
         "-j", "--jobs", type=int, default=16, metavar="N", help="parallel requests (default 16)"
@@ -178,41 +179,15 @@ def run(args: argparse.Namespace) -> int:
         or next((lock.index for lock in locks if lock.index), None)
     )
 
-    from safe_pip.lock import verified_cache
     from safe_pip.output.terminal import Style
 
     style = Style.for_stream(sys.stdout) if not args.output else Style()
-    reuse = not (args.no_cache or args.write_identities or args.save_evidence or args.evidence)
-    runs = verified_cache.cache_dir(home)
-    run_key: str | None = None
     store = open_store(args, readonly=True)
     try:
         policy = policy_from_args(args)
         trust = trust_from_args(args)
-        if reuse:
-            run_key = verified_cache.key(
-                locks,
-                policy,
-                trust,
-                store,
-                {
-                    "format": args.format,
-                    "output": args.output or "",
-                    "style": repr(style),
-                    "verbose": args.verbose,
-                    "quiet": args.quiet,
-                    "index_url": index_url or "",
-                    "provenance_index": named_provenance_index(args.provenance_index) or "",
-                    "download": args.download,
-                    "index_history": not args.no_index_history,
-                    "offline": args.offline,
-                },
-            )
-            hit = verified_cache.load(runs, run_key)
-            if hit is not None:
-                return _emit(args, hit[0], hit[1], reused=True)
-        # verifying (imported only now: a reused run needs none of it)
         from safe_pip.check import PYPI_SIMPLE
+        from safe_pip.lock.verified_cache import VerifiedBundles, cache_dir
         from safe_pip.lockverify import (
             LockChecker,
             ProvenanceCache,
@@ -223,10 +198,15 @@ def run(args: argparse.Namespace) -> int:
         )
 
         cache = None
+        verified = None
         if not args.no_cache and offline_evidence is None:  # --offline reads the cache too
             cache = ProvenanceCache(default_cache_dir(home))
+            # bundles that verified before (permanent facts); the index, history, policy and
+            # clock are read again by every run
+            verified = VerifiedBundles(cache_dir(home), trust)
         checker = LockChecker(
             cache=cache,
+            verified=verified,
             trust=trust,
             policy=policy,
             store=store,
@@ -262,14 +242,12 @@ def run(args: argparse.Namespace) -> int:
 
     text = render(result, args.format, verbose=args.verbose, quiet=args.quiet, style=style)
     summary = render_text(result).splitlines()[-1]
-    _emit(args, text, summary, reused=False)
-    if run_key is not None:
-        verified_cache.store_run(runs, run_key, text, summary, result.exit_code)
+    _emit(args, text, summary)
     return result.exit_code
 
 
-def _emit(args: argparse.Namespace, text: str, summary: str, *, reused: bool) -> int:
-    """Write the report where it goes; on a cache hit, say on stderr that it was reused."""
+def _emit(args: argparse.Namespace, text: str, summary: str) -> None:
+    """Write the report where it goes."""
     if args.output:
         try:
             Path(args.output).write_text(text, encoding="utf-8")
@@ -280,9 +258,3 @@ def _emit(args: argparse.Namespace, text: str, summary: str, *, reused: bool) ->
     else:
         sys.stdout.write(text)
         sys.stdout.flush()
-    if reused and not args.quiet:
-        sys.stderr.write(
-            "safe-pip: the lock, policy, trust root and history are unchanged since a run that "
-            "verified everything today: its report was reused (--no-cache verifies again)\n"
-        )
-    return 0

@@ -1,24 +1,24 @@
-"""A cache of verified runs: an unchanged lock, verified with an unchanged policy, trust root
-and history, answers from the last run's report instead of verifying again (like pnpm's
-lockfile-verified cache).
+"""A cache of verified bundles for ``safe-pip verify``: only facts that cannot change.
 
-Only runs that exited 0 (every file verified and allowed) are stored, one file per key under
-``$SAFE_PIP_HOME/cache/verified/`` (else the user cache directory). The key is a sha256 over:
+"This provenance verifies for the file ``filename`` whose bytes hash to ``sha256``, under
+this trust root, and proves this publisher" is permanent: the bundle, the digest, the root
+and safe-pip's verification code decide it, and none of them is read from anything that
+changes. Everything else a verdict depends on can change at any time and is read again by
+every run: the index (a yank, a PEP 792 quarantine, provenance withdrawn, another publisher's
+release in the project's window of history), the history (another run recorded or forgot a
+record), the policy (an ``[[unsigned]]`` exception that expires), the clock (minimum release
+age). A run therefore reads the index and decides every file again; a hit only skips the
+Sigstore verification of a bundle that verified before (a run used to re-print the day's
+passing report of an unchanged lock, which hid a quarantine or a publisher change published
+that day; see docs/adr/0012).
 
-- the bytes of every lockfile (and its resolved path), what was read from it and from the
-  files it includes (a requirements file's ``-r``), the output format and options;
-- the policy (its file's bytes and the validated policy);
-- the trust root (its mode, and a custom root's bytes);
-- this machine's history of every project the locks name (a record another run added or
-  forgot changes the key);
-- safe-pip's version, and the UTC day: an entry is used on the day it was written only, so an
-  ``[[unsigned]]`` exception that expires, a project the index quarantines (PEP 792) or a
-  withdrawn attestation is seen again by the next day's first run at the latest.
-
-A hit re-prints the stored report and exit code; ``--no-cache`` (or any option that writes:
-``--write-identities``, ``--save-evidence``; or ``--evidence``) always verifies again. A cache
-entry that cannot be read, is of another schema, names another key, or that another user
-owns or could write (the file or its directory) is ignored.
+One file per bundle under ``$SAFE_PIP_HOME/cache/verified/`` (else the user cache directory),
+named by a sha256 over: the schema, safe-pip's version, the digest of the trusted root the
+verifier loaded, the file name, the file's sha256 and the provenance bytes' sha256. Only
+VERIFIED results are stored. An entry that cannot be read, is too large, of another schema,
+names another key, does not read back as a result, or that another user owns or could write
+(the file or its directory) is ignored: the bundle is verified again. ``--no-cache`` neither
+reads nor writes it.
 """
 
 from __future__ import annotations
@@ -28,21 +28,17 @@ import hashlib
 import json
 import os
 import tempfile
-from collections.abc import Iterable, Mapping
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from safe_pip import __version__
+from safe_pip.models import BuildContext, PublisherIdentity, VerificationResult, VerifyStatus
 
 if TYPE_CHECKING:
-    from safe_pip.policy.file import Policy
     from safe_pip.provenance.trust import TrustConfig
-    from safe_pip.sources import Lock
-    from safe_pip.store.db import HistoryStore
 
-SCHEMA = "safe-pip-verified/1"
-MAX_ENTRY_BYTES = 64 * 1024 * 1024
+SCHEMA = "safe-pip-verified-bundle/1"
+MAX_ENTRY_BYTES = 256 * 1024
 
 
 def cache_dir(home: str | None) -> Path:
@@ -57,104 +53,143 @@ def _sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def _history_digest(store: HistoryStore | None, projects: Iterable[str]) -> str:
-    if store is None:
-        return ""
-    h = hashlib.sha256()
-    for name in sorted(set(projects)):
-        hist = store.project(name)
-        h.update(name.encode() + b"\0")
-        for rec in hist.records:
-            h.update(repr(rec).encode() + b"\n")  # every field, whatever the model holds
-    return h.hexdigest()
+def trust_root_digest(trust: TrustConfig) -> str | None:
+    """The sha256 of the trusted root the verifier for ``trust`` loaded (None when it cannot be
+    told: then nothing is cached)."""
+    from safe_pip.provenance.trust import load_verifier
 
-
-def _read(lock: Lock) -> tuple[object, ...]:
-    """Everything a lock's verification reads from it (and from the files it includes)."""
-    return (lock.format, lock.packages, lock.index, lock.extra_indexes, lock.generator)
-
-
-def key(
-    locks: Iterable[Lock],
-    policy: Policy,
-    trust: TrustConfig,
-    store: HistoryStore | None,
-    options: Mapping[str, object],
-    *,
-    now: datetime | None = None,
-) -> str:
-    """The cache key of one verify run (see the module docstring for what it covers)."""
-    from packaging.utils import canonicalize_name
-
-    locks = list(locks)
-    parts: dict[str, Any] = {
-        "schema": SCHEMA,
-        "version": __version__,
-        "day": (now or datetime.now(timezone.utc)).astimezone(timezone.utc).date().isoformat(),
-        "locks": [[str(lock.path.resolve()), _sha(lock.path.read_bytes())] for lock in locks],
-        # what was read from them, files a lock includes (requirements ``-r``) too
-        "read": [_sha(repr(_read(lock)).encode()) for lock in locks],
-        "policy": _sha(repr(policy).encode()),
-        "policy_file": _sha(policy.path.read_bytes()) if policy.path is not None else "",
-        "trust": [trust.mode, str(trust.path or "")],
-        "trust_file": _sha(trust.path.read_bytes()) if trust.path is not None else "",
-        "history": _history_digest(
-            store, (str(canonicalize_name(p.name)) for lock in locks for p in lock.packages)
-        ),
-        "options": {k: str(v) for k, v in sorted(options.items())},
-    }
-    return _sha(json.dumps(parts, sort_keys=True).encode())
+    try:
+        text = load_verifier(trust)._trusted_root._inner.to_json()
+    except Exception:
+        return None
+    return _sha(text.encode() if isinstance(text, str) else bytes(text))
 
 
 def _private(st: os.stat_result) -> bool:
-    """Owned by this user and writable by no one else (a stored pass is a verdict)."""
+    """Owned by this user and writable by no one else (a stored result is a verdict)."""
     import stat
 
     owner = not hasattr(os, "getuid") or st.st_uid == os.getuid()
     return owner and not st.st_mode & (stat.S_IWGRP | stat.S_IWOTH)
 
 
-def load(root: Path, cache_key: str) -> tuple[str, str] | None:
-    """(report text, summary line) stored for ``cache_key`` (a run that exited 0), or None."""
-    path = root / f"{cache_key}.json"
-    try:
-        with path.open("rb") as fh:
-            if not _private(os.fstat(fh.fileno())) or not _private(os.stat(root)):
-                return None  # another user could have written it: verify again
-            raw = fh.read(MAX_ENTRY_BYTES + 1)
-        data = json.loads(raw)
-    except (OSError, ValueError):
-        return None
-    if (
-        len(raw) > MAX_ENTRY_BYTES
-        or not isinstance(data, dict)
-        or data.get("schema") != SCHEMA
-        or data.get("key") != cache_key
-        or data.get("exit_code") != 0
-        or not isinstance(data.get("report"), str)
-        or not isinstance(data.get("summary"), str)
-    ):
-        return None
-    return data["report"], data["summary"]
-
-
-def store_run(root: Path, cache_key: str, report: str, summary: str, exit_code: int) -> None:
-    """Keep a run that exited 0 (anything else is never stored); failures to write are ignored."""
-    if exit_code != 0:
-        return
-    doc = {
-        "schema": SCHEMA,
-        "key": cache_key,
-        "exit_code": 0,
-        "report": report,
-        "summary": summary,
+def _to_json(result: VerificationResult) -> dict[str, Any]:
+    return {
+        "filename": result.filename,
+        "sha256": result.sha256,
+        "reason": result.reason,
+        "reason_code": result.reason_code,
+        "identity": result.identity.to_json() if result.identity else None,
+        "predicate_types": list(result.predicate_types),
+        "tlog_index": result.tlog_index,
+        "integrated_time": result.integrated_time,
+        "tsa_time": result.tsa_time,
+        "tlog_kind": result.tlog_kind,
+        "build": result.build.to_json() if result.build else None,
     }
-    with contextlib.suppress(OSError):
-        root.mkdir(mode=0o700, parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".verified.", suffix=".tmp", dir=root)
+
+
+def _from_json(doc: Any) -> VerificationResult | None:
+    """The result :func:`_to_json` wrote; None for anything else."""
+    try:
+        ident = doc["identity"]
+        types = doc["predicate_types"]
+        for k in ("tlog_index", "integrated_time", "tsa_time"):
+            if doc[k] is not None and (type(doc[k]) is not int):
+                return None
+        if not (
+            isinstance(ident, dict)
+            and isinstance(types, list)
+            and all(isinstance(t, str) for t in types)
+            and all(
+                isinstance(doc[k], str) for k in ("filename", "sha256", "reason", "reason_code")
+            )
+            and (doc["tlog_kind"] is None or isinstance(doc["tlog_kind"], str))
+        ):
+            return None
+        return VerificationResult(
+            filename=doc["filename"],
+            sha256=doc["sha256"],
+            status=VerifyStatus.VERIFIED,
+            reason=doc["reason"],
+            reason_code=doc["reason_code"],
+            identity=PublisherIdentity.from_table(ident),
+            predicate_types=tuple(types),
+            tlog_index=doc["tlog_index"],
+            integrated_time=doc["integrated_time"],
+            tsa_time=doc["tsa_time"],
+            tlog_kind=doc["tlog_kind"],
+            build=BuildContext.from_json(doc["build"]),
+        )
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+class VerifiedBundles:
+    """Verified bundles by (trust root, file name, file sha256, provenance bytes)."""
+
+    def __init__(self, root: Path, trust: TrustConfig) -> None:
+        self.root = root
+        self.trust = trust
+        self._trust_digest: str | None = None
+        self.hits = 0
+
+    def _key(self, filename: str, sha256: str, provenance: bytes) -> str | None:
+        if self._trust_digest is None:
+            self._trust_digest = trust_root_digest(self.trust) or ""
+        if not self._trust_digest:
+            return None
+        parts = [
+            SCHEMA,
+            __version__,
+            self._trust_digest,
+            filename,
+            sha256.lower(),
+            _sha(provenance),
+        ]
+        return _sha(json.dumps(parts).encode())
+
+    def get(self, filename: str, sha256: str, provenance: bytes) -> VerificationResult | None:
+        """The stored VERIFIED result of this bundle for this file, or None."""
+        key = self._key(filename, sha256, provenance)
+        if key is None:
+            return None
+        path = self.root / f"{key}.json"
         try:
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                json.dump(doc, fh)
-            os.replace(tmp, root / f"{cache_key}.json")
-        finally:
-            Path(tmp).unlink(missing_ok=True)
+            with path.open("rb") as fh:
+                if not _private(os.fstat(fh.fileno())) or not _private(os.stat(self.root)):
+                    return None  # another user could have written it: verify again
+                raw = fh.read(MAX_ENTRY_BYTES + 1)
+            data = json.loads(raw)
+        except (OSError, ValueError, RecursionError):
+            return None
+        if (
+            len(raw) > MAX_ENTRY_BYTES
+            or not isinstance(data, dict)
+            or data.get("schema") != SCHEMA
+            or data.get("key") != key
+        ):
+            return None
+        result = _from_json(data.get("result"))
+        if result is None or result.filename != filename or result.sha256 != sha256:
+            return None
+        self.hits += 1
+        return result
+
+    def put(self, provenance: bytes, result: VerificationResult) -> None:
+        """Keep a VERIFIED result (anything else is never stored); failures are ignored."""
+        if result.status is not VerifyStatus.VERIFIED or result.identity is None:
+            return
+        key = self._key(result.filename, result.sha256, provenance)
+        doc = _to_json(result)
+        if key is None or _from_json(doc) != result:
+            return  # only what reads back as the very same result
+        with contextlib.suppress(OSError):
+            self.root.mkdir(mode=0o700, parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=".verified.", suffix=".tmp", dir=self.root)
+            try:
+                with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                    json.dump({"schema": SCHEMA, "key": key, "result": doc}, fh)
+                os.replace(tmp, self.root / f"{key}.json")
+            finally:
+                Path(tmp).unlink(missing_ok=True)
