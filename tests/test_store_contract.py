@@ -110,6 +110,24 @@ def test_records_round_trip_and_are_idempotent(store: HistoryStore) -> None:
     )
 
 
+def test_fingerprint_changes_with_every_change_of_the_history(store: HistoryStore) -> None:
+    """serve's cheap "did this project's history change?" (read on every file request):
+    another record, a record turned local, a forget, all change it; nothing else does."""
+    empty = store.fingerprint("widget")
+    store.record([rec("1.0", index="https://pypi.org/simple/", source="index")])
+    index_read = store.fingerprint("Widget")  # any spelling
+    assert index_read != empty
+    store.record([rec("1.0", index="https://pypi.org/simple/", source="index")])  # idempotent
+    assert store.fingerprint("widget") == index_read
+    store.record([rec("1.0", index="https://pypi.org/simple/")])  # seen here: now local
+    local = store.fingerprint("widget")
+    assert local not in (empty, index_read)
+    store.record([rec("1.1", B)])
+    assert store.fingerprint("widget") != local
+    assert store.forget("widget", reason="moved to a new org (checked)") == 2
+    assert store.fingerprint("widget") == empty
+
+
 def test_forget_is_logged_in_the_audit_log(store: HistoryStore) -> None:
     store.record([rec("1.0")])
     with pytest.raises(ConfigError):

@@ -559,7 +559,7 @@ class VerifyingIndex:
         store = self.checker.store
         if store is None:
             return None
-        return store.project(norm).fingerprint()
+        return store.fingerprint(norm)
 
     def _sync_history(self, norm: str) -> bool:
         """Drop ``norm``'s cached verdicts and history when its stored history changed since

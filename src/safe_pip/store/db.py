@@ -437,6 +437,27 @@ class HistoryStore:
                 return ProjectHistory.empty(canon)
             return self._project(self._conn, canon)
 
+    def fingerprint(self, name: str) -> str:
+        """A digest of every stored column of every record of ``name``: equal digests, same
+        history. ``serve`` compares it on every file request (a history change by another run
+        or replica drops its cached verdicts), so the rows are hashed as read, without
+        building records (about 10x cheaper than ``project(name)`` for a long history)."""
+        import hashlib
+
+        canon = canonicalize_name(name)
+        h = hashlib.sha256(canon.encode() + b"\0")
+        with self._lock:
+            if self._conn is None:
+                return h.hexdigest()
+            try:
+                for row in self._conn.execute(
+                    self._select() + " WHERE project = ? ORDER BY id", (canon,)
+                ):
+                    h.update(repr(tuple(row)).encode() + b"\n")
+            except sqlite3.Error as exc:
+                raise _store_error(self.location, exc, "could not read") from None
+        return h.hexdigest()
+
     def _project(self, conn: Connection, canon: str) -> ProjectHistory:
         try:
             rows = list(
