@@ -268,3 +268,33 @@ def test_verify_reports_uv_lock_editable_and_virtual_entries_at_their_line(env: 
     assert run.code == 0, run.text
     files = [f for lk in run.json()["locks"] for f in lk["files"]]
     assert {f["status"] for f in files if f["code"] == "local-source"} == {"warn"}
+
+
+@pytest.mark.skipif(os.name != "posix", reason="POSIX permissions")
+def test_history_directory_under_a_directory_others_can_write_is_refused(
+    env: Env, tmp_path: Path
+) -> None:
+    """A private history directory inside a directory others can write (no sticky bit): they
+    can rename the history away, and the next run would create an empty one and trust the
+    attacker's release on first use. Refused (exit 2) with a fix that works as printed; under
+    a sticky directory like /tmp (others cannot rename what is yours) it is fine."""
+    env.pub.wheel("alpha", "1.0")
+    shared = tmp_path / "shared"
+    shared.mkdir(mode=0o700)
+    home = shared / "home"
+    assert env.inspect("alpha==1.0", "--record", "--home", str(home)).code == 0
+    shared.chmod(0o777)
+    try:
+        run = env.inspect("alpha==1.0", "--record", "--home", str(home))
+        assert run.code == 2, run.text
+        assert f"{shared}: a directory above the history directory" in run.err
+        assert "writable by group or others" in run.err
+        assert f"chmod go-w {shared}" in run.err
+        assert "Traceback" not in run.text
+        shared.chmod(0o1777)  # sticky: others cannot rename home
+        assert env.inspect("alpha==1.0", "--record", "--home", str(home)).code == 0
+        shared.chmod(0o777)
+        os.system(f"chmod go-w {shared}")  # noqa: S605 - the printed fix, as printed
+        assert env.inspect("alpha==1.0", "--record", "--home", str(home)).code == 0
+    finally:
+        shared.chmod(0o700)

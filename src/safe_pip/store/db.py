@@ -1135,6 +1135,45 @@ def _check_home(directory: Path) -> None:
             f"not by you (uid {os.getuid()})",
             fix="point SAFE_PIP_HOME (or --home) at a directory you own",
         )
+    _check_ancestors(directory)
+
+
+def _check_ancestors(directory: Path) -> None:
+    """The directories above the history directory (as resolved: symbolic links followed),
+    like ssh's StrictModes: each must be owned by you or root and writable by no one else,
+    unless it has the sticky bit (``/tmp``: others cannot rename what is yours in it).
+    Otherwise another user could rename the history directory away, and the next run would
+    create an empty one and trust whoever publishes next on first use."""
+    from safe_pip.errors import InsecureHomeError
+
+    uid = os.getuid() if hasattr(os, "getuid") else None
+    try:
+        resolved = directory.resolve()
+    except (OSError, RuntimeError) as exc:
+        raise StoreError(f"{directory}: cannot resolve the history directory: {exc}") from None
+    for parent in resolved.parents:
+        try:
+            st = parent.stat()
+        except OSError as exc:
+            raise StoreError(
+                f"{parent}: cannot read a directory above the history directory: {exc}"
+            ) from None
+        if uid is not None and st.st_uid not in (0, uid):
+            raise InsecureHomeError(
+                f"{parent}: a directory above the history directory (SAFE_PIP_HOME) "
+                f"{directory} is owned by uid {st.st_uid}, not by you (uid {uid}) or root; "
+                "its owner could move the history away and have the next run trust an "
+                "attacker on first use",
+                fix="point SAFE_PIP_HOME (or --home) at a directory inside your own home",
+            )
+        if st.st_mode & 0o022 and not st.st_mode & stat.S_ISVTX:
+            raise InsecureHomeError(
+                f"{parent}: a directory above the history directory (SAFE_PIP_HOME) "
+                f"{directory} is writable by group or others (mode {stat.filemode(st.st_mode)}) "
+                "without the sticky bit; another user could move the history away and have the "
+                "next run trust an attacker on first use",
+                fix=f"chmod go-w {parent}",
+            )
 
 
 def _validate(path: Path) -> int:
