@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from safe_pip.errors import ConfigError
-from safe_pip.lockverify import apply_lock_identities, insert_identities, lock_identity_table
+from safe_pip.lock.locate import apply_lock_identities, insert_identities, lock_identity_table
 from safe_pip.models import (
     Action,
     PublisherIdentity,

@@ -187,8 +187,7 @@ def run(args: argparse.Namespace) -> int:
         policy = policy_from_args(args)
         trust = trust_from_args(args)
         from safe_pip.check import PYPI_SIMPLE
-        from safe_pip.lock.verified_cache import VerifiedBundles, cache_dir
-        from safe_pip.lockverify import (
+        from safe_pip.lock.locate import (
             LockChecker,
             ProvenanceCache,
             VerifyOptions,
@@ -196,6 +195,7 @@ def run(args: argparse.Namespace) -> int:
             verify_locks,
             write_identities,
         )
+        from safe_pip.lock.verified_cache import VerifiedBundles, cache_dir
 
         cache = None
         verified = None
