@@ -7,7 +7,9 @@ from pathlib import Path
 import pytest
 
 from safe_pip.errors import ConfigError
-from safe_pip.lock.locate import apply_lock_identities, insert_identities, lock_identity_table
+from safe_pip.lock.decide import apply_lock_identities
+from safe_pip.lock.outcome import lock_identity_table
+from safe_pip.lock.write import insert_identities
 from safe_pip.models import (
     Action,
     PublisherIdentity,

@@ -187,15 +187,12 @@ def run(args: argparse.Namespace) -> int:
         policy = policy_from_args(args)
         trust = trust_from_args(args)
         from safe_pip.check import PYPI_SIMPLE
-        from safe_pip.lock.locate import (
-            LockChecker,
-            ProvenanceCache,
-            VerifyOptions,
-            default_cache_dir,
-            verify_locks,
-            write_identities,
-        )
+        from safe_pip.lock.checker import LockChecker
+        from safe_pip.lock.outcome import VerifyOptions
+        from safe_pip.lock.provenance_cache import ProvenanceCache, default_cache_dir
+        from safe_pip.lock.run import verify_locks
         from safe_pip.lock.verified_cache import VerifiedBundles, cache_dir
+        from safe_pip.lock.write import write_identities
 
         cache = None
         verified = None

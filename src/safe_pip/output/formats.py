@@ -15,7 +15,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from safe_pip import __version__
-from safe_pip.lock.locate import (
+from safe_pip.lock.outcome import (
     HASH_MISMATCH,
     LOCAL_SOURCE,
     NAME_VERSION_MISMATCH,

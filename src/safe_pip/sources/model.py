@@ -27,7 +27,7 @@ class LockedFile:
     line: int | None = None  # 1-based line in the lock where this file (or its package) is
     #: Hash algorithms other than sha256 the lock lists for this file (as written). An
     #: installer accepts the file when ANY listed hash matches, and PEP 740 attests sha256
-    #: only, so such a file cannot be verified (lockverify: ``unverifiable-hash``).
+    #: only, so such a file cannot be verified (lock.locate: ``unverifiable-hash``).
     other_hashes: tuple[str, ...] = ()
     #: Set by a reader when the file's name names another project or version than its entry.
     mismatch: str | None = None

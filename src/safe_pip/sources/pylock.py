@@ -119,7 +119,7 @@ def _file(
     hashes = dict(entry.hashes or {})
     sha = normalize_sha256(hashes.get("sha256"))
     # An installer (uv) accepts the file when ANY listed hash matches; PEP 740 attests sha256
-    # only, so another algorithm makes the file unverifiable (lockverify: unverifiable-hash).
+    # only, so another algorithm makes the file unverifiable (lock.locate: unverifiable-hash).
     others = tuple(sorted(str(k) for k in hashes if k != "sha256"))
     line = None
     if span is not None:

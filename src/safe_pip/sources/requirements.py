@@ -1,7 +1,7 @@
 """Requirements files with ``==`` pins and ``--hash`` options, as ``pip-compile
 --generate-hashes`` (and ``uv pip compile``) write them.
 
-Such a file names hashes, not files: :mod:`safe_pip.lockverify` finds, on the index, the files
+Such a file names hashes, not files: :mod:`safe_pip.lock.locate` finds, on the index, the files
 of each pinned version whose sha256 the requirement lists. ``-r``/``--requirement`` includes
 are followed; ``-i``/``--index-url`` sets the index; other global options are ignored.
 """
