@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 
 from safe_pip._cli import main
+from safe_pip.learn.proposals import ProposalFile
 from safe_pip.policy.file import load_policy
-from safe_pip.policy.proposals import ProposalFile
 from support.index_server import IndexServer
 from support.publish import Publisher
 from support.sigstore_ca import GitHubIdentity, TestSigstore

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from safe_pip._cli import main
+from safe_pip.learn.proposals import Proposal, ProposalFile
 from safe_pip.policy.file import load_policy
-from safe_pip.policy.proposals import Proposal, ProposalFile
 from safe_pip.store.db import HistoryStore
 from support.index_server import IndexServer
 from support.publish import Publisher

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, TextIO
 from safe_pip.errors import EXIT_OK, ConfigError
 
 if TYPE_CHECKING:
-    from safe_pip.policy.proposals import Proposal
+    from safe_pip.learn.proposals import Proposal
 
 DESCRIPTION = """\
 Walk the proposals 'safe-pip allow learn' left pending (in <policy>.proposals.toml beside the
@@ -112,10 +112,10 @@ def run_review(args: argparse.Namespace) -> int:
     from packaging.utils import canonicalize_name
 
     from safe_pip.commands._common import open_store
+    from safe_pip.learn.proposals import ProposalFile, already_in_policy, apply, proposals_path
     from safe_pip.output.render import dump_json
     from safe_pip.policy.file import PolicyDocument, is_placeholder_reason
     from safe_pip.policy.history import HistoryRecord
-    from safe_pip.policy.proposals import ProposalFile, already_in_policy, apply, proposals_path
     from safe_pip.text import clean
 
     doc = PolicyDocument.open(Path(args.policy) if args.policy else None)

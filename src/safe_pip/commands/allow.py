@@ -611,7 +611,7 @@ SUBCOMMANDS: list[
 def _register_learn(
     sub: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser
 ) -> None:
-    from safe_pip.learn import register_learn
+    from safe_pip.learn.used import register_learn
 
     register_learn(sub, common)
 

@@ -43,9 +43,9 @@ from safe_pip.errors import (
 
 if TYPE_CHECKING:
     from safe_pip.check import Checker
+    from safe_pip.learn.proposals import Kind, Proposal
     from safe_pip.models import FileRef, PublisherIdentity, Verdict
     from safe_pip.net import ProjectPage
-    from safe_pip.policy.proposals import Kind, Proposal
 
 LEARN_DESCRIPTION = """\
 Learn the publishers of every project you use and write them into the policy file. What you use
@@ -591,7 +591,7 @@ def _publisher_evidence(item: Learned) -> str:
 
 def proposals_for(item: Learned, today: str) -> list[Proposal]:
     """What needs a human for ``item`` (nothing when its one publisher is written directly)."""
-    from safe_pip.policy.proposals import Proposal
+    from safe_pip.learn.proposals import Proposal
 
     def make(kind: Kind, **kw: Any) -> Proposal:
         return Proposal(
@@ -660,9 +660,9 @@ def proposals_for(item: Learned, today: str) -> list[Proposal]:
 
 def run_learn(args: argparse.Namespace) -> int:
     from safe_pip.check import PYPI_SIMPLE
+    from safe_pip.learn.proposals import ProposalFile, already_in_policy, proposals_path
     from safe_pip.output.render import dump_json
     from safe_pip.policy.file import PolicyDocument
-    from safe_pip.policy.proposals import ProposalFile, already_in_policy, proposals_path
     from safe_pip.text import clean
 
     index_url = args.index_url or PYPI_SIMPLE

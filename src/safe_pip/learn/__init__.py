@@ -1,0 +1,1 @@
+"""Allowlist proposals and review (``safe-pip allow learn`` / ``allow review``)."""
