@@ -1,4 +1,5 @@
-"""``safe-pip allow review``: accept or reject pending proposals, each with a reason.
+"""``safe-pip allow review``: accept or reject pending proposals, each with a reason (the options,
+the questions on a terminal, the report; the decisions take effect in :mod:`safe_pip.learn.review`).
 
 Interactive on a terminal: every pending proposal is shown (what it adds, where it was learned,
 why) and answered with accept / reject / skip / quit, then a reason. Scripts use
@@ -107,15 +108,12 @@ def _ask_reason(out: TextIO) -> str:
 
 
 def run_review(args: argparse.Namespace) -> int:
-    from dataclasses import replace
-
     from packaging.utils import canonicalize_name
 
-    from safe_pip.commands._common import open_store
-    from safe_pip.learn.proposals import ProposalFile, already_in_policy, apply, proposals_path
+    from safe_pip.learn.proposals import ProposalFile, already_in_policy, proposals_path
+    from safe_pip.learn.review import Decision, record_decisions
     from safe_pip.output.render import dump_json
     from safe_pip.policy.file import PolicyDocument, is_placeholder_reason
-    from safe_pip.policy.history import HistoryRecord
     from safe_pip.text import clean
 
     doc = PolicyDocument.open(Path(args.policy) if args.policy else None)
@@ -146,7 +144,7 @@ def run_review(args: argparse.Namespace) -> int:
     elif args.reason:
         raise ConfigError("--reason goes with --accept-all or --reject-all")
 
-    decisions: list[tuple[Proposal, str, str]] = []  # (proposal, "accept"|"reject", reason)
+    decisions: list[Decision] = []
     if batch:
         verb = "accept" if args.accept_all else "reject"
         decisions = [(p, verb, args.reason.strip()) for p in pending]
@@ -175,47 +173,7 @@ def run_review(args: argparse.Namespace) -> int:
                     "--accept-all/--reject-all --reason TEXT"
                 ) from None
 
-    accepted = [(p, r) for p, verb, r in decisions if verb == "accept"]
-    for p, reason in accepted:
-        if not already_in_policy(p, doc, today):
-            apply(p, doc, reason)
-    store = open_store(args)
-    try:
-        if doc.changed():
-            doc.save()
-        now = datetime.now(timezone.utc)
-        for p, verb, reason in decisions:
-            if verb == "accept" and p.files:
-                # the bytes learn saw become the unsigned file memory (refused-file-changed)
-                store.record(
-                    HistoryRecord(
-                        project=p.name,
-                        version=p.learned_version or "0",
-                        filename=filename,
-                        sha256=sha,
-                        identity=None,
-                        seen_at=now,
-                        index=None,
-                        source="local",
-                    )
-                    for filename, sha in p.files
-                )
-            store.audit(
-                f"review-{verb}",
-                p.name,
-                reason=reason,
-                detail={"proposal": p.to_table(), "policy": str(doc.path)},
-            )
-    finally:
-        store.close()
-    verdicts = {id(p): (verb, reason) for p, verb, reason in decisions}
-    kept = []
-    for p in pfile.proposals:
-        verb, reason = verdicts.get(id(p), ("", ""))
-        if verb == "accept":
-            continue
-        kept.append(replace(p, rejected=reason) if verb == "reject" else p)
-    pfile.proposals = kept
+    accepted = record_decisions(args, doc, pfile, decisions, today)
     for p, verb, _reason in decisions:
         print(f"{verb}ed {clean(p.summary(), limit=300)}")
     pfile.save()

@@ -611,9 +611,9 @@ SUBCOMMANDS: list[
 def _register_learn(
     sub: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser
 ) -> None:
-    from safe_pip.learn.used import register_learn
+    from safe_pip.commands._learn import register
 
-    register_learn(sub, common)
+    register(sub, common)
 
 
 def _register_review(

@@ -1,1 +1,2 @@
-"""Allowlist proposals and review (``safe-pip allow learn`` / ``allow review``)."""
+"""The learn face (``safe-pip allow learn`` / ``allow review``): what a project uses, its verified
+publishers, allowlist proposals and their review. May import check and the rooms below it."""
