@@ -395,7 +395,7 @@ def test_add_is_idempotent_over_certificate_only_fields(workdir: Path) -> None:
     """learn passes identities read from certificates (ref, issuer): the entry is the same
     publisher, so nothing is added twice."""
     from safe_pip.models import PublisherIdentity
-    from safe_pip.policy.file import PolicyDocument
+    from safe_pip.policy.edit import PolicyDocument
 
     seen = PublisherIdentity(
         kind="GitHub", repository="acme/demo", workflow="release.yml", repository_id="1",

@@ -14,13 +14,12 @@ from hypothesis import strategies as st
 
 from safe_pip.errors import ConfigError
 from safe_pip.models import PublisherIdentity
+from safe_pip.policy.edit import PolicyDocument, atomic_write_text
 from safe_pip.policy.file import (
     Defaults,
     IdentityError,
     Policy,
-    PolicyDocument,
     _Locator,
-    atomic_write_text,
     find_policy,
     format_shorthand,
     load_policy,

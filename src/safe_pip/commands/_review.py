@@ -113,7 +113,8 @@ def run_review(args: argparse.Namespace) -> int:
     from safe_pip.learn.proposals import ProposalFile, already_in_policy, proposals_path
     from safe_pip.learn.review import Decision, record_decisions
     from safe_pip.output.render import dump_json
-    from safe_pip.policy.file import PolicyDocument, is_placeholder_reason
+    from safe_pip.policy.edit import PolicyDocument
+    from safe_pip.policy.file import is_placeholder_reason
     from safe_pip.text import clean
 
     doc = PolicyDocument.open(Path(args.policy) if args.policy else None)

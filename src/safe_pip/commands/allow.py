@@ -19,7 +19,8 @@ from safe_pip.errors import EXIT_OK, ConfigError
 
 if TYPE_CHECKING:
     from safe_pip.models import PublisherIdentity
-    from safe_pip.policy.file import Policy, PolicyDocument
+    from safe_pip.policy.edit import PolicyDocument
+    from safe_pip.policy.file import Policy
 
 DESCRIPTION = """\
 Edit the policy file: which publishers may ship a project ([[package]]), and which unsigned
@@ -118,7 +119,7 @@ def _register_add(
 
 
 def _open_doc(args: argparse.Namespace) -> PolicyDocument:
-    from safe_pip.policy.file import PolicyDocument
+    from safe_pip.policy.edit import PolicyDocument
 
     explicit = getattr(args, "policy", None)
     return PolicyDocument.open(Path(explicit) if explicit else None)

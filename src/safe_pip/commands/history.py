@@ -297,7 +297,7 @@ def run_export(args: argparse.Namespace) -> int:
         data = store.export()
     text = json.dumps(data, indent=2, sort_keys=True) + "\n"
     if args.file:
-        from safe_pip.policy.file import atomic_write_text
+        from safe_pip.policy.edit import atomic_write_text
 
         atomic_write_text(Path(args.file), text)
         print(f"wrote {len(data['records'])} record(s) to {args.file}", file=sys.stderr)

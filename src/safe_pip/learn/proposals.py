@@ -27,14 +27,8 @@ from packaging.utils import canonicalize_name
 
 from safe_pip.errors import ConfigError
 from safe_pip.models import PublisherIdentity
-from safe_pip.policy.file import (
-    PYPROJECT_FILENAME,
-    IdentityError,
-    PolicyDocument,
-    atomic_write_text,
-    identity_key,
-    validate_identity_table,
-)
+from safe_pip.policy.edit import PolicyDocument, atomic_write_text, identity_key
+from safe_pip.policy.file import PYPROJECT_FILENAME, IdentityError, validate_identity_table
 
 Kind = Literal["publisher", "unsigned", "unsigned-project"]
 Dependency = Literal["direct", "transitive", "unknown"]

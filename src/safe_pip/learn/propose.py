@@ -18,7 +18,7 @@ def _versions_text(versions: list[str]) -> str:
 
 def _switches(item: Learned) -> int:
     """How often the publisher changes from one release of the window to the next."""
-    from safe_pip.policy.file import identity_key
+    from safe_pip.policy.edit import identity_key
 
     keys = [identity_key(p) for p, _vs in item.window_publishers()]
     order = [keys.index(identity_key(rel.publishers[0])) for rel in item.window if rel.publishers]

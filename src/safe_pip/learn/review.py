@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 from safe_pip.learn.proposals import Proposal, ProposalFile, already_in_policy, apply
 
 if TYPE_CHECKING:
-    from safe_pip.policy.file import PolicyDocument
+    from safe_pip.policy.edit import PolicyDocument
 
 #: (proposal, "accept" | "reject", reason)
 Decision = tuple[Proposal, str, str]

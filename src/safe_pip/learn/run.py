@@ -37,7 +37,7 @@ from safe_pip.learn.window import Learned, learn
 if TYPE_CHECKING:
     from safe_pip.learn.proposals import Proposal, ProposalFile
     from safe_pip.models import PublisherIdentity
-    from safe_pip.policy.file import PolicyDocument
+    from safe_pip.policy.edit import PolicyDocument
 
 
 @dataclass
@@ -71,7 +71,7 @@ def learn_into_policy(args: argparse.Namespace) -> LearnRun:
     needs a human into the proposals file (neither with ``args.dry_run``)."""
     from safe_pip.check import PYPI_SIMPLE
     from safe_pip.learn.proposals import ProposalFile, already_in_policy, proposals_path
-    from safe_pip.policy.file import PolicyDocument
+    from safe_pip.policy.edit import PolicyDocument
 
     index_url = args.index_url or PYPI_SIMPLE
     doc = PolicyDocument.open(Path(args.policy) if args.policy else None)

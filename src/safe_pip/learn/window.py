@@ -46,7 +46,7 @@ class Learned:
 
     def window_publishers(self) -> list[tuple[PublisherIdentity, list[str]]]:
         """Each distinct publisher of the window (table + ids) with the versions it signed."""
-        from safe_pip.policy.file import identity_key
+        from safe_pip.policy.edit import identity_key
 
         out: dict[tuple[tuple[str, str], ...], tuple[PublisherIdentity, list[str]]] = {}
         for rel in self.window:
@@ -166,7 +166,7 @@ def _learn(projects: list[Used], checker: Checker, index_url: str, depth: int) -
             refs += [(key, v, v == version, replace(f, url=None)) for f in chosen if f.sha256]
     verdicts = checker.check([r for *_x, r in refs])
     by_release = {(k, rel.version): rel for k, it in results.items() for rel in it.window}
-    from safe_pip.policy.file import identity_key
+    from safe_pip.policy.edit import identity_key
 
     for (key, version, in_use, ref), verdict in zip(refs, verdicts, strict=True):
         item = results[key]

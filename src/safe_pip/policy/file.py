@@ -1,4 +1,4 @@
-"""The policy file: find it, load and validate it (errors name file and line), and edit it.
+"""The policy file: find it, load and validate it (errors name file and line).
 
 Where the policy comes from, first match wins (see :func:`load_policy`):
 
@@ -12,9 +12,7 @@ A file that exists but is wrong is a :class:`~safe_pip.errors.ConfigError` whose
 with ``path:line:``. Nothing is ever silently defaulted: unknown keys, wrong types, bad
 specifiers, bad identities and unknown publisher kinds are all errors.
 
-Edits (:class:`PolicyDocument`) go through tomlkit so comments and layout survive, are
-re-validated before writing, and are written atomically (temp file in the same directory,
-fsync, ``os.replace``).
+Editing the file is :mod:`safe_pip.policy.edit`.
 """
 
 from __future__ import annotations
@@ -22,8 +20,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-import tempfile
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -538,7 +535,7 @@ class _Locator:
 # ---------------------------------------------------------------------------------------------
 # Parsing and validation
 
-_DEFAULT_KEYS: dict[str, str] = {
+DEFAULT_KEYS: dict[str, str] = {
     "require-attestation": "require_attestation",
     "trust-on-first-use": "trust_on_first_use",
     "on-publisher-change": "on_publisher_change",
@@ -567,7 +564,7 @@ DEFAULT_KINDS: dict[str, str] = {
     k: "bool"
     if k in _BOOL_DEFAULTS
     else ("choice" if k in _CHANGE_DEFAULTS else ("duration" if k == "min-release-age" else "int"))
-    for k in _DEFAULT_KEYS
+    for k in DEFAULT_KEYS
 }
 MAX_INDEX_HISTORY_DEPTH = 100
 _TOP_KEYS = ("defaults", "package", "unsigned", "unsigned-project")
@@ -615,11 +612,11 @@ def _parse_defaults(raw: object, err: _Errors) -> Defaults:
         raise err.error(f"[defaults] must be a table, not {_type_name(raw)}", "defaults")
     values: dict[str, Any] = {}
     for key, value in raw.items():
-        if key not in _DEFAULT_KEYS:
-            close = [k for k in _DEFAULT_KEYS if k.replace("-", "_") == key or k == key.lower()]
+        if key not in DEFAULT_KEYS:
+            close = [k for k in DEFAULT_KEYS if k.replace("-", "_") == key or k == key.lower()]
             hint = f" (did you mean {close[0]!r}?)" if close else ""
             raise err.error(
-                f"unknown key {key!r} in [defaults]{hint}; known keys: " + ", ".join(_DEFAULT_KEYS),
+                f"unknown key {key!r} in [defaults]{hint}; known keys: " + ", ".join(DEFAULT_KEYS),
                 "defaults",
                 key,
             )
@@ -648,7 +645,7 @@ def _parse_defaults(raw: object, err: _Errors) -> Defaults:
             )
         elif key == "min-release-age":
             value = _release_age(value, "defaults.min-release-age", err, ("defaults", key))
-        values[_DEFAULT_KEYS[key]] = value
+        values[DEFAULT_KEYS[key]] = value
     return Defaults(**values)
 
 
@@ -832,11 +829,11 @@ def _parse_unsigned(raw: object, i: int, err: _Errors) -> UnsignedException:
     )
 
 
-def _unwrap(doc: Any) -> Any:
+def unwrap_toml(doc: Any) -> Any:
     return doc.unwrap() if hasattr(doc, "unwrap") else doc
 
 
-def _parse_toml(text: str, path: Path | None) -> Any:
+def parse_toml(text: str, path: Path | None) -> Any:
     import tomlkit
     from tomlkit.exceptions import ParseError
 
@@ -851,8 +848,8 @@ def _parse_toml(text: str, path: Path | None) -> Any:
 
 def parse_policy(text: str, path: Path | None = None, *, pyproject: bool = False) -> Policy:
     """Validate policy text. ``pyproject=True`` reads the ``[tool.safe-pip]`` table."""
-    doc = _parse_toml(text, path)
-    data = _unwrap(doc)
+    doc = parse_toml(text, path)
+    data = unwrap_toml(doc)
     locator = _Locator(text)
     prefix: tuple[object, ...] = PYPROJECT_TABLE if pyproject else ()
     err = _Errors(path, locator, prefix)
@@ -971,7 +968,7 @@ def _parse_unsigned_project(raw: object, i: int, err: _Errors) -> UnsignedProjec
     )
 
 
-def _read(path: Path) -> str:
+def read_policy_text(path: Path) -> str:
     try:
         return path.read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -984,7 +981,7 @@ def _read(path: Path) -> str:
 
 def _has_tool_table(path: Path) -> bool:
     """Whether a pyproject.toml has a [tool.safe-pip] table (parse errors are reported)."""
-    data = _unwrap(_parse_toml(_read(path), path))
+    data = unwrap_toml(parse_toml(read_policy_text(path), path))
     tool = data.get("tool")
     return isinstance(tool, dict) and "safe-pip" in tool
 
@@ -1043,337 +1040,5 @@ def load_policy(
             f"{loc.path}: policy file not found (named by {source})",
             fix="create it with 'safe-pip allow add ...' or fix the path",
         )
-    policy = parse_policy(_read(loc.path), loc.path, pyproject=loc.pyproject)
+    policy = parse_policy(read_policy_text(loc.path), loc.path, pyproject=loc.pyproject)
     return replace(policy, explicit=True) if explicit is not None else policy
-
-
-# ---------------------------------------------------------------------------------------------
-# Editing
-
-
-def identity_key(identity: PublisherIdentity) -> tuple[tuple[str, str], ...]:
-    """What a policy entry says about a publisher: its PEP 740 table plus the numeric id pins.
-    Certificate-only facts (ref, issuer, where the environment came from) are not part of it,
-    so the same publisher seen in two releases is the same entry."""
-    values = dict(identity.to_table())
-    for key in ("repository_id", "repository_owner_id"):
-        value = getattr(identity, key)
-        if value:
-            values[key] = value
-    return tuple(sorted(values.items()))
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` atomically: temp file in the same directory, fsync, replace.
-
-    An existing file's permission bits are kept.
-    """
-    directory = path.parent
-    directory.mkdir(parents=True, exist_ok=True)
-    mode: int | None = None
-    with contextlib.suppress(FileNotFoundError):
-        mode = path.stat().st_mode & 0o7777
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, mode if mode is not None else 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    if hasattr(os, "O_DIRECTORY"):
-        try:
-            dfd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-        except OSError:  # pragma: no cover - some filesystems refuse
-            return
-        try:
-            os.fsync(dfd)
-        except OSError:  # pragma: no cover
-            pass
-        finally:
-            os.close(dfd)
-
-
-_NEW_FILE_HEADER = """\
-# safe-pip policy: which publishers may ship each project, and which unsigned releases are
-# accepted. Reference: docs/policy.md. Edit by hand or with 'safe-pip allow'.
-
-"""
-
-
-class PolicyDocument:
-    """A policy file opened for editing; comments and layout are preserved.
-
-    ``load`` validates the current content first (an invalid file is not edited), every
-    mutation re-validates, and :meth:`save` writes atomically.
-    """
-
-    def __init__(self, location: PolicyLocation, text: str) -> None:
-        import tomlkit
-
-        if location.path is None:
-            raise ValueError("PolicyDocument needs a path")
-        self.location = location
-        self.path: Path = location.path
-        self.original_text = text
-        self._doc = _parse_toml(text, self.path) if text.strip() else tomlkit.document()
-        self.policy = parse_policy(self.text, self.path, pyproject=location.pyproject)
-
-    @classmethod
-    def open(
-        cls,
-        explicit: Path | None = None,
-        *,
-        cwd: Path | None = None,
-        env: Mapping[str, str] | None = None,
-    ) -> PolicyDocument:
-        """Open the file :func:`load_policy` would read; ``./safe-pip.toml`` (new) when none."""
-        loc = find_policy(explicit, cwd=cwd, env=env)
-        if loc.path is None:
-            path = (Path.cwd() if cwd is None else cwd) / POLICY_FILENAME
-            loc = PolicyLocation(path, False, False)
-        else:
-            path = loc.path
-        text = _read(path) if loc.exists else ""
-        if not loc.exists and not loc.pyproject:
-            text = _NEW_FILE_HEADER
-        return cls(loc, text)
-
-    @property
-    def text(self) -> str:
-        import tomlkit
-
-        return tomlkit.dumps(self._doc)
-
-    def _root(self, create: bool) -> Any:
-        """The container holding defaults/package/unsigned (the doc or [tool.safe-pip])."""
-        import tomlkit
-
-        if not self.location.pyproject:
-            return self._doc
-        if "tool" not in self._doc:
-            if not create:
-                return None
-            self._doc.add("tool", tomlkit.table(is_super_table=True))
-        tool = self._doc["tool"]
-        if "safe-pip" not in tool:
-            if not create:
-                return None
-            tool.add("safe-pip", tomlkit.table(is_super_table=True))
-        return tool["safe-pip"]
-
-    def _revalidate(self) -> Policy:
-        self.policy = parse_policy(self.text, self.path, pyproject=self.location.pyproject)
-        return self.policy
-
-    def _aot(self, key: str, create: bool) -> Any:
-        import tomlkit
-
-        root = self._root(create)
-        if root is None:
-            return None
-        if key not in root:
-            if not create:
-                return None
-            root.append(key, tomlkit.aot())
-        return root[key]
-
-    @staticmethod
-    def _publisher_item(identity: PublisherIdentity) -> Any:
-        """An inline table written as ``{ kind = "GitHub", repository = ..., ... }``."""
-        import tomlkit
-
-        values: dict[str, str] = dict(identity.to_table())
-        for k in ("repository_id", "repository_owner_id"):
-            value = getattr(identity, k)
-            if value:
-                values[k] = value
-        body = ", ".join(f"{k} = {tomlkit.item(v).as_string()}" for k, v in values.items())
-        return tomlkit.parse(f"x = {{ {body} }}\n")["x"]
-
-    def add_package(
-        self, name: str, publishers: Iterable[PublisherIdentity]
-    ) -> list[PublisherIdentity]:
-        """Add publishers for ``name`` (creating its [[package]] entry). Returns the
-        publishers that changed the file: new ones, and listed ones whose numeric id pins
-        (``repository_id``, ``repository_owner_id``) were added or replaced.
-
-        Publishers are compared by :func:`identity_key` (table plus id pins), never by
-        certificate-only facts, so adding what is already listed changes nothing."""
-        import tomlkit
-
-        canon = canonicalize_name(name)
-        pubs: list[PublisherIdentity] = []
-        for p in publishers:
-            if all(identity_key(p) != identity_key(q) for q in pubs):
-                pubs.append(p)
-        if not pubs:
-            raise ConfigError("allow add needs at least one --publisher")
-        existing = self.policy.packages.get(canon)
-        changed: list[PublisherIdentity] = []
-        if existing is not None:
-            aot = self._aot("package", create=False)
-            for table in aot:
-                if canonicalize_name(str(table.get("name", ""))) != canon:
-                    continue
-                arr = table["publishers"]
-                have = list(existing.publishers)
-                for p in pubs:
-                    if any(identity_key(p) == identity_key(q) for q in have):
-                        continue
-                    pins = p.repository_id or p.repository_owner_id
-                    same = [i for i, q in enumerate(have) if q.to_table() == p.to_table()]
-                    if pins and same:
-                        # the same publisher by name: pin (or re-pin) its numeric ids
-                        for i in same:
-                            arr[i] = self._publisher_item(p)
-                            have[i] = p
-                    else:
-                        arr.append(self._publisher_item(p))
-                        have.append(p)
-                    changed.append(p)
-                if changed and len(arr) > 1:
-                    arr.multiline(True)
-                break
-        else:
-            entry = tomlkit.table()
-            entry["name"] = name
-            arr = tomlkit.array()
-            for p in pubs:
-                changed.append(p)
-                arr.append(self._publisher_item(p))
-            if len(arr) > 1:
-                arr.multiline(True)
-            entry["publishers"] = arr
-            entry.add(tomlkit.nl())
-            self._aot("package", create=True).append(entry)
-        self._revalidate()
-        return changed
-
-    def set_default(self, key: str, value: bool | str | int) -> bool:
-        """Set ``[defaults] key = value`` (validated like a hand-written file). Returns
-        whether the file changed."""
-        import tomlkit
-
-        if key not in _DEFAULT_KEYS:
-            raise ConfigError(f"unknown default {key!r}; known: " + ", ".join(_DEFAULT_KEYS))
-        root = self._root(create=True)
-        if "defaults" not in root:
-            root.add("defaults", tomlkit.table())  # a [defaults] header is valid anywhere
-        defaults = root["defaults"]
-        before = defaults.get(key)
-        if before is not None and _unwrap(before) == value and type(_unwrap(before)) is type(value):
-            return False
-        defaults[key] = value
-        try:
-            self._revalidate()
-        except ConfigError:
-            if before is None:
-                del defaults[key]
-            else:
-                defaults[key] = before
-            raise
-        return True
-
-    def remove_package(self, name: str) -> tuple[int, int]:
-        """Remove ``name``'s [[package]] and [[unsigned]] entries: (packages, unsigned) removed."""
-        canon = canonicalize_name(name)
-        counts = []
-        for key in ("package", "unsigned", "unsigned-project"):
-            aot = self._aot(key, create=False)
-            removed = 0
-            if aot is not None:
-                for idx in reversed(range(len(aot))):
-                    if canonicalize_name(str(aot[idx].get("name", ""))) == canon:
-                        del aot[idx]
-                        removed += 1
-                if len(aot) == 0:
-                    root = self._root(create=False)
-                    del root[key]
-            counts.append(removed)
-        self._revalidate()
-        return counts[0], counts[1] + counts[2]
-
-    def add_unsigned(
-        self,
-        name: str,
-        *,
-        versions: str,
-        reason: str,
-        expires: date | None = None,
-        sha256: Sequence[str] = (),
-    ) -> UnsignedException:
-        """Append an [[unsigned]] entry (validated like a hand-written one)."""
-        import tomlkit
-
-        entry = tomlkit.table()
-        entry["name"] = name
-        entry["versions"] = versions
-        if sha256:
-            entry["sha256"] = [h.lower() for h in sha256]
-        entry["reason"] = reason
-        if expires is not None:
-            entry["expires"] = expires
-        entry.add(tomlkit.nl())
-        aot = self._aot("unsigned", create=True)
-        aot.append(entry)
-        try:
-            policy = self._revalidate()
-        except ConfigError:
-            del aot[len(aot) - 1]
-            raise
-        return policy.unsigned[-1]
-
-    def add_unsigned_project(
-        self, name: str, *, reason: str, expires: date | None = None
-    ) -> UnsignedProject | None:
-        """Add (or update) the ``[[unsigned-project]]`` entry for ``name``; None when an equal
-        entry is already there."""
-        import tomlkit
-
-        canon = canonicalize_name(name)
-        have = self.policy.unsigned_projects.get(canon)
-        if have is not None and have.reason == reason.strip() and have.expires == expires:
-            return None
-        before = self.text
-        aot = self._aot("unsigned-project", create=True)
-        entry = None
-        for table in aot:
-            if canonicalize_name(str(table.get("name", ""))) == canon:
-                entry = table
-                break
-        if entry is None:
-            entry = tomlkit.table()
-            entry["name"] = name
-            entry["reason"] = reason.strip()
-            if expires is not None:
-                entry["expires"] = expires
-            entry.add(tomlkit.nl())
-            aot.append(entry)
-        else:
-            entry["reason"] = reason.strip()
-            if expires is not None:
-                entry["expires"] = expires
-            elif "expires" in entry:
-                del entry["expires"]
-        try:
-            policy = self._revalidate()
-        except ConfigError:
-            self._doc = _parse_toml(before, self.path) if before.strip() else tomlkit.document()
-            self._revalidate()
-            raise
-        return policy.unsigned_projects[canon]
-
-    def changed(self) -> bool:
-        return self.text != self.original_text
-
-    def save(self) -> None:
-        """Re-validate and write atomically."""
-        text = self.text
-        parse_policy(text, self.path, pyproject=self.location.pyproject)
-        atomic_write_text(self.path, text)
-        self.original_text = text
