@@ -292,7 +292,7 @@ def test_metadata_direct_url_dependency_refused_by_serve(attack: Attack, tmp_pat
     import urllib.error
     import urllib.request
 
-    from safe_pip.commands._common import make_checker, open_store
+    from safe_pip.options import make_checker, open_store
     from safe_pip.serve import start_server
 
     attack.env.pub.wheel("lure", "1.0", requires=[f"evil @ {attack.sdist_url}"])

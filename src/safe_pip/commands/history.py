@@ -129,7 +129,7 @@ def _usage(parser: argparse.ArgumentParser) -> int:
 
 
 def _open(args: argparse.Namespace, *, readonly: bool) -> HistoryStore:
-    from safe_pip.commands._common import open_store
+    from safe_pip.options import open_store
 
     return open_store(args, readonly=readonly)
 

@@ -129,8 +129,8 @@ def run(args: argparse.Namespace) -> int:
     import tempfile
 
     from safe_pip.check import PYPI_SIMPLE
-    from safe_pip.commands._common import make_checker, open_store
     from safe_pip.models import Action, ReasonCode
+    from safe_pip.options import make_checker, open_store
     from safe_pip.output.render import dump_json, verdict_lines
 
     index_url = args.index_url or PYPI_SIMPLE

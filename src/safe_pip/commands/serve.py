@@ -135,7 +135,7 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from safe_pip.check import PYPI_SIMPLE
-    from safe_pip.commands._common import make_checker, open_store
+    from safe_pip.options import make_checker, open_store
     from safe_pip.serve import EventLog, RunningServer, VerifyingIndex, make_server
     from safe_pip.serve.server import DEFAULT_PAGE_TTL, Mode
     from safe_pip.text import clean
@@ -145,7 +145,7 @@ def run(args: argparse.Namespace) -> int:
     # on another index only when one is named (--provenance-index or
     # $SAFE_PIP_PROVENANCE_INDEX, e.g. PyPI behind a mirror that drops provenance); otherwise
     # the upstream is the provenance index and such files are unsigned.
-    from safe_pip.commands._common import named_provenance_index
+    from safe_pip.options import named_provenance_index
 
     provenance_index: str = named_provenance_index(args.provenance_index) or upstream
     if not 0 <= args.port <= 65535:

@@ -136,13 +136,13 @@ def _lock_paths(args: argparse.Namespace) -> list[Path]:
 def run(args: argparse.Namespace) -> int:
     import os
 
-    from safe_pip.commands._common import (
-        ProgressLine,
+    from safe_pip.options import (
         named_provenance_index,
         open_store,
         policy_from_args,
         trust_from_args,
     )
+    from safe_pip.output.terminal import ProgressLine
     from safe_pip.sources import detect_format, read_lock
 
     if args.jobs < 1:

@@ -71,7 +71,7 @@ def run_install(own: argparse.Namespace, pip: PipArgs, *, out: TextIO, err: Text
 def _run(
     own: argparse.Namespace, pip: PipArgs, outcome: Outcome, *, err: TextIO, out: TextIO
 ) -> int:
-    from safe_pip.commands._common import make_checker, open_store
+    from safe_pip.options import make_checker, open_store
     from safe_pip.text import clean
 
     quiet = pip.quiet > 0
@@ -166,8 +166,8 @@ def _run_lock(
 ) -> int:
     """``-r pylock.toml``: verify the lock as ``safe-pip verify`` does, then install exactly
     its files (:mod:`safe_pip.install.lock`)."""
-    from safe_pip.commands._common import open_store
     from safe_pip.install.lock import install_lock, refuse_mixed
+    from safe_pip.options import open_store
 
     other = bool(pip.requirements or pip.editables or reading.requirements)
     refuse_mixed(reading.locks, other or bool(reading.constraints) or len(reading.locks) > 1)
@@ -197,8 +197,8 @@ def _verify_and_install(
     early: PrestartedPip | None,
     warm: threading.Thread,
 ) -> int:
-    from safe_pip.commands._common import ProgressLine
     from safe_pip.output.render import refusal_table
+    from safe_pip.output.terminal import ProgressLine
     from safe_pip.text import clean, clean_lines
 
     quiet = pip.quiet > 0

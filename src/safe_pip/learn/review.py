@@ -28,7 +28,7 @@ def record_decisions(
     accepted ones and log every decision in the history store ``args`` names, and leave only the
     undecided and rejected proposals in ``pfile`` (not saved: the caller saves it). Returns the
     accepted proposals with their reasons."""
-    from safe_pip.commands._common import open_store
+    from safe_pip.options import open_store
     from safe_pip.policy.history import HistoryRecord
 
     accepted = [(p, r) for p, verb, r in decisions if verb == "accept"]

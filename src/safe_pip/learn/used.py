@@ -33,7 +33,6 @@ def _resolve(argv: list[str], index_url: str, what: str, args: argparse.Namespac
     import tempfile
 
     from safe_pip.check import Checker, default_jobs
-    from safe_pip.commands._common import trust_from_args
     from safe_pip.install.args import split_argv
     from safe_pip.install.requirements import (
         read_requirements,
@@ -48,6 +47,7 @@ def _resolve(argv: list[str], index_url: str, what: str, args: argparse.Namespac
         start_verifying_indexes,
     )
     from safe_pip.install.sources import run_indexes
+    from safe_pip.options import trust_from_args
     from safe_pip.policy.file import Defaults, Policy
     from safe_pip.text import clean
 

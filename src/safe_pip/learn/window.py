@@ -65,7 +65,7 @@ def learn(
     """Verify each project's release in use (pinned, else the latest) and its ``depth`` most
     recent earlier releases, and collect their publishers."""
     from safe_pip.check import Checker, default_jobs
-    from safe_pip.commands._common import open_store, trust_from_args
+    from safe_pip.options import open_store, trust_from_args
     from safe_pip.policy.file import Policy
 
     # read-only: learning records nothing, it compares with what is known

@@ -1,4 +1,4 @@
-"""Terminal facts: whether to colour, and how wide to write.
+"""Terminal facts: whether to colour, and how wide to write; a one-line progress display.
 
 Colour only on a terminal, never when ``NO_COLOR`` is set to anything non-empty
 (https://no-color.org) or ``TERM=dumb``; ``FORCE_COLOR`` (non-empty) turns it on for CI logs
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TextIO
@@ -72,3 +73,22 @@ class Style:
             return text
         codes = ";".join(_CODES[s] for s in styles)
         return f"\x1b[{codes}m{text}\x1b[0m"
+
+
+class ProgressLine:
+    """A one-line progress display on stderr when it is a terminal; silent otherwise."""
+
+    def __init__(self, label: str, *, quiet: bool = False) -> None:
+        self.label = label
+        self.enabled = not quiet and sys.stderr.isatty()
+        self._last = 0
+
+    def __call__(self, done: int, total: int, item: str) -> None:
+        if not self.enabled:
+            return
+        from safe_pip.text import clean
+
+        text = f"\r{self.label}: {done}/{total} {clean(item, limit=50)}"
+        sys.stderr.write(text.ljust(self._last) + ("\n" if done == total else ""))
+        sys.stderr.flush()
+        self._last = len(text)
