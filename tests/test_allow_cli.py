@@ -1,4 +1,4 @@
-"""``safe-pip allow``: through ``_cli.main`` and once through a real ``safe-pip`` process."""
+"""``safe-pip allow``: through ``cli.main`` and once through a real ``safe-pip`` process."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from safe_pip._cli import main
+from safe_pip.cli import main
 from safe_pip.policy.file import load_policy
 
 HAND_WRITTEN = """\

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from safe_pip._cli import main
+from safe_pip.cli import main
 from safe_pip.errors import ConfigError
 from safe_pip.models import (
     Action,

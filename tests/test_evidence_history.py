@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from safe_pip._cli import main
+from safe_pip.cli import main
 from support.index_server import IndexServer
 from support.packages import sha256_file
 from support.publish import Publisher

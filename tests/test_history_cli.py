@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from safe_pip._cli import main
+from safe_pip.cli import main
 from safe_pip.models import PublisherIdentity
 from safe_pip.policy.history import HistoryRecord
 from safe_pip.store.db import HistoryStore

@@ -351,7 +351,7 @@ def test_hook_uninstall_refuses_over_later_edits(world: World) -> None:
 
 
 def test_hook_rejects_plain_http_to_another_host(tmp_path: Path) -> None:
-    from safe_pip._cli import main
+    from safe_pip.cli import main
 
     code = main(["hook", "install", "--user", "--index-url", "http://10.0.0.7:8740/simple/"])
     assert code == 2

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from safe_pip._cli import main
+from safe_pip.cli import main
 from support.fixtures import realworld_dir
 from support.index_server import Fault, IndexServer
 from support.packages import build_wheel, sha256_file
@@ -243,7 +243,7 @@ def test_help_imports_nothing_heavy() -> None:
     """`safe-pip --help` must not import sigstore, requests or pypi-attestations (start-up)."""
     code = (
         "import sys, contextlib, io\n"
-        "from safe_pip._cli import main\n"
+        "from safe_pip.cli import main\n"
         "with contextlib.redirect_stdout(io.StringIO()):\n"
         "    main(['--help'])\n"
         "heavy = [m for m in ('sigstore', 'requests', 'pypi_attestations', 'pydantic') "

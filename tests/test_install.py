@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 import safe_pip.install.piprun as install_mod
-from safe_pip._cli import main
+from safe_pip.cli import main
 from safe_pip.install import Hooks
 from safe_pip.sources.pip_report import ReportItem
 from support.index_server import IndexServer

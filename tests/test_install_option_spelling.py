@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from safe_pip._cli import main
+from safe_pip.cli import main
 from support.index_server import IndexServer
 from support.packages import build_wheel
 from support.publish import Publisher

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from safe_pip._cli import main
+from safe_pip.cli import main
 from support.index_server import IndexServer
 from support.publish import Publisher
 from support.sigstore_ca import GitHubIdentity, TestSigstore
@@ -315,8 +315,8 @@ def _file_sources(*paths: str) -> list[tuple[str, str | None]]:
 
 
 def test_requirement_file_sources_and_indexes(tmp_path: Path) -> None:
-    from safe_pip.commands.install import split_argv
     from safe_pip.errors import ConfigError
+    from safe_pip.install.args import split_argv
     from safe_pip.install.requirements import read_requirements, refuse_unverifiable
     from safe_pip.install.sources import run_indexes
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from safe_pip._cli import main
+from safe_pip.cli import main
 from safe_pip.learn.proposals import ProposalFile
 from safe_pip.policy.file import load_policy
 from support.index_server import IndexServer

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from safe_pip._cli import main
+from safe_pip.cli import main
 from support.index_server import IndexServer
 from support.publish import Publisher
 from support.sigstore_ca import TestSigstore

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from safe_pip._cli import main
+from safe_pip.cli import main
 from support.fixtures import realworld_dir, recorded_page
 from support.replay import Replay
 from test_recorded_pages import _pylock, _real_provenance, _sample_files

@@ -8,7 +8,7 @@ import shlex
 
 import pytest
 
-from safe_pip._cli import main
+from safe_pip.cli import main
 from safe_pip.models import (
     Action,
     PublisherIdentity,

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from safe_pip._cli import main
+from safe_pip.cli import main
 from safe_pip.store.db import HistoryStore
 from support.index_server import IndexServer
 from support.publish import Publisher

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from safe_pip._cli import main
+from safe_pip.cli import main
 from safe_pip.sources import read_lock
 from support.fixtures import LOCKS, recorded_pages
 from support.replay import Replay

@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from safe_pip._cli import main
+from safe_pip.cli import main
 from safe_pip.net import Http, Response, SimpleIndex
 from support.fixtures import RecordedPage, realworld_dir, recorded_page, recorded_pages
 from support.replay import Replay

@@ -246,7 +246,7 @@ def test_lab_rekor_v2_entry_in_an_unknown_log_is_refused(sigstore: TestSigstore)
 def test_inspect_end_to_end_with_a_rekor_v2_attestation(
     sigstore: TestSigstore, trust_root: Path, workdir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from safe_pip._cli import main
+    from safe_pip.cli import main
     from support.index_server import IndexServer
     from support.packages import build_wheel, sha256_file
 

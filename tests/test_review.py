@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from safe_pip._cli import main
+from safe_pip.cli import main
 from safe_pip.learn.proposals import Proposal, ProposalFile
 from safe_pip.policy.file import load_policy
 from safe_pip.store.db import HistoryStore

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from safe_pip._cli import main
+from safe_pip.cli import main
 from support.index_server import IndexServer
 from support.packages import build_wheel, sha256_file
 from support.publish import Publisher, default_identity

@@ -1,5 +1,5 @@
 """`python -m safe_pip`."""
 
-from safe_pip._cli import main
+from safe_pip.cli import main
 
 raise SystemExit(main())

@@ -1,6 +1,6 @@
 """Shared set-up of the adversarial suite: a hostile loopback index, the CLI, the history DB.
 
-Every attack test drives the real CLI (``safe_pip._cli.main``) or the library entry point and
+Every attack test drives the real CLI (``safe_pip.cli.main``) or the library entry point and
 checks three things: the exit code, the reason, and that the history database (SafePip home is
 a per-test temporary directory, see tests/conftest.py) was not changed.
 """
@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from safe_pip._cli import main
+from safe_pip.cli import main
 from safe_pip.store.db import HistoryStore
 from support.index_server import IndexServer
 from support.publish import Publisher

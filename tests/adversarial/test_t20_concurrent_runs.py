@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from adversarial.conftest import Env, db_path, db_snapshot
-from safe_pip._cli import main
+from safe_pip.cli import main
 from safe_pip.store.db import HistoryStore
 from support.index_server import IndexServer
 from support.packages import build_wheel

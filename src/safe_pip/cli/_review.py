@@ -71,7 +71,7 @@ def register(
         help="history database whose audit log records the decisions (default: $SAFE_PIP_HOME "
         "or the user data directory)",
     )
-    from safe_pip.commands._common import add_history_option
+    from safe_pip.cli._common import add_history_option
 
     add_history_option(p)
     p.set_defaults(func=run_review)

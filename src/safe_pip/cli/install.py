@@ -12,18 +12,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from safe_pip.install.args import PipArgs, split_argv, split_options
-
-__all__ = [
-    "DESCRIPTION",
-    "PipArgs",
-    "help_parser",
-    "register",
-    "run",
-    "split_argv",
-    "split_options",
-]
-
+from safe_pip.install.args import split_argv
 
 DESCRIPTION = """\
 Install Python packages like 'pip install', but only after every file pip would install
@@ -76,7 +65,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 def help_parser() -> argparse.ArgumentParser:
     """The parser used only to print ``safe-pip install --help``."""
-    from safe_pip.commands._common import add_policy_options, add_trust_options
+    from safe_pip.cli._common import add_policy_options, add_trust_options
 
     p = argparse.ArgumentParser(
         prog="safe-pip install",

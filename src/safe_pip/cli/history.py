@@ -48,7 +48,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="directory of the history database (default: $SAFE_PIP_HOME or the user data "
         "directory)",
     )
-    from safe_pip.commands._common import add_history_option
+    from safe_pip.cli._common import add_history_option
 
     add_history_option(common)
     hsub = parser.add_subparsers(dest="history_command", metavar="SUBCOMMAND")

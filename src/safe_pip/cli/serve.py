@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from safe_pip.commands._common import add_policy_options, add_trust_options
+from safe_pip.cli._common import add_policy_options, add_trust_options
 from safe_pip.errors import EXIT_OK, ConfigError
 
 DESCRIPTION = """\

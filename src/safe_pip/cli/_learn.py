@@ -30,7 +30,7 @@ examples:
 def register(
     sub: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser
 ) -> None:
-    from safe_pip.commands._common import add_history_option, add_trust_options
+    from safe_pip.cli._common import add_history_option, add_trust_options
 
     p = sub.add_parser(
         "learn",

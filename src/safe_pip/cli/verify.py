@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from safe_pip.commands._common import add_policy_options, add_trust_options
+from safe_pip.cli._common import add_policy_options, add_trust_options
 from safe_pip.errors import ConfigError
 
 DESCRIPTION = """\

@@ -1,4 +1,5 @@
-"""Argument parsing and exit codes only. Each subcommand lives in ``safe_pip.commands.<name>``.
+"""The command line (``safe-pip``): argument parsing per command, exit codes; thin. Each
+subcommand is ``safe_pip.cli.<name>``. May import every other room (faces, check, options...).
 
 A command module must import nothing heavy at module level (no sigstore, no requests), so that
 ``safe-pip --help`` starts fast; it defines ``register(subparsers)`` which adds its parser and
@@ -32,9 +33,7 @@ Run 'safe-pip COMMAND --help' for a command's options.
 
 
 def _command_modules() -> list[str]:
-    import safe_pip.commands as pkg
-
-    names = [m.name for m in pkgutil.iter_modules(pkg.__path__) if not m.name.startswith("_")]
+    names = [m.name for m in pkgutil.iter_modules(__path__) if not m.name.startswith("_")]
     ordered = [n for n in _ORDER if n in names]
     return ordered + sorted(n for n in names if n not in _ORDER)
 
@@ -53,7 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"safe-pip {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in _command_modules():
-        module = importlib.import_module(f"safe_pip.commands.{name}")
+        module = importlib.import_module(f"safe_pip.cli.{name}")
         module.register(sub)
     return parser
 

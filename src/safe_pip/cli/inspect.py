@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from safe_pip.commands._common import add_policy_options, add_trust_options
+from safe_pip.cli._common import add_policy_options, add_trust_options
 from safe_pip.errors import EXIT_COULD_NOT_CHECK, EXIT_OK, EXIT_REFUSED, ConfigError
 
 if TYPE_CHECKING:

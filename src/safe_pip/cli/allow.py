@@ -612,7 +612,7 @@ SUBCOMMANDS: list[
 def _register_learn(
     sub: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser
 ) -> None:
-    from safe_pip.commands._learn import register
+    from safe_pip.cli._learn import register
 
     register(sub, common)
 
@@ -620,7 +620,7 @@ def _register_learn(
 def _register_review(
     sub: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser
 ) -> None:
-    from safe_pip.commands._review import register
+    from safe_pip.cli._review import register
 
     register(sub, common)
 

@@ -1,1 +1,0 @@
-"""One module per ``safe-pip`` subcommand (see ``safe_pip._cli``)."""
