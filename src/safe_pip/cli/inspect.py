@@ -12,8 +12,7 @@ from safe_pip.cli._common import add_policy_options, add_trust_options
 from safe_pip.errors import EXIT_COULD_NOT_CHECK, EXIT_OK, EXIT_REFUSED, ConfigError
 
 if TYPE_CHECKING:
-    from safe_pip.check import Checker
-    from safe_pip.models import FileRef, Verdict
+    from safe_pip.models import Verdict
 
 DESCRIPTION = """\
 Verify the PEP 740 provenance of a distribution file and show who published it, and what
@@ -60,71 +59,6 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.set_defaults(func=run)
 
 
-def _local_ref(path: Path, provenance: str | None, index_url: str) -> FileRef:
-    from safe_pip.models import FileRef
-    from safe_pip.provenance.attestation import parse_dist_filename
-
-    if not path.is_file():
-        raise ConfigError(f"{path}: no such file")
-    try:
-        name, version = parse_dist_filename(path.name)
-    except ValueError as exc:
-        raise ConfigError(f"{path.name}: {exc}") from exc
-    return FileRef(
-        project=name,
-        version=version,
-        filename=path.name,
-        local_path=str(path),
-        index=None if provenance else index_url,
-    )
-
-
-def _release_refs(target: str, index_url: str, checker: Checker) -> list[FileRef]:
-    from packaging.requirements import InvalidRequirement, Requirement
-    from packaging.version import InvalidVersion, Version
-
-    from safe_pip.net import SimpleIndex
-
-    try:
-        req = Requirement(target)
-    except InvalidRequirement as exc:
-        raise ConfigError(f"{target!r} is neither a file nor NAME==VERSION: {exc}") from exc
-    specs = list(req.specifier)
-    if len(specs) != 1 or specs[0].operator not in ("==", "==="):
-        raise ConfigError(f"{target!r}: give an exact version, as NAME==VERSION")
-    try:
-        wanted = Version(specs[0].version)
-    except InvalidVersion as exc:
-        raise ConfigError(f"{target!r}: {exc}") from exc
-    page = SimpleIndex(checker.http, index_url).project(req.name)
-    checker.serials.observe_page(index_url, page)  # a stale / replayed page: exit 3 (T21)
-    refs = []
-    for f in page.files:
-        try:
-            if Version(f.version) == wanted:
-                refs.append(f)
-        except InvalidVersion:
-            continue
-    if not refs and (page.status or "").strip().lower() == "quarantined":
-        # PEP 792: the index offers no files of a quarantined project; say so (the checker
-        # refuses this placeholder without fetching anything, threat T25)
-        from safe_pip.models import FileRef
-
-        return [
-            FileRef(
-                project=page.name,
-                version=str(wanted),
-                filename="(no files offered)",
-                index=index_url,
-                project_status=page.status,
-                project_status_reason=page.status_reason,
-            )
-        ]
-    if not refs:
-        raise ConfigError(f"{req.name} {wanted} has no files on {index_url}")
-    return refs
-
-
 def run(args: argparse.Namespace) -> int:
     import tempfile
 
@@ -132,6 +66,7 @@ def run(args: argparse.Namespace) -> int:
     from safe_pip.models import Action, ReasonCode
     from safe_pip.options import make_checker, open_store
     from safe_pip.output.render import dump_json, verdict_lines
+    from safe_pip.sources.release import local_ref, release_refs
 
     index_url = args.index_url or PYPI_SIMPLE
     target_path = Path(args.target)
@@ -144,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
         checker = make_checker(args, store=store, provenance_index=index_url)
         verdicts: list[Verdict]
         if is_file:
-            ref = _local_ref(target_path, args.provenance, index_url)
+            ref = local_ref(target_path, args.provenance, index_url)
             if args.provenance:
                 try:
                     prov = Path(args.provenance).read_bytes()
@@ -163,7 +98,7 @@ def run(args: argparse.Namespace) -> int:
             else:
                 verdicts = checker.check([ref])
         else:
-            refs = _release_refs(args.target, index_url, checker)
+            refs = release_refs(args.target, index_url, checker.http, checker.serials)
             with tempfile.TemporaryDirectory(prefix="safe-pip-inspect-") as tmp:
                 verdicts = checker.check(refs, download_dir=Path(tmp))
         if args.record:
