@@ -33,8 +33,6 @@ examples:
   safe-pip verify pylock.toml --offline --evidence .safe-pip-evidence
 """
 
-_DEFAULT_LOCKS = ("pylock.toml", "uv.lock", "poetry.lock", "pdm.lock", "requirements.txt")
-
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
@@ -112,30 +110,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.set_defaults(func=run)
 
 
-def _lock_paths(args: argparse.Namespace) -> list[Path]:
-    paths = [Path(p) for p in args.locks]
-    if args.write_identities:
-        target = Path(args.write_identities)
-        if all(p.resolve() != target.resolve() for p in paths):
-            paths.append(target)
-    unique: dict[Path, Path] = {}
-    for p in paths:
-        unique.setdefault(p.resolve(), p)
-    paths = list(unique.values())
-    if not paths:
-        for name in _DEFAULT_LOCKS:
-            if Path(name).is_file():
-                return [Path(name)]
-        raise ConfigError(
-            "no lockfile given and none of " + ", ".join(_DEFAULT_LOCKS) + " found here",
-            fix="name the lockfile: safe-pip verify path/to/pylock.toml",
-        )
-    return paths
-
-
 def run(args: argparse.Namespace) -> int:
     import os
 
+    from safe_pip.lock.read import lock_index, lock_paths, read_locks
     from safe_pip.options import (
         named_provenance_index,
         open_store,
@@ -143,7 +121,7 @@ def run(args: argparse.Namespace) -> int:
         trust_from_args,
     )
     from safe_pip.output.terminal import ProgressLine
-    from safe_pip.sources import detect_format, read_lock
+    from safe_pip.sources import detect_format
 
     if args.jobs < 1:
         raise ConfigError("--jobs must be at least 1")
@@ -153,31 +131,18 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError("--evidence verifies without network; --download needs it")
     if args.evidence:
         args.offline = True  # the evidence run uses no network at all (and no TUF refresh)
-    paths = _lock_paths(args)
+    paths = lock_paths(args.locks, args.write_identities)
     if args.write_identities and detect_format(Path(args.write_identities)) != "pylock":
         raise ConfigError(
             f"--write-identities writes PEP 751 pylock.toml files, not {args.write_identities}"
         )
 
-    errors: list[str] = []
-    locks = []
-    for path in paths:
-        try:
-            locks.append(read_lock(path))
-        except ConfigError as exc:
-            errors.append(f"{exc.message} (fix: {exc.fix})" if exc.fix else exc.message)
-    if errors:
-        # one line: error messages are printed inert, so line breaks would show as '\n'
-        raise ConfigError("; ".join(errors))
+    locks = read_locks(paths)
 
     offline_evidence = Path(args.evidence) if args.evidence else None
     home = getattr(args, "home", None) or os.environ.get("SAFE_PIP_HOME")
     index_url = args.index_url
-    main_index = (
-        index_url
-        or next((p.index for lock in locks for p in lock.packages if p.index), None)
-        or next((lock.index for lock in locks if lock.index), None)
-    )
+    main_index = index_url or lock_index(locks)
 
     from safe_pip.output.terminal import Style
 
