@@ -96,23 +96,6 @@ class _RecordIdentity:
         return None
 
 
-def parse_dist_filename(filename: str) -> tuple[str, str]:
-    """(normalized name, normalized version) of a wheel or sdist filename; ValueError if not."""
-    if filename.endswith(".whl"):
-        try:
-            name, version, _build, _tags = parse_wheel_filename(filename)
-        except InvalidWheelFilename as exc:
-            raise ValueError(str(exc)) from exc
-        return str(name), str(version)
-    if filename.endswith((".tar.gz", ".zip")):
-        try:
-            sname, sversion = parse_sdist_filename(filename)
-        except InvalidSdistFilename as exc:
-            raise ValueError(str(exc)) from exc
-        return str(sname), str(sversion)
-    raise ValueError(f"{filename!r} is neither a wheel nor an sdist filename")
-
-
 def _dist_identity_key(filename: str) -> tuple[object, ...]:
     """What makes two filenames "the same distribution" (as pypi-attestations compares)."""
     if filename.endswith(".whl"):

@@ -6,6 +6,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from packaging.utils import (
+    InvalidSdistFilename,
+    InvalidWheelFilename,
+    parse_sdist_filename,
+    parse_wheel_filename,
+)
+
 from safe_pip.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -14,11 +21,27 @@ if TYPE_CHECKING:
     from safe_pip.serials import SerialGuard
 
 
+def parse_dist_filename(filename: str) -> tuple[str, str]:
+    """(normalized name, normalized version) of a wheel or sdist filename; ValueError if not."""
+    if filename.endswith(".whl"):
+        try:
+            name, version, _build, _tags = parse_wheel_filename(filename)
+        except InvalidWheelFilename as exc:
+            raise ValueError(str(exc)) from exc
+        return str(name), str(version)
+    if filename.endswith((".tar.gz", ".zip")):
+        try:
+            sname, sversion = parse_sdist_filename(filename)
+        except InvalidSdistFilename as exc:
+            raise ValueError(str(exc)) from exc
+        return str(sname), str(sversion)
+    raise ValueError(f"{filename!r} is neither a wheel nor an sdist filename")
+
+
 def local_ref(path: Path, provenance: str | None, index_url: str) -> FileRef:
     """A local wheel or sdist, named as its file name says (its provenance: ``provenance``, else
     looked up on ``index_url``)."""
     from safe_pip.models import FileRef
-    from safe_pip.provenance.attestation import parse_dist_filename
 
     if not path.is_file():
         raise ConfigError(f"{path}: no such file")
