@@ -51,7 +51,7 @@ from safe_pip.check import Checker  # noqa: E402
 from safe_pip.policy.file import Policy  # noqa: E402
 from safe_pip.provenance.trust import TrustConfig  # noqa: E402
 from safe_pip.serve import EventLog, start_server  # noqa: E402
-from safe_pip.store.db import HistoryStore  # noqa: E402
+from safe_pip.store.sqlite import SQLiteHistoryStore  # noqa: E402
 from support.index_server import IndexServer  # noqa: E402
 from support.publish import Publisher  # noqa: E402
 from support.sigstore_ca import TestSigstore  # noqa: E402
@@ -137,7 +137,7 @@ def bench(tool: str, cmd: Callable[[str, Path], list[str]], args: argparse.Names
             timed_install(cmd, upstream.index_url, tmp)  # warm the OS and the interpreter
             direct = [timed_install(cmd, upstream.index_url, tmp) for _ in range(args.runs)]
 
-            store = HistoryStore.open(tmp / "home" / "history.sqlite3")
+            store = SQLiteHistoryStore.open(tmp / "home" / "history.sqlite3")
             checker = Checker(
                 trust=TrustConfig.from_options(trust_root=trust_root),
                 policy=Policy.default(),
@@ -316,7 +316,7 @@ def load(args: argparse.Namespace) -> None:
             for i in range(args.packages):
                 pub.wheel("bench-root", f"1.{i}", files={"data.bin": "x" * 1000})
             page = "/simple/bench-root/"
-            store = HistoryStore.open(tmp / "home" / "history.sqlite3")
+            store = SQLiteHistoryStore.open(tmp / "home" / "history.sqlite3")
             checker = Checker(
                 trust=TrustConfig.from_options(trust_root=trust_root),
                 policy=Policy.default(),

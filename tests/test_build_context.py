@@ -283,7 +283,7 @@ def test_inspect_unchanged_build_is_allowed(
 
 
 def test_store_keeps_build_claims_and_fills_a_gap(tmp_path: Path) -> None:
-    from safe_pip.store.db import HistoryStore
+    from safe_pip.store.sqlite import SQLiteHistoryStore
 
     bare = HistoryRecord(
         project="widget",
@@ -293,7 +293,7 @@ def test_store_keeps_build_claims_and_fills_a_gap(tmp_path: Path) -> None:
         identity=A,
         seen_at=NOW,
     )
-    with HistoryStore.open(tmp_path / "history.sqlite3") as store:
+    with SQLiteHistoryStore.open(tmp_path / "history.sqlite3") as store:
         store.record([bare])
         assert store.project("widget").records[0].build is None
         store.record([HistoryRecord(**{**bare.__dict__, "build": build()})])  # learnt later
@@ -304,12 +304,12 @@ def test_store_keeps_build_claims_and_fills_a_gap(tmp_path: Path) -> None:
         doc = store.export()
     (item,) = doc["records"]
     assert item["build"] == build().to_json()
-    with HistoryStore.open(tmp_path / "other.sqlite3") as other:  # export / import keep it
+    with SQLiteHistoryStore.open(tmp_path / "other.sqlite3") as other:  # export / import keep it
         other.import_(doc)
         assert other.project("widget").records[0].build == build()
     doc["records"][0]["build"] = {"source_ref": 1}
     with (
-        HistoryStore.open(tmp_path / "third.sqlite3") as third,
+        SQLiteHistoryStore.open(tmp_path / "third.sqlite3") as third,
         pytest.raises(ConfigError, match="build must be null or an object"),
     ):
         third.import_(doc)

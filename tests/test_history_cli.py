@@ -15,7 +15,7 @@ import pytest
 from safe_pip.cli import main
 from safe_pip.models import PublisherIdentity
 from safe_pip.policy.history import HistoryRecord
-from safe_pip.store.db import HistoryStore
+from safe_pip.store.sqlite import SQLiteHistoryStore
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=timezone.utc)
 A = PublisherIdentity(
@@ -35,7 +35,7 @@ def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
 
 def populate(home: Path) -> Path:
     path = home / "history.sqlite3"
-    with HistoryStore.open(path) as store:
+    with SQLiteHistoryStore.open(path) as store:
         store.record(
             [
                 HistoryRecord("widget", "1.0", "widget-1.0.whl", "a" * 64, A, T0, None, "index"),
@@ -91,7 +91,7 @@ def test_show_uses_safe_pip_home(
 
 
 def test_show_sanitises_index_strings(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    with HistoryStore.open(tmp_path / "history.sqlite3") as store:
+    with SQLiteHistoryStore.open(tmp_path / "history.sqlite3") as store:
         store.record(
             [HistoryRecord("evil", "1\x1b[2J", "evil\x1b]0;pwned\x07.whl", "d" * 64, None, T0)]
         )
@@ -153,8 +153,8 @@ def test_export_import(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> No
     code, out, _ = run(capsys, "history", "import", str(target), "--home", str(tmp_path / "b"))
     assert "imported 0 new record(s) of 3" in out
     with (
-        HistoryStore.open(tmp_path / "a" / "history.sqlite3") as a,
-        HistoryStore.open(tmp_path / "b" / "history.sqlite3") as b,
+        SQLiteHistoryStore.open(tmp_path / "a" / "history.sqlite3") as a,
+        SQLiteHistoryStore.open(tmp_path / "b" / "history.sqlite3") as b,
     ):
         assert a.project("widget") == b.project("widget")
         assert a.project("six") == b.project("six")
@@ -172,7 +172,7 @@ RECREATED = {**A.to_json(), "repository_id": "666"}  # same name, another reposi
 
 def _baseline_with(home: Path, tmp: Path, identity: Mapping[str, object]) -> Path:
     """An export of ``home`` plus one record of widget 2.0 claiming ``identity``."""
-    with HistoryStore.open(home / "history.sqlite3", readonly=True) as store:
+    with SQLiteHistoryStore.open(home / "history.sqlite3", readonly=True) as store:
         doc = store.export()
     doc["records"].append(
         {
@@ -205,7 +205,7 @@ def test_import_refuses_a_publisher_beside_the_known_one(
     home = tmp_path / "h"
     populate(home)
     baseline = _baseline_with(home, tmp_path, identity)
-    with HistoryStore.open(home / "history.sqlite3", readonly=True) as store:
+    with SQLiteHistoryStore.open(home / "history.sqlite3", readonly=True) as store:
         before = (store.export()["records"], store.audit_log())
 
     code, out, err = run(capsys, "history", "import", str(baseline), "--home", str(home))
@@ -217,7 +217,7 @@ def test_import_refuses_a_publisher_beside_the_known_one(
     assert "known here: GitHub acme/widget @ release.yml (repository id 100" in err
     assert "--accept-new-publishers" in err
     assert "Traceback" not in err
-    with HistoryStore.open(home / "history.sqlite3", readonly=True) as store:
+    with SQLiteHistoryStore.open(home / "history.sqlite3", readonly=True) as store:
         assert (store.export()["records"], store.audit_log()) == before  # nothing written
 
     code, out, err = run(
@@ -233,7 +233,7 @@ def test_import_refuses_a_publisher_beside_the_known_one(
     assert "imported 1 new record(s) of 4" in out
     assert "added 1 publisher change(s) to the history" in out
     assert f"widget: GitHub {shown}" in out
-    with HistoryStore.open(home / "history.sqlite3", readonly=True) as store:
+    with SQLiteHistoryStore.open(home / "history.sqlite3", readonly=True) as store:
         assert {r.version for r in store.project("widget").records} == {"1.0", "1.1", "2.0"}
         (entry,) = store.audit_log("widget")
         assert entry.action == "import-new-publisher"
@@ -314,7 +314,7 @@ def test_import_errors(
     assert code == 2
     assert fragment in err
     assert "Traceback" not in err
-    with HistoryStore.open(tmp_path / "h" / "history.sqlite3", readonly=True) as s:
+    with SQLiteHistoryStore.open(tmp_path / "h" / "history.sqlite3", readonly=True) as s:
         assert s.projects() == []
 
 

@@ -184,9 +184,9 @@ def test_installs_a_verified_dependency_tree(
     assert {f["project"]: f["requested"] for f in doc["files"]}["app"] is True
 
     # The verified identities were recorded: the next run knows them.
-    from safe_pip.store.db import HistoryStore
+    from safe_pip.store.sqlite import SQLiteHistoryStore
 
-    with HistoryStore.open(None, readonly=True) as store:
+    with SQLiteHistoryStore.open(None, readonly=True) as store:
         hist = store.project("lib-c")
     assert hist.records
     assert hist.records[0].identity is not None

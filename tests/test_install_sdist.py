@@ -127,9 +127,9 @@ def test_allow_sdist_builds_through_the_verifying_index(
     assert build_files["good_backend-1.0-py3-none-any.whl"]["verdict"] == "allow"
 
     # The sdist's verified publisher is in the history.
-    from safe_pip.store.db import HistoryStore
+    from safe_pip.store.sqlite import SQLiteHistoryStore
 
-    with HistoryStore.open(None, readonly=True) as store:
+    with SQLiteHistoryStore.open(None, readonly=True) as store:
         hist = store.project("built-app")
     assert hist.records
     assert hist.records[0].filename == "built_app-1.0.tar.gz"

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from safe_pip.cli import main
-from safe_pip.store.db import HistoryStore
+from safe_pip.store.sqlite import SQLiteHistoryStore
 from support.index_server import Fault, IndexServer
 from support.publish import Publisher
 from support.sigstore_ca import GitHubIdentity, TestSigstore
@@ -75,7 +75,7 @@ def test_first_use_recorded_then_publisher_change_refused(
     pub.wheel("alpha", "1.0")
     code, v = _inspect(capsys, "alpha==1.0", *args, "--record", "--no-index-history")
     assert (code, v["code"]) == (0, "verified-first-use")
-    store = HistoryStore.open(None, readonly=True)
+    store = SQLiteHistoryStore.open(None, readonly=True)
     try:
         hist = store.project("alpha")
     finally:
@@ -236,7 +236,7 @@ def test_install_that_loses_a_first_use_race_installs_nothing(
     real_record = Checker.record
 
     def racing_record(self: Checker, *a: object, **kw: object) -> None:
-        store = HistoryStore.open(None)
+        store = SQLiteHistoryStore.open(None)
         try:
             store.record(
                 [
@@ -320,7 +320,7 @@ def test_signer_that_is_no_trusted_publisher_is_never_trusted(
     assert v["identity"]["kind"] == "Other"  # type: ignore[index]
     assert "not a Trusted Publisher identity" in str(v["reason"])
     assert v["fix"] == ""
-    store = HistoryStore.open(None, readonly=True)
+    store = SQLiteHistoryStore.open(None, readonly=True)
     try:
         assert store.project("other").records == ()
     finally:

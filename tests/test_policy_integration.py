@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from safe_pip.cli import main
-from safe_pip.store.db import HistoryStore
+from safe_pip.store.sqlite import SQLiteHistoryStore
 from support.index_server import IndexServer
 from support.publish import Publisher
 from support.sigstore_ca import GitHubIdentity, TestSigstore
@@ -85,7 +85,7 @@ def test_first_use_recorded_then_publisher_change(
         capsys, trust_root, server, "alpha==1.0", "--record", "--no-index-history"
     )
     assert (code, doc["code"]) == (0, "verified-first-use")
-    with HistoryStore.open(readonly=True) as store:
+    with SQLiteHistoryStore.open(readonly=True) as store:
         (record,) = store.project("alpha").records
         assert record.identity is not None
         assert record.identity.repository == "acme/alpha"
@@ -126,7 +126,7 @@ def test_downgrade_caught_on_first_sight_from_index_history(
     pub.wheel("alpha", "1.0", identity=ACME)
     pub.wheel("alpha", "1.1", identity=ACME)
     pub.wheel("alpha", "1.2", signed=False)
-    with HistoryStore.open(readonly=True) as store:
+    with SQLiteHistoryStore.open(readonly=True) as store:
         assert store.project("alpha").is_empty  # nothing local: first sight
     code, [doc] = inspect(capsys, trust_root, server, "alpha==1.2")
     assert (code, doc["code"]) == (1, "refused-attestation-downgrade")

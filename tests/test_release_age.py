@@ -448,9 +448,9 @@ def test_serve_leaves_too_new_files_out_and_serves_them_once_old_enough(
     from safe_pip.provenance.trust import TrustConfig
     from safe_pip.serve import EventLog, start_server
     from safe_pip.serve.pages import JSON_V1
-    from safe_pip.store.db import HistoryStore
+    from safe_pip.store.sqlite import SQLiteHistoryStore
 
-    store = HistoryStore.open(tmp_path / "history.sqlite3")
+    store = SQLiteHistoryStore.open(tmp_path / "history.sqlite3")
     checker = Checker(
         trust=TrustConfig.from_options(trust_root=trust_root),
         policy=Policy.default(),
@@ -496,7 +496,7 @@ def test_serve_block_mode_leaves_out_files_too_new_by_upload_time_before_verifyi
     from safe_pip.provenance.trust import TrustConfig
     from safe_pip.serve import EventLog, start_server
     from safe_pip.serve.pages import JSON_V1
-    from safe_pip.store.db import HistoryStore
+    from safe_pip.store.sqlite import SQLiteHistoryStore
 
     with IndexServer(tmp_path / "index") as server:
         pub = Publisher(sigstore, server, tmp_path / "build")
@@ -507,7 +507,7 @@ def test_serve_block_mode_leaves_out_files_too_new_by_upload_time_before_verifyi
             signed_at=REAL_NOW - timedelta(hours=1),
             uploaded_at=REAL_NOW - timedelta(hours=1),
         )
-        store = HistoryStore.open(tmp_path / "history.sqlite3")
+        store = SQLiteHistoryStore.open(tmp_path / "history.sqlite3")
         checker = Checker(
             trust=TrustConfig.from_options(trust_root=trust_root),
             policy=Policy.default(),

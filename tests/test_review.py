@@ -12,14 +12,14 @@ import pytest
 from safe_pip.cli import main
 from safe_pip.learn.proposals import Proposal, ProposalFile
 from safe_pip.policy.file import load_policy
-from safe_pip.store.db import HistoryStore
+from safe_pip.store.sqlite import SQLiteHistoryStore
 from support.index_server import IndexServer
 from support.publish import Publisher
 from support.sigstore_ca import TestSigstore
 
 
 def _audit(name: str) -> list[tuple[str, str]]:
-    with HistoryStore.open(Path(os.environ["SAFE_PIP_HOME"]) / "history.sqlite3") as store:
+    with SQLiteHistoryStore.open(Path(os.environ["SAFE_PIP_HOME"]) / "history.sqlite3") as store:
         return [(a.action, a.reason) for a in store.audit_log(name)]
 
 

@@ -22,7 +22,7 @@ from safe_pip.policy.file import Defaults, PackageRule, Policy
 from safe_pip.provenance.trust import TrustConfig
 from safe_pip.serve import EventLog, RunningServer, start_server
 from safe_pip.serve.pages import JSON_V1, best_offer, negotiate
-from safe_pip.store.db import HistoryStore
+from safe_pip.store.sqlite import SQLiteHistoryStore
 from support.index_server import Fault, IndexServer
 from support.publish import Publisher
 from support.sigstore_ca import GitHubIdentity, TestSigstore
@@ -37,7 +37,7 @@ def make_checker(
     return Checker(
         trust=TrustConfig.from_options(trust_root=trust_root),
         policy=policy or Policy.default(),
-        store=HistoryStore.open(home / "history.sqlite3"),
+        store=SQLiteHistoryStore.open(home / "history.sqlite3"),
         provenance_index=upstream,
         jobs=8,
     )

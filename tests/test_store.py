@@ -20,14 +20,9 @@ import pytest
 from safe_pip.errors import ConfigError, StoreError
 from safe_pip.models import PublisherIdentity
 from safe_pip.policy.history import HistoryRecord, ProjectHistory
-from safe_pip.store import db as dbmod
-from safe_pip.store.db import (
-    APPLICATION_ID,
-    HistoryStore,
-    NewPublishersError,
-    default_db_path,
-    parse_export,
-)
+from safe_pip.store import base as dbmod
+from safe_pip.store.base import HistoryStore, NewPublishersError, parse_export
+from safe_pip.store.sqlite import APPLICATION_ID, SQLiteHistoryStore, default_db_path
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=timezone.utc)
 A = PublisherIdentity(
@@ -69,7 +64,7 @@ def db_path(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def store(db_path: Path) -> Iterator[HistoryStore]:
-    s = HistoryStore.open(db_path)
+    s = SQLiteHistoryStore.open(db_path)
     yield s
     s.close()
 
@@ -114,7 +109,7 @@ def test_default_location(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> No
     assert default_db_path().name == "history.sqlite3"
     assert "safe-pip" in str(default_db_path())
     monkeypatch.setenv("SAFE_PIP_HOME", str(tmp_path / "h2"))
-    with HistoryStore.open() as s:
+    with SQLiteHistoryStore.open() as s:
         assert s.exists
         assert s.path == tmp_path / "h2" / "history.sqlite3"
 
@@ -157,7 +152,7 @@ def test_projects_summary(store: HistoryStore) -> None:
 
 
 def test_readonly(db_path: Path) -> None:
-    s = HistoryStore.open(db_path, readonly=True)
+    s = SQLiteHistoryStore.open(db_path, readonly=True)
     assert not s.exists
     assert s.project("x") == ProjectHistory.empty("x")
     assert s.projects() == []
@@ -165,9 +160,9 @@ def test_readonly(db_path: Path) -> None:
     with pytest.raises(StoreError, match="read-only"):
         s.record([rec("1")])
     assert not db_path.exists()  # a read-only look never creates the database
-    with HistoryStore.open(db_path) as w:
+    with SQLiteHistoryStore.open(db_path) as w:
         w.record([rec("1")])
-    with HistoryStore.open(db_path, readonly=True) as r:
+    with SQLiteHistoryStore.open(db_path, readonly=True) as r:
         assert len(r.project("widget").records) == 1
         with pytest.raises(StoreError, match="read-only"):
             r.forget("widget", reason="x")
@@ -208,7 +203,7 @@ def test_busy_database_is_a_store_error(
     holder = sqlite3.connect(db_path, isolation_level=None)
     holder.execute("BEGIN IMMEDIATE")
     try:
-        with HistoryStore.open(db_path) as other, pytest.raises(StoreError, match="busy"):
+        with SQLiteHistoryStore.open(db_path) as other, pytest.raises(StoreError, match="busy"):
             other.record([rec("1")])
     finally:
         holder.execute("ROLLBACK")
@@ -226,7 +221,7 @@ def _foreign_sqlite(path: Path) -> None:
 
 
 def _wrong_app_id(path: Path) -> None:
-    HistoryStore.open(path).close()
+    SQLiteHistoryStore.open(path).close()
     conn = sqlite3.connect(path)
     conn.execute("PRAGMA application_id = 1234")
     conn.commit()
@@ -234,7 +229,7 @@ def _wrong_app_id(path: Path) -> None:
 
 
 def _newer_schema(path: Path) -> None:
-    HistoryStore.open(path).close()
+    SQLiteHistoryStore.open(path).close()
     conn = sqlite3.connect(path)
     conn.execute("PRAGMA user_version = 99")
     conn.commit()
@@ -252,7 +247,7 @@ def _ours_without_tables(path: Path) -> None:
 
 
 def _populated(path: Path) -> None:
-    with HistoryStore.open(path) as s:
+    with SQLiteHistoryStore.open(path) as s:
         s.record([rec(f"{i}.0", minutes=i) for i in range(300)])
 
 
@@ -319,7 +314,7 @@ def test_bad_database_is_refused_and_untouched(
     os.chmod(db_path, 0o600)
     before = snapshot(db_path)
     with pytest.raises(StoreError, match=fragment) as info:
-        HistoryStore.open(db_path, readonly=readonly)
+        SQLiteHistoryStore.open(db_path, readonly=readonly)
     assert str(db_path) in str(info.value)
     assert info.value.exit_code == 3
     assert info.value.fix
@@ -329,19 +324,19 @@ def test_bad_database_is_refused_and_untouched(
 @pytest.mark.skipif(os.name != "posix", reason="POSIX permissions")
 @pytest.mark.parametrize("mode", [0o620, 0o602, 0o666])
 def test_writable_by_others_is_refused(db_path: Path, mode: int) -> None:
-    HistoryStore.open(db_path).close()
+    SQLiteHistoryStore.open(db_path).close()
     os.chmod(db_path, mode)
     with pytest.raises(StoreError, match="writable by group or others"):
-        HistoryStore.open(db_path)
+        SQLiteHistoryStore.open(db_path)
 
 
 @pytest.mark.skipif(os.name != "posix" or os.geteuid() == 0, reason="root reads anything")
 def test_unreadable_is_refused(db_path: Path) -> None:
-    HistoryStore.open(db_path).close()
+    SQLiteHistoryStore.open(db_path).close()
     os.chmod(db_path, 0)
     try:
         with pytest.raises(StoreError, match="cannot read"):
-            HistoryStore.open(db_path)
+            SQLiteHistoryStore.open(db_path)
     finally:
         os.chmod(db_path, 0o600)
 
@@ -349,31 +344,32 @@ def test_unreadable_is_refused(db_path: Path) -> None:
 def test_directory_instead_of_file(db_path: Path) -> None:
     db_path.mkdir(parents=True)
     with pytest.raises(StoreError, match="not a regular file"):
-        HistoryStore.open(db_path)
+        SQLiteHistoryStore.open(db_path)
 
 
 def test_malformed_row_is_a_store_error(db_path: Path) -> None:
-    with HistoryStore.open(db_path) as s:
+    with SQLiteHistoryStore.open(db_path) as s:
         s.record([rec("1")])
     conn = sqlite3.connect(db_path)
     conn.execute("UPDATE records SET identity = '{\"kind\": 5}'")
     conn.commit()
     conn.close()
-    with HistoryStore.open(db_path) as s, pytest.raises(StoreError, match="malformed record"):
+    with SQLiteHistoryStore.open(db_path) as s, pytest.raises(StoreError, match="malformed record"):
         s.project("widget")
 
 
 def test_killed_writer_leaves_a_readable_store(db_path: Path) -> None:
     """kill -9 in the middle of a write transaction: the store opens, the write is gone."""
-    HistoryStore.open(db_path).close()
+    SQLiteHistoryStore.open(db_path).close()
     script = f"""
 import sys, time
 from datetime import datetime, timezone
 sys.path[:0] = {sys.path!r}
-from safe_pip.store.db import HistoryStore
+from safe_pip.store import HistoryStore
+from safe_pip.store.sqlite import SQLiteHistoryStore
 from safe_pip.policy.history import HistoryRecord
 from pathlib import Path
-s = HistoryStore.open(Path({str(db_path)!r}))
+s = SQLiteHistoryStore.open(Path({str(db_path)!r}))
 def decide(history):
     s._db().execute("INSERT INTO records (project, version, filename, sha256, identity_key, "
                     "identity, seen_at, idx, source) VALUES ('widget', '9', 'f', 'ab', '', NULL, "
@@ -391,7 +387,7 @@ s.update("widget", decide)
     finally:
         proc.wait(timeout=30)
     start = time.monotonic()
-    with HistoryStore.open(db_path) as s:
+    with SQLiteHistoryStore.open(db_path) as s:
         assert s.project("widget").is_empty
         s.record([rec("1")])  # not locked by the dead writer
         assert len(s.project("widget").records) == 1
@@ -426,7 +422,7 @@ def test_export_import_round_trip(tmp_path: Path, store: HistoryStore) -> None:
     assert data["version"] == 1
     assert len(data["records"]) == 4
 
-    with HistoryStore.open(tmp_path / "other" / "history.sqlite3") as fresh:
+    with SQLiteHistoryStore.open(tmp_path / "other" / "history.sqlite3") as fresh:
         # widget's history changes publisher (A's 1.0, then B's 1.1): a change made on the
         # machine it was exported from, decided again here (ADR 0012: a sequence)
         with pytest.raises(NewPublishersError) as info:
@@ -449,7 +445,7 @@ def test_import_refuses_a_new_publisher_atomically(tmp_path: Path, store: Histor
     from safe_pip.errors import EXIT_REFUSED
 
     store.record([rec("1.0")])
-    with HistoryStore.open(tmp_path / "src" / "history.sqlite3") as src:
+    with SQLiteHistoryStore.open(tmp_path / "src" / "history.sqlite3") as src:
         src.record([rec("0.1", project="fresh"), rec("2.0", B)])
         data = src.export()
     before = (store.export()["records"], len(store.audit_log()))
@@ -484,7 +480,7 @@ def test_import_refuses_a_new_publisher_atomically(tmp_path: Path, store: Histor
 def test_import_validates_everything_first(
     store: HistoryStore, mutate: Callable[[dict[str, object]], None], fragment: str
 ) -> None:
-    with HistoryStore.open(store.path.parent / "src.sqlite3") as src:
+    with SQLiteHistoryStore.open(store.path.parent / "src.sqlite3") as src:
         src.record([rec("1")])
         data = src.export()
     data["records"].insert(0, dict(data["records"][0], version="0"))

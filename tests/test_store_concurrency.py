@@ -18,7 +18,7 @@ from safe_pip.policy.file import Policy
 from safe_pip.policy.history import HistoryRecord, ProjectHistory
 from safe_pip.policy.rules import decide, history_records_for
 from safe_pip.store import open_history
-from safe_pip.store.db import HistoryStore
+from safe_pip.store.sqlite import SQLiteHistoryStore
 
 PROCS = 8
 SHA = "ab" * 32
@@ -65,7 +65,7 @@ def _tofu_worker(path: str, who: str, barrier: Any, out: Any) -> None:
 
 def _record_worker(path: str, n: int, barrier: Any, out: Any) -> None:
     try:
-        store = HistoryStore.open(Path(path))
+        store = SQLiteHistoryStore.open(Path(path))
         barrier.wait(timeout=60)
         for i in range(40):
             # half the versions are shared by all workers, half are the worker's own
@@ -117,11 +117,11 @@ def _integrity(path: Path) -> None:
 def test_same_identity_from_eight_processes(tmp_path: Path, fresh: bool) -> None:
     path = tmp_path / "history.sqlite3"
     if not fresh:
-        HistoryStore.open(path).close()
+        SQLiteHistoryStore.open(path).close()
     results = _run(_tofu_worker, [(str(path), "A")] * PROCS)
     codes = Counter(code for _, code in results)
     assert codes == {"verified-first-use": 1, "verified-known": PROCS - 1}, codes
-    with HistoryStore.open(path) as store:
+    with SQLiteHistoryStore.open(path) as store:
         (record,) = store.project("widget").records
         assert record.identity == IDENTITIES["A"]
     _integrity(path)
@@ -131,7 +131,7 @@ def test_same_identity_from_eight_processes(tmp_path: Path, fresh: bool) -> None
 def test_conflicting_identities_exactly_one_wins(tmp_path: Path, fresh: bool) -> None:
     path = tmp_path / "history.sqlite3"
     if not fresh:
-        HistoryStore.open(path).close()
+        SQLiteHistoryStore.open(path).close()
     whos = ["A", "B"] * (PROCS // 2)
     results = _run(_tofu_worker, [(str(path), w) for w in whos])
     assert not [c for _, c in results if c.startswith("error")], results
@@ -143,7 +143,7 @@ def test_conflicting_identities_exactly_one_wins(tmp_path: Path, fresh: bool) ->
             assert code in ("verified-first-use", "verified-known")
         else:
             assert code == "refused-publisher-change"
-    with HistoryStore.open(path) as store:
+    with SQLiteHistoryStore.open(path) as store:
         history = store.project("widget")
         assert {r.identity for r in history.records} == {IDENTITIES[winner]}
         assert len(history.records) == 1
@@ -160,7 +160,7 @@ def test_concurrent_records_are_all_kept(tmp_path: Path) -> None:
             version = f"{i}.0" if i % 2 == 0 else f"{i}.{n}"
             expected.add((version, "A" if n % 2 == 0 else "B"))
     by_repo = {v.repository: k for k, v in IDENTITIES.items()}
-    with HistoryStore.open(path) as store:
+    with SQLiteHistoryStore.open(path) as store:
         records = store.project("gadget").records
         seen = {(r.version, by_repo[r.identity.repository if r.identity else ""]) for r in records}
     assert seen == expected
@@ -173,7 +173,7 @@ def test_threads_sharing_one_store(tmp_path: Path) -> None:
     writes from many threads must not interleave inside each other's transactions."""
     from concurrent.futures import ThreadPoolExecutor
 
-    store = HistoryStore.open(tmp_path / "history.sqlite3")
+    store = SQLiteHistoryStore.open(tmp_path / "history.sqlite3")
 
     def one(i: int) -> str:
         who = "A" if i % 2 == 0 else "B"

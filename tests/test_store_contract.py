@@ -21,7 +21,7 @@ from safe_pip.errors import EXIT_COULD_NOT_CHECK, ConfigError, StoreError
 from safe_pip.models import PublisherIdentity
 from safe_pip.policy.history import HistoryRecord
 from safe_pip.store import HistoryStore, open_history
-from safe_pip.store.db import NewPublishersError
+from safe_pip.store.base import NewPublishersError
 from support.postgres import PostgresServer
 from test_store_concurrency import IDENTITIES, _tofu_worker
 
@@ -238,7 +238,7 @@ def test_older_schema_is_migrated_and_logged(backend: Backend) -> None:
         assert s.schema_version == 1
         assert s.serials() == []
     with backend.open() as s:
-        from safe_pip.store.db import SCHEMA_VERSION
+        from safe_pip.store.base import SCHEMA_VERSION
 
         assert s.schema_version == SCHEMA_VERSION
         assert s.raise_serial("https://pypi.org/simple/", "widget", 5) is None

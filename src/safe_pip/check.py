@@ -42,7 +42,7 @@ if TYPE_CHECKING:
     from safe_pip.net import Http, ProjectPage
     from safe_pip.policy.file import Policy
     from safe_pip.policy.history import HistoryRecord, ProjectHistory
-    from safe_pip.store.db import HistoryStore
+    from safe_pip.store import HistoryStore
 
 PYPI_SIMPLE = "https://pypi.org/simple/"
 

@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     from safe_pip.check import Checker
     from safe_pip.policy.file import Policy
     from safe_pip.provenance.trust import TrustConfig
-    from safe_pip.store.db import HistoryStore
+    from safe_pip.store import HistoryStore
 
 
 def trust_from_args(args: argparse.Namespace) -> TrustConfig:

@@ -29,7 +29,7 @@ from safe_pip.errors import StaleIndexError
 
 if TYPE_CHECKING:
     from safe_pip.net import ProjectPage
-    from safe_pip.store.db import HistoryStore
+    from safe_pip.store.base import HistoryStore
 
 
 class SerialGuard:
@@ -46,7 +46,7 @@ class SerialGuard:
         self.observe(index, page.name, page.last_serial)
 
     def observe(self, index: str, project: str, serial: int | None) -> None:
-        from safe_pip.store.db import MAX_SERIAL, index_key
+        from safe_pip.store.base import MAX_SERIAL, index_key
 
         if serial is None or not 0 <= serial <= MAX_SERIAL:
             return

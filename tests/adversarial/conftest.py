@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from safe_pip.cli import main
-from safe_pip.store.db import HistoryStore
+from safe_pip.store.sqlite import SQLiteHistoryStore
 from support.index_server import IndexServer
 from support.publish import Publisher
 from support.sigstore_ca import TestSigstore
@@ -32,7 +32,7 @@ def db_snapshot() -> list[dict[str, object]]:
     path = db_path()
     if not path.exists():
         return []
-    with HistoryStore.open(path, readonly=True) as store:
+    with SQLiteHistoryStore.open(path, readonly=True) as store:
         return [
             rec.to_json()
             for summary in store.projects()

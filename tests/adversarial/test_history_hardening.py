@@ -19,7 +19,7 @@ from safe_pip.check import Checker
 from safe_pip.policy.file import Policy
 from safe_pip.provenance.trust import TrustConfig
 from safe_pip.serve import EventLog, start_server
-from safe_pip.store.db import HistoryStore
+from safe_pip.store.sqlite import SQLiteHistoryStore
 from support.packages import sha256_file
 
 from .conftest import Env, db_path, db_snapshot
@@ -115,7 +115,7 @@ def _checker(env: Env) -> Checker:
     return Checker(
         trust=TrustConfig.from_options(trust_root=env.trust_root),
         policy=Policy.default(),
-        store=HistoryStore.open(db_path()),
+        store=SQLiteHistoryStore.open(db_path()),
         provenance_index=env.server.index_url,
         jobs=2,
     )

@@ -25,7 +25,7 @@ from safe_pip.errors import StoreError
 from safe_pip.models import PublisherIdentity
 from safe_pip.policy.history import HistoryRecord
 from safe_pip.serve import EventLog, start_server
-from safe_pip.store.db import HistoryStore
+from safe_pip.store.sqlite import SQLiteHistoryStore
 from support.index_server import IndexServer
 from support.packages import sha256_file
 from support.sigstore_ca import GitHubIdentity
@@ -89,7 +89,7 @@ def _serve(env: Env, log: EventLog, page_ttl: float = 60.0):  # type: ignore[no-
     from safe_pip.policy.file import Policy
     from safe_pip.provenance.trust import TrustConfig
 
-    store = HistoryStore.open(db_path())
+    store = SQLiteHistoryStore.open(db_path())
     checker = Checker(
         trust=TrustConfig.from_options(trust_root=env.trust_root),
         policy=Policy.default(),
@@ -227,7 +227,7 @@ def test_local_history_in_publication_order(env: Env, tmp_path: Path) -> None:
     1.0.0 stays installable (local history, one publisher)."""
     env.pub.wheel("alpha", "1.0.0", identity=ACME, published=T0)
     assert install(env, tmp_path / "a", "alpha==1.0.0").code == 0
-    (rec,) = HistoryStore.open(db_path(), readonly=True).project("alpha").records
+    (rec,) = SQLiteHistoryStore.open(db_path(), readonly=True).project("alpha").records
     assert rec.published_from == "log"
     assert rec.published_at is not None
     assert int(rec.published_at.timestamp()) == T0
@@ -297,7 +297,7 @@ def test_two_publishers_in_one_first_release_serve_serves_neither(
 
 
 def _repositories() -> list[str | None]:
-    with HistoryStore.open(db_path(), readonly=True) as store:
+    with SQLiteHistoryStore.open(db_path(), readonly=True) as store:
         return [
             r.identity.repository if r.identity else None for r in store.project("alpha").records
         ]
@@ -349,7 +349,7 @@ def test_serve_drops_a_verdict_once_another_run_changed_the_history(
             page = running.index_url + "alpha/"
             status, body = _get(page)
             ((_name, url),) = _links(body).items()  # decided: first use of acme, cached
-            with HistoryStore.open(db_path()) as other:  # another run records another one
+            with SQLiteHistoryStore.open(db_path()) as other:  # another run records another one
                 other.record([_other_record()])
             status, text = _get(urljoin(page, url), accept="*/*")
             assert status == 403, text

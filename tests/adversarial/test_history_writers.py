@@ -14,7 +14,7 @@ from datetime import datetime, timezone
 
 from safe_pip.models import PublisherIdentity
 from safe_pip.policy.history import HistoryRecord
-from safe_pip.store.db import HistoryStore
+from safe_pip.store.sqlite import SQLiteHistoryStore
 from support.sigstore_ca import GitHubIdentity
 
 from .conftest import Env, db_path
@@ -45,7 +45,7 @@ def _rec(version: str, identity: PublisherIdentity, when: int) -> HistoryRecord:
 
 def test_import_that_interleaves_a_publisher_back_is_refused(env: Env) -> None:
     # this machine: acme published 1.0, then the project moved to newco (accepted here)
-    with HistoryStore.open(db_path()) as store:
+    with SQLiteHistoryStore.open(db_path()) as store:
         store.record([_rec("1.0", ACME, T0), _rec("2.0", NEWCO, T0 + 10 * DAY)])
     # the old repository publishes 3.1 (hijacked after the move)
     env.pub.wheel(
@@ -69,7 +69,7 @@ def test_import_that_interleaves_a_publisher_back_is_refused(env: Env) -> None:
     assert "alpha 3.0" in run.err  # where it changes
     assert "newco/alpha" in run.err  # and the publisher before it
     assert "--accept-new-publishers" in run.err
-    with HistoryStore.open(db_path(), readonly=True) as store:
+    with SQLiteHistoryStore.open(db_path(), readonly=True) as store:
         assert sorted(r.version for r in store.project("alpha").records) == ["1.0", "2.0"]
 
     # so the hijacked repository's release is still refused

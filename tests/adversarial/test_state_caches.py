@@ -78,7 +78,7 @@ def test_serve_records_again_after_another_process_forgot_the_project(
     history, so it goes when the project's history changes: after ``history forget`` (another
     process) the next served file is recorded again before its bytes go out (before: it was
     served unrecorded, leaving the history empty for the next first-use decision)."""
-    from safe_pip.store.db import HistoryStore
+    from safe_pip.store.sqlite import SQLiteHistoryStore
 
     env = serve_env
     env.pub.wheel("alpha", "1.0")
@@ -86,13 +86,13 @@ def test_serve_records_again_after_another_process_forgot_the_project(
         url = file_url(srv, "alpha")
         assert get(url).status == 200
         db = env.tmp / "home" / "history.sqlite3"
-        with HistoryStore.open(db) as other:
+        with SQLiteHistoryStore.open(db) as other:
             assert [r.filename for r in other.project("alpha").records] == [
                 "alpha-1.0-py3-none-any.whl"
             ]
             assert other.forget("alpha", reason="re-established by the release team") == 1
         assert get(url).status == 200
-        with HistoryStore.open(db, readonly=True) as other:
+        with SQLiteHistoryStore.open(db, readonly=True) as other:
             assert [r.filename for r in other.project("alpha").records] == [
                 "alpha-1.0-py3-none-any.whl"
             ]

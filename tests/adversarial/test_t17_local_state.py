@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from adversarial.conftest import Env, db_path, db_snapshot
-from safe_pip.store import db as store_db
+from safe_pip.store import sqlite as store_db
 from support.sigstore_ca import GitHubIdentity
 
 

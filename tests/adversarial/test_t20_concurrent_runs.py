@@ -20,7 +20,8 @@ import pytest
 
 from adversarial.conftest import Env, db_path, db_snapshot
 from safe_pip.cli import main
-from safe_pip.store.db import HistoryStore
+from safe_pip.store import HistoryStore
+from safe_pip.store.sqlite import SQLiteHistoryStore
 from support.index_server import IndexServer
 from support.packages import build_wheel
 from support.sigstore_ca import GitHubIdentity, provenance_json
@@ -52,7 +53,7 @@ def _run_parallel(argvs: list[list[str]]) -> list[int]:
 
 def _reopen() -> HistoryStore:
     """Open the database the way a next run would (full validation)."""
-    return HistoryStore.open(db_path())
+    return SQLiteHistoryStore.open(db_path())
 
 
 @pytest.mark.parametrize("n", [2, 8])
@@ -111,7 +112,7 @@ def test_concurrent_first_use_with_conflicting_publishers(env: Env, n: int) -> N
 
 
 def _kill_self_inside_transaction() -> None:
-    from safe_pip.store.db import HistoryStore
+    from safe_pip.store import HistoryStore
 
     original = HistoryStore._insert
 
@@ -125,7 +126,7 @@ def _kill_self_inside_transaction() -> None:
 
 
 def _kill_self_while_creating() -> None:
-    import safe_pip.store.db as db
+    import safe_pip.store.sqlite as db
 
     def link_then_die(src: Any, dst: Any) -> None:
         os.kill(os.getpid(), signal.SIGKILL)

@@ -24,7 +24,8 @@ from safe_pip.models import Action
 from safe_pip.policy.file import Policy
 from safe_pip.provenance.trust import TrustConfig
 from safe_pip.serve.server import EventLog, ServeError, VerifyingIndex
-from safe_pip.store.db import APPLICATION_ID, SCHEMA_VERSION, HistoryStore
+from safe_pip.store.base import SCHEMA_VERSION
+from safe_pip.store.sqlite import APPLICATION_ID, SQLiteHistoryStore
 from support.index_server import Fault, IndexServer
 from support.publish import Publisher
 from verify_helpers import requirements_text
@@ -102,7 +103,7 @@ def test_replayed_page_verdicts_in_serve(env: Env) -> None:
 
 
 def _last_serial(env: Env, project: str = "alpha") -> int | None:
-    with HistoryStore.open(db_path(), readonly=True) as store:
+    with SQLiteHistoryStore.open(db_path(), readonly=True) as store:
         return store.last_serial(env.server.index_url, project)
 
 
@@ -200,7 +201,7 @@ def test_forget_serials_after_a_legitimate_reset(env: Env) -> None:
     assert "forgot 1 recorded serial" in run.text
     assert env.inspect("alpha==1.0", "--record").code == 0
     assert _last_serial(env) == 3
-    with HistoryStore.open(db_path(), readonly=True) as store:
+    with SQLiteHistoryStore.open(db_path(), readonly=True) as store:
         [entry] = [a for a in store.audit_log("alpha") if a.action == "forget-serials"]
     assert entry.reason == "mirror rebuilt (checked)"
     assert entry.detail["serials"][0]["serial"] == 100
@@ -228,10 +229,10 @@ def test_index_history_page_older_than_recorded_is_could_not_check(env: Env) -> 
     env.pub.wheel("alpha", "1.0")
     env.pub.wheel("alpha", "2.0")
     env.server.serials["alpha"] = 100
-    with HistoryStore.open(db_path()) as store:
+    with SQLiteHistoryStore.open(db_path()) as store:
         store.raise_serial(env.server.index_url, "alpha", 100)
     env.server.serials["alpha"] = 90
-    with HistoryStore.open(db_path(), readonly=True) as store:
+    with SQLiteHistoryStore.open(db_path(), readonly=True) as store:
         checker = Checker(
             trust=TrustConfig(mode="custom", path=env.trust_root),
             policy=Policy.default(),
@@ -274,7 +275,7 @@ def test_serve_refuses_a_page_older_than_one_recorded_by_an_earlier_run(env: Env
     env.server.serials["alpha"] = 100
 
     def serve_once() -> None:
-        with HistoryStore.open(db_path()) as store:
+        with SQLiteHistoryStore.open(db_path()) as store:
             checker = Checker(
                 trust=TrustConfig(mode="custom", path=env.trust_root),
                 policy=Policy.default(),
@@ -322,7 +323,7 @@ def test_schema_1_database_is_migrated_and_keeps_its_records(env: Env) -> None:
     path = db_path()
     _schema_1_db(path)
 
-    with HistoryStore.open(path, readonly=True) as store:  # read-only: used as it is
+    with SQLiteHistoryStore.open(path, readonly=True) as store:  # read-only: used as it is
         assert store.schema_version == 1
         [rec] = store.project("alpha").records
         assert store.last_serial(env.server.index_url, "alpha") is None
@@ -334,7 +335,7 @@ def test_schema_1_database_is_migrated_and_keeps_its_records(env: Env) -> None:
     env.server.serials["beta"] = 100
     env.pub.wheel("beta", "1.0")
     assert env.inspect("beta==1.0", "--record").code == 0
-    with HistoryStore.open(path, readonly=True) as store:
+    with SQLiteHistoryStore.open(path, readonly=True) as store:
         assert store.schema_version == SCHEMA_VERSION == 4
         assert store.project("alpha").records == (rec,)
         assert store.last_serial(env.server.index_url, "beta") == 100
@@ -349,13 +350,13 @@ def test_schema_1_database_is_migrated_and_keeps_its_records(env: Env) -> None:
 
 def test_newer_schema_is_still_refused(env: Env) -> None:
     path = db_path()
-    HistoryStore.open(path).close()
+    SQLiteHistoryStore.open(path).close()
     conn = sqlite3.connect(path)
     conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
     conn.commit()
     conn.close()
     with pytest.raises(StoreError, match="newer"):
-        HistoryStore.open(path)
+        SQLiteHistoryStore.open(path)
     env.pub.wheel("alpha", "1.0")
     run = env.inspect("alpha==1.0", "--record")
     assert run.code == 3, run.text
@@ -364,7 +365,7 @@ def test_newer_schema_is_still_refused(env: Env) -> None:
 
 def test_raise_serial_is_a_compare_and_set_between_runs(env: Env) -> None:
     path = db_path()
-    with HistoryStore.open(path) as a, HistoryStore.open(path) as b:
+    with SQLiteHistoryStore.open(path) as a, SQLiteHistoryStore.open(path) as b:
         assert a.raise_serial("https://x.example/simple", "Alpha", 100) is None
         assert b.raise_serial("https://x.example/simple/", "alpha", 90) == 100  # not written
         assert b.raise_serial("https://user:pw@X.example/simple/?t=1", "alpha", 120) is None

@@ -35,7 +35,7 @@ from safe_pip.net.session import MalformedResponse, Response
 from safe_pip.policy.file import Policy
 from safe_pip.provenance.trust import TrustConfig
 from safe_pip.serve import EventLog, start_server
-from safe_pip.store.db import HistoryStore
+from safe_pip.store.sqlite import SQLiteHistoryStore
 from support.index_server import Fault
 from verify_helpers import requirements_text
 
@@ -386,7 +386,7 @@ def test_verify_warns_deprecated(env: Env) -> None:
 
 def test_serve_mirrors_status_and_lists_no_quarantined_files(env: Env) -> None:
     env.pub.wheel("alpha", "1.0")
-    with HistoryStore.open(env.workdir / "serve.sqlite3") as store:
+    with SQLiteHistoryStore.open(env.workdir / "serve.sqlite3") as store:
         checker = Checker(
             trust=TrustConfig(mode="custom", path=env.trust_root),
             policy=Policy.default(),

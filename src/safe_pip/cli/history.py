@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from safe_pip.errors import EXIT_OK, ConfigError
 
 if TYPE_CHECKING:
-    from safe_pip.store.db import HistoryStore
+    from safe_pip.store import HistoryStore
 
 DESCRIPTION = """\
 The known-good history: every verified file safe-pip allowed (project, version, file, sha256,
@@ -326,7 +326,7 @@ def run_import(args: argparse.Namespace) -> int:
         raise ConfigError(f"{args.file}:{exc.lineno}: not JSON: {exc.msg}") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{args.file}: not a safe-pip history export")
-    from safe_pip.store.db import NewPublishersError
+    from safe_pip.store.base import NewPublishersError
 
     with _open(args, readonly=False) as store:
         try:

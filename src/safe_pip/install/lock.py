@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from safe_pip.install.args import PipArgs
     from safe_pip.install.report import Outcome
     from safe_pip.sources import Lock
-    from safe_pip.store.db import HistoryStore
+    from safe_pip.store import HistoryStore
 
 
 def lock_requirements(locks: Sequence[Lock]) -> str:

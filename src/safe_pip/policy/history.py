@@ -14,7 +14,7 @@ decision can walk the project's publishers release by release
 (:func:`safe_pip.policy.rules.sequence_change`) instead of pooling them into a set of "known"
 publishers. A record without a publication time (written before schema 3, or an unsigned file
 whose index gave no upload-time) is placed at the time it was seen, which is never earlier
-than its publication. The SQLite store (:mod:`safe_pip.store.db`) persists these records; this
+than its publication. The store (:mod:`safe_pip.store`) persists these records; this
 module never touches disk.
 """
 

@@ -1,8 +1,8 @@
 """The known-good history: one interface, two databases.
 
-:class:`HistoryStore` (:mod:`safe_pip.store.db`) is the interface and the SQL behind it:
+:class:`HistoryStore` (:mod:`safe_pip.store.base`) is the interface and the SQL behind it:
 records, the compare-and-set of a first-use decision (:meth:`HistoryStore.update`), the audit
-log, index serials, export / import, schema versions. Two implementations run it:
+log, index serials, export / import, schema versions. Two backends open it:
 
 - :mod:`safe_pip.store.sqlite`: a file, ``$SAFE_PIP_HOME/history.sqlite3`` (the default).
 - :mod:`safe_pip.store.postgres`: a PostgreSQL server, ``--history postgresql://...`` /
@@ -17,7 +17,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from safe_pip.store.db import HistoryStore, default_db_path, default_home
+from safe_pip.store.base import HistoryStore, default_home
+from safe_pip.store.sqlite import SQLiteHistoryStore, default_db_path
 
 ENV_HISTORY = "SAFE_PIP_HISTORY"
 
@@ -31,7 +32,7 @@ def open_history(location: str | None, *, readonly: bool = False) -> HistoryStor
     if location is None:
         location = os.environ.get(ENV_HISTORY) or None
     if location is None:
-        return HistoryStore.open(None, readonly=readonly)
+        return SQLiteHistoryStore.open(None, readonly=readonly)
     from safe_pip.store.postgres import PostgresHistoryStore, is_postgres_url
 
     if is_postgres_url(location):
@@ -45,4 +46,4 @@ def open_history(location: str | None, *, readonly: bool = False) -> HistoryStor
             f"--history {location.split('://', 1)[0]}://...: not a history location",
             fix="use postgresql://USER@HOST/DB, sqlite:///PATH or a file path",
         )
-    return HistoryStore.open(Path(location), readonly=readonly)
+    return SQLiteHistoryStore.open(Path(location), readonly=readonly)

@@ -2,8 +2,8 @@
 several ``safe-pip serve`` replicas and CI runners share one history.
 
 Same contract as the SQLite file (:mod:`safe_pip.store.sqlite`), and the same code: every
-query, the compare-and-set of :meth:`~safe_pip.store.db.HistoryStore.update`, the audit log,
-serials, export and import are :class:`~safe_pip.store.db.HistoryStore`'s, run through
+query, the compare-and-set of :meth:`~safe_pip.store.base.HistoryStore.update`, the audit log,
+serials, export and import are :class:`~safe_pip.store.base.HistoryStore`'s, run through
 :class:`PgConnection`, which speaks PostgreSQL for them (placeholders, ``INSERT OR IGNORE``,
 ``BEGIN IMMEDIATE``). Only opening, creating, checking and migrating differ:
 
@@ -32,7 +32,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from safe_pip.errors import ConfigError, StoreError
-from safe_pip.store import db
+from safe_pip.store import base
 
 SCHEMA = "safe_pip"
 APPLICATION = "safe-pip-history"
@@ -67,7 +67,7 @@ _NUMBERED = re.compile(r"\?(\d+)")
 
 def translate(sql: str) -> tuple[str, bool]:
     """(PostgreSQL text, whether parameters are numbered ``?N``) for one statement of
-    :class:`~safe_pip.store.db.HistoryStore`."""
+    :class:`~safe_pip.store.base.HistoryStore`."""
     out = sql
     if out.lstrip().upper().startswith("INSERT OR IGNORE INTO"):
         out = re.sub(r"INSERT OR IGNORE INTO", "INSERT INTO", out, count=1, flags=re.I)
@@ -198,8 +198,8 @@ def _one_line(exc: BaseException) -> str:
 # -- opening, creating, checking, migrating ------------------------------------------------------
 
 
-class PostgresHistoryStore(db.HistoryStore):
-    """:class:`~safe_pip.store.db.HistoryStore` on PostgreSQL. Open with :meth:`open_url`."""
+class PostgresHistoryStore(base.HistoryStore):
+    """:class:`~safe_pip.store.base.HistoryStore` on PostgreSQL. Open with :meth:`open_url`."""
 
     def __init__(
         self, url: str, conn: PgConnection | None, *, readonly: bool, schema_version: int
@@ -225,9 +225,9 @@ class PostgresHistoryStore(db.HistoryStore):
             if version is None:
                 if readonly:
                     conn.close()
-                    return cls(url, None, readonly=True, schema_version=db.SCHEMA_VERSION)
+                    return cls(url, None, readonly=True, schema_version=base.SCHEMA_VERSION)
                 version = _create(conn, url)
-            elif version < db.SCHEMA_VERSION and not readonly:
+            elif version < base.SCHEMA_VERSION and not readonly:
                 version = _migrate(conn, url)
         except BaseException:
             conn.close()
@@ -243,7 +243,7 @@ class PostgresHistoryStore(db.HistoryStore):
             try:
                 self._conn.execute("SELECT 1").fetchone()
             except sqlite3.Error as exc:
-                raise db._store_error(self.location, exc, "could not read") from None
+                raise base.store_error(self.location, exc, "could not read") from None
 
 
 def _rows(conn: PgConnection, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
@@ -286,10 +286,10 @@ def _check(conn: PgConnection, url: str) -> int | None:
         version = int(meta.get("schema_version", ""))
     except ValueError:
         raise StoreError(f"{where}: history database has no schema version", fix=fix) from None
-    if version > db.SCHEMA_VERSION:
+    if version > base.SCHEMA_VERSION:
         raise StoreError(
             f"{where}: history database schema {version} is newer than this safe-pip "
-            f"understands ({db.SCHEMA_VERSION})",
+            f"understands ({base.SCHEMA_VERSION})",
             fix="upgrade safe-pip (every replica and runner sharing this database)",
         )
     if version < 1:
@@ -301,9 +301,9 @@ def _check(conn: PgConnection, url: str) -> int | None:
         (SCHEMA,),
     ):
         columns.setdefault(table, set()).add(column)
-    column_since: dict[tuple[str, str], int] = getattr(db, "_COLUMN_SINCE", {})
-    for name, expected in db._EXPECTED_COLUMNS.items():
-        if db._TABLE_SINCE.get(name, 1) > version:
+    column_since: dict[tuple[str, str], int] = base.COLUMN_SINCE
+    for name, expected in base.EXPECTED_COLUMNS.items():
+        if base.TABLE_SINCE.get(name, 1) > version:
             continue
         need = {c for c in expected if column_since.get((name, c), 1) <= version}
         if not need <= columns.get(name, set()):
@@ -328,14 +328,14 @@ def _create(conn: PgConnection, url: str) -> int:
             version = _check(conn, url)
             if version is None:
                 conn.execute(f"CREATE SCHEMA IF NOT EXISTS {SCHEMA}")
-                for statement in _statements(db._SCHEMA):
+                for statement in _statements(base.SCHEMA_SQL):
                     conn.execute(ddl(statement))
                 conn.execute(
                     "INSERT INTO meta (key, value) VALUES ('application', ?), "
                     "('schema_version', ?), ('created_at', ?)",
-                    (APPLICATION, str(db.SCHEMA_VERSION), db._now()),
+                    (APPLICATION, str(base.SCHEMA_VERSION), base.now()),
                 )
-                version = db.SCHEMA_VERSION
+                version = base.SCHEMA_VERSION
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
@@ -346,7 +346,7 @@ def _create(conn: PgConnection, url: str) -> int:
             fix="the database user needs CREATE on the database (or create schema "
             f"{SCHEMA!r} for it)",
         ) from None
-    if version < db.SCHEMA_VERSION:
+    if version < base.SCHEMA_VERSION:
         return _migrate(conn, url)
     return version
 
@@ -362,21 +362,21 @@ def _migrate(conn: PgConnection, url: str) -> int:
         try:
             current = _check(conn, url)
             assert current is not None
-            if current < db.SCHEMA_VERSION:
-                for version in range(current, db.SCHEMA_VERSION):
-                    for statement in db._MIGRATIONS[version]:
+            if current < base.SCHEMA_VERSION:
+                for version in range(current, base.SCHEMA_VERSION):
+                    for statement in base.MIGRATIONS[version]:
                         conn.execute(ddl(statement))
                 conn.execute(
                     "UPDATE meta SET value = ? WHERE key = 'schema_version'",
-                    (str(db.SCHEMA_VERSION),),
+                    (str(base.SCHEMA_VERSION),),
                 )
                 conn.execute(
                     "INSERT INTO audit (at, action, project, count, reason, detail) "
                     "VALUES (?, 'migrate', NULL, 0, ?, ?)",
                     (
-                        db._now(),
-                        f"schema {current} -> {db.SCHEMA_VERSION}",
-                        json.dumps({"from": current, "to": db.SCHEMA_VERSION}),
+                        base.now(),
+                        f"schema {current} -> {base.SCHEMA_VERSION}",
+                        json.dumps({"from": current, "to": base.SCHEMA_VERSION}),
                     ),
                 )
             conn.execute("COMMIT")
@@ -388,4 +388,4 @@ def _migrate(conn: PgConnection, url: str) -> int:
             f"{redact(url)}: could not migrate the history database ({exc}); it was not changed",
             fix="the database user needs ALTER on the safe_pip tables",
         ) from None
-    return db.SCHEMA_VERSION
+    return base.SCHEMA_VERSION

@@ -1,24 +1,20 @@
-"""The known-good history database: one SQLite file, ``$SAFE_PIP_HOME/history.sqlite3``.
+"""The history interface both backends share: :class:`HistoryStore` and the SQL behind it.
 
-Rules (docs/threat-model.md T17, T20; docs/adr/0001-tofu-history.md):
+Every query, the compare-and-set of a first-use decision (:meth:`HistoryStore.update`), the audit
+log, index serials, export / import run here on a :class:`Connection`; the schema
+(:data:`SCHEMA_SQL`, :data:`MIGRATIONS`, :data:`EXPECTED_COLUMNS`) is written once, in SQLite's
+dialect. The backends only open, create, check and migrate: :mod:`safe_pip.store.sqlite` (a
+file) and :mod:`safe_pip.store.postgres` (a server, which translates the SQL).
 
-* WAL journal, ``synchronous=FULL``, a busy timeout, and every write inside
-  ``BEGIN IMMEDIATE`` so concurrent runs serialise instead of interleaving. :meth:`update` is the
+Rules (docs/threat-model.md T17, T20, T21; docs/adr/0001-tofu-history.md):
+
+* Every write runs inside ``BEGIN IMMEDIATE`` (PostgreSQL: plus one advisory lock), so
+  concurrent runs serialise instead of interleaving. :meth:`HistoryStore.update` is the
   compare-and-set a trust-on-first-use decision needs: read the project's history, decide, and
   record, all in one write transaction.
-* A new database is built in a temporary file next to the final path and linked into place, so
-  no other process ever sees a half-created file.
-* An existing file is checked before use, read-only: regular file owned by this user and not
-  group/world-writable (POSIX), SQLite header, size consistent with the header, our
-  ``application_id``, a known schema version, the expected tables, and ``PRAGMA quick_check``.
-  Any failure is a :class:`~safe_pip.errors.StoreError`: the file is never modified, reset or
-  recreated, because an empty history would trust whoever publishes next.
-* A database from an older schema is migrated forward (one write transaction, logged in the
-  audit table) when it is opened for writing; opened read-only it is used as it is. A database
-  from a newer schema is refused.
 * Besides the records, the store keeps the highest index serial (``_last-serial``) seen per
   (index, project), so a stale or replayed index page is noticed across runs (threat T21;
-  :class:`safe_pip.check.SerialGuard`). Schema 2 added that table.
+  :class:`safe_pip.serials.SerialGuard`). Schema 2 added that table.
 * History is a sequence (docs/policy.md): each record keeps its publication time
   (``published_at``) and where that time came from (``published_from``: ``log``, the
   transparency log's integrated time of its attestation; ``index``, the index's upload-time),
@@ -32,9 +28,6 @@ import contextlib
 import json
 import os
 import sqlite3
-import stat
-import sys
-import tempfile
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
@@ -70,16 +63,12 @@ class Connection(Protocol):
 
 
 ENV_HOME = "SAFE_PIP_HOME"
-DB_FILENAME = "history.sqlite3"
-#: ``PRAGMA application_id``: "SPIP" in ASCII. A SQLite file without it is not ours.
-APPLICATION_ID = 0x53504950
 SCHEMA_VERSION = 4
 #: The largest serial SQLite can store (a signed 64-bit INTEGER).
 MAX_SERIAL = 2**63 - 1
 EXPORT_FORMAT = "safe-pip-history"
 EXPORT_VERSION = 1
 BUSY_TIMEOUT_S = 30.0
-_SQLITE_MAGIC = b"SQLite format 3\x00"
 
 _SERIALS_TABLE = """
 CREATE TABLE serials (
@@ -90,7 +79,7 @@ CREATE TABLE serials (
     PRIMARY KEY (idx, project)
 )"""
 
-_SCHEMA = (
+SCHEMA_SQL = (
     """
 CREATE TABLE meta (
     key   TEXT PRIMARY KEY,
@@ -128,7 +117,7 @@ CREATE TABLE audit (
 )
 
 #: Statements that take a database from schema N to N + 1 (run in one write transaction).
-_MIGRATIONS: dict[int, tuple[str, ...]] = {
+MIGRATIONS: dict[int, tuple[str, ...]] = {
     1: (_SERIALS_TABLE,),
     2: (
         "ALTER TABLE records ADD COLUMN published_at TEXT",
@@ -136,7 +125,7 @@ _MIGRATIONS: dict[int, tuple[str, ...]] = {
     ),
     3: ("ALTER TABLE records ADD COLUMN build TEXT",),
 }
-_EXPECTED_COLUMNS = {
+EXPECTED_COLUMNS = {
     "meta": {"key", "value"},
     "records": {
         "id",
@@ -157,7 +146,7 @@ _EXPECTED_COLUMNS = {
     "serials": {"idx", "project", "serial", "seen_at"},
 }
 #: The schema version that introduced each table (the others exist since version 1).
-_TABLE_SINCE = {"serials": 2}
+TABLE_SINCE = {"serials": 2}
 _SELECT_RECORDS = (
     "SELECT project, version, filename, sha256, identity, seen_at, idx, source, published_at, "
     "published_from, build FROM records"
@@ -171,7 +160,7 @@ _SELECT_RECORDS_V2 = (
     "NULL FROM records"
 )
 #: Columns added to an existing table after version 1: (table, column) -> schema version.
-_COLUMN_SINCE = {
+COLUMN_SINCE = {
     ("records", "published_at"): 3,
     ("records", "published_from"): 3,
     ("records", "build"): 4,
@@ -207,11 +196,7 @@ def default_home(env: Mapping[str, str] | None = None) -> Path:
     return Path(platformdirs.user_data_dir("safe-pip", appauthor=False))
 
 
-def default_db_path(env: Mapping[str, str] | None = None) -> Path:
-    return default_home(env) / DB_FILENAME
-
-
-def _now() -> str:
+def now() -> str:
     return datetime.now(timezone.utc).isoformat()
 
 
@@ -298,7 +283,8 @@ class AuditEntry:
 
 
 class HistoryStore:
-    """The history database. Open with :meth:`open`; use as a context manager or call
+    """The history on one :class:`Connection`, whichever database is behind it. A backend opens
+    it (:func:`safe_pip.store.open_history` picks one); use as a context manager or call
     :meth:`close`."""
 
     #: how messages name the database (a file path, or a redacted PostgreSQL URL)
@@ -321,33 +307,6 @@ class HistoryStore:
         # One connection, shared by the threads of a run (check.py verifies in parallel):
         # calls are serialised so a reader never lands inside another thread's transaction.
         self._lock = threading.RLock()
-
-    # ------------------------------------------------------------------ opening
-    @classmethod
-    def open(cls, path: Path | None = None, *, readonly: bool = False) -> HistoryStore:
-        """Open (creating it when absent and not ``readonly``) the history database.
-
-        ``readonly`` on a database that does not exist yet gives an empty store that cannot be
-        written. Anything wrong with an existing file is a :class:`StoreError`. An older schema
-        is migrated when not ``readonly``.
-        """
-        path = default_db_path() if path is None else path
-        path = path.expanduser()
-        _check_home(path.parent)
-        if not path.exists() and not path.is_symlink():
-            if readonly:
-                return cls(path, None, readonly=True)
-            _create(path)
-        version = _validate(path)
-        conn = _connect(path, readonly=readonly)
-        if version < SCHEMA_VERSION and not readonly:
-            try:
-                version = _migrate(conn, path)
-            except BaseException:
-                with contextlib.suppress(sqlite3.Error):
-                    conn.close()
-                raise
-        return cls(path, conn, readonly=readonly, schema_version=version)
 
     def close(self) -> None:
         with self._lock:
@@ -390,7 +349,7 @@ class HistoryStore:
         try:
             conn.execute("BEGIN IMMEDIATE")  # PostgreSQL: BEGIN + the store's write lock
         except sqlite3.OperationalError as exc:
-            raise _store_error(
+            raise store_error(
                 self.location, exc, "could not start a write transaction on"
             ) from None
         try:
@@ -404,7 +363,7 @@ class HistoryStore:
         except sqlite3.Error as exc:
             with contextlib.suppress(sqlite3.Error):
                 conn.execute("ROLLBACK")
-            raise _store_error(self.location, exc, "could not commit to") from None
+            raise store_error(self.location, exc, "could not commit to") from None
 
     def _read(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
         with self._lock:
@@ -413,20 +372,11 @@ class HistoryStore:
             try:
                 return list(self._conn.execute(sql, params))
             except sqlite3.Error as exc:
-                raise _store_error(self.location, exc, "could not read") from None
+                raise store_error(self.location, exc, "could not read") from None
 
     def ping(self) -> None:
-        """Raise StoreError unless the database answers a trivial query (readiness probes).
-        A read-only store whose file does not exist yet answers (it is empty)."""
-        with self._lock:
-            if self._conn is None:
-                if self.readonly and not self.path.exists():
-                    return
-                raise StoreError(f"{self.location}: history database is closed")
-            try:
-                self._conn.execute("SELECT count(*) FROM sqlite_master").fetchall()
-            except sqlite3.Error as exc:
-                raise _store_error(self.location, exc, "could not read") from None
+        """Raise StoreError unless the database answers a trivial query (readiness probes)."""
+        raise NotImplementedError
 
     # ------------------------------------------------------------------ reading
     def project(self, name: str) -> ProjectHistory:
@@ -455,7 +405,7 @@ class HistoryStore:
                 ):
                     h.update(repr(tuple(row)).encode() + b"\n")
             except sqlite3.Error as exc:
-                raise _store_error(self.location, exc, "could not read") from None
+                raise store_error(self.location, exc, "could not read") from None
         return h.hexdigest()
 
     def _project(self, conn: Connection, canon: str) -> ProjectHistory:
@@ -467,7 +417,7 @@ class HistoryStore:
                 )
             )
         except sqlite3.Error as exc:
-            raise _store_error(self.location, exc, "could not read") from None
+            raise store_error(self.location, exc, "could not read") from None
         return ProjectHistory(canon, tuple(self._row_record(r) for r in rows))
 
     def _select(self) -> str:
@@ -622,7 +572,7 @@ class HistoryStore:
                 "INSERT INTO audit (at, action, project, count, reason, detail) "
                 "VALUES (?, 'forget', ?, ?, ?, ?)",
                 (
-                    _now(),
+                    now(),
                     canon,
                     len(history.records),
                     reason.strip(),
@@ -642,7 +592,7 @@ class HistoryStore:
                 "INSERT INTO audit (at, action, project, count, reason, detail) "
                 "VALUES (?, ?, ?, ?, ?, ?)",
                 (
-                    _now(),
+                    now(),
                     action,
                     canonicalize_name(project) if project else None,
                     count,
@@ -653,7 +603,7 @@ class HistoryStore:
 
     # ------------------------------------------------------------------ index serials (T21)
     def _has_serials(self) -> bool:
-        return self.schema_version >= _TABLE_SINCE["serials"]
+        return self.schema_version >= TABLE_SINCE["serials"]
 
     def last_serial(self, index: str, project: str) -> int | None:
         """The highest serial recorded for ``project`` on ``index`` (None: never recorded)."""
@@ -681,12 +631,12 @@ class HistoryStore:
             if row is None:
                 conn.execute(
                     "INSERT INTO serials (idx, project, serial, seen_at) VALUES (?, ?, ?, ?)",
-                    (*key, serial, _now()),
+                    (*key, serial, now()),
                 )
             elif int(row[0]) < serial:
                 conn.execute(
                     "UPDATE serials SET serial = ?, seen_at = ? WHERE idx = ? AND project = ?",
-                    (serial, _now(), *key),
+                    (serial, now(), *key),
                 )
         return None
 
@@ -727,7 +677,7 @@ class HistoryStore:
                 "INSERT INTO audit (at, action, project, count, reason, detail) "
                 "VALUES (?, 'forget-serials', ?, ?, ?, ?)",
                 (
-                    _now(),
+                    now(),
                     canon,
                     len(removed),
                     reason.strip(),
@@ -743,7 +693,7 @@ class HistoryStore:
         return {
             "format": EXPORT_FORMAT,
             "version": EXPORT_VERSION,
-            "exported_at": _now(),
+            "exported_at": now(),
             "records": [self._row_record(r).to_json() for r in rows],
         }
 
@@ -779,7 +729,7 @@ class HistoryStore:
                 "INSERT INTO audit (at, action, project, count, reason, detail) "
                 "VALUES (?, 'import', NULL, ?, ?, ?)",
                 (
-                    _now(),
+                    now(),
                     added,
                     reason,
                     json.dumps(
@@ -801,7 +751,7 @@ class HistoryStore:
                     "INSERT INTO audit (at, action, project, count, reason, detail) "
                     "VALUES (?, 'import-new-publisher', ?, ?, ?, ?)",
                     (
-                        _now(),
+                        now(),
                         project,
                         sum(n.records for n in items),
                         f"{reason} (--accept-new-publishers): "
@@ -974,10 +924,10 @@ def parse_export(data: Mapping[str, Any]) -> list[HistoryRecord]:
     return out
 
 
-# ---------------------------------------------------------------------- create / validate
+# ---------------------------------------------------------------------- errors
 
 
-def _store_error(path: object, exc: BaseException, what: str) -> StoreError:
+def store_error(path: object, exc: BaseException, what: str) -> StoreError:
     text = str(exc)
     if "locked" in text or "busy" in text:
         return StoreError(
@@ -988,289 +938,3 @@ def _store_error(path: object, exc: BaseException, what: str) -> StoreError:
         f"{path}: {what} the history database ({text}); it was not changed",
         fix="inspect or restore it; safe-pip never resets it on its own",
     )
-
-
-def _connect(path: Path, *, readonly: bool) -> sqlite3.Connection:
-    mode = "ro" if readonly else "rw"
-    uri = f"{path.resolve().as_uri()}?mode={mode}"
-    try:
-        conn = sqlite3.connect(
-            uri, uri=True, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
-        )
-        conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
-        if not readonly:
-            conn.execute("PRAGMA synchronous = FULL")
-        mode_row = conn.execute("PRAGMA journal_mode").fetchone()
-        if not mode_row or str(mode_row[0]).lower() != "wal":
-            conn.close()
-            raise StoreError(
-                f"{path}: history database is not in WAL mode ({mode_row}); it was not changed"
-            )
-        return conn
-    except sqlite3.Error as exc:
-        raise _store_error(path, exc, "could not open") from None
-
-
-def _create(path: Path) -> None:
-    """Build a fresh database next to ``path`` and link it into place (never over a file)."""
-    directory = path.parent
-    try:
-        directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-    except OSError as exc:
-        raise StoreError(f"{directory}: cannot create the history directory: {exc}") from None
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".new", dir=directory)
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
-        conn = sqlite3.connect(str(tmp), isolation_level=None)
-        try:
-            conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
-            conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-            conn.execute("PRAGMA journal_mode = WAL")
-            conn.execute("BEGIN")
-            for statement in _SCHEMA.split(";"):
-                if statement.strip():
-                    conn.execute(statement)
-            conn.execute(
-                "INSERT INTO meta (key, value) VALUES ('schema_version', ?), ('created_at', ?)",
-                (str(SCHEMA_VERSION), _now()),
-            )
-            conn.execute("COMMIT")
-        finally:
-            conn.close()
-        with open(tmp, "rb+") as fh:  # durable before it becomes visible
-            os.fsync(fh.fileno())
-        try:
-            os.link(tmp, path)
-        except FileExistsError:
-            pass  # another process created it first: use theirs
-        except OSError:
-            if os.name != "nt":
-                raise
-            with contextlib.suppress(FileExistsError):
-                os.rename(tmp, path)  # no-clobber on Windows
-    except sqlite3.Error as exc:
-        raise StoreError(f"{path}: could not create the history database: {exc}") from None
-    except OSError as exc:
-        raise StoreError(f"{path}: could not create the history database: {exc}") from None
-    finally:
-        for suffix in ("", "-wal", "-shm"):
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(f"{tmp}{suffix}")
-
-
-def _migrate(conn: sqlite3.Connection, path: Path) -> int:
-    """Bring an older schema up to SCHEMA_VERSION in one write transaction (a concurrent run
-    that migrated first is fine: the version is read again inside the transaction). The
-    migration is logged in the audit table. Returns the new version."""
-    try:
-        conn.execute("BEGIN IMMEDIATE")
-    except sqlite3.OperationalError as exc:
-        raise _store_error(path, exc, "could not start a write transaction on") from None
-    try:
-        current = int(conn.execute("PRAGMA user_version").fetchone()[0])
-        if current > SCHEMA_VERSION:
-            raise StoreError(
-                f"{path}: history database schema {current} is newer than this safe-pip "
-                f"understands ({SCHEMA_VERSION})",
-                fix="upgrade safe-pip",
-            )
-        if current < SCHEMA_VERSION:
-            for version in range(current, SCHEMA_VERSION):
-                for statement in _MIGRATIONS[version]:
-                    conn.execute(statement)
-            conn.execute(
-                "UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(SCHEMA_VERSION),)
-            )
-            conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-            conn.execute(
-                "INSERT INTO audit (at, action, project, count, reason, detail) "
-                "VALUES (?, 'migrate', NULL, 0, ?, ?)",
-                (
-                    _now(),
-                    f"schema {current} -> {SCHEMA_VERSION}",
-                    json.dumps({"from": current, "to": SCHEMA_VERSION}),
-                ),
-            )
-        conn.execute("COMMIT")
-    except BaseException as exc:
-        with contextlib.suppress(sqlite3.Error):
-            conn.execute("ROLLBACK")
-        if isinstance(exc, sqlite3.Error):
-            raise _store_error(path, exc, "could not migrate") from None
-        raise
-    return SCHEMA_VERSION
-
-
-def _check_home(directory: Path) -> None:
-    """Refuse a history directory that another local user could change (threat T17): one
-    writable by group or others can have its database deleted or swapped, and the next run
-    would trust an attacker on first use. Only checked where it exists (a missing one is
-    created 0700 by :func:`_create`)."""
-    if sys.platform == "win32":
-        return
-    try:
-        st = directory.stat()
-    except FileNotFoundError:
-        return
-    except OSError as exc:
-        raise StoreError(f"{directory}: cannot read the history directory: {exc}") from None
-    from safe_pip.errors import InsecureHomeError
-
-    if not stat.S_ISDIR(st.st_mode):
-        raise InsecureHomeError(
-            f"{directory}: the history directory (SAFE_PIP_HOME) is not a directory",
-            fix="point SAFE_PIP_HOME (or --home) at a directory of your own",
-        )
-    if st.st_mode & 0o022:
-        raise InsecureHomeError(
-            f"{directory}: the history directory (SAFE_PIP_HOME) is writable by group or others "
-            f"(mode {stat.filemode(st.st_mode)}); another user could delete the history and "
-            "have the next run trust an attacker on first use",
-            fix=f"chmod go-w {directory}",
-        )
-    if hasattr(os, "getuid") and st.st_uid != os.getuid():
-        raise InsecureHomeError(
-            f"{directory}: the history directory (SAFE_PIP_HOME) is owned by uid {st.st_uid}, "
-            f"not by you (uid {os.getuid()})",
-            fix="point SAFE_PIP_HOME (or --home) at a directory you own",
-        )
-    _check_ancestors(directory)
-
-
-def _check_ancestors(directory: Path) -> None:
-    """The directories above the history directory (as resolved: symbolic links followed),
-    like ssh's StrictModes: each must be owned by you or root and writable by no one else,
-    unless it has the sticky bit (``/tmp``: others cannot rename what is yours in it).
-    Otherwise another user could rename the history directory away, and the next run would
-    create an empty one and trust whoever publishes next on first use."""
-    from safe_pip.errors import InsecureHomeError
-
-    uid = os.getuid() if hasattr(os, "getuid") else None
-    try:
-        resolved = directory.resolve()
-    except (OSError, RuntimeError) as exc:
-        raise StoreError(f"{directory}: cannot resolve the history directory: {exc}") from None
-    for parent in resolved.parents:
-        try:
-            st = parent.stat()
-        except OSError as exc:
-            raise StoreError(
-                f"{parent}: cannot read a directory above the history directory: {exc}"
-            ) from None
-        if uid is not None and st.st_uid not in (0, uid):
-            raise InsecureHomeError(
-                f"{parent}: a directory above the history directory (SAFE_PIP_HOME) "
-                f"{directory} is owned by uid {st.st_uid}, not by you (uid {uid}) or root; "
-                "its owner could move the history away and have the next run trust an "
-                "attacker on first use",
-                fix="point SAFE_PIP_HOME (or --home) at a directory inside your own home",
-            )
-        if st.st_mode & 0o022 and not st.st_mode & stat.S_ISVTX:
-            raise InsecureHomeError(
-                f"{parent}: a directory above the history directory (SAFE_PIP_HOME) "
-                f"{directory} is writable by group or others (mode {stat.filemode(st.st_mode)}) "
-                "without the sticky bit; another user could move the history away and have the "
-                "next run trust an attacker on first use",
-                fix=f"chmod go-w {parent}",
-            )
-
-
-def _validate(path: Path) -> int:
-    """Refuse anything that is not a healthy safe-pip history database. Read-only. Returns
-    the file's schema version."""
-    fix = "inspect or restore it (or move it aside deliberately); safe-pip never resets it"
-    try:
-        st = path.stat()
-    except OSError as exc:
-        raise StoreError(f"{path}: cannot read the history database: {exc}", fix=fix) from None
-    if not stat.S_ISREG(st.st_mode):
-        raise StoreError(f"{path}: history database is not a regular file", fix=fix)
-    if sys.platform != "win32":
-        if st.st_mode & 0o022:
-            raise StoreError(
-                f"{path}: history database is writable by group or others "
-                f"(mode {stat.filemode(st.st_mode)}); anyone who can write it can choose "
-                "which publishers you trust",
-                fix=f"chmod go-w {path}",
-            )
-        if hasattr(os, "getuid") and st.st_uid != os.getuid():
-            raise StoreError(
-                f"{path}: history database is owned by uid {st.st_uid}, not by you "
-                f"(uid {os.getuid()})",
-                fix=fix,
-            )
-    try:
-        with open(path, "rb") as fh:
-            header = fh.read(100)
-    except OSError as exc:
-        raise StoreError(f"{path}: cannot read the history database: {exc}", fix=fix) from None
-    if st.st_size == 0:
-        raise StoreError(f"{path}: history database is empty (truncated?)", fix=fix)
-    if len(header) < 100 or not header.startswith(_SQLITE_MAGIC):
-        raise StoreError(f"{path}: not a SQLite database (corrupt or foreign file)", fix=fix)
-    page_size = int.from_bytes(header[16:18], "big")
-    page_size = 65536 if page_size == 1 else page_size
-    pages = int.from_bytes(header[28:32], "big")
-    valid_for = int.from_bytes(header[92:96], "big")
-    change = int.from_bytes(header[24:28], "big")
-    if page_size < 512 or page_size & (page_size - 1):
-        raise StoreError(f"{path}: corrupt SQLite header (page size {page_size})", fix=fix)
-    if st.st_size % page_size or (pages and valid_for == change and st.st_size < pages * page_size):
-        raise StoreError(
-            f"{path}: history database is truncated ({st.st_size} bytes, header says "
-            f"{pages} pages of {page_size})",
-            fix=fix,
-        )
-    app_id = int.from_bytes(header[68:72], "big")
-    if app_id != APPLICATION_ID:
-        raise StoreError(
-            f"{path}: this SQLite database is not a safe-pip history (application_id {app_id:#x})",
-            fix=fix,
-        )
-    user_version = int.from_bytes(header[60:64], "big")
-    if user_version > SCHEMA_VERSION:
-        raise StoreError(
-            f"{path}: history database schema {user_version} is newer than this safe-pip "
-            f"understands ({SCHEMA_VERSION})",
-            fix="upgrade safe-pip",
-        )
-    if user_version < 1:
-        raise StoreError(f"{path}: history database has no schema version", fix=fix)
-    uri = f"{path.resolve().as_uri()}?mode=ro"
-    try:
-        conn = sqlite3.connect(uri, uri=True, timeout=BUSY_TIMEOUT_S, isolation_level=None)
-    except sqlite3.Error as exc:
-        raise _store_error(path, exc, "could not open") from None
-    try:
-        conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
-        check = [r[0] for r in conn.execute("PRAGMA quick_check")]
-        if check != ["ok"]:
-            raise StoreError(
-                f"{path}: history database is corrupt ({'; '.join(map(str, check[:3]))})",
-                fix=fix,
-            )
-        expected = {
-            name: {c for c in columns if _COLUMN_SINCE.get((name, c), 1) <= user_version}
-            for name, columns in _EXPECTED_COLUMNS.items()
-            if _TABLE_SINCE.get(name, 1) <= user_version
-        }
-        tables = {
-            name: {r[1] for r in conn.execute(f"PRAGMA table_info({name})")} for name in expected
-        }
-        for name, columns in expected.items():
-            if not columns <= tables[name]:
-                raise StoreError(
-                    f"{path}: history database lacks table {name!r} or its columns", fix=fix
-                )
-        row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
-        if row is None or row[0] != str(user_version):
-            raise StoreError(f"{path}: history database schema version mismatch", fix=fix)
-    except sqlite3.Error as exc:
-        raise StoreError(
-            f"{path}: history database is unreadable or corrupt ({exc}); it was not changed",
-            fix=fix,
-        ) from None
-    finally:
-        conn.close()
-    return user_version
