@@ -35,7 +35,7 @@ from safe_pip.models import (
     VerifyStatus,
 )
 from safe_pip.provenance.trust import TrustConfig
-from safe_pip.serials import SerialGuard
+from safe_pip.store.serials import SerialGuard
 from safe_pip.text import clean
 
 if TYPE_CHECKING:

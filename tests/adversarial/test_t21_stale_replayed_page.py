@@ -1,7 +1,8 @@
 """T21: a stale or replayed index page (freeze / rollback of the listing).
 
 Detected: the highest ``_last-serial`` each index served for each project is kept in the
-history database (``serials`` table, schema 2) and in memory (``safe_pip.serials.SerialGuard``).
+history database (``serials`` table, schema 2) and in memory
+(``safe_pip.store.serials.SerialGuard``).
 A page with a lower serial is "could not check": ``inspect``, ``install`` and ``verify`` exit 3
 with nothing recorded or installed, ``serve`` answers 503 and logs "stale". Equal, higher and
 missing serials pass. A replayed page cannot inject either way: its files are still verified one

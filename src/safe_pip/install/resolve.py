@@ -96,7 +96,7 @@ class VerifyingIndexes:
         and, for an extra index, would have skipped it), optionally for one project."""
         from packaging.utils import canonicalize_name
 
-        from safe_pip.serials import stale_error
+        from safe_pip.store.serials import stale_error
 
         out: list[tuple[str, str, str]] = []
         want = canonicalize_name(project) if project else None

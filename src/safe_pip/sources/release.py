@@ -18,7 +18,7 @@ from safe_pip.errors import ConfigError
 if TYPE_CHECKING:
     from safe_pip.models import FileRef
     from safe_pip.net import Http
-    from safe_pip.serials import SerialGuard
+    from safe_pip.store.serials import SerialGuard
 
 
 def parse_dist_filename(filename: str) -> tuple[str, str]:

@@ -9,7 +9,8 @@ log, index serials, export / import, schema versions. Two backends open it:
   ``$SAFE_PIP_HISTORY``, shared by several serve replicas and CI runners.
 
 :func:`open_history` picks one from a location. ``tests/test_store_contract.py`` runs the same
-contract against both.
+contract against both. :mod:`safe_pip.store.serials` keeps an index page from going back in
+time (threat T21) with the serials the store remembers.
 """
 
 from __future__ import annotations

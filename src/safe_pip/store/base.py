@@ -14,7 +14,7 @@ Rules (docs/threat-model.md T17, T20, T21; docs/adr/0001-tofu-history.md):
   record, all in one write transaction.
 * Besides the records, the store keeps the highest index serial (``_last-serial``) seen per
   (index, project), so a stale or replayed index page is noticed across runs (threat T21;
-  :class:`safe_pip.serials.SerialGuard`). Schema 2 added that table.
+  :class:`safe_pip.store.serials.SerialGuard`). Schema 2 added that table.
 * History is a sequence (docs/policy.md): each record keeps its publication time
   (``published_at``) and where that time came from (``published_from``: ``log``, the
   transparency log's integrated time of its attestation; ``index``, the index's upload-time),

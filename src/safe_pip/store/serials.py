@@ -26,10 +26,10 @@ from typing import TYPE_CHECKING
 from packaging.utils import canonicalize_name
 
 from safe_pip.errors import StaleIndexError
+from safe_pip.store.base import MAX_SERIAL, HistoryStore, index_key
 
 if TYPE_CHECKING:
     from safe_pip.net import ProjectPage
-    from safe_pip.store.base import HistoryStore
 
 
 class SerialGuard:
@@ -46,8 +46,6 @@ class SerialGuard:
         self.observe(index, page.name, page.last_serial)
 
     def observe(self, index: str, project: str, serial: int | None) -> None:
-        from safe_pip.store.base import MAX_SERIAL, index_key
-
         if serial is None or not 0 <= serial <= MAX_SERIAL:
             return
         key = (index_key(index), canonicalize_name(project))
