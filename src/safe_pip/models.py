@@ -261,6 +261,9 @@ class ReasonCode(str, enum.Enum):
     # a wheel whose metadata requires ``name @ URL``: pip would fetch (or build) that URL
     # outside any index, with nothing to verify (install, serve)
     REFUSED_DIRECT_URL_DEPENDENCY = "refused-direct-url-dependency"
+    # a wheel that is not a valid wheel of the project and version it claims (not one
+    # .dist-info, METADATA naming another project or version): installers skip or misread it
+    REFUSED_INVALID_WHEEL = "refused-invalid-wheel"
 
 
 #: PyPI's per-release provenance states (warehouse ``Release.provenance_status``), shown as

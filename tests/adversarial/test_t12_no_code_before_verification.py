@@ -412,3 +412,165 @@ def test_dead_proxy_closes_every_host_but_the_verifying_index() -> None:
         assert vcs_hosts(["git+https://10.0.0.1/x"]) == ["10.0.0.1"]
     finally:
         proxy.close()
+
+
+# -- every refusal in one report (PEP 658 stand-ins, ADR 0007) ----------------------------------
+
+
+def _upstream_file_hits(env: Env, project: str, wheel: Path) -> int:
+    from urllib.parse import urlsplit
+
+    return env.server.hits(urlsplit(env.server.file_url(project, wheel.name)).path)
+
+
+def test_every_refused_file_in_the_resolution_is_reported_in_one_run(attack: Attack) -> None:
+    """Refused files in different branches of the dependency tree (app -> left -> bee, an
+    unsigned wheel; app -> right -> cee, an unsigned release after a signed one; app -> lure,
+    a signed wheel whose metadata requires an sdist by direct URL): the verifying index answers
+    pip's ``.metadata`` requests for them with stand-ins, so pip's resolution goes on past the
+    first one and safe-pip reports all three at once, each with its reason code. Nothing is
+    installed, nothing runs, and the refused wheels' bytes are never fetched by anyone."""
+    env = attack.env
+    bee = env.pub.wheel("bee", "1.0", signed=False)
+    env.pub.wheel("cee", "1.0")
+    cee = env.pub.wheel("cee", "2.0", signed=False)
+    env.pub.wheel("lure", "1.0", requires=[f"evil @ {attack.sdist_url}"])
+    env.pub.wheel("left", "1.0", requires=["bee"])
+    env.pub.wheel("right", "1.0", requires=["cee"])
+    env.pub.wheel("app", "1.0", requires=["left", "right", "lure"])
+    run = attack.install("app", "--json")
+    attack.assert_refused(run, codes=(1,))
+    refused = {
+        (f["project"], f["version"]): f["code"]
+        for f in run.json()["files"]
+        if f["verdict"] == "refuse"
+    }
+    assert refused == {
+        ("bee", "1.0"): "refused-unsigned",
+        ("cee", "2.0"): "refused-attestation-downgrade",
+        ("lure", "1.0"): "refused-direct-url-dependency",
+    }, run.text
+    # the text report names them all too
+    text = attack.install("app")
+    attack.assert_refused(text, "bee", "cee", "lure", "refused-unsigned", codes=(1,))
+    assert "refused-attestation-downgrade" in text.text
+    assert "refused-direct-url-dependency" in text.text
+    assert "nothing was installed" in text.text
+    assert not any((env.workdir / "target").iterdir())  # no stand-in, nothing at all
+    assert _upstream_file_hits(env, "bee", bee) == 0
+    assert _upstream_file_hits(env, "cee", cee) == 0
+
+
+def _rewrite_wheel(wheel: Path, edit: dict[str, bytes | None]) -> None:
+    """Replace (bytes) or drop (None) members of ``wheel``, add new ones."""
+    import zipfile
+
+    with zipfile.ZipFile(wheel) as zf:
+        members = {n: zf.read(n) for n in zf.namelist()}
+    for name, data in edit.items():
+        if data is None:
+            members.pop(name, None)
+        else:
+            members[name] = data
+    with zipfile.ZipFile(wheel, "w", zipfile.ZIP_DEFLATED) as zf:
+        for name, data in members.items():
+            zf.writestr(name, data)
+
+
+_HUGE = b"Metadata-Version: 2.1\nName: inv\nVersion: 2.0\n\n" + b"x" * (4 * 1024 * 1024 + 1)
+
+
+@pytest.mark.parametrize(
+    ("case", "edit"),
+    [
+        ("other-name", {"inv-2.0.dist-info/METADATA": b"Name: other\nVersion: 2.0\n"}),
+        ("other-version", {"inv-2.0.dist-info/METADATA": b"Name: inv\nVersion: 1.0\n"}),
+        ("two-names", {"inv-2.0.dist-info/METADATA": b"Name: inv\nName: x\nVersion: 2.0\n"}),
+        ("two-dist-infos", {"other-1.0.dist-info/METADATA": b"Name: other\nVersion: 1.0\n"}),
+        ("no-metadata", {"inv-2.0.dist-info/METADATA": None}),
+        ("huge", {"inv-2.0.dist-info/METADATA": _HUGE}),
+    ],
+)
+def test_a_wheel_whose_metadata_disagrees_with_its_name_is_refused(
+    attack: Attack, tmp_path: Path, case: str, edit: dict[str, bytes | None]
+) -> None:
+    """A signed wheel whose METADATA names another project or version (pip would skip it and
+    quietly take inv 1.0), has two .dist-info directories, none, or a huge METADATA: refused
+    (refused-invalid-wheel), never served as metadata, and no older version instead."""
+    from support.packages import build_wheel
+
+    env = attack.env
+    env.pub.wheel("inv", "1.0")
+    wheel = build_wheel(tmp_path, "inv", "2.0")
+    _rewrite_wheel(wheel, edit)
+    env.pub._upload(wheel, "inv", None, True, None, False)
+    run = attack.install("inv", "--json")
+    attack.assert_refused(run, codes=(1,))
+    refused = [(f["version"], f["code"]) for f in run.json()["files"] if f["verdict"] == "refuse"]
+    assert refused == [("2.0", "refused-invalid-wheel")], (case, run.text)
+    assert not any((env.workdir / "target").iterdir())
+
+
+def test_core_metadata_pages_and_stand_ins(attack: Attack) -> None:
+    """The resolving index's pages advertise PEP 658/714 metadata for wheels (HTML and JSON,
+    both names); ``.metadata`` is the verified wheel's own METADATA (upstream's is never
+    asked for), and for a refused wheel a stand-in holding project and version and nothing
+    else, while the refused wheel itself stays a 403."""
+    import json
+    import urllib.error
+    import urllib.request
+    import zipfile
+    from urllib.parse import urljoin
+
+    from safe_pip.commands._common import make_checker, open_store
+    from safe_pip.serve import start_server
+
+    env = attack.env
+    good = env.pub.wheel("gee", "1.0", requires=["dep>=1"])
+    env.pub.wheel("gee", "2.0", requires=[f"evil @ {attack.sdist_url}"], signed=False)
+    import argparse
+
+    own = argparse.Namespace(
+        trust_root=str(env.trust_root),
+        staging=False,
+        offline=False,
+        policy=None,
+        home=None,
+        no_index_history=False,
+    )
+    store = open_store(own)
+    try:
+        checker = make_checker(own, store=store, provenance_index=env.server.index_url)
+        with start_server(
+            checker,
+            env.server.index_url,
+            mode="block",
+            lazy=True,
+            record=False,
+            core_metadata=True,
+        ) as srv:
+            page_url = f"{srv.index_url}gee/"
+            html = urllib.request.urlopen(page_url).read().decode()
+            assert html.count('data-core-metadata="true" data-dist-info-metadata="true"') == 2
+            req = urllib.request.Request(
+                page_url, headers={"Accept": "application/vnd.pypi.simple.v1+json"}
+            )
+            files = json.loads(urllib.request.urlopen(req).read())["files"]
+            assert all(f["core-metadata"] is True for f in files)
+            assert all(f["dist-info-metadata"] is True for f in files)
+            links = {f["filename"]: urljoin(page_url, f["url"]) for f in files}
+            with zipfile.ZipFile(good) as zf:
+                own_metadata = zf.read("gee-1.0.dist-info/METADATA")
+            got = urllib.request.urlopen(links["gee-1.0-py3-none-any.whl"] + ".metadata").read()
+            assert got == own_metadata
+            stand_in = urllib.request.urlopen(
+                links["gee-2.0-py3-none-any.whl"] + ".metadata"
+            ).read()
+            assert stand_in == b"Metadata-Version: 2.1\nName: gee\nVersion: 2.0\n\n"
+            with pytest.raises(urllib.error.HTTPError) as exc:
+                urllib.request.urlopen(links["gee-2.0-py3-none-any.whl"])
+            assert exc.value.code == 403
+            assert [v.filename for v in srv.index.stand_ins()] == ["gee-2.0-py3-none-any.whl"]
+    finally:
+        store.close()
+    assert not any(".metadata" in p for p in env.server.requests_log)

@@ -3,9 +3,11 @@
 pip gets one in-process verifying index (:func:`safe_pip.serve.start_server`, block mode) per
 index of the run, each in front of one upstream index, and no other source: its requirement
 files are rewritten copies (:mod:`safe_pip.install.requirements`), and every other host is
-behind a dead proxy (:class:`DeadProxy`), so a direct URL pip might meet goes nowhere. A file
-the verifying index refuses is answered 403 (pip stops; never an older version instead); a
-wheel whose metadata requires a direct URL is refused before pip reads it.
+behind a dead proxy (:class:`DeadProxy`), so a direct URL pip might meet goes nowhere. pip
+reads each wheel's metadata as PEP 658 ``.metadata`` from the verifying index: the METADATA of
+the verified bytes, or for a refused wheel a stand-in naming only its project and version, so
+the resolution runs to its end and every refused file pip picked is known; a refused file
+itself is answered 403 (never an older version instead).
 """
 
 from __future__ import annotations
@@ -140,10 +142,16 @@ class VerifyingIndexes:
         return sorted(out.values(), key=lambda d: (d["project"], d["filename"]))
 
     def refusals(self, text: str) -> list[Verdict]:
-        """The refused files pip asked for (answered 403), named in pip's output."""
+        """The refused files pip met: every refused wheel whose metadata it read (answered
+        with a stand-in, so its resolution went on), and the refused files it asked for
+        (answered 403), named in pip's output. Each file once."""
         out: list[Verdict] = []
+        seen: set[tuple[str, str]] = set()
         for server in self.servers:
-            out += served_refusals(text, server)
+            for v in [*server.index.stand_ins(), *served_refusals(text, server)]:
+                if (v.filename, v.sha256) not in seen:
+                    seen.add((v.filename, v.sha256))
+                    out.append(v)
         return out
 
     def stop(self) -> None:
@@ -190,6 +198,7 @@ def start_verifying_indexes(
                     lazy=True,
                     record=False,  # install records what it installs (compare-and-set)
                     file_cache=file_cache,
+                    core_metadata=True,  # every refusal known, in one report (ADR 0007)
                 )
             )
     except OSError as exc:

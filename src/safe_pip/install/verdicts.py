@@ -151,6 +151,11 @@ def check_items(
             listed = indexes.listed_on(item.project)
             if len(listed) > 1:
                 confused[pos] = listed
+    for pos, entry in entries.items():
+        if pos not in fixed and not (entry.pending or entry.transient or entry.allowed):
+            # refused by the verifying index (pip resolved it through a stand-in metadata):
+            # that refusal is the verdict; its bytes are never fetched again
+            fixed[pos] = entry.verdict
     candidates = [pos for pos in range(len(items)) if pos in refs and pos not in fixed]
     decided = reuse_verdicts(
         checker,

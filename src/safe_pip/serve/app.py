@@ -8,6 +8,9 @@ server can run it (``safe-pip serve`` runs it on waitress, see :mod:`safe_pip.se
   rules); non-normalized names and a missing slash get a 301, as on PyPI.
 - ``GET /files/<project>/<sha256>/<filename>``: the file, only once its bytes hash to the
   attested sha256 (502 otherwise); 403 with the reason when policy refused it.
+- ``GET /files/<project>/<sha256>/<wheel>.metadata`` (only with ``core_metadata``, as
+  ``safe-pip install``'s resolving index): the verified wheel's METADATA, or a stand-in
+  naming only project and version for a refused wheel (the wheel itself stays a 403).
 - ``GET /provenance/<project>/<sha256>/<filename>``: the PEP 740 provenance that verified.
 - ``GET /-/healthz`` (alive), ``/-/readyz`` (upstream and history reachable, not draining),
   ``/-/metrics`` (Prometheus text format).
@@ -43,6 +46,7 @@ StartResponse = Callable[..., Any]
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _PHRASE_BAD = re.compile(r"[^\x20-\x7e]")
 _CHUNK = 256 * 1024
+_META = ".whl.metadata"
 READY_CACHE_SECONDS = 5.0
 
 
@@ -200,6 +204,9 @@ class ServeApp:
             project, sha, filename = parts[2], parts[3].lower(), parts[4]
             if not _SHA256.match(sha) or not filename or "/" in filename:
                 raise ServeError(404, "not found")
+            if parts[1] == "files" and self.index.core_metadata and filename.endswith(_META):
+                entry = self.index.lookup(project, sha, filename[: -len(".metadata")])
+                return self._metadata(entry)
             entry = self.index.lookup(project, sha, filename)
             if parts[1] == "provenance":
                 return self._provenance(entry.provenance, filename)
@@ -245,6 +252,7 @@ class ServeApp:
                     yanked=ref.yanked,
                     size=ref.size,
                     upload_time=ref.upload_time,
+                    core_metadata=self.index.core_metadata and ref.filename.endswith(".whl"),
                 )
             )
         ctype = pages.negotiate(accept, fmt)
@@ -268,6 +276,24 @@ class ServeApp:
             )
             sent = ctype + "; charset=utf-8"
         return _Reply(200, body, sent, headers=headers, summary=page_summary(view))
+
+    def _metadata(self, entry: Entry) -> _Reply:
+        """``<wheel>.metadata`` (PEP 658): the verified wheel's METADATA, or for a refused wheel
+        safe-pip's stand-in (see :meth:`VerifyingIndex.metadata`)."""
+        meta = self.index.metadata(entry)
+        v = meta.verdict
+        summary = (
+            f"stand-in for refused {v.filename} [{v.code.value}]"
+            if meta.stand_in
+            else f"METADATA of verified {v.filename}"
+        )
+        return _Reply(
+            200,
+            meta.body,
+            "application/octet-stream",
+            headers={"Cache-Control": "no-store"},
+            summary=summary,
+        )
 
     def _provenance(self, provenance: bytes | None, filename: str) -> _Reply:
         if provenance is None:

@@ -36,6 +36,9 @@ class FileEntry:
     yanked: bool | str = False
     size: int | None = None
     upload_time: str | None = None
+    #: PEP 658/714: ``<url>.metadata`` holds the file's core metadata (no hash given: the
+    #: server decides it when the file is asked for; pip accepts "true")
+    core_metadata: bool = False
 
 
 def file_path(project: str, sha256: str, filename: str) -> str:
@@ -151,6 +154,9 @@ def project_json(
             "yanked": f.yanked,
             "provenance": f.provenance_url,
         }
+        if f.core_metadata:  # PEP 714's name, and PEP 658's for installers before it
+            entry["core-metadata"] = True
+            entry["dist-info-metadata"] = True
         if v11:
             entry["size"] = f.size
             if f.upload_time:
@@ -203,6 +209,8 @@ def project_html(
             attrs.append(f'data-yanked="{esc(str(f.yanked))}"')
         if f.provenance_url:
             attrs.append(f'data-provenance="{esc(f.provenance_url)}"')
+        if f.core_metadata:  # PEP 714's name, and PEP 658's for installers before it
+            attrs.append('data-core-metadata="true" data-dist-info-metadata="true"')
         lines.append(f"    <a {' '.join(attrs)}>{esc(f.filename)}</a><br />")
     lines += ["  </body>", "</html>", ""]
     return "\n".join(lines).encode()

@@ -42,6 +42,8 @@ from safe_pip.policy.rules import too_new_by_upload_time
 from safe_pip.text import clean
 
 if TYPE_CHECKING:
+    from packaging.version import Version
+
     from safe_pip.check import Checker
     from safe_pip.net import ProjectPage, SimpleIndex
     from safe_pip.policy.age import AgeCheck
@@ -321,6 +323,7 @@ class VerifyingIndex:
         lazy: bool = False,
         record: bool = True,
         file_cache: Path | None = None,
+        core_metadata: bool = False,
     ) -> None:
         from safe_pip.net import SimpleIndex
 
@@ -355,6 +358,14 @@ class VerifyingIndex:
         #: Verified files by sha256, kept across runs (``safe-pip install``): a file is served
         #: from here only when its bytes hash to the attested sha256 again, else re-fetched.
         self.file_cache = file_cache
+        #: Advertise PEP 658/714 core metadata for every wheel on the pages and answer
+        #: ``<wheel>.metadata`` (:meth:`metadata`): the METADATA of the verified bytes for an
+        #: allowed wheel, a stand-in naming only project and version for a refused one, so the
+        #: installer's resolution completes and every refused file it picked is known
+        #: (``safe-pip install``'s resolving index; ADR 0007).
+        self.core_metadata = core_metadata
+        #: The refused wheels answered with a stand-in, by (filename, sha256), in request order.
+        self._stand_ins: dict[tuple[str, str], Verdict] = {}
         self._pending: dict[tuple[str, str], Entry] = {}  # lazy: listed, not decided yet
         self._deciding: dict[tuple[str, str], Future[Entry]] = {}  # lazy: decided ahead
         self._pool = ThreadPoolExecutor(
@@ -946,11 +957,21 @@ class VerifyingIndex:
     def fetch(self, entry: Entry) -> Path:
         """Download an allowed file from upstream into a private temporary file and return it,
         only if its sha256 is the attested one. The caller deletes the file's directory."""
-        from safe_pip.net import HashMismatch
-
         denied = self.refusal(entry)
         if denied is not None:
             raise denied
+        dest, cached = self._download(entry)
+        self._check_metadata_or_drop(entry, dest, dest.parent)
+        if not cached:
+            self._to_cache(entry, dest)
+        return dest
+
+    def _download(self, entry: Entry) -> tuple[Path, bool]:
+        """An allowed file's bytes in a private temporary directory (from the file cache or
+        upstream), only when they hash to the attested sha256; and whether they came from
+        the cache. Raises ServeError (502/503/504) before anything is served."""
+        from safe_pip.net import HashMismatch
+
         ref = entry.ref
         if not ref.url:
             raise ServeError(502, f"upstream lists no URL for {ref.filename}")
@@ -971,8 +992,7 @@ class VerifyingIndex:
             cap = ref.size
         started = time.monotonic()
         if self._from_cache(entry, dest):
-            self._check_metadata_or_drop(entry, dest, workdir)
-            return dest
+            return dest, True
         try:
             self._io.submit(
                 http.download, ref.url, dest, max_bytes=cap, expected_sha256=entry.sha256
@@ -1024,9 +1044,7 @@ class VerifyingIndex:
         except BaseException:
             shutil.rmtree(workdir, ignore_errors=True)
             raise
-        self._check_metadata_or_drop(entry, dest, workdir)
-        self._to_cache(entry, dest)
-        return dest
+        return dest, False
 
     def _from_cache(self, entry: Entry, dest: Path) -> bool:
         """Copy a cached file to ``dest`` if its bytes have the attested sha256 (else drop it)."""
@@ -1164,6 +1182,73 @@ class VerifyingIndex:
         assert denied is not None  # a direct-URL verdict is always a refusal
         raise denied
 
+    def metadata(self, entry: Entry) -> CoreMetadata:
+        """The answer to ``<wheel>.metadata`` (PEP 658) for a decided wheel entry.
+
+        An allowed wheel is fetched (bytes hashing to the attested sha256, as for a file
+        request) and its own METADATA is served, read from those bytes: never upstream's
+        ``.metadata``. The wheel is refused instead (and answered like a refused one) when it
+        is not a valid wheel of the page's project and version (not exactly one
+        ``.dist-info``, a METADATA that is missing, larger than 4 MiB, not UTF-8, or names
+        another project or version: pip would skip such a wheel and quietly take another
+        version), or when its METADATA requires a direct URL. A refused wheel gets a stand-in
+        built by safe-pip alone: ``Metadata-Version``, ``Name`` (the page's project),
+        ``Version`` (from the validated filename) and nothing else, so none of the refused
+        file's own (attacker-controlled) metadata reaches the installer; the refusal is kept
+        (:meth:`stand_ins`) and the file itself stays a 403, so the stand-in is never
+        installed."""
+        filename = entry.ref.filename
+        project = check_project_name(canonicalize_name(entry.ref.project))
+        if not self.core_metadata or not filename.endswith(".whl"):
+            raise ServeError(404, f"no core metadata for {filename}")
+        version = wheel_version(filename, project)
+        if entry.allowed:
+            dest, cached = self._download(entry)
+            try:
+                body, refused = self._wheel_metadata(entry, dest, project, version)
+                if refused is None:
+                    self._commit(entry)
+                    if not cached:
+                        self._to_cache(entry, dest)
+                    return CoreMetadata(body, entry.verdict, stand_in=False)
+            finally:
+                shutil.rmtree(dest.parent, ignore_errors=True)
+            entry = self._replace_verdict(entry, refused)
+        with self._lock:
+            self._stand_ins.setdefault((filename, entry.sha256), entry.verdict)
+        return CoreMetadata(stand_in_metadata(project, version), entry.verdict, stand_in=True)
+
+    def stand_ins(self) -> list[Verdict]:
+        """The refusals this index answered with a stand-in ``.metadata``, in request order:
+        every refused wheel the installer looked at while resolving."""
+        with self._lock:
+            return list(self._stand_ins.values())
+
+    def _wheel_metadata(
+        self, entry: Entry, path: Path, project: str, version: Version
+    ) -> tuple[bytes, Verdict | None]:
+        """The METADATA of the verified wheel at ``path``, or the refusal it earns."""
+        from safe_pip.check import direct_url_requirements, direct_url_verdict
+
+        try:
+            body = read_core_metadata(path, project, version)
+            found = direct_url_requirements(path)
+        except ValueError as exc:
+            return b"", invalid_wheel_verdict(entry.verdict, str(exc))
+        if found:
+            return b"", direct_url_verdict(entry.verdict, found)
+        return body, None
+
+    def _replace_verdict(self, entry: Entry, verdict: Verdict) -> Entry:
+        """``entry`` refused with ``verdict``: replaces the cached entry and is logged."""
+        refused = replace(entry, verdict=verdict, provenance=None)
+        key = (entry.ref.filename, entry.sha256)
+        with self._lock:
+            if key in self._cache:
+                self._cache[key] = refused
+        self._log_decision(refused)
+        return refused
+
     def listed(self, name: str) -> frozenset[tuple[str, str]] | None:
         """(filename, sha256) of every file the last successful read of ``name``'s upstream
         page listed; None when no read of it succeeded (not found, failed, never asked)."""
@@ -1183,6 +1268,115 @@ class VerifyingIndex:
             sha256=entry.sha256,
             client=client,
         )
+
+
+#: The largest METADATA served from a wheel (bytes, decompressed), as ``check`` reads them.
+MAX_CORE_METADATA_BYTES = 4 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class CoreMetadata:
+    """The answer to ``<wheel>.metadata``: the body and the wheel's verdict."""
+
+    body: bytes
+    verdict: Verdict
+    stand_in: bool  # True: the wheel is refused and ``body`` is safe-pip's stand-in
+
+
+def wheel_version(filename: str, project: str) -> Version:
+    """The version of a wheel of ``project`` named ``filename`` (404 when the name is not a
+    valid wheel filename of that project: no metadata is served for it)."""
+    from packaging.utils import InvalidWheelFilename, parse_wheel_filename
+
+    try:
+        name, version, _build, _tags = parse_wheel_filename(filename)
+    except InvalidWheelFilename:
+        raise ServeError(404, f"{filename} is not a valid wheel filename") from None
+    if canonicalize_name(name) != project:
+        raise ServeError(404, f"{filename} is not a wheel of {project}")
+    return version
+
+
+def stand_in_metadata(project: str, version: Version) -> bytes:
+    """The core metadata served for a refused wheel: built from the page's project name and
+    the validated filename's version only (both can hold no newline), nothing of the file."""
+    return f"Metadata-Version: 2.1\nName: {project}\nVersion: {version}\n\n".encode()
+
+
+def read_core_metadata(path: Path, project: str, version: Version) -> bytes:
+    """The bytes of the one ``<name>-<version>.dist-info/METADATA`` of the wheel at ``path``,
+    checked the way an installer relies on them: exactly one top-level ``.dist-info``
+    directory, named for ``project``; one METADATA entry, at most 4 MiB, UTF-8; exactly one
+    ``Name`` (``project``) and one ``Version`` (``version``). Raises ValueError saying what
+    is wrong. Reads the zip only: no code of the wheel runs."""
+    import email.parser
+    import zipfile
+
+    from packaging.version import InvalidVersion
+    from packaging.version import Version as _Version
+
+    try:
+        with zipfile.ZipFile(path) as zf:
+            names = zf.namelist()
+            infos = sorted(
+                {
+                    n.split("/", 1)[0]
+                    for n in names
+                    if n.split("/", 1)[0].lower().endswith(".dist-info")
+                }
+            )
+            if len(infos) != 1:
+                raise ValueError(
+                    f"it has {len(infos)} top-level .dist-info directories (a wheel has one)"
+                )
+            info = infos[0]
+            if canonicalize_name(info[: -len(".dist-info")].rsplit("-", 1)[0]) != project:
+                raise ValueError(f"its metadata directory {info} is not named for {project}")
+            member = f"{info}/METADATA"
+            if names.count(member) != 1:
+                raise ValueError(f"it has {names.count(member)} {member} entries (needs one)")
+            with zf.open(member) as fh:
+                data = fh.read(MAX_CORE_METADATA_BYTES + 1)
+    except (OSError, zipfile.BadZipFile, RuntimeError, NotImplementedError, EOFError) as exc:
+        raise ValueError(f"its metadata cannot be read ({exc})") from None
+    if len(data) > MAX_CORE_METADATA_BYTES:
+        raise ValueError(f"its {member} is larger than 4 MiB")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ValueError(f"its {member} is not UTF-8") from None
+    msg = email.parser.Parser().parsestr(text, headersonly=True)
+    names_given = [str(v).strip() for v in msg.get_all("Name") or []]
+    if len(names_given) != 1 or canonicalize_name(names_given[0]) != project:
+        raise ValueError(f"its METADATA names the project {names_given!r}, not {project!r}")
+    versions = [str(v).strip() for v in msg.get_all("Version") or []]
+    try:
+        same = len(versions) == 1 and _Version(versions[0]) == version
+    except InvalidVersion:
+        same = False
+    if not same:
+        raise ValueError(f"its METADATA gives the version {versions!r}, not {str(version)!r}")
+    return data
+
+
+def invalid_wheel_verdict(verdict: Verdict, why: str) -> Verdict:
+    """``verdict`` turned into refused-invalid-wheel: the file is not a valid wheel of the
+    project and version its name and the page claim (``why``)."""
+    return replace(
+        verdict,
+        action=Action.REFUSE,
+        code=ReasonCode.REFUSED_INVALID_WHEEL,
+        reason=(
+            f"not a valid wheel of {verdict.project} {verdict.version}: {clean(why, limit=300)};"
+            " an installer would skip it and quietly take another version, or install "
+            f"metadata that does not match its name (the file itself: {verdict.reason})"
+        ),
+        rule="wheel metadata",
+        fix=(
+            f"ask the publisher of {verdict.project} to publish a valid wheel; pin another "
+            "version meanwhile"
+        ),
+    )
 
 
 #: PEP 503's normalized form: the only project names an upstream URL is ever built from.
