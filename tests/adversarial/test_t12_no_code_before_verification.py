@@ -15,6 +15,7 @@ import subprocess
 import tarfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -511,6 +512,81 @@ def test_a_wheel_whose_metadata_disagrees_with_its_name_is_refused(
     assert not any((env.workdir / "target").iterdir())
 
 
+def _resolving_index(env: Env) -> tuple[Any, Any]:
+    """(store, checker) as ``safe-pip install`` builds them, for a resolving index."""
+    import argparse
+
+    from safe_pip.commands._common import make_checker, open_store
+
+    own = argparse.Namespace(
+        trust_root=str(env.trust_root),
+        staging=False,
+        offline=False,
+        policy=None,
+        home=None,
+        no_index_history=False,
+    )
+    store = open_store(own)
+    return store, make_checker(own, store=store, provenance_index=env.server.index_url)
+
+
+def test_dependency_pages_are_read_ahead_once(attack: Attack) -> None:
+    """Once a verified wheel's METADATA is served, the resolving index reads its dependencies'
+    pages in parallel (pip would ask one by one), and pip's request for such a page takes
+    that read instead of reading upstream again. Dependencies behind a marker that does not
+    hold here, or behind an extra, are not read ahead; nor is anything of a refused wheel."""
+    import urllib.request
+    from urllib.parse import urljoin
+
+    from safe_pip.serve import start_server
+
+    env = attack.env
+    for name in ("dee", "eee", "winonly", "extra-dep", "bad-dep"):
+        env.pub.wheel(name, "1.0")
+    env.pub.wheel(
+        "top",
+        "1.0",
+        requires=[
+            "dee",
+            "eee>=1",
+            "winonly; sys_platform == 'nonesuch'",
+            "extra-dep; extra == 'x'",
+        ],
+    )
+    env.pub.wheel("top", "2.0", requires=["bad-dep"], signed=False)  # refused: no read ahead
+    store, checker = _resolving_index(env)
+    try:
+        with start_server(
+            checker,
+            env.server.index_url,
+            mode="block",
+            lazy=True,
+            record=False,
+            core_metadata=True,
+            read_ahead=True,
+        ) as srv:
+            page_url = f"{srv.index_url}top/"
+            html = urllib.request.urlopen(page_url).read().decode()
+            links = [h.split('"', 1)[0].split("#", 1)[0] for h in html.split('href="')[1:]]
+            for link in links:
+                urllib.request.urlopen(urljoin(page_url, link) + ".metadata").read()
+            ahead = dict(srv.index._ahead)
+            assert sorted(ahead) == ["dee", "eee"]
+            for future in ahead.values():
+                future.result(timeout=30)
+            for name in ("dee", "eee"):
+                read = env.server.hits(f"/simple/{name}/")
+                assert read >= 1, name
+                urllib.request.urlopen(f"{srv.index_url}{name}/").read()
+                assert env.server.hits(f"/simple/{name}/") == read, name  # taken, not read
+                urllib.request.urlopen(f"{srv.index_url}{name}/").read()
+                assert env.server.hits(f"/simple/{name}/") > read, name  # taken once only
+            for name in ("winonly", "extra-dep", "bad-dep"):
+                assert env.server.hits(f"/simple/{name}/") == 0, name
+    finally:
+        store.close()
+
+
 def test_core_metadata_pages_and_stand_ins(attack: Attack) -> None:
     """The resolving index's pages advertise PEP 658/714 metadata for wheels (HTML and JSON,
     both names); ``.metadata`` is the verified wheel's own METADATA (upstream's is never
@@ -522,25 +598,13 @@ def test_core_metadata_pages_and_stand_ins(attack: Attack) -> None:
     import zipfile
     from urllib.parse import urljoin
 
-    from safe_pip.commands._common import make_checker, open_store
     from safe_pip.serve import start_server
 
     env = attack.env
     good = env.pub.wheel("gee", "1.0", requires=["dep>=1"])
     env.pub.wheel("gee", "2.0", requires=[f"evil @ {attack.sdist_url}"], signed=False)
-    import argparse
-
-    own = argparse.Namespace(
-        trust_root=str(env.trust_root),
-        staging=False,
-        offline=False,
-        policy=None,
-        home=None,
-        no_index_history=False,
-    )
-    store = open_store(own)
+    store, checker = _resolving_index(env)
     try:
-        checker = make_checker(own, store=store, provenance_index=env.server.index_url)
         with start_server(
             checker,
             env.server.index_url,

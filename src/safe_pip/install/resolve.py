@@ -199,6 +199,7 @@ def start_verifying_indexes(
                     record=False,  # install records what it installs (compare-and-set)
                     file_cache=file_cache,
                     core_metadata=True,  # every refusal known, in one report (ADR 0007)
+                    read_ahead=True,  # dependencies' pages read in parallel, not one by one
                 )
             )
     except OSError as exc:

@@ -131,6 +131,7 @@ def start_server(
     record: bool = True,
     file_cache: Path | None = None,
     core_metadata: bool = False,
+    read_ahead: bool = False,
 ) -> RunningServer:
     """Start a verifying index for ``upstream`` using ``checker`` (its trust root, policy and
     history) and return it, already serving. Use as a context manager, or call ``stop()``.
@@ -146,8 +147,10 @@ def start_server(
     history before its bytes are sent (``safe-pip install`` turns it off: its index only
     feeds pip's resolution, and install records what it installs itself). ``file_cache``: a
     directory of verified files by sha256, served again only when their bytes still hash to
-    the attested digest. ``core_metadata``: pages advertise PEP 658 metadata for wheels, answered
-    from the verified bytes (a stand-in for a refused wheel, whose file stays a 403). Raises
+    the attested digest. ``core_metadata``: pages advertise PEP 658 metadata for wheels,
+    answered from the verified bytes (a stand-in for a refused wheel, whose file stays a 403);
+    ``read_ahead``: the pages of the dependencies a served METADATA names are read ahead, in
+    parallel. Raises
     :class:`safe_pip.errors.ConfigError` for a bad upstream URL and OSError when the address
     cannot be bound.
     """
@@ -162,6 +165,7 @@ def start_server(
         record=record,
         file_cache=file_cache,
         core_metadata=core_metadata,
+        read_ahead=read_ahead,
     )
     try:
         server = make_server(index, host, port, limits)

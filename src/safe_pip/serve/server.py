@@ -51,6 +51,7 @@ if TYPE_CHECKING:
 Mode = Literal["filter", "block"]
 MODES: tuple[Mode, ...] = ("filter", "block")
 _IO_THREADS = 32
+_AHEAD_THREADS = 8  # page reads ahead at once (each waits on the I/O pool)
 DEFAULT_PAGE_TTL = 60.0  # seconds a file link is answered from its project's last page read
 
 
@@ -324,6 +325,7 @@ class VerifyingIndex:
         record: bool = True,
         file_cache: Path | None = None,
         core_metadata: bool = False,
+        read_ahead: bool = False,
     ) -> None:
         from safe_pip.net import SimpleIndex
 
@@ -364,6 +366,16 @@ class VerifyingIndex:
         #: installer's resolution completes and every refused file it picked is known
         #: (``safe-pip install``'s resolving index; ADR 0007).
         self.core_metadata = core_metadata
+        #: Read ahead: once a verified wheel's METADATA is served, read (and start deciding)
+        #: the upstream pages of the dependencies it names, in parallel, while the installer
+        #: is still busy with this one; its request for such a page then takes that read
+        #: (once, while younger than ``page_ttl``). Installers resolve one page at a time, so
+        #: this turns a chain of upstream round trips into one wave (``safe-pip install``).
+        self.read_ahead = read_ahead
+        self._ahead: dict[str, Future[tuple[float, ProjectView, list[Entry]]]] = {}
+        self._ahead_pool = ThreadPoolExecutor(
+            max_workers=_AHEAD_THREADS, thread_name_prefix="safe-pip-ahead"
+        )
         #: The refused wheels answered with a stand-in, by (filename, sha256), in request order.
         self._stand_ins: dict[tuple[str, str], Verdict] = {}
         self._pending: dict[tuple[str, str], Entry] = {}  # lazy: listed, not decided yet
@@ -395,6 +407,7 @@ class VerifyingIndex:
         if self.closed:
             return
         self.closed = True
+        self._ahead_pool.shutdown(wait=False, cancel_futures=True)
         self._pool.shutdown(wait=False, cancel_futures=True)
         self._io.shutdown(wait=False, cancel_futures=True)
         if self._own_tmp:
@@ -443,9 +456,12 @@ class VerifyingIndex:
             return lock
 
     def project(self, name: str) -> ProjectView:
-        """Fetch ``name``'s upstream page and decide every file on it. Raises ServeError."""
+        """Fetch ``name``'s upstream page and decide every file on it. Raises ServeError.
+        With ``read_ahead``, a read of the page started ahead (:meth:`_read_ahead`) less than
+        ``page_ttl`` seconds ago answers instead, once."""
         check_project_name(name)
-        view, transient = self._read_project(name)
+        ahead = self._take_read_ahead(name)
+        view, transient = ahead if ahead is not None else self._read_project(name)
         if transient:
             self.checker.forget_cached_history(view.name)  # read again on the next request
             first = transient[0]
@@ -1210,6 +1226,7 @@ class VerifyingIndex:
                     self._commit(entry)
                     if not cached:
                         self._to_cache(entry, dest)
+                    self._read_ahead(body)
                     return CoreMetadata(body, entry.verdict, stand_in=False)
             finally:
                 shutil.rmtree(dest.parent, ignore_errors=True)
@@ -1217,6 +1234,61 @@ class VerifyingIndex:
         with self._lock:
             self._stand_ins.setdefault((filename, entry.sha256), entry.verdict)
         return CoreMetadata(stand_in_metadata(project, version), entry.verdict, stand_in=True)
+
+    def _read_ahead(self, metadata: bytes) -> None:
+        """Start reading the pages of the dependencies ``metadata`` (a verified wheel's
+        METADATA) names, unless read or being read already: only requirements by name whose
+        markers hold here without extras (anything else the installer may not ask for)."""
+        import email.parser
+
+        from packaging.markers import InvalidMarker, UndefinedComparison, UndefinedEnvironmentName
+        from packaging.requirements import InvalidRequirement, Requirement
+
+        if not self.read_ahead or self.closed:
+            return
+        msg = email.parser.BytesParser().parsebytes(metadata, headersonly=True)
+        for value in msg.get_all("Requires-Dist") or []:
+            try:
+                req = Requirement(str(value))
+                if req.url or (req.marker is not None and not req.marker.evaluate({"extra": ""})):
+                    continue
+            except (
+                InvalidRequirement,
+                InvalidMarker,
+                UndefinedComparison,
+                UndefinedEnvironmentName,
+            ):
+                continue
+            norm = canonicalize_name(req.name)
+            if not _NORMALIZED_NAME.fullmatch(norm):
+                continue
+            with self._lock:
+                if norm in self._ahead or norm in self._pages:
+                    continue
+                try:
+                    self._ahead[norm] = self._ahead_pool.submit(self._read_ahead_one, norm)
+                except RuntimeError:  # shutting down
+                    return
+
+    def _read_ahead_one(self, norm: str) -> tuple[float, ProjectView, list[Entry]]:
+        started = time.monotonic()
+        view, transient = self._read_project(norm)
+        return started, view, transient
+
+    def _take_read_ahead(self, norm: str) -> tuple[ProjectView, list[Entry]] | None:
+        """The read ahead of ``norm``'s page (waiting for it if it is under way), if it
+        succeeded less than ``page_ttl`` seconds ago; each is taken once."""
+        with self._lock:
+            future = self._ahead.pop(norm, None)
+        if future is None:
+            return None
+        try:
+            started, view, transient = future.result()
+        except Exception:  # the request reads the page itself and says why
+            return None
+        if time.monotonic() - started >= self.page_ttl:
+            return None
+        return view, transient
 
     def stand_ins(self) -> list[Verdict]:
         """The refusals this index answered with a stand-in ``.metadata``, in request order:
