@@ -516,7 +516,7 @@ def _resolving_index(env: Env) -> tuple[Any, Any]:
     """(store, checker) as ``safe-pip install`` builds them, for a resolving index."""
     import argparse
 
-    from safe_pip.commands._common import make_checker, open_store
+    from safe_pip.options import make_checker, open_store
 
     own = argparse.Namespace(
         trust_root=str(env.trust_root),
