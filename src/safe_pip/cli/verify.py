@@ -200,7 +200,7 @@ def run(args: argparse.Namespace) -> int:
             if report.lock.path.resolve() == target.resolve():
                 result.written[str(target)] = write_identities(target, report)
 
-    from safe_pip.output.formats import render, render_text
+    from safe_pip.lock.report import render, render_text
 
     text = render(result, args.format, verbose=args.verbose, quiet=args.quiet, style=style)
     summary = render_text(result).splitlines()[-1]

@@ -64,9 +64,9 @@ def install_lock(
     from safe_pip.check import PYPI_SIMPLE
     from safe_pip.lock.checker import LockChecker
     from safe_pip.lock.outcome import VerifyOptions
+    from safe_pip.lock.report import render_text
     from safe_pip.lock.run import verify_locks
     from safe_pip.options import policy_from_args, trust_from_args
-    from safe_pip.output.formats import render_text
     from safe_pip.output.terminal import ProgressLine
     from safe_pip.sources import read_lock
     from safe_pip.text import clean, clean_lines

@@ -1,4 +1,4 @@
-"""Output formats of ``safe-pip verify``: text, JSON (schema ``safe-pip-verify/1``, see
+"""The report of ``safe-pip verify``: text, JSON (schema ``safe-pip-verify/1``, see
 docs/verify.md), SARIF 2.1.0 (GitHub code scanning) and JUnit XML.
 
 Every string that came from a lock, an index or a certificate passes through
