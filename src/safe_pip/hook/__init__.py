@@ -1,5 +1,5 @@
-"""``safe-pip hook``: point plain ``pip install`` and ``uv pip install`` / ``uv sync`` at a
-``safe-pip serve``, with no other source left, and undo it byte for byte.
+"""The hook face (``safe-pip hook``): point pip and uv at a ``safe-pip serve``, and undo it.
+May import check, options and the rooms below them (today it needs only errors).
 
 What is written, per scope (``user``, ``venv``, ``global``):
 

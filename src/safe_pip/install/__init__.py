@@ -1,4 +1,5 @@
-"""``safe-pip install``: resolve with pip, verify every file, install exactly the verified bytes.
+"""The install face (``safe-pip install``): requirements, resolution through the verifying index,
+the final pip, its report. May import check, options, the rooms below; serve and lock (peers).
 
 Modules: ``args`` (safe-pip's and pip's arguments), ``requirements`` (requirement files),
 ``sources`` (where files come from, index confusion), ``resolve`` (the resolve step),

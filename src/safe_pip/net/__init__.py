@@ -1,4 +1,5 @@
 """The only code in safe-pip that talks HTTP (and the only importer of ``requests``).
+May import models, errors and text only.
 
 - :class:`Http` / :class:`Limits`: one GET policy (timeouts, deadline, decoded-size caps,
   retries, redirect and host rules, TLS always verified).

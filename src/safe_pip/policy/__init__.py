@@ -1,5 +1,8 @@
-"""Policy file, known-good history model and ``decide()`` (pure: no network, no disk writes,
-no clock; the caller passes the time in)."""
+"""The policy: its file (read: ``file``, edit: ``edit``), the history model, the pure ``decide()``.
+May import net, output, models, errors and text.
+
+``decide()`` is pure: no network, no disk writes, no clock; the caller passes the time in.
+"""
 
 from __future__ import annotations
 

@@ -1,1 +1,2 @@
-"""Sigstore verification of PEP 740 provenance and identity extraction (no network here)."""
+"""Sigstore verification of PEP 740 provenance: trust roots, identities, build claims (no network
+here). May import net, output, models, errors and text."""

@@ -1,4 +1,5 @@
-"""``safe-pip serve``: a verifying package index that any installer can use via ``--index-url``.
+"""The serve face (``safe-pip serve``): the verifying index as an application object + its server.
+May import check, options and the rooms below them.
 
 Library use (``safe-pip install`` builds sdists through it, so build dependencies are verified
 by the same checker)::

@@ -1,4 +1,5 @@
-"""Where file references come from: the readers of locks and of pip's report (no network).
+"""Where file references come from: the readers of locks and of pip's report, one release or file
+for inspect. May import net, output, models, errors and text.
 
 - :mod:`~safe_pip.sources.pip_report`: pip's ``--dry-run --report`` (format version 1).
 - :mod:`~safe_pip.sources.pylock`: ``pylock.toml`` (PEP 751).
