@@ -1,4 +1,5 @@
-"""The known-good history: one interface, two databases.
+"""The known-good history: one interface, two databases (SQLite, PostgreSQL); index serials.
+May import policy (its history model), net, output, models, errors and text.
 
 :class:`HistoryStore` (:mod:`safe_pip.store.base`) is the interface and the SQL behind it:
 records, the compare-and-set of a first-use decision (:meth:`HistoryStore.update`), the audit
