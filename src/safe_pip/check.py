@@ -359,6 +359,13 @@ class Checker:
             self._history_cache[key] = hist
         return hist
 
+    def forget_cached_histories(self) -> None:
+        """Drop every cached history (the policy changed: its index-history-depth and minimum
+        release age shape the window read from the index)."""
+        with self._history_lock:
+            self._history_cache.clear()
+            self._pages.clear()
+
     def forget_cached_history(self, project: str) -> None:
         """Drop what this checker cached of ``project``'s history (after it was recorded, or
         once the store says it changed, or after it could not be read), so the next decision

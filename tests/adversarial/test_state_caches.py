@@ -133,3 +133,43 @@ def test_verify_sees_a_publisher_change_published_after_a_passing_run(env: Env) 
     again = _verify_lock(env, lock)
     assert again.code == 1, again.text
     assert "refused-publisher-change" in again.text
+
+
+def test_serve_reads_an_edited_policy_file_and_drops_what_it_no_longer_allows(
+    serve_env: ServeEnv, tmp_path: Path
+) -> None:
+    """The policy file is a fact every cached verdict depends on: once it is edited (acme's
+    publisher removed after a compromise), a file it allowed is no longer served, without a
+    restart (before: served from the cache until the service was restarted). A policy that
+    no longer loads is a 503 for everything, never the old policy's verdicts."""
+    from safe_pip.policy.file import load_policy
+
+    env = serve_env
+    env.pub.wheel("alpha", "1.0")
+    policy_file = tmp_path / "safe-pip.toml"
+    policy_file.write_text(
+        '[[package]]\nname = "alpha"\npublishers = [{ kind = "GitHub", repository = '
+        '"acme/alpha", workflow = "release.yml" }]\n'
+    )
+    with env.serve(load_policy(policy_file), mode="block") as srv:
+        url = file_url(srv, "alpha")
+        assert get(url).status == 200
+        policy_file.write_text(
+            '[[package]]\nname = "alpha"\npublishers = [{ kind = "GitHub", repository = '
+            '"newco/alpha", workflow = "release.yml" }]\n'
+        )
+        r = get(url)  # within page_ttl: the cached verdict would have answered
+        assert r.status == 403, (r.status, r.reason)
+        assert "refused-unexpected-publisher" in r.reason
+        assert env.events("policy")
+        policy_file.write_text('[defaults]\nrequire-attestation = "yes"\n')
+        for target in (url, srv.index_url + "alpha/"):
+            r = get(target)
+            assert r.status == 503, (r.status, r.reason)
+            assert "changed and does not load" in r.body.decode()
+            assert f"safe-pip allow list --policy {policy_file}" in r.body.decode()
+        policy_file.write_text(
+            '[[package]]\nname = "alpha"\npublishers = [{ kind = "GitHub", repository = '
+            '"acme/alpha", workflow = "release.yml" }]\n'
+        )
+        assert get(url).status == 200

@@ -200,6 +200,7 @@ def start_verifying_indexes(
                     file_cache=file_cache,
                     core_metadata=True,  # every refusal known, in one report (ADR 0007)
                     read_ahead=True,  # dependencies' pages read in parallel, not one by one
+                    watch_policy=False,  # one run, one policy (read at its start)
                 )
             )
     except OSError as exc:

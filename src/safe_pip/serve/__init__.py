@@ -133,6 +133,7 @@ def start_server(
     file_cache: Path | None = None,
     core_metadata: bool = False,
     read_ahead: bool = False,
+    watch_policy: bool = True,
 ) -> RunningServer:
     """Start a verifying index for ``upstream`` using ``checker`` (its trust root, policy and
     history) and return it, already serving. Use as a context manager, or call ``stop()``.
@@ -151,7 +152,10 @@ def start_server(
     the attested digest. ``core_metadata``: pages advertise PEP 658 metadata for wheels,
     answered from the verified bytes (a stand-in for a refused wheel, whose file stays a 403);
     ``read_ahead``: the pages of the dependencies a served METADATA names are read ahead, in
-    parallel. Raises
+    parallel. ``watch_policy``: the policy file the checker's policy came from is
+    read again when it changes, and every cached verdict decided again under it (a run
+    that should keep the policy it started with, like ``safe-pip install``, turns it off).
+    Raises
     :class:`safe_pip.errors.ConfigError` for a bad upstream URL and OSError when the address
     cannot be bound.
     """
@@ -167,6 +171,7 @@ def start_server(
         file_cache=file_cache,
         core_metadata=core_metadata,
         read_ahead=read_ahead,
+        watch_policy=watch_policy,
     )
     try:
         server = make_server(index, host, port, limits)

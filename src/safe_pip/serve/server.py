@@ -9,7 +9,11 @@ bytes whose sha256 equals the attested digest, checked before the first byte is 
 A cached verdict never outlives upstream's listing: every page read drops the project's cached
 entries the page no longer lists, and a file request is answered from the cache only while the
 project's last page read is younger than ``page_ttl`` seconds and listed the file (otherwise the
-page is read again). Every file link of a quarantined project (PEP 792) is a 403.
+page is read again). Every file link of a quarantined project (PEP 792) is a 403. Nor does it
+outlive the other facts it depends on: the project's stored history (another run, replica or
+``history forget``), the policy file (edited: read again, every verdict decided again; one
+that no longer loads is a 503), the ``expires`` date of the entry that allowed it, or the time
+a too-new file becomes old enough.
 
 Failures raise :class:`ServeError`, which carries the HTTP status and a one-line reason.
 """
@@ -17,6 +21,7 @@ Failures raise :class:`ServeError`, which carries the HTTP status and a one-line
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import html.parser
 import json
 import os
@@ -241,6 +246,16 @@ def _requires_python(body: bytes, ctype: str, base: str) -> dict[str, str]:
     return out
 
 
+def _file_digest(path: Path | None) -> str | None:
+    """The sha256 of the file at ``path`` (None: no path, or it cannot be read now)."""
+    if path is None:
+        return None
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError:
+        return None
+
+
 def too_new_verdict(ref: FileRef, sha: str, check: AgeCheck) -> Verdict:
     """The refusal of a file whose index upload-time already shows it too new (not verified:
     nothing about it is allowed, it is only left out of the page)."""
@@ -326,6 +341,7 @@ class VerifyingIndex:
         file_cache: Path | None = None,
         core_metadata: bool = False,
         read_ahead: bool = False,
+        watch_policy: bool = True,
     ) -> None:
         from safe_pip.net import SimpleIndex
 
@@ -399,6 +415,12 @@ class VerifyingIndex:
         self._record_lock = threading.Lock()
         #: project -> fingerprint of its stored history when its cached verdicts were decided
         self._history_fp: dict[str, str | None] = {}
+        #: the policy file the checker's policy was read from (None: not from a file), and the
+        #: sha256 of its content then: a changed file is read again (:meth:`_sync_policy`)
+        self._policy_path: Path | None = checker.policy.path if watch_policy else None
+        self._policy_digest = _file_digest(self._policy_path)
+        self._policy_lock = threading.Lock()
+        self._policy_gen = 0  # bumped on every reload: a verdict decided before is not cached
         self._own_tmp = tmp_root is None
         self.tmp_root = Path(tmp_root or tempfile.mkdtemp(prefix="safe-pip-serve-"))
         self.closed = False
@@ -442,6 +464,71 @@ class VerifyingIndex:
                 problems.append(f"history store: {type(exc).__name__}: {exc}")
         return [clean(p, limit=500) for p in problems]
 
+    # -- policy -----------------------------------------------------------------------------------
+
+    def _sync_policy(self) -> None:
+        """Read the policy file again when its content changed since it was read: the new
+        policy decides from then on, and every cached verdict (and the checker's cached
+        histories, whose window the policy sizes) is dropped, so nothing allowed by an entry
+        that was removed or changed stays served. A policy file that no longer loads is a 503
+        for every request until it does (never the old policy's verdicts)."""
+        from safe_pip.policy.file import parse_policy
+
+        path = self._policy_path
+        if path is None:
+            return
+        fix = f"fix {path} (`safe-pip allow list --policy {path}` shows what does not load)"
+        try:
+            raw = path.read_bytes()
+        except OSError as exc:
+            raise ServeError(
+                503,
+                f"cannot read the policy file {path}: {exc.strerror or exc}; nothing is served "
+                "until it can be read",
+                fix=f"restore {path}",
+            ) from None
+        digest = hashlib.sha256(raw).hexdigest()
+        with self._policy_lock:
+            if digest == self._policy_digest:
+                return
+            old = self.checker.policy
+            try:
+                new = parse_policy(
+                    raw.decode("utf-8"), path, pyproject=path.name == "pyproject.toml"
+                )
+            except SafePipError as exc:
+                reason = exc.message
+            except UnicodeDecodeError as exc:
+                reason = f"not UTF-8 ({exc.reason})"
+            else:
+                reason = ""
+            if reason:
+                self.log.emit("policy", f"{path} changed and does not load: {reason} -> HTTP 503")
+                raise ServeError(
+                    503,
+                    f"the policy file {path} changed and does not load: {reason}; nothing is "
+                    "served until it does",
+                    fix=fix,
+                )
+            new = replace(
+                new, explicit=old.explicit, min_release_age_override=old.min_release_age_override
+            )
+            with self._lock:
+                self.checker.policy = new
+                self._policy_digest = digest
+                self._policy_gen += 1
+                self._cache.clear()
+                self._cached_keys.clear()
+                self._pending.clear()
+                self._deciding.clear()
+                self._ahead.clear()
+            self.checker.forget_cached_histories()
+        self.log.emit(
+            "policy",
+            f"{path} changed: read again; every cached verdict is decided again under it",
+            path=str(path),
+        )
+
     # -- projects ---------------------------------------------------------------------------------
 
     def seen_projects(self) -> list[str]:
@@ -460,6 +547,7 @@ class VerifyingIndex:
         With ``read_ahead``, a read of the page started ahead (:meth:`_read_ahead`) less than
         ``page_ttl`` seconds ago answers instead, once."""
         check_project_name(name)
+        self._sync_policy()  # a policy change drops what was read ahead too
         ahead = self._take_read_ahead(name)
         view, transient = ahead if ahead is not None else self._read_project(name)
         if transient:
@@ -478,6 +566,7 @@ class VerifyingIndex:
         could not be checked (never cached). Drops the project's cached entries the page no
         longer lists. Raises ServeError when the page itself cannot be had."""
         norm = check_project_name(canonicalize_name(name))
+        self._sync_policy()
         started = time.monotonic()
         page, requires_python = self._io.submit(self._fetch_page, norm).result()
         self._check_serial(norm, page.last_serial)
@@ -639,6 +728,7 @@ class VerifyingIndex:
 
     def _decide_all(self, refs: Iterable[FileRef], requires_python: dict[str, str]) -> list[Entry]:
         refs = list(refs)
+        gen = self._policy_gen
         out: list[Entry | None] = [None] * len(refs)
         todo: list[int] = []
         with self._lock:
@@ -666,7 +756,7 @@ class VerifyingIndex:
         fresh = {id(out[i]) for i in todo}
         with self._lock:
             for e in entries:
-                if e.transient:
+                if e.transient or gen != self._policy_gen:  # decided under an older policy
                     continue
                 key = (e.ref.filename, e.sha256)
                 self._cache[key] = e
@@ -757,10 +847,15 @@ class VerifyingIndex:
         return self._decide_one(entry.ref, entry.requires_python)
 
     def _decide_one(self, ref: FileRef, requires_python: str | None) -> Entry:
+        gen = self._policy_gen
         entry = self._verify(ref, requires_python)
         if not entry.transient:
             key = (ref.filename, entry.sha256)
             with self._lock:
+                if gen != self._policy_gen:  # decided under an older policy: not kept
+                    self._pending.pop(key, None)
+                    self._log_decision(entry)
+                    return entry
                 self._pending.pop(key, None)
                 self._cache[key] = entry
                 self._cached_keys.setdefault(canonicalize_name(ref.project), set()).add(key)
@@ -896,6 +991,7 @@ class VerifyingIndex:
         norm = check_project_name(canonicalize_name(project))
         sha = sha256.lower()
         key = (filename, sha)
+        self._sync_policy()  # a policy change drops every cached verdict
         self._sync_history(norm)  # a history change drops the project's cached verdicts
         with self._lock:
             hit = self._cache.get(key)
