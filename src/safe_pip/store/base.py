@@ -764,17 +764,19 @@ class HistoryStore:
     def _new_publishers(
         self, conn: Connection, records: list[HistoryRecord]
     ) -> tuple[NewPublisher, ...]:
-        """The publisher changes ``records`` would add to the project's history here: the
-        imported attested records are placed in the project's sequence (publication order,
-        with the records already here) and each one is compared with the publisher
-        established just before it (ADR 0012: a sequence, not a set). One that is not
-        :func:`~safe_pip.policy.rules.continuous` with it (other names, or conflicting numeric
-        ids: a re-created repository under a known name) is new, even when that publisher is
-        known elsewhere in the sequence (acme, then newco accepted here, then an imported acme:
-        the old repository would become the established publisher again). A record placed
-        before every record here is compared with the first publisher here. The first
-        imported record of a project with no attested history here seeds it; a change later
-        in the imported records is new too."""
+        """The publisher changes ``records`` would bring into the project's history here
+        (ADR 0012: a sequence, not a set). The project's attested records are taken as the
+        import would leave them (new records added; a record already here turned ``local``,
+        and a missing publication time filled in, as :meth:`_insert` does) and walked in
+        publication order; each point where the publisher is not
+        :func:`~safe_pip.policy.rules.continuous` with the one before it, and that the
+        history here does not have already (the same record, with the same source), is new:
+        an imported record of a publisher known elsewhere in the sequence (acme, then newco
+        accepted here, then an imported acme), one of a re-created repository under a known
+        name, a record read from the index (a refused change) turned into a local, accepted
+        one, or a record moved in the sequence by a publication time the import supplies."""
+        from dataclasses import replace
+
         from safe_pip.policy.history import identity_key
         from safe_pip.policy.rules import (
             SequenceChange,
@@ -783,20 +785,13 @@ class HistoryStore:
             continuous,
         )
 
-        incoming: dict[str, list[HistoryRecord]] = {}
-        for rec in records:
-            if rec.identity is not None:
-                incoming.setdefault(rec.project, []).append(rec)
-        out: list[NewPublisher] = []
-        for project in sorted(incoming):
-            here = self._project(conn, project).attested_records()
-            present = {r.dedup_key() for r in here}
-            fresh = {id(r): r for r in incoming[project] if r.dedup_key() not in present}
-            merged = sorted([*here, *fresh.values()], key=HistoryRecord.order_key)
-            current = min(here, key=HistoryRecord.order_key).identity if here else None
-            found: dict[tuple[object, ...], tuple[PublisherIdentity, str, PublisherIdentity]] = {}
-            counts: dict[tuple[object, ...], set[tuple[str, ...]]] = {}
-            for rec in merged:
+        def changes(
+            recs: Iterable[HistoryRecord],
+        ) -> dict[tuple[object, ...], tuple[HistoryRecord, PublisherIdentity]]:
+            """(record, source) -> (record, publisher before it), at each change."""
+            out: dict[tuple[object, ...], tuple[HistoryRecord, PublisherIdentity]] = {}
+            current: PublisherIdentity | None = None
+            for rec in sorted(recs, key=HistoryRecord.order_key):
                 seen = rec.identity
                 assert seen is not None
                 if current is None:
@@ -804,16 +799,51 @@ class HistoryStore:
                 elif continuous(seen, current):
                     current = _merge_ids(current, seen)
                 else:
-                    if id(rec) in fresh:
-                        key = (identity_key(seen), seen.repository_id, seen.repository_owner_id)
-                        change = classify_change(seen, [current])
-                        assert change is not None
-                        where = SequenceChange(rec, current, change).where()
-                        found.setdefault(key, (seen, where, current))
-                        counts.setdefault(key, set()).add(rec.dedup_key())
-                    current = seen  # a record here was decided here; a new one is listed
-            for which, (ident, where, before) in found.items():
-                out.append(NewPublisher(project, ident, (before,), len(counts[which]), where))
+                    out[(rec.dedup_key(), rec.source)] = (rec, current)
+                    current = seen
+            return out
+
+        incoming: dict[str, list[HistoryRecord]] = {}
+        for rec in records:
+            if rec.identity is not None:
+                incoming.setdefault(rec.project, []).append(rec)
+        out: list[NewPublisher] = []
+        for project in sorted(incoming):
+            here = self._project(conn, project).attested_records()
+            after = {r.dedup_key(): r for r in here}
+            for rec in incoming[project]:
+                have = after.get(rec.dedup_key())
+                if have is None:
+                    after[rec.dedup_key()] = rec
+                    continue
+                if rec.source == "local":
+                    have = replace(have, source="local")
+                if have.published_at is None and rec.published_at is not None:
+                    have = replace(
+                        have, published_at=rec.published_at, published_from=rec.published_from
+                    )
+                after[rec.dedup_key()] = have
+            before = changes(here)
+            def which(ident: PublisherIdentity) -> tuple[object, ...]:
+                return (identity_key(ident), ident.repository_id, ident.repository_owner_id)
+
+            found: dict[tuple[object, ...], tuple[PublisherIdentity, str, PublisherIdentity]] = {}
+            for key, (rec, prior) in changes(after.values()).items():
+                if key in before:
+                    continue
+                seen = rec.identity
+                assert seen is not None
+                change = classify_change(seen, [prior])
+                assert change is not None
+                where = SequenceChange(rec, prior, change).where()
+                found.setdefault(which(seen), (seen, where, prior))
+            for ident_key, (ident, where, prior) in found.items():
+                named = {
+                    r.dedup_key()
+                    for r in incoming[project]
+                    if r.identity is not None and which(r.identity) == ident_key
+                }
+                out.append(NewPublisher(project, ident, (prior,), len(named), where))
         return tuple(out)
 
 
