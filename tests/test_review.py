@@ -121,3 +121,27 @@ def test_review_without_answers_or_with_stray_reason_is_a_usage_error(
     assert main(["allow", "review", "--only", "other", "--reject-all", "--reason", "no"]) == 0
     assert "no pending proposals" in capsys.readouterr().out
     assert len(ProposalFile.load(workdir / "safe-pip.proposals.toml").proposals) == 1
+
+
+@pytest.mark.skipif(not hasattr(os, "getuid"), reason="POSIX ownership")
+def test_a_proposals_file_others_could_write_is_refused(
+    workdir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--accept-all`` takes every proposal into the policy (and the history): a proposals
+    file group or others can write (or another user owns) could hold theirs. Refused (exit 2)
+    with a fix that works as printed; nothing is written to the policy."""
+    _proposals(
+        workdir,
+        Proposal("unsigned-project", "gamma", evidence="no release has ever been attested"),
+    )
+    path = workdir / "safe-pip.proposals.toml"
+    path.chmod(0o666)
+    reason = "vendored C extension, no CI upstream; checked 2026-11-29"
+    assert main(["allow", "review", "--accept-all", "--reason", reason]) == 2
+    err = capsys.readouterr().err
+    assert "writable by group or others" in err
+    assert f"chmod go-w {path}" in err
+    assert not (workdir / "safe-pip.toml").exists()
+    os.system(f"chmod go-w {path}")  # noqa: S605 - the printed fix, as printed
+    assert main(["allow", "review", "--accept-all", "--reason", reason]) == 0
+    assert "gamma" in load_policy(workdir / "safe-pip.toml").unsigned_projects

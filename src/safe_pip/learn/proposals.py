@@ -158,6 +158,34 @@ class Proposal:
         )
 
 
+def _check_private(path: Path) -> None:
+    """Refuse a proposals file another user owns or could write: what review accepts from it
+    goes into the policy (publishers) and the history (the unsigned files' sha256), and
+    ``--accept-all`` takes every proposal in it, so it must be as much yours as the policy."""
+    import os
+    import stat
+
+    if not hasattr(os, "getuid"):
+        return
+    try:
+        st = path.stat()
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the proposals: {exc.strerror or exc}") from None
+    if st.st_uid != os.getuid():
+        raise ConfigError(
+            f"{path}: the proposals file is owned by uid {st.st_uid}, not by you "
+            f"(uid {os.getuid()}); another user could have written its proposals",
+            fix=f"review it, then move it aside (mv {path} {path}.foreign) and run "
+            "safe-pip allow learn again",
+        )
+    if st.st_mode & 0o022:
+        raise ConfigError(
+            f"{path}: the proposals file is writable by group or others (mode "
+            f"{stat.filemode(st.st_mode)}); another user could have written its proposals",
+            fix=f"check its proposals, then chmod go-w {path}",
+        )
+
+
 def proposals_path(policy_path: Path) -> Path:
     """Where the proposals for the policy at ``policy_path`` live."""
     if policy_path.name == PYPROJECT_FILENAME:
@@ -177,6 +205,7 @@ class ProposalFile:
 
         if not path.exists():
             return cls(path)
+        _check_private(path)
         try:
             data = tomlkit.parse(path.read_text(encoding="utf-8")).unwrap()
         except (OSError, UnicodeDecodeError, TOMLKitError) as exc:

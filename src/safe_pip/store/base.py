@@ -824,6 +824,7 @@ class HistoryStore:
                     )
                 after[rec.dedup_key()] = have
             before = changes(here)
+
             def which(ident: PublisherIdentity) -> tuple[object, ...]:
                 return (identity_key(ident), ident.repository_id, ident.repository_owner_id)
 
