@@ -86,7 +86,7 @@ def test_import_that_turns_a_refused_index_record_into_a_local_one_is_refused(en
     imported and no publisher listed (the set check saw nothing new)."""
     evil = PublisherIdentity(kind="GitHub", repository="evil/alpha", workflow="release.yml")
     window = replace(_rec("1.1", evil, T0 + DAY), source="index", index=env.server.index_url)
-    with HistoryStore.open(db_path()) as store:
+    with SQLiteHistoryStore.open(db_path()) as store:
         store.record([_rec("1.0", ACME, T0), window])
     env.pub.wheel(
         "alpha", "1.2", identity=GitHubIdentity(repository="evil/alpha"), published=T0 + 2 * DAY
@@ -104,7 +104,7 @@ def test_import_that_turns_a_refused_index_record_into_a_local_one_is_refused(en
     assert run.code == 1, run.text
     assert "evil/alpha" in run.err
     assert "alpha 1.1" in run.err
-    with HistoryStore.open(db_path(), readonly=True) as store:
+    with SQLiteHistoryStore.open(db_path(), readonly=True) as store:
         assert [r.source for r in store.project("alpha").records] == ["local", "index"]
     run = env.inspect("alpha==1.2", "--no-index-history")
     assert run.code == 1, run.text
@@ -116,7 +116,7 @@ def test_import_that_moves_a_record_by_its_publication_time_is_refused(env: Env)
     fills one in moves the record in the sequence: here acme's 1.0 after newco's 2.0, which
     would make acme the established publisher again."""
     old_acme = replace(_rec("1.0", ACME, T0), published_at=None, published_from=None)
-    with HistoryStore.open(db_path()) as store:
+    with SQLiteHistoryStore.open(db_path()) as store:
         store.record([old_acme, _rec("2.0", NEWCO, T0 + 10 * DAY)])
     moved = replace(old_acme, published_at=_at(T0 + 20 * DAY), published_from="log")
     doc = {"format": "safe-pip-history", "version": 1, "records": [moved.to_json()]}
@@ -125,5 +125,5 @@ def test_import_that_moves_a_record_by_its_publication_time_is_refused(env: Env)
     run = env.cli("history", "import", str(baseline))
     assert run.code == 1, run.text
     assert "acme/alpha" in run.err
-    with HistoryStore.open(db_path(), readonly=True) as store:
+    with SQLiteHistoryStore.open(db_path(), readonly=True) as store:
         assert all(r.published_at != _at(T0 + 20 * DAY) for r in store.project("alpha").records)
