@@ -21,6 +21,7 @@ from safe_pip.provenance.trust import TrustConfig
 from safe_pip.serve import EventLog, start_server
 from safe_pip.store.sqlite import SQLiteHistoryStore
 from support.packages import sha256_file
+from support.sigstore_ca import GitHubIdentity
 
 from .conftest import Env, db_path, db_snapshot
 
@@ -298,3 +299,25 @@ def test_history_directory_under_a_directory_others_can_write_is_refused(
         assert env.inspect("alpha==1.0", "--record", "--home", str(home)).code == 0
     finally:
         shared.chmod(0o700)
+
+
+@pytest.mark.skipif(os.name != "posix", reason="POSIX permissions")
+def test_policy_file_anyone_can_write_is_refused(env: Env) -> None:
+    """A world-writable policy file lets anyone on the machine choose the publishers you
+    trust (here: evil's, for alpha): refused (exit 2) before anything is decided, with a fix
+    that works as printed."""
+    env.pub.wheel("alpha", "1.0", identity=GitHubIdentity(repository="evil/alpha"))
+    policy = env.workdir / "safe-pip.toml"
+    policy.write_text(
+        '[[package]]\nname = "alpha"\npublishers = [{ kind = "GitHub", repository = '
+        '"evil/alpha", workflow = "release.yml" }]\n'
+    )
+    policy.chmod(0o666)
+    run = env.inspect("alpha==1.0", "--record", "--policy", str(policy))
+    assert run.code == 2, run.text
+    assert "writable by anyone on this machine" in run.err
+    assert f"chmod o-w {policy}" in run.err
+    assert "Traceback" not in run.text
+    assert db_snapshot() == []
+    os.system(f"chmod o-w {policy}")  # noqa: S605 - the printed fix, as printed
+    assert env.inspect("alpha==1.0", "--policy", str(policy)).code == 0

@@ -162,6 +162,11 @@ def test_serve_reads_an_edited_policy_file_and_drops_what_it_no_longer_allows(
         assert r.status == 403, (r.status, r.reason)
         assert "refused-unexpected-publisher" in r.reason
         assert env.events("policy")
+        policy_file.chmod(0o666)
+        r = get(url)
+        assert r.status == 503, (r.status, r.reason)
+        assert "writable by anyone on this machine" in r.body.decode()
+        policy_file.chmod(0o644)
         policy_file.write_text('[defaults]\nrequire-attestation = "yes"\n')
         for target in (url, srv.index_url + "alpha/"):
             r = get(target)

@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
@@ -969,8 +970,22 @@ def _parse_unsigned_project(raw: object, i: int, err: _Errors) -> UnsignedProjec
 
 
 def read_policy_text(path: Path) -> str:
+    """The policy file's text. A file anyone on the machine can write (world-writable) is
+    refused: whoever writes it chooses which publishers you trust (like the history
+    database, which is refused when group or others can write it)."""
+    import stat
+
     try:
-        return path.read_text(encoding="utf-8")
+        with path.open("rb") as fh:
+            mode = os.fstat(fh.fileno()).st_mode
+            raw = fh.read()
+        if sys.platform != "win32" and mode & stat.S_IWOTH:
+            raise ConfigError(
+                f"{path}: the policy file is writable by anyone on this machine (mode "
+                f"{stat.filemode(mode)}); whoever writes it chooses which publishers you trust",
+                fix=f"check it, then chmod o-w {path}",
+            )
+        return raw.decode("utf-8")
     except FileNotFoundError:
         raise ConfigError(f"{path}: policy file not found") from None
     except UnicodeDecodeError as exc:

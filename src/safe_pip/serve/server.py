@@ -247,12 +247,15 @@ def _requires_python(body: bytes, ctype: str, base: str) -> dict[str, str]:
 
 
 def _file_digest(path: Path | None) -> str | None:
-    """The sha256 of the file at ``path`` (None: no path, or it cannot be read now)."""
+    """The sha256 of the policy file's text at ``path`` (None: no path, or it does not read
+    now: the first request then reads it again, and answers 503 while it does not)."""
+    from safe_pip.policy.file import read_policy_text
+
     if path is None:
         return None
     try:
-        return hashlib.sha256(path.read_bytes()).hexdigest()
-    except OSError:
+        return hashlib.sha256(read_policy_text(path).encode("utf-8")).hexdigest()
+    except SafePipError:
         return None
 
 
@@ -472,44 +475,36 @@ class VerifyingIndex:
         histories, whose window the policy sizes) is dropped, so nothing allowed by an entry
         that was removed or changed stays served. A policy file that no longer loads is a 503
         for every request until it does (never the old policy's verdicts)."""
-        from safe_pip.policy.file import parse_policy
+        from safe_pip.policy.file import parse_policy, read_policy_text
 
         path = self._policy_path
         if path is None:
             return
         fix = f"fix {path} (`safe-pip allow list --policy {path}` shows what does not load)"
         try:
-            raw = path.read_bytes()
-        except OSError as exc:
+            text = read_policy_text(path)
+        except SafePipError as exc:
             raise ServeError(
                 503,
-                f"cannot read the policy file {path}: {exc.strerror or exc}; nothing is served "
-                "until it can be read",
-                fix=f"restore {path}",
+                f"{exc.message}; nothing is served until the policy file can be read",
+                fix=exc.fix or f"restore {path}",
             ) from None
-        digest = hashlib.sha256(raw).hexdigest()
+        digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
         with self._policy_lock:
             if digest == self._policy_digest:
                 return
             old = self.checker.policy
             try:
-                new = parse_policy(
-                    raw.decode("utf-8"), path, pyproject=path.name == "pyproject.toml"
-                )
+                new = parse_policy(text, path, pyproject=path.name == "pyproject.toml")
             except SafePipError as exc:
                 reason = exc.message
-            except UnicodeDecodeError as exc:
-                reason = f"not UTF-8 ({exc.reason})"
-            else:
-                reason = ""
-            if reason:
                 self.log.emit("policy", f"{path} changed and does not load: {reason} -> HTTP 503")
                 raise ServeError(
                     503,
                     f"the policy file {path} changed and does not load: {reason}; nothing is "
                     "served until it does",
                     fix=fix,
-                )
+                ) from None
             new = replace(
                 new, explicit=old.explicit, min_release_age_override=old.min_release_age_override
             )
