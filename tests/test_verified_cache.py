@@ -113,7 +113,10 @@ def test_an_entry_others_could_write_or_another_key_is_not_used(
     assert asked
 
 
-def test_only_verified_results_are_kept(tmp_path: Path, trust_root: Path) -> None:
+def test_only_verified_results_are_kept(
+    tmp_path: Path, trust_root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from safe_pip.lock import verified_cache
     from safe_pip.lock.verified_cache import VerifiedBundles
     from safe_pip.models import PublisherIdentity, VerificationResult, VerifyStatus
     from safe_pip.provenance.trust import TrustConfig
@@ -138,3 +141,6 @@ def test_only_verified_results_are_kept(tmp_path: Path, trust_root: Path) -> Non
     other = TrustConfig.from_options(offline=True)  # another trust root
     assert VerifiedBundles(tmp_path / "v", other).get("x-1-py3-none-any.whl", sha, b"{}") is None
     assert os.stat(tmp_path / "v").st_mode & 0o077 == 0
+    # another verifier (safe-pip's provenance code, sigstore, pypi-attestations) verifies again
+    monkeypatch.setattr(verified_cache, "_CODE", "0" * 64)
+    assert bundles.get("x-1-py3-none-any.whl", sha, b"{}") is None

@@ -13,8 +13,9 @@ passing report of an unchanged lock, which hid a quarantine or a publisher chang
 that day; see docs/adr/0012).
 
 One file per bundle under ``$SAFE_PIP_HOME/cache/verified/`` (else the user cache directory),
-named by a sha256 over: the schema, safe-pip's version, the digest of the trusted root the
-verifier loaded, the file name, the file's sha256 and the provenance bytes' sha256. Only
+named by a sha256 over: the schema, the verifying code (safe-pip's version and its provenance
+package's source, the sigstore and pypi-attestations versions), the digest of the trusted root
+the verifier loaded, the file name, the file's sha256 and the provenance bytes' sha256. Only
 VERIFIED results are stored. An entry that cannot be read, is too large, of another schema,
 names another key, does not read back as a result, or that another user owns or could write
 (the file or its directory) is ignored: the bundle is verified again. ``--no-cache`` neither
@@ -63,6 +64,35 @@ def trust_root_digest(trust: TrustConfig) -> str | None:
     except Exception:
         return None
     return _sha(text.encode() if isinstance(text, str) else bytes(text))
+
+
+_CODE: str | None = None
+
+
+def _verifier_code() -> str:
+    """A digest of the code that decides whether a bundle verifies: safe-pip's version and
+    its provenance package's source files, and the sigstore and pypi-attestations versions.
+    A verifier that changed (a fix, an upgrade, a development tree) verifies every bundle
+    again."""
+    global _CODE
+    if _CODE is None:
+        from importlib import metadata
+
+        import safe_pip.provenance as provenance
+
+        h = hashlib.sha256(__version__.encode())
+        for dist in ("sigstore", "pypi-attestations"):
+            try:
+                h.update(f"\0{dist}={metadata.version(dist)}".encode())
+            except metadata.PackageNotFoundError:
+                h.update(f"\0{dist}=?".encode())
+        for source in sorted(Path(provenance.__file__).parent.glob("*.py")):
+            try:
+                h.update(b"\0" + source.name.encode() + b"\0" + source.read_bytes())
+            except OSError:
+                h.update(b"\0" + source.name.encode() + b"\0?")
+        _CODE = h.hexdigest()
+    return _CODE
 
 
 def _private(st: os.stat_result) -> bool:
@@ -141,7 +171,7 @@ class VerifiedBundles:
             return None
         parts = [
             SCHEMA,
-            __version__,
+            _verifier_code(),
             self._trust_digest,
             filename,
             sha256.lower(),
