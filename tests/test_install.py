@@ -593,6 +593,41 @@ def test_altered_file_cache_is_never_used(
     assert all(p.read_bytes() != b"tampered" for p in cache.iterdir() if p.is_file())
 
 
+def test_bundles_that_verified_before_are_not_verified_again(
+    index: IndexServer,
+    trust_root: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    """A later install skips the Sigstore verification of a bundle that verified before for
+    the same file name, sha256 and trust root (permanent facts, kept privately like verify's);
+    a bundle that did not verify is verified again, and every verdict is decided again."""
+    import safe_pip.provenance.attestation as attestation
+
+    real = attestation.verify_provenance
+    calls: list[str] = []
+
+    def counting(filename: str, *args: object, **kwargs: object) -> object:
+        calls.append(filename)
+        return real(filename, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(attestation, "verify_provenance", counting)
+    assert main([*base_args(index, trust_root, tmp_path / "t1"), "lib-b"]) == 0
+    first = len(calls)
+    assert first >= 1
+    calls.clear()
+    assert main([*base_args(index, trust_root, tmp_path / "t2"), "lib-b"]) == 0
+    assert calls == []
+    assert (tmp_path / "t2" / "lib_b" / "__init__.py").is_file()
+    # a tampered attestation still does not verify, run after run
+    for _ in range(2):
+        calls.clear()
+        assert main([*base_args(index, trust_root, tmp_path / "t3"), "uses-tampered"]) == 1
+        assert calls
+    capfd.readouterr()
+
+
 def test_offline_install_reads_nothing_from_the_index(
     index: IndexServer, trust_root: Path, target: Path, capfd: pytest.CaptureFixture[str]
 ) -> None:

@@ -39,6 +39,7 @@ from safe_pip.store.serials import SerialGuard
 from safe_pip.text import clean
 
 if TYPE_CHECKING:
+    from safe_pip.lock.verified_cache import VerifiedBundles
     from safe_pip.net import Http, ProjectPage
     from safe_pip.policy.file import Policy
     from safe_pip.policy.history import HistoryRecord, ProjectHistory
@@ -108,6 +109,9 @@ class Checker:
         self.offline = offline
         #: threat T21: every index page read checks (and records) its _last-serial here.
         self.serials = SerialGuard(store)
+        #: Bundles that verified before, by (trust root, file name, sha256, provenance bytes):
+        #: permanent facts only, every verdict is still decided from them (install, verify).
+        self.verified: VerifiedBundles | None = None
         self._history_lock = threading.Lock()
         self._history_cache: dict[tuple[str, str | None, str | None], ProjectHistory] = {}
         #: project pages by (index, name): each is fetched and parsed once per run
@@ -158,11 +162,20 @@ class Checker:
     def verify_provenance(
         self, filename: str, sha256: str, provenance: bytes
     ) -> VerificationResult:
-        """Verify ``provenance`` for the file ``filename`` whose bytes hash to ``sha256``."""
+        """Verify ``provenance`` for the file ``filename`` whose bytes hash to ``sha256``. A
+        bundle that verified before for this file under this trust root is not verified again
+        (:class:`~safe_pip.lock.verified_cache.VerifiedBundles`, when ``verified`` is set)."""
         from safe_pip.provenance.attestation import verify_provenance
         from safe_pip.provenance.trust import load_verifier
 
-        return verify_provenance(filename, sha256, provenance, load_verifier(self.trust))
+        if self.verified is not None:
+            hit = self.verified.get(filename, sha256, provenance)
+            if hit is not None:
+                return replace(hit, provenance=provenance)
+        result = verify_provenance(filename, sha256, provenance, load_verifier(self.trust))
+        if self.verified is not None:
+            self.verified.put(provenance, result)
+        return result
 
     # -- obtaining bytes and provenance -----------------------------------------------------
 

@@ -45,6 +45,7 @@ from safe_pip.models import Action, ReasonCode
 if TYPE_CHECKING:
     from safe_pip.check import Checker
     from safe_pip.install.args import PipArgs
+    from safe_pip.lock.verified_cache import VerifiedBundles
 
 
 def run_install(own: argparse.Namespace, pip: PipArgs, *, out: TextIO, err: TextIO) -> int:
@@ -91,6 +92,7 @@ def _run(
     store = open_store(own, readonly=pip.dry_run)
     try:
         checker = make_checker(own, store=store, provenance_index=own.provenance_index)
+        checker.verified = verified_bundles(own, checker)
         allow_sdist = bool(checker.policy.defaults.allow_sdist)
         blocker = None
         if allow_sdist and len(upstreams) > 1:
@@ -298,6 +300,15 @@ def _verify_and_install(
         env=env,
         index_urls=indexes.index_urls,
     )
+
+
+def verified_bundles(own: argparse.Namespace, checker: Checker) -> VerifiedBundles:
+    """The bundles that verified before, kept as ``safe-pip verify`` keeps them (permanent
+    facts only, under the user's private cache; every verdict is still decided afresh)."""
+    from safe_pip.lock.verified_cache import VerifiedBundles, cache_dir
+
+    home = getattr(own, "home", None) or os.environ.get("SAFE_PIP_HOME")
+    return VerifiedBundles(cache_dir(home), checker.trust)
 
 
 def _warm_up(checker: Checker) -> threading.Thread:

@@ -5,7 +5,6 @@ bundle."""
 from __future__ import annotations
 
 import threading
-from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from packaging.utils import canonicalize_name
@@ -13,7 +12,7 @@ from packaging.utils import canonicalize_name
 from safe_pip.check import Checker
 from safe_pip.lock.evidence import Evidence
 from safe_pip.lock.provenance_cache import ProvenanceCache
-from safe_pip.models import FileRef, VerificationResult
+from safe_pip.models import FileRef
 
 if TYPE_CHECKING:
     from safe_pip.lock.verified_cache import VerifiedBundles
@@ -34,8 +33,7 @@ class LockChecker(Checker):
     ) -> None:
         super().__init__(**kwargs)
         self.cache = cache
-        #: bundles that verified before (permanent facts only; the verdicts are decided again)
-        self.verified = verified
+        self.verified = verified  # (Checker.verify_provenance uses it)
         self.evidence = evidence
         self.cache_hits = 0
         self.from_cache: set[str] = set()  # digests whose provenance came from the cache
@@ -47,20 +45,6 @@ class LockChecker(Checker):
         self.keep_history = False
         self.history_reads: dict[str, dict[str, tuple[str, FileRef, bytes | None]]] = {}
         self._fetched: dict[str, bytes | None] = {}
-
-    def verify_provenance(
-        self, filename: str, sha256: str, provenance: bytes
-    ) -> VerificationResult:
-        """A bundle that verified before for this file under this trust root is not verified
-        again (:class:`~safe_pip.lock.verified_cache.VerifiedBundles`); anything else is."""
-        if self.verified is None:
-            return super().verify_provenance(filename, sha256, provenance)
-        hit = self.verified.get(filename, sha256, provenance)
-        if hit is not None:
-            return replace(hit, provenance=provenance)
-        result = super().verify_provenance(filename, sha256, provenance)
-        self.verified.put(provenance, result)
-        return result
 
     def fetch_provenance(self, ref: FileRef) -> bytes | None:
         if self.evidence is not None:

@@ -1,4 +1,4 @@
-"""A cache of verified bundles for ``safe-pip verify``: only facts that cannot change.
+"""Verified bundles for ``safe-pip verify`` and ``install``: only facts that cannot change.
 
 "This provenance verifies for the file ``filename`` whose bytes hash to ``sha256``, under
 this trust root, and proves this publisher" is permanent: the bundle, the digest, the root
