@@ -87,7 +87,8 @@ def _resolve(argv: list[str], index_url: str, what: str, args: argparse.Namespac
         )
         items, proc = resolve(pip_argv, report, sealed_env(proxy), verbose=False, err=sys.stderr)
         refused = [v for v in indexes.refusals(proc.stdout + proc.stderr) if not v.allowed]
-    if proc.returncode != 0 or not items:
+    if refused or proc.returncode != 0 or not items:
+        # a refused wheel is resolved through a stand-in (ADR 0007): pip may succeed with it
         if refused:
             from safe_pip.errors import RefusedError
 
