@@ -151,11 +151,15 @@ def check_items(
             listed = indexes.listed_on(item.project)
             if len(listed) > 1:
                 confused[pos] = listed
-    for pos, entry in entries.items():
-        if pos not in fixed and not (entry.pending or entry.transient or entry.allowed):
-            # refused by the verifying index (pip resolved it through a stand-in metadata):
-            # that refusal is the verdict; its bytes are never fetched again
-            fixed[pos] = entry.verdict
+    index_refused = [
+        pos
+        for pos, entry in entries.items()
+        if pos not in fixed and not (entry.pending or entry.transient or entry.allowed)
+    ]
+    for pos in index_refused:
+        # refused by the verifying index (pip resolved it through a stand-in metadata):
+        # that refusal is the verdict (confusion noted below); its bytes are never fetched
+        fixed[pos] = entries[pos].verdict
     candidates = [pos for pos in range(len(items)) if pos in refs and pos not in fixed]
     decided = reuse_verdicts(
         checker,
@@ -166,6 +170,11 @@ def check_items(
     rest = [pos for pos in candidates if pos not in decided]
     checked = checker.check([refs[p] for p in rest], download_dir=wheelhouse, progress=progress)
     verdicts = dict(fixed)
+    for pos in index_refused:
+        if pos in confused:
+            verdicts[pos] = apply_index_confusion(
+                verdicts[pos], items[pos].project, confused[pos], policy
+            )
     for pos, verdict in [*decided.items(), *zip(rest, checked, strict=True)]:
         item = items[pos]
         if verdict.allowed and item.filename and item.filename.endswith(".whl"):
