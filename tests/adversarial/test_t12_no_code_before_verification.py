@@ -638,3 +638,43 @@ def test_core_metadata_pages_and_stand_ins(attack: Attack) -> None:
     finally:
         store.close()
     assert not any(".metadata" in p for p in env.server.requests_log)
+
+
+#: Spellings of a direct-URL dependency in a wheel's METADATA. pip reads every one of them as
+#: ``evil @ file:///...`` (a folded header, pip strips it; a trailing comment, pip drops it)
+#: and builds the sdist: the three that packaging rejects ("fold", "fold-leading",
+#: "comment") are refused only because an unparsable Requires-Dist counts as a direct URL.
+_DIRECT_URL_SPELLINGS = {
+    "fold": "Requires-Dist: evil\n @ {url}\n",
+    "fold-leading": "Requires-Dist:\n evil @ {url}\n",
+    "comment": "Requires-Dist: evil @ {url} # x\n",
+    "lower-case": "requires-dist: evil @ {url}\n",
+    "second": "Requires-Dist: alpha\nRequires-Dist: evil @ {url}\n",
+    "extra": "Provides-Extra: x\nRequires-Dist: evil @ {url} ; extra == 'x'\n",
+    "tab": "Requires-Dist:\tevil @ {url}\n",
+    "crlf": "Requires-Dist: evil @ {url}\r\n",
+}
+
+
+@pytest.mark.parametrize("spelling", sorted(_DIRECT_URL_SPELLINGS))
+def test_every_spelling_of_a_direct_url_in_served_metadata_is_refused(
+    attack: Attack, tmp_path: Path, spelling: str
+) -> None:
+    """A signed wheel whose METADATA requires a local sdist by direct URL in any header form
+    pip accepts: the resolving index never serves that METADATA to pip (which would build the
+    sdist while resolving); the wheel is refused-direct-url-dependency and nothing runs."""
+    from support.packages import build_wheel
+
+    env = attack.env
+    env.pub.wheel("alpha", "1.0")
+    wheel = build_wheel(tmp_path, "lure", "1.0")
+    header = _DIRECT_URL_SPELLINGS[spelling].format(url=attack.sdist.as_uri())
+    meta = f"Metadata-Version: 2.1\nName: lure\nVersion: 1.0\n{header}\n"
+    _rewrite_wheel(wheel, {"lure-1.0.dist-info/METADATA": meta.encode()})
+    env.pub._upload(wheel, "lure", None, True, None, False)
+    env.pub.wheel("app", "1.0", requires=["lure[x]" if spelling == "extra" else "lure"])
+    run = attack.install("app", "--json")
+    attack.assert_refused(run, codes=(1,))
+    refused = [(f["project"], f["code"]) for f in run.json()["files"] if f["verdict"] == "refuse"]
+    assert refused == [("lure", "refused-direct-url-dependency")], (spelling, run.text)
+    assert not any((env.workdir / "target").iterdir())
