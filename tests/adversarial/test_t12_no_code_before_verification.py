@@ -678,3 +678,36 @@ def test_every_spelling_of_a_direct_url_in_served_metadata_is_refused(
     refused = [(f["project"], f["code"]) for f in run.json()["files"] if f["verdict"] == "refuse"]
     assert refused == [("lure", "refused-direct-url-dependency")], (spelling, run.text)
     assert not any((env.workdir / "target").iterdir())
+
+
+def test_a_stand_in_refusal_survives_a_dropped_verdict(
+    attack: Attack, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A wheel answered with a stand-in stays refused for the run, even when the index's
+    cached verdict is dropped after the stand-in (as a history change written by another run
+    drops a project's verdicts) and decided again from its provenance alone, which does not
+    find what was wrong in its METADATA (here two ``Name`` headers: pip reads the first and
+    installs it). Before, pip downloaded the wheel (allowed again), the run installed it and
+    recorded it in the history."""
+    from safe_pip.serve.server import VerifyingIndex
+    from support.packages import build_wheel
+
+    env = attack.env
+    wheel = build_wheel(tmp_path, "inv", "2.0")
+    meta = b"Metadata-Version: 2.1\nName: inv\nName: other\nVersion: 2.0\n\n"
+    _rewrite_wheel(wheel, {"inv-2.0.dist-info/METADATA": meta})
+    env.pub._upload(wheel, "inv", None, True, None, False)
+    real = VerifyingIndex.metadata
+
+    def then_dropped(self: VerifyingIndex, entry: Any) -> Any:
+        answer = real(self, entry)
+        if answer.stand_in:
+            self._drop("inv")  # what a history change written meanwhile does
+        return answer
+
+    monkeypatch.setattr(VerifyingIndex, "metadata", then_dropped)
+    run = attack.install("inv", "--json")
+    attack.assert_refused(run, codes=(1,))
+    refused = [(f["version"], f["code"]) for f in run.json()["files"] if f["verdict"] == "refuse"]
+    assert refused == [("2.0", "refused-invalid-wheel")], run.text
+    assert not any((env.workdir / "target").iterdir())

@@ -1021,6 +1021,15 @@ class VerifyingIndex:
                 f"{project}: no file {filename} with sha256 {sha256[:16]}... on the upstream index",
                 fix="refresh the project page; the file may have been removed or replaced",
             )
+        with self._lock:
+            stood = self._stand_ins.get(key)
+        if stood is not None and hit.verdict is not stood:
+            # A wheel answered with a stand-in stays refused for this index's life, whatever
+            # a later decision says: its cached refusal can be dropped (a history change, a
+            # page read again) and decided again from its provenance alone, which does not
+            # repeat a refusal found in its METADATA (refused-invalid-wheel); the installer
+            # resolved it as refused, so it must never be served or installed.
+            hit = replace(hit, verdict=stood, provenance=None, pending=False)
         return hit
 
     def _clock(self) -> datetime:
