@@ -9,6 +9,7 @@ before anything was verified. Each test asserts: the marker never exists, the ex
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import io
 import subprocess
@@ -711,3 +712,43 @@ def test_a_stand_in_refusal_survives_a_dropped_verdict(
     refused = [(f["version"], f["code"]) for f in run.json()["files"] if f["verdict"] == "refuse"]
     assert refused == [("2.0", "refused-invalid-wheel")], run.text
     assert not any((env.workdir / "target").iterdir())
+
+
+def test_read_ahead_is_bounded(attack: Attack, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A verified wheel may name any number of dependencies (a signed first-use project can
+    put some 200,000 names in its 4 MiB METADATA): the resolving index reads ahead at most
+    MAX_READ_AHEAD pages in all; pip's own requests read any other page as before."""
+    import urllib.request
+    from urllib.parse import urljoin
+
+    from safe_pip.serve import server, start_server
+
+    monkeypatch.setattr(server, "MAX_READ_AHEAD", 5)
+    env = attack.env
+    deps = [f"dep-{i:02d}" for i in range(20)]
+    env.pub.wheel("many", "1.0", requires=deps)
+    store, checker = _resolving_index(env)
+    try:
+        with start_server(
+            checker,
+            env.server.index_url,
+            mode="block",
+            lazy=True,
+            record=False,
+            core_metadata=True,
+            read_ahead=True,
+        ) as srv:
+            page_url = f"{srv.index_url}many/"
+            html = urllib.request.urlopen(page_url).read().decode()
+            link = html.split('href="', 1)[1].split('"', 1)[0].split("#", 1)[0]
+            for _ in range(2):  # asked twice: still no more than the cap
+                urllib.request.urlopen(urljoin(page_url, link) + ".metadata").read()
+            ahead = dict(srv.index._ahead)
+            for future in ahead.values():
+                with contextlib.suppress(Exception):  # the pages do not exist upstream
+                    future.result(timeout=30)
+            read = [d for d in deps if env.server.hits(f"/simple/{d}/")]
+            assert len(ahead) == 5, sorted(ahead)
+            assert len(read) == 5, read
+    finally:
+        store.close()

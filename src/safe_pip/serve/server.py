@@ -57,6 +57,11 @@ Mode = Literal["filter", "block"]
 MODES: tuple[Mode, ...] = ("filter", "block")
 _IO_THREADS = 32
 _AHEAD_THREADS = 8  # page reads ahead at once (each waits on the I/O pool)
+#: Page reads ahead per index in all: a verified wheel (any signed first-use project) can name
+#: some 200,000 dependencies in its 4 MiB METADATA; the installer reads those pages one at a
+#: time and stops at the first that fails, the read-ahead would read (and start verifying)
+#: them all at once. Past the cap the installer's own requests read the pages as before.
+MAX_READ_AHEAD = 256
 DEFAULT_PAGE_TTL = 60.0  # seconds a file link is answered from its project's last page read
 
 
@@ -392,6 +397,7 @@ class VerifyingIndex:
         #: this turns a chain of upstream round trips into one wave (``safe-pip install``).
         self.read_ahead = read_ahead
         self._ahead: dict[str, Future[tuple[float, ProjectView, list[Entry]]]] = {}
+        self._ahead_started = 0  # page reads ahead so far (at most MAX_READ_AHEAD)
         self._ahead_pool = ThreadPoolExecutor(
             max_workers=_AHEAD_THREADS, thread_name_prefix="safe-pip-ahead"
         )
@@ -1365,6 +1371,9 @@ class VerifyingIndex:
             with self._lock:
                 if norm in self._ahead or norm in self._pages:
                     continue
+                if self._ahead_started >= MAX_READ_AHEAD:
+                    return
+                self._ahead_started += 1
                 try:
                     self._ahead[norm] = self._ahead_pool.submit(self._read_ahead_one, norm)
                 except RuntimeError:  # shutting down
