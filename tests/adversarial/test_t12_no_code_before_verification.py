@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from adversarial.conftest import Env, Run
+from adversarial.conftest import Env, Run, db_snapshot
 from support.index_server import Fault, IndexServer
 
 pytestmark = pytest.mark.slow
@@ -752,3 +752,25 @@ def test_read_ahead_is_bounded(attack: Attack, monkeypatch: pytest.MonkeyPatch) 
             assert len(read) == 5, read
     finally:
         store.close()
+
+
+def test_a_refused_wheels_own_dependencies_are_never_asked_for(attack: Attack) -> None:
+    """The stand-in of a refused wheel declares no dependency, so nothing its own (unverified)
+    METADATA names drives a request: pip never asks for the page of ``secret-dep`` and the
+    index never reads it upstream (neither for pip nor ahead). Such a dependency is not in
+    the report (it becomes known once the wheel is allowed or replaced). The run refuses
+    with exit 1 and writes nothing: nothing installed, no history record, not even for the
+    verified wheel beside it."""
+    env = attack.env
+    before = db_snapshot()
+    env.pub.wheel("secret-dep", "1.0", signed=False)
+    env.pub.wheel("lib", "1.0", requires=["secret-dep"], signed=False)
+    env.pub.wheel("good", "1.0")
+    env.pub.wheel("app", "1.0", requires=["lib", "good"])
+    run = attack.install("app", "--json")
+    attack.assert_refused(run, codes=(1,))
+    refused = [(f["project"], f["code"]) for f in run.json()["files"] if f["verdict"] == "refuse"]
+    assert refused == [("lib", "refused-unsigned")], run.text
+    assert env.server.hits("/simple/secret-dep/") == 0
+    assert not any((env.workdir / "target").iterdir())
+    assert db_snapshot() == before
