@@ -548,6 +548,46 @@ def test_install_from_pylock_installs_exactly_the_lock(
     assert "is a lock" in err
 
 
+@pytest.mark.parametrize(
+    "marker",
+    [
+        # a line break (written as the escape packaging turns into one): pip would read
+        # the rest as its own requirement line (here a local sdist, which pip builds)
+        """os_name != "z\\n./evil-1.0.tar.gz --hash=sha256:00" """,
+        """os_name != "z #x" """,  # pip drops ' #...' as a comment
+        """os_name != "${HOME}" """,  # pip expands ${VAR}
+    ],
+)
+def test_install_from_pylock_refuses_a_marker_pip_would_misread(
+    index: IndexServer,
+    trust_root: Path,
+    target: Path,
+    tmp_path: Path,
+    spy: PipSpy,
+    capfd: pytest.CaptureFixture[str],
+    marker: str,
+) -> None:
+    """Each lock entry becomes one line of pip's requirement file, marker included; a marker
+    packaging accepts but pip's reader would change (a line break, a comment, an environment
+    variable) is refused with exit 2 before anything is verified or recorded, and pip never
+    runs. Before, pip 23.2 crashed on it (a traceback) after the history had been written."""
+    from verify_helpers import pylock_text
+
+    text = pylock_text(index, ["lib-b"])
+    text = text.replace('name = "lib-b"\n', f"name = \"lib-b\"\nmarker = '{marker.strip()}'\n", 1)
+    lock = tmp_path / "pylock.toml"
+    lock.write_text(text, encoding="utf-8")
+    args = ["install", "--trust-root", str(trust_root), "--target", str(target)]
+    before = tree_digest(target)
+    rc = main([*args, "-r", str(lock)])
+    _out, err = capfd.readouterr()
+    assert rc == 2, err
+    assert "marker" in err
+    assert "Traceback" not in err
+    assert spy.installs == []
+    assert tree_digest(target) == before
+
+
 def test_file_swapped_upstream_after_resolution_is_never_installed(
     index: IndexServer,
     trust_root: Path,

@@ -12,6 +12,7 @@ read the lock.
 from __future__ import annotations
 
 import argparse
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
@@ -38,6 +39,31 @@ def lock_requirements(locks: Sequence[Lock]) -> str:
             pins = " ".join(f"--hash=sha256:{h}" for h in hashes)
             lines.append(f"{pkg.name}=={pkg.version}{marker} {pins}")
     return "\n".join(lines) + "\n"
+
+
+#: What pip's requirement-file reader would change in a marker written on a requirement line:
+#: a line break or other control character (starts a new line: pip would read the rest as
+#: further requirements or options), whitespace then ``#`` (a comment: pip drops the rest),
+#: ``${`` (pip expands environment variables). packaging accepts all three inside a quoted
+#: marker value ("\n" escapes included).
+_MARKER_UNSAFE = re.compile(r"[\x00-\x1f\x7f]|\s#|\$\{")
+
+
+def refuse_unsafe_markers(locks: Sequence[Lock]) -> None:
+    """A lock whose marker pip would not read as written is refused (exit 2) before anything
+    is verified, recorded or run: each entry becomes one line of pip's requirement file."""
+    from safe_pip.text import clean
+
+    for lock in locks:
+        for pkg in lock.packages:
+            if pkg.marker is not None and _MARKER_UNSAFE.search(pkg.marker):
+                raise ConfigError(
+                    f"{lock.path}:{pkg.line}: package {clean(pkg.name)}: its marker "
+                    f"{clean(repr(pkg.marker), limit=200)} holds a line break, a control "
+                    "character, ' #' or '${', which pip's requirement-file reader would not "
+                    "read as written",
+                    fix="write the marker without them (regenerate the lock)",
+                )
 
 
 def lock_indexes(locks: Sequence[Lock], pip: PipArgs) -> list[str]:
@@ -72,6 +98,7 @@ def install_lock(
     from safe_pip.text import clean, clean_lines
 
     locks = [read_lock(p, "pylock") for p in lock_paths]
+    refuse_unsafe_markers(locks)
     upstreams = lock_indexes(locks, pip)
     checker = LockChecker(
         cache=None,
