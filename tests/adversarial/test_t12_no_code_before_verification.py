@@ -774,3 +774,52 @@ def test_a_refused_wheels_own_dependencies_are_never_asked_for(attack: Attack) -
     assert env.server.hits("/simple/secret-dep/") == 0
     assert not any((env.workdir / "target").iterdir())
     assert db_snapshot() == before
+
+
+def test_metadata_endpoint_answers_only_listed_wheels_of_the_named_project(
+    attack: Attack,
+) -> None:
+    """``<file>.metadata`` is answered only for a wheel the named project's page lists with
+    that sha256: another project's wheel (by its name or under its sha256), another digest,
+    an sdist, a path that climbs out, an upper-case suffix or a doubled ``.metadata`` are
+    404, and upstream is never asked for a ``.metadata`` of its own."""
+    import hashlib
+    import urllib.error
+    import urllib.request
+
+    from safe_pip.serve import start_server
+
+    env = attack.env
+    gee = env.pub.wheel("gee", "1.0")
+    other = env.pub.wheel("other", "1.0")
+    g, o, s = (hashlib.sha256(p.read_bytes()).hexdigest() for p in (gee, other, attack.sdist))
+    refused = {
+        "another project's wheel": f"/files/gee/{o}/{other.name}.metadata",
+        "this wheel under another project": f"/files/other/{g}/{gee.name}.metadata",
+        "another digest": f"/files/gee/{o}/{gee.name}.metadata",
+        "an sdist": f"/files/evil/{s}/{attack.sdist.name}.metadata",
+        "climbing out": f"/files/gee/{g}/..%2F..%2Fetc%2Fpasswd.whl.metadata",
+        "climbing project": f"/files/..%2Fgee/{g}/{gee.name}.metadata",
+        "upper-case suffix": f"/files/gee/{g}/{gee.name[:-4]}.WHL.metadata",
+        "doubled suffix": f"/files/gee/{g}/{gee.name}.metadata.metadata",
+        "provenance": f"/provenance/gee/{g}/{gee.name}.metadata",
+    }
+    store, checker = _resolving_index(env)
+    try:
+        with start_server(
+            checker,
+            env.server.index_url,
+            mode="block",
+            lazy=True,
+            record=False,
+            core_metadata=True,
+        ) as srv:
+            ok = urllib.request.urlopen(f"{srv.url}/files/gee/{g}/{gee.name}.metadata").read()
+            assert ok.startswith(b"Metadata-Version: 2.1\nName: gee\nVersion: 1.0\n")
+            for what, path in refused.items():
+                with pytest.raises(urllib.error.HTTPError) as exc:
+                    urllib.request.urlopen(srv.url + path)
+                assert exc.value.code == 404, what
+    finally:
+        store.close()
+    assert not any("metadata" in p or "passwd" in p for p in env.server.requests_log)
