@@ -873,3 +873,34 @@ def test_https_to_http_redirect_is_refused(
         with pytest.raises(UnexpectedRedirect, match="https -> http downgrade"):
             SimpleIndex(Http(FAST), tls_server.index_url).project("demo")
         assert plain.requests_log == []
+
+
+def test_environment_proxy_settings_are_read_once_per_origin_and_still_apply(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """requests reads the proxy environment per request (a quarter of a small page read's
+    CPU); the session reads it once per origin and run, with the same answer per host."""
+    import requests.utils
+
+    from safe_pip.net.session import _Session
+
+    for var in ("HTTPS_PROXY", "https_proxy"):
+        monkeypatch.setenv(var, "http://proxy.example:3128")
+    for var in ("NO_PROXY", "no_proxy"):
+        monkeypatch.setenv(var, "internal.example")
+    calls: list[str] = []
+    real = requests.utils.get_environ_proxies
+
+    def counting(url: str, no_proxy: str | None = None) -> dict[str, str]:
+        calls.append(url)
+        return real(url, no_proxy=no_proxy)
+
+    monkeypatch.setattr("requests.sessions.get_environ_proxies", counting)
+    s = _Session()
+    first = s.merge_environment_settings("https://pypi.example/simple/a/", {}, True, True, None)
+    first["proxies"].clear()  # a caller's change does not reach the next request
+    again = s.merge_environment_settings("https://pypi.example/simple/b/", {}, True, True, None)
+    assert again["proxies"]["https"] == "http://proxy.example:3128"
+    inside = s.merge_environment_settings("https://internal.example/x/", {}, True, True, None)
+    assert "https" not in inside["proxies"]
+    assert len(calls) == 2  # one read per origin

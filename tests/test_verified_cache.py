@@ -144,3 +144,52 @@ def test_only_verified_results_are_kept(
     # another verifier (safe-pip's provenance code, sigstore, pypi-attestations) verifies again
     monkeypatch.setattr(verified_cache, "_CODE", "0" * 64)
     assert bundles.get("x-1-py3-none-any.whl", sha, b"{}") is None
+
+
+def test_a_run_whose_bundles_all_verified_before_does_not_load_sigstore(
+    verified_once: tuple[list[str], Path, str, Replay],
+) -> None:
+    """Start-up: with a root read from a file (here the one shipped with sigstore), the cache
+    key digests the file's bytes, so a run whose bundles all verified before never imports
+    sigstore's verifier or pypi-attestations (about a third of a warm run's CPU); the index is
+    still read and every file decided (the summary is the same)."""
+    import subprocess
+    import sys
+
+    argv, _entries, first, replay = verified_once
+    heavy = ("sigstore.verify", "sigstore.models", "pypi_attestations", "rekor_types")
+    code = (
+        "import sys\n"
+        "from safe_pip.cli import main\n"
+        "rc = main(sys.argv[1:])\n"
+        f"loaded = sorted(m for m in sys.modules if m.startswith({heavy!r}))\n"
+        "print(loaded, file=sys.stderr)\n"
+        "sys.exit(rc or (9 if loaded else 0))\n"
+    )
+    env = {**os.environ, "PIP_CONFIG_FILE": os.devnull}
+    proc = subprocess.run(
+        [sys.executable, "-c", code, *argv], capture_output=True, text=True, env=env, check=False
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert replay.hits  # the index was read again
+    assert json.loads(proc.stdout)["summary"] == json.loads(first)["summary"]
+
+
+def test_another_root_file_verifies_again(
+    verified_once: tuple[list[str], Path, str, Replay],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The key digests the root file's bytes: the same root in other bytes (re-serialised)
+    is another key, and the bundles are verified again."""
+    from safe_pip.provenance.trust import embedded_trusted_root_path
+
+    argv, _entries, _first, _replay = verified_once
+    other = tmp_path / "trusted_root.json"
+    other.write_text(json.dumps(json.loads(embedded_trusted_root_path().read_bytes()), indent=3))
+    asked = _no_verifier(monkeypatch)
+    argv = [a for a in argv if a != "--embedded-root"] + ["--trust-root", str(other)]
+    code, _out, _err = _run(argv, capsys)
+    assert code != 0
+    assert asked

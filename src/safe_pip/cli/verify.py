@@ -203,7 +203,7 @@ def run(args: argparse.Namespace) -> int:
     from safe_pip.lock.report import render, render_text
 
     text = render(result, args.format, verbose=args.verbose, quiet=args.quiet, style=style)
-    summary = render_text(result).splitlines()[-1]
+    summary = render_text(result, quiet=True).splitlines()[-1]  # the summary line only
     _emit(args, text, summary)
     return result.exit_code
 

@@ -15,7 +15,8 @@ that day; see docs/adr/0012).
 One file per bundle under ``$SAFE_PIP_HOME/cache/verified/`` (else the user cache directory),
 named by a sha256 over: the schema, the verifying code (safe-pip's version and its provenance
 package's source, the sigstore and pypi-attestations versions), the digest of the trusted root
-the verifier loaded, the file name, the file's sha256 and the provenance bytes' sha256. Only
+(a root file's bytes, read without loading sigstore: a run whose bundles all verified before
+never imports it; the TUF-refreshed root in production), the file name, the file's sha256 and the provenance bytes' sha256. Only
 VERIFIED results are stored. An entry that cannot be read, is too large, of another schema,
 names another key, does not read back as a result, or that another user owns or could write
 (the file or its directory) is ignored: the bundle is verified again. ``--no-cache`` neither
@@ -55,15 +56,12 @@ def _sha(data: bytes) -> str:
 
 
 def trust_root_digest(trust: TrustConfig) -> str | None:
-    """The sha256 of the trusted root the verifier for ``trust`` loaded (None when it cannot be
-    told: then nothing is cached)."""
-    from safe_pip.provenance.trust import load_verifier
+    """The sha256 of the trusted root a verification under ``trust`` uses (None when it
+    cannot be told: then nothing is cached). A root read from a file is digested without
+    loading sigstore (:func:`safe_pip.provenance.trust.root_digest`)."""
+    from safe_pip.provenance.trust import root_digest
 
-    try:
-        text = load_verifier(trust)._trusted_root._inner.to_json()
-    except Exception:
-        return None
-    return _sha(text.encode() if isinstance(text, str) else bytes(text))
+    return root_digest(trust)
 
 
 _CODE: str | None = None
@@ -164,15 +162,19 @@ class VerifiedBundles:
         self._trust_digest: str | None = None
         self.hits = 0
 
-    def _key(self, filename: str, sha256: str, provenance: bytes) -> str | None:
-        if self._trust_digest is None:
-            self._trust_digest = trust_root_digest(self.trust) or ""
-        if not self._trust_digest:
+    def _key(
+        self, filename: str, sha256: str, provenance: bytes, trust_digest: str | None = None
+    ) -> str | None:
+        if trust_digest is None:
+            if self._trust_digest is None:
+                self._trust_digest = trust_root_digest(self.trust) or ""
+            trust_digest = self._trust_digest
+        if not trust_digest:
             return None
         parts = [
             SCHEMA,
             _verifier_code(),
-            self._trust_digest,
+            trust_digest,
             filename,
             sha256.lower(),
             _sha(provenance),
@@ -210,7 +212,12 @@ class VerifiedBundles:
         """Keep a VERIFIED result (anything else is never stored); failures are ignored."""
         if result.status is not VerifyStatus.VERIFIED or result.identity is None:
             return
-        key = self._key(result.filename, result.sha256, provenance)
+        from safe_pip.provenance.trust import loaded_root_digest
+
+        # keyed by the root the verifier was built from (the root file could change during
+        # the run); a verification always loaded one
+        loaded = loaded_root_digest(self.trust)
+        key = self._key(result.filename, result.sha256, provenance, loaded)
         doc = _to_json(result)
         if key is None or _from_json(doc) != result:
             return  # only what reads back as the very same result

@@ -88,6 +88,9 @@ def embedded_trusted_root_path(*, staging: bool = False) -> Path:
 
 _lock = threading.Lock()
 _cache: dict[TrustConfig, Verifier] = {}
+#: sha256 of the trusted root each loaded Verifier was built from (see :func:`root_digest`)
+_digests: dict[TrustConfig, str] = {}
+_MAX_ROOT_BYTES = 16 * 1024 * 1024
 
 
 def verifier_loaded(config: TrustConfig) -> bool:
@@ -106,54 +109,111 @@ def load_verifier(config: TrustConfig) -> Verifier:
         cached = _cache.get(config)
         if cached is not None:
             return cached
-        verifier = _build(config)
+        verifier, digest = _build(config)
         _cache[config] = verifier
+        _digests[config] = digest
         return verifier
 
 
-def _build(config: TrustConfig) -> Verifier:
+def _root_file(config: TrustConfig) -> Path | None:
+    """The trusted_root.json ``config`` reads (None for production: a TUF refresh)."""
+    if config.mode == "custom":
+        assert config.path is not None
+        return config.path
+    if config.mode in ("offline", "staging"):
+        return embedded_trusted_root_path(staging=config.mode == "staging")
+    return None
+
+
+def _read_root(path: Path) -> bytes:
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"cannot read trust root {path}: {exc.strerror or exc}") from exc
+    if len(data) > _MAX_ROOT_BYTES:
+        raise ConfigError(f"trust root {path} is too large")
+    return data
+
+
+def _sha256(data: bytes) -> str:
+    import hashlib
+
+    return hashlib.sha256(data).hexdigest()
+
+
+def loaded_root_digest(config: TrustConfig) -> str | None:
+    """The sha256 of the trusted root the Verifier for ``config`` was built from in this
+    process (None when none was built): what a verification under ``config`` trusted."""
+    with _lock:
+        return _digests.get(config)
+
+
+def root_digest(config: TrustConfig) -> str | None:
+    """The sha256 of the trusted root a verification under ``config`` uses, or None when it
+    cannot be told.
+
+    Once a Verifier is loaded: of the root it was built from. Before that, for a root read
+    from a file (``custom``, ``offline``, ``staging``): of the file's bytes, read without
+    building a Verifier (sigstore is not even imported: a run whose bundles all verified
+    before never needs it; the same bytes build the same Verifier). For ``production`` the
+    root is what the TUF refresh gives, so the Verifier is loaded (the refresh reads Sigstore's
+    TUF repository every run)."""
+    digest = loaded_root_digest(config)
+    if digest is not None:
+        return digest
+    try:
+        path = _root_file(config)
+        if path is not None:
+            return _sha256(_read_root(path))
+        load_verifier(config)
+    except Exception:
+        return None
+    return loaded_root_digest(config)
+
+
+def _build(config: TrustConfig) -> tuple[Verifier, str]:
+    """The Verifier and the sha256 of the trusted root it was built from (a root file is read
+    once: the bytes digested are the bytes parsed)."""
     import logging
 
     from sigstore.models import TrustedRoot
     from sigstore.verify import Verifier
+    from sigstore_models.trustroot import v1 as trustroot_v1
 
     # sigstore logs warnings for key types it skips; they are noise for our users.
     logging.getLogger("sigstore").setLevel(logging.ERROR)
     try:
-        if config.mode == "custom":
-            assert config.path is not None
+        path = _root_file(config)
+        if path is not None:
             try:
-                text = config.path.read_bytes()
-            except OSError as exc:
-                raise ConfigError(
-                    f"cannot read trust root {config.path}: {exc.strerror or exc}"
-                ) from exc
-            if len(text) > 16 * 1024 * 1024:
-                raise ConfigError(f"trust root {config.path} is too large")
+                data = _read_root(path)
+            except ConfigError as exc:
+                if config.mode == "custom":
+                    raise
+                raise TrustRootError(f"could not load {config.describe()}: {exc}") from exc
             try:
-                root = TrustedRoot.from_file(str(config.path))
+                root = TrustedRoot(trustroot_v1.TrustedRoot.from_json(data))
             except Exception as exc:
+                if config.mode != "custom":
+                    raise
                 raise ConfigError(
                     f"trust root {config.path} is not a valid Sigstore trusted_root.json: "
                     f"{_short(exc)}"
                 ) from exc
-        elif config.mode == "offline":
-            root = TrustedRoot.from_file(str(embedded_trusted_root_path()))
-        elif config.mode == "staging":
-            root = TrustedRoot.from_file(str(embedded_trusted_root_path(staging=True)))
-        else:
-            try:
-                from sigstore.models import ClientTrustConfig
+            return Verifier(trusted_root=root), _sha256(data)
+        try:
+            from sigstore.models import ClientTrustConfig
 
-                root = ClientTrustConfig.production(offline=False).trusted_root
-            except Exception as exc:
-                raise TrustRootError(
-                    f"could not refresh the Sigstore production trust root through TUF: "
-                    f"{_short(exc)}",
-                    fix="check the network, or pass --embedded-root to use the root shipped "
-                    "with the installed sigstore package",
-                ) from exc
-        return Verifier(trusted_root=root)
+            root = ClientTrustConfig.production(offline=False).trusted_root
+        except Exception as exc:
+            raise TrustRootError(
+                f"could not refresh the Sigstore production trust root through TUF: {_short(exc)}",
+                fix="check the network, or pass --embedded-root to use the root shipped "
+                "with the installed sigstore package",
+            ) from exc
+        text = root._inner.to_json()
+        digest = _sha256(text.encode() if isinstance(text, str) else bytes(text))
+        return Verifier(trusted_root=root), digest
     except (ConfigError, TrustRootError):
         raise
     except Exception as exc:
