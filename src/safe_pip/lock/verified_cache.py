@@ -16,11 +16,11 @@ One file per bundle under ``$SAFE_PIP_HOME/cache/verified/`` (else the user cach
 named by a sha256 over: the schema, the verifying code (safe-pip's version and its provenance
 package's source, the sigstore and pypi-attestations versions), the digest of the trusted root
 (a root file's bytes, read without loading sigstore: a run whose bundles all verified before
-never imports it; the TUF-refreshed root in production), the file name, the file's sha256 and the provenance bytes' sha256. Only
-VERIFIED results are stored. An entry that cannot be read, is too large, of another schema,
-names another key, does not read back as a result, or that another user owns or could write
-(the file or its directory) is ignored: the bundle is verified again. ``--no-cache`` neither
-reads nor writes it.
+never imports it; the TUF-refreshed root in production), the file name, the file's sha256 and
+the provenance bytes' sha256. Only VERIFIED results are stored. An entry that cannot be read,
+is too large, of another schema, names another key, does not read back as a result, or that
+another user owns or could write (the file or its directory) is ignored: the bundle is
+verified again. ``--no-cache`` neither reads nor writes it.
 """
 
 from __future__ import annotations
