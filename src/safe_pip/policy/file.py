@@ -995,8 +995,20 @@ def read_policy_text(path: Path) -> str:
 
 
 def _has_tool_table(path: Path) -> bool:
-    """Whether a pyproject.toml has a [tool.safe-pip] table (parse errors are reported)."""
-    data = unwrap_toml(parse_toml(read_policy_text(path), path))
+    """Whether a pyproject.toml has a [tool.safe-pip] table (parse errors are reported).
+
+    Read with tomllib first (a project's pyproject.toml is read on every run; tomlkit, which
+    the policy itself needs for line numbers, takes ~10x as long); what tomllib cannot parse
+    goes through tomlkit as before, so the same documents are refused with the same error."""
+    text = read_policy_text(path)
+    try:
+        try:
+            import tomllib
+        except ModuleNotFoundError:  # pragma: no cover - Python 3.10
+            import tomli as tomllib  # type: ignore[no-redef,import-not-found,unused-ignore]
+        data = tomllib.loads(text)
+    except Exception:
+        data = unwrap_toml(parse_toml(text, path))
     tool = data.get("tool")
     return isinstance(tool, dict) and "safe-pip" in tool
 
