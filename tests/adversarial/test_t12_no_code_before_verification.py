@@ -823,3 +823,31 @@ def test_metadata_endpoint_answers_only_listed_wheels_of_the_named_project(
     finally:
         store.close()
     assert not any("metadata" in p or "passwd" in p for p in env.server.requests_log)
+
+
+def test_refusals_on_two_indexes_are_reported_in_one_run(attack: Attack, tmp_path: Path) -> None:
+    """Refused wheels behind two different indexes, each answered with its own index's
+    stand-in (an unsigned wheel on the first, a signed one requiring a direct URL on the
+    second): one report names both, exit 1, nothing installed, nothing run."""
+    from support.publish import Publisher
+
+    env = attack.env
+    env.pub.wheel("xee", "1.0", signed=False)
+    env.pub.wheel("app", "1.0", requires=["xee", "yee"])
+    with IndexServer(tmp_path / "second") as second:
+        pub = Publisher(env.pub.sigstore, second, tmp_path / "second-build")
+        pub.wheel("yee", "1.0", requires=[f"evil @ {attack.sdist.as_uri()}"])
+        # yee is on the second index only: its first-sight history cannot come from the
+        # provenance index (the first), so none is read
+        run = attack.install(
+            "--extra-index-url", second.index_url, "--no-index-history", "app", "--json"
+        )
+    attack.assert_refused(run, codes=(1,))
+    refused = sorted(
+        (f["project"], f["code"]) for f in run.json()["files"] if f["verdict"] == "refuse"
+    )
+    assert refused == [
+        ("xee", "refused-unsigned"),
+        ("yee", "refused-direct-url-dependency"),
+    ], run.text
+    assert not any((env.workdir / "target").iterdir())
