@@ -19,7 +19,10 @@ from support.index_server import Fault
 from support.publish import default_identity
 from support.sigstore_ca import provenance_json
 
-HOSTILE = "\x1b]0;pwned\x07\x1b[2J\x1b[31mred\r\n::error file=x::fake\u202egnp.exe\x00\x9b"
+HOSTILE = (
+    "\x1b]0;pwned\x07\x1b[2J\x1b[31mred\r\n::error file=x::fake\u202egnp.exe\x00\x9b"
+    " ##[stop-commands]tok ##[error]legacy"
+)
 _RAW_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 
 
@@ -29,6 +32,7 @@ def assert_inert_text(text: str) -> None:
     for line in text.splitlines():
         assert not line.lstrip().startswith("::"), line
     assert "::error" not in text
+    assert "##[" not in text  # the legacy form is a command anywhere in a line
 
 
 def assert_inert_strings(value: Any) -> None:
@@ -37,6 +41,7 @@ def assert_inert_strings(value: Any) -> None:
         assert not _RAW_CONTROL.search(value), repr(value)
         assert "\n" not in value or "::" not in value
         assert "::error" not in value
+        assert "##[" not in value
     elif isinstance(value, list):
         for v in value:
             assert_inert_strings(v)
@@ -50,6 +55,36 @@ def test_clean_unit() -> None:
     out = clean(HOSTILE)
     assert_inert_text(out)
     assert "pwned" in out  # shown, not hidden
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["http://[::1]:8080/simple/", "https://[fe80::1%25eth0]/simple/", "http://[2001:db8::7]/"],
+)
+def test_clean_keeps_ipv6_literals_so_printed_urls_work(url: str) -> None:
+    """An IPv6 literal starts with '[', so its '::' can never begin a workflow command: it is
+    printed as written (a fix naming the index must work when pasted)."""
+    assert clean(url) == url
+    assert clean(f"safe-pip verify --index-url {url}") == f"safe-pip verify --index-url {url}"
+
+
+@pytest.mark.parametrize(
+    "hostile",
+    [
+        "::error::x",
+        "  ::add-mask::x",
+        "[::1]::error::x",
+        ":[::1]",
+        "##[stop-commands]t",
+        "a##[error]b",
+    ],
+)
+def test_clean_defuses_workflow_commands_outside_ipv6_literals(hostile: str) -> None:
+    out = clean(hostile)
+    assert not out.lstrip().startswith("::")
+    assert "::error" not in out
+    assert "::add-mask" not in out
+    assert "##[" not in out
 
 
 def _hostile_env_release(env: Env) -> Path:
