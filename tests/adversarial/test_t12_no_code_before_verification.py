@@ -851,3 +851,102 @@ def test_refusals_on_two_indexes_are_reported_in_one_run(attack: Attack, tmp_pat
         ("yee", "refused-direct-url-dependency"),
     ], run.text
     assert not any((env.workdir / "target").iterdir())
+
+
+@pytest.mark.parametrize("what", ["provenance", "wheel"])
+def test_a_could_not_check_file_is_reported_beside_the_refusals(attack: Attack, what: str) -> None:
+    """One wheel refused (unsigned) and another that could not be checked in the same run
+    (its provenance, or its bytes, answer 503 upstream): the one report names both, the
+    refused file with its reason code and the could-not-check file with the index host and
+    the reason; exit 1 (refused wins over could-not-check); --json lists both; nothing is
+    installed and the could-not-check file is never allowed."""
+    from urllib.parse import urlsplit
+
+    env = attack.env
+    env.pub.wheel("xee", "1.0", signed=False)
+    zee = env.pub.wheel("zee", "1.0")
+    env.pub.wheel("app", "1.0", requires=["xee", "zee"])
+    url = (
+        env.server.provenance_url("zee", zee.name)
+        if what == "provenance"
+        else env.server.file_url("zee", zee.name)
+    )
+    env.server.faults[urlsplit(url).path] = Fault(status=503)
+    run = attack.install("app", "--json")
+    attack.assert_refused(run, codes=(1,))
+    files = {f["project"]: f for f in run.json()["files"] if f["verdict"] == "refuse"}
+    assert sorted(files) == ["xee", "zee"], run.text
+    assert files["xee"]["code"] == "refused-unsigned"
+    assert files["zee"]["code"] == "could-not-check", files["zee"]
+    assert "503" in files["zee"]["reason"], files["zee"]
+    assert "127.0.0.1" in files["zee"]["reason"], files["zee"]
+    assert run.json()["exit_code"] == 1
+    text = attack.install("app")
+    attack.assert_refused(text, "xee", "refused-unsigned", "zee", "could-not-check", codes=(1,))
+    assert "nothing was installed" in text.text
+    assert not any((env.workdir / "target").iterdir())
+
+
+#: The attempts of one upstream read (the first and its retries).
+_ATTEMPTS = 3
+
+
+def _failing_once() -> Fault:
+    """503 for every attempt of one upstream read (retries included), then the page."""
+    from safe_pip.net.session import Limits
+
+    assert Limits().retries + 1 == _ATTEMPTS
+    return Fault(status=503, times=_ATTEMPTS)
+
+
+def test_a_failed_read_ahead_is_not_an_index_failure(attack: Attack, tmp_path: Path) -> None:
+    """The resolving index reads ``dep``'s page ahead of pip (once ``app``'s METADATA is
+    served) and that read fails (503 on every attempt); pip's own request for the page reads
+    it again and succeeds. The failed read ahead is no failure: with two indexes, ``dep`` is
+    not refused as index-unknown, and the install goes through (exit 0)."""
+    env = attack.env
+    env.pub.wheel("dep", "1.0")
+    env.pub.wheel("app", "1.0", requires=["dep"])
+    env.server.faults["/simple/dep/"] = _failing_once()
+    with IndexServer(tmp_path / "second") as second:
+        run = attack.install("--extra-index-url", second.index_url, "app", "--json")
+    assert env.server.faults["/simple/dep/"].hits == _ATTEMPTS  # the read ahead failed
+    assert run.code == 0, run.text
+    assert sorted(f["project"] for f in run.json()["files"]) == ["app", "dep"], run.text
+    assert all(f["verdict"] == "allow" for f in run.json()["files"]), run.text
+    assert (env.workdir / "target" / "dep").is_dir()
+
+
+def test_a_failed_read_ahead_does_not_misclassify_a_resolution_failure(attack: Attack) -> None:
+    """A read ahead that failed (``dep``'s page, 503 on every attempt; pip's own read then
+    succeeds) does not turn a resolution failure with another cause (no version of ``nope``
+    matches) into "could not check" (exit 3): it is reported as what it is (exit 2, the
+    versions there)."""
+    env = attack.env
+    env.pub.wheel("nope", "1.0")
+    env.pub.wheel("dep", "1.0", requires=["nope>=2"])
+    env.pub.wheel("app", "1.0", requires=["dep"])
+    env.server.faults["/simple/dep/"] = _failing_once()
+    run = attack.install("app")
+    assert env.server.faults["/simple/dep/"].hits == _ATTEMPTS  # the read ahead failed
+    attack.assert_refused(run, "nope has no version matching >=2", codes=(2,))
+    assert "could not check" not in run.text, run.text
+
+
+def test_a_file_decided_ahead_that_could_not_be_checked_is_checked_again(attack: Attack) -> None:
+    """The resolving index starts deciding ``dep``'s newest wheel when it reads the page, ahead
+    of pip, and that decision cannot check it (the provenance answers 503 on every attempt).
+    pip's own request for the wheel's metadata checks it again (the provenance answers now):
+    verified and installed, exit 0, no failure reported."""
+    from urllib.parse import urlsplit
+
+    env = attack.env
+    dep = env.pub.wheel("dep", "1.0")
+    env.pub.wheel("app", "1.0", requires=["dep"])
+    path = urlsplit(env.server.provenance_url("dep", dep.name)).path
+    env.server.faults[path] = _failing_once()
+    run = attack.install("app", "--json")
+    assert env.server.faults[path].hits == _ATTEMPTS  # the decision ahead could not check it
+    assert run.code == 0, run.text
+    assert all(f["verdict"] == "allow" for f in run.json()["files"]), run.text
+    assert (env.workdir / "target" / "dep").is_dir()

@@ -95,7 +95,8 @@ class VerifyingIndexes:
 
     def failures(self, project: str | None = None) -> list[tuple[str, str, str]]:
         """(upstream, reason, fix) of every upstream read that failed (pip was answered 5xx
-        and, for an extra index, would have skipped it), optionally for one project."""
+        and, for an extra index, would have skipped it), optionally for one project. A read
+        ahead of pip that failed is none: only pip's own request for it counts (read again)."""
         from packaging.utils import canonicalize_name
 
         from safe_pip.store.serials import stale_error
@@ -104,7 +105,7 @@ class VerifyingIndexes:
         want = canonicalize_name(project) if project else None
         for upstream, server in zip(self.upstreams, self.servers, strict=True):
             for e in list(server.index.log.events):
-                if e.get("event") not in ("upstream", "error", "stale"):
+                if e.get("event") not in ("upstream", "error", "stale") or e.get("ahead"):
                     continue
                 name = str(e.get("project") or "")
                 if want is not None and canonicalize_name(name) != want:
@@ -149,6 +150,18 @@ class VerifyingIndexes:
         seen: set[tuple[str, str]] = set()
         for server in self.servers:
             for v in [*server.index.stand_ins(), *served_refusals(text, server)]:
+                if (v.filename, v.sha256) not in seen:
+                    seen.add((v.filename, v.sha256))
+                    out.append(v)
+        return out
+
+    def unchecked(self, known: Sequence[Verdict] = ()) -> list[Verdict]:
+        """The files pip asked for that a verifying index could not check (answered 5xx: the
+        upstream page, provenance or file failed), each once, leaving out those in ``known``."""
+        seen = {(v.filename, v.sha256) for v in known}
+        out: list[Verdict] = []
+        for server in self.servers:
+            for v in server.index.unchecked():
                 if (v.filename, v.sha256) not in seen:
                     seen.add((v.filename, v.sha256))
                     out.append(v)
@@ -381,6 +394,8 @@ def resolve_failed(
             noted.append(v)
         refused = noted
     if refused:
+        # the files pip asked for that could not be checked, named beside the refusals
+        refused += indexes.unchecked(refused)
         # A refused file (a dependency, a wheel whose metadata needs a direct URL, an sdist's
         # build dependency) was answered 403 and pip stopped.
         outcome.verdicts = refused

@@ -204,13 +204,21 @@ class ServeApp:
             project, sha, filename = parts[2], parts[3].lower(), parts[4]
             if not _SHA256.match(sha) or not filename or "/" in filename:
                 raise ServeError(404, "not found")
-            if parts[1] == "files" and self.index.core_metadata and filename.endswith(_META):
-                entry = self.index.lookup(project, sha, filename[: -len(".metadata")])
-                return self._metadata(entry)
-            entry = self.index.lookup(project, sha, filename)
             if parts[1] == "provenance":
-                return self._provenance(entry.provenance, filename)
-            return self._file(entry, head=head, client=client)
+                return self._provenance(
+                    self.index.lookup(project, sha, filename).provenance, filename
+                )
+            meta = self.index.core_metadata and filename.endswith(_META)
+            wanted = filename[: -len(".metadata")] if meta else filename
+            try:
+                entry = self.index.lookup(project, sha, wanted)
+                return (
+                    self._metadata(entry) if meta else self._file(entry, head=head, client=client)
+                )
+            except ServeError as err:
+                # a file the installer asked for could not be checked: named in the report
+                self.index.note_unchecked(project, sha, wanted, err)
+                raise
         raise ServeError(404, "not found")
 
     def _root(self, accept: str | None, fmt: str | None) -> _Reply:

@@ -403,6 +403,9 @@ class VerifyingIndex:
         )
         #: The refused wheels answered with a stand-in, by (filename, sha256), in request order.
         self._stand_ins: dict[tuple[str, str], Verdict] = {}
+        #: The files the installer asked for (wheel, ``.metadata``) that could not be checked
+        #: (answered 5xx), by (filename, sha256), in request order (``core_metadata`` only).
+        self._unchecked: dict[tuple[str, str], Verdict] = {}
         self._pending: dict[tuple[str, str], Entry] = {}  # lazy: listed, not decided yet
         self._deciding: dict[tuple[str, str], Future[Entry]] = {}  # lazy: decided ahead
         self._pool = ThreadPoolExecutor(
@@ -562,15 +565,16 @@ class VerifyingIndex:
             )
         return view
 
-    def _read_project(self, name: str) -> tuple[ProjectView, list[Entry]]:
+    def _read_project(self, name: str, *, ahead: bool = False) -> tuple[ProjectView, list[Entry]]:
         """Read and decide ``name``'s upstream page: the view, and those of its entries that
         could not be checked (never cached). Drops the project's cached entries the page no
-        longer lists. Raises ServeError when the page itself cannot be had."""
+        longer lists. Raises ServeError when the page itself cannot be had. ``ahead``: a read
+        ahead of the installer (:meth:`_read_ahead`): the failures it logs say so."""
         norm = check_project_name(canonicalize_name(name))
         self._sync_policy()
         started = time.monotonic()
-        page, requires_python = self._io.submit(self._fetch_page, norm).result()
-        self._check_serial(norm, page.last_serial)
+        page, requires_python = self._io.submit(self._fetch_page, norm, ahead).result()
+        self._check_serial(norm, page.last_serial, ahead=ahead)
         if self.refresh_clock:
             self.checker.now = datetime.now(timezone.utc)
         # One verification per project at a time: concurrent clients asking for the same page
@@ -614,7 +618,7 @@ class VerifyingIndex:
             keys.discard(key)
             self._cache.pop(key, None)
 
-    def _fetch_page(self, norm: str) -> tuple[ProjectPage, dict[str, str]]:
+    def _fetch_page(self, norm: str, ahead: bool = False) -> tuple[ProjectPage, dict[str, str]]:
         from safe_pip.net import SIMPLE_ACCEPT, HttpStatusError, MalformedResponse, ProjectNotFound
         from safe_pip.net import redact as _redact
 
@@ -653,6 +657,7 @@ class VerifyingIndex:
                     status=status,
                     reason=exc.message,
                     seconds=round(time.monotonic() - started, 3),
+                    **_ahead_field(ahead),
                 )
                 reason = f"upstream index unavailable for {norm}: {exc.message}"
                 fix = "retry later; safe-pip serve never serves what it could not verify"
@@ -702,7 +707,7 @@ class VerifyingIndex:
         self.checker.forget_cached_history(norm)
         return known is not None
 
-    def _check_serial(self, norm: str, serial: int | None) -> None:
+    def _check_serial(self, norm: str, serial: int | None, *, ahead: bool = False) -> None:
         """threat T21: a page older than one already seen (by this server, or by any run that
         recorded it in the history store: the checker's SerialGuard) is logged ("stale") and
         refused with 503. A higher serial is recorded in the store at once."""
@@ -718,6 +723,7 @@ class VerifyingIndex:
                 project=norm,
                 serial=exc.serial,
                 previous_serial=exc.previous,
+                **_ahead_field(ahead),
             )
             raise ServeError(503, exc.message, fix=exc.fix) from None
         except SafePipError as exc:  # the store could not be read or written: fail closed
@@ -833,21 +839,29 @@ class VerifyingIndex:
                     and provenance_source(e.ref) is not None
                 ):
                     self._deciding[key] = self._pool.submit(
-                        self._decide_one, e.ref, e.requires_python
+                        self._decide_one, e.ref, e.requires_python, ahead=True
                     )
 
     def _decide_pending(self, entry: Entry) -> Entry:
-        """The decision for a pending entry: the one started ahead, else made now."""
+        """The decision for a pending entry: the one started ahead, else (also when that one
+        could not check the file: the installer's own request tries once more, and only its
+        failure counts) made now."""
         with self._lock:
             ahead = self._deciding.pop((entry.ref.filename, entry.sha256), None)
         if ahead is not None:
             try:
-                return ahead.result()
+                decided = ahead.result()
+                if not decided.transient:
+                    return decided
+                # its history may have failed to read: read again (as project() does)
+                self.checker.forget_cached_history(canonicalize_name(entry.ref.project))
             except Exception:  # noqa: S110 - decided again below, where errors are handled
                 pass
         return self._decide_one(entry.ref, entry.requires_python)
 
-    def _decide_one(self, ref: FileRef, requires_python: str | None) -> Entry:
+    def _decide_one(
+        self, ref: FileRef, requires_python: str | None, *, ahead: bool = False
+    ) -> Entry:
         gen = self._policy_gen
         entry = self._verify(ref, requires_python)
         if not entry.transient:
@@ -860,7 +874,7 @@ class VerifyingIndex:
                 self._pending.pop(key, None)
                 self._cache[key] = entry
                 self._cached_keys.setdefault(canonicalize_name(ref.project), set()).add(key)
-        self._log_decision(entry)
+        self._log_decision(entry, ahead=ahead)
         return entry
 
     def _one_decision(self, entries: list[Entry]) -> list[Entry]:
@@ -948,7 +962,7 @@ class VerifyingIndex:
             return None
         return checker.fetch_provenance(ref)
 
-    def _log_decision(self, e: Entry) -> None:
+    def _log_decision(self, e: Entry, *, ahead: bool = False) -> None:
         v = e.verdict
         ident = v.identity.describe() if v.identity else "-"
         if e.transient:
@@ -977,6 +991,7 @@ class VerifyingIndex:
             provenance_state=v.provenance_state,
             release_time=v.release_time,
             acceptable_from=v.acceptable_from,
+            **_ahead_field(ahead and e.transient),
         )
 
     # -- files ------------------------------------------------------------------------------------
@@ -1381,12 +1396,12 @@ class VerifyingIndex:
 
     def _read_ahead_one(self, norm: str) -> tuple[float, ProjectView, list[Entry]]:
         started = time.monotonic()
-        view, transient = self._read_project(norm)
+        view, transient = self._read_project(norm, ahead=True)
         return started, view, transient
 
     def _take_read_ahead(self, norm: str) -> tuple[ProjectView, list[Entry]] | None:
         """The read ahead of ``norm``'s page (waiting for it if it is under way), if it
-        succeeded less than ``page_ttl`` seconds ago; each is taken once."""
+        succeeded (every file checked) less than ``page_ttl`` seconds ago; each is taken once."""
         with self._lock:
             future = self._ahead.pop(norm, None)
         if future is None:
@@ -1395,8 +1410,8 @@ class VerifyingIndex:
             started, view, transient = future.result()
         except Exception:  # the request reads the page itself and says why
             return None
-        if time.monotonic() - started >= self.page_ttl:
-            return None
+        if transient or time.monotonic() - started >= self.page_ttl:
+            return None  # (a read ahead that could not check a file is read again, too)
         return view, transient
 
     def stand_ins(self) -> list[Verdict]:
@@ -1404,6 +1419,41 @@ class VerifyingIndex:
         every refused wheel the installer looked at while resolving."""
         with self._lock:
             return list(self._stand_ins.values())
+
+    def note_unchecked(self, project: str, sha256: str, filename: str, error: ServeError) -> None:
+        """Keep ``filename`` as could-not-check when the installer's request for it (the file,
+        or its ``.metadata``) was answered ``error`` with a 5xx: the report names it beside the
+        refusals (:meth:`unchecked`). Only for a file this index listed (``core_metadata``)."""
+        from safe_pip.net import redact
+
+        if not self.core_metadata or error.status < 500:
+            return
+        key = (filename, sha256.lower())
+        with self._lock:
+            hit = self._cache.get(key) or self._pending.get(key)
+            if hit is None or key in self._stand_ins:
+                return
+            try:
+                host = urlsplit(self.upstream_url).hostname or redact(self.upstream_url)
+            except ValueError:
+                host = redact(self.upstream_url)
+            self._unchecked.setdefault(
+                key,
+                _refuse(
+                    hit.ref,
+                    key[1],
+                    ReasonCode.COULD_NOT_CHECK,
+                    f"could not be checked through the index {host} (HTTP {error.status}): "
+                    f"{error.reason}",
+                    fix=error.fix or "retry later; check the index URL and your network",
+                ),
+            )
+
+    def unchecked(self) -> list[Verdict]:
+        """The files the installer asked for that could not be checked (:meth:`note_unchecked`),
+        in request order."""
+        with self._lock:
+            return list(self._unchecked.values())
 
     def _wheel_metadata(
         self, entry: Entry, path: Path, project: str, version: Version
@@ -1576,6 +1626,12 @@ def check_project_name(name: str) -> str:
             "'-', '_' and '.' as one '-')",
         )
     return name
+
+
+def _ahead_field(ahead: bool) -> dict[str, bool]:
+    """``{"ahead": True}`` for an event of work done ahead of the installer (a page read
+    ahead, a file decided ahead): its failure is not one the installer met."""
+    return {"ahead": True} if ahead else {}
 
 
 def _same_status(a: FileRef, b: FileRef) -> bool:
