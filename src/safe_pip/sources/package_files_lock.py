@@ -34,9 +34,9 @@ from safe_pip.sources.model import (
     FileKind,
     Lock,
     LockedPackage,
-    array_table_spans,
     filename_from_url,
     index_release,
+    package_tables,
 )
 from safe_pip.sources.pylock import load_toml
 
@@ -77,22 +77,11 @@ def _source(raw: dict[str, Any], flavour: Flavour, where: str) -> tuple[str | No
 
 
 def _parse(text: str, path: Path, flavour: Flavour) -> Lock:
-    data = load_toml(text, path)
-    raw_packages = data.get("package", [])
-    if not isinstance(raw_packages, list):
-        raise ConfigError(f"{path}: 'package' must be an array of tables")
-    lines = text.splitlines(keepends=True)
-    spans = array_table_spans(lines, "package")
+    lines, tables = package_tables(load_toml(text, path), text, path)
     packages: list[LockedPackage] = []
-    for i, raw in enumerate(raw_packages):
-        span = spans[i] if len(spans) == len(raw_packages) else None
-        header = span[0] + 1 if span else 1
-        where = f"{path}:{header}"
-        if not isinstance(raw, dict):
-            raise ConfigError(f"{where}: a [[package]] entry is not a table")
-        name, version = raw.get("name"), raw.get("version")
-        if not isinstance(name, str) or not name:
-            raise ConfigError(f"{where}: [[package]] without a name")
+    for t in tables:
+        raw, name, header, span, where = t.raw, t.name, t.header, t.span, t.where
+        version = raw.get("version")
         if not isinstance(version, str) or not version:
             raise ConfigError(f"{where}: {name}: [[package]] without a version")
         index, unsupported = _source(raw, flavour, where)
@@ -118,7 +107,7 @@ def _parse(text: str, path: Path, flavour: Flavour) -> Lock:
                 header=header,
                 index=index,
                 unsupported=unsupported,
-                position=i,
+                position=t.position,
                 entries=entries,
                 lines=lines,
                 span=span,

@@ -10,29 +10,19 @@ from safe_pip.sources.model import (
     FileKind,
     Lock,
     LockedPackage,
-    array_table_spans,
     filename_from_url,
     index_release,
+    package_tables,
 )
 from safe_pip.sources.pylock import load_toml
 
 
 def parse_uv_lock(text: str, path: Path) -> Lock:
-    data = load_toml(text, path)
-    raw_packages = data.get("package", [])
-    if not isinstance(raw_packages, list):
-        raise ConfigError(f"{path}: 'package' must be an array of tables")
-    lines = text.splitlines(keepends=True)
-    spans = array_table_spans(lines, "package")
+    lines, tables = package_tables(load_toml(text, path), text, path)
     packages: list[LockedPackage] = []
-    for i, raw in enumerate(raw_packages):
-        span = spans[i] if len(spans) == len(raw_packages) else None
-        header = span[0] + 1 if span else 1
-        if not isinstance(raw, dict):
-            raise ConfigError(f"{path}:{header}: a [[package]] entry is not a table")
-        name, version = raw.get("name"), raw.get("version")
-        if not isinstance(name, str) or not name:
-            raise ConfigError(f"{path}:{header}: [[package]] without a name")
+    for t in tables:
+        raw, name, header, span = t.raw, t.name, t.header, t.span
+        version = raw.get("version")
         source = raw.get("source") or {}
         if not isinstance(source, dict):
             raise ConfigError(f"{path}:{header}: {name}: 'source' must be a table")
@@ -48,7 +38,7 @@ def parse_uv_lock(text: str, path: Path) -> Lock:
                     unsupported=f"{'an editable' if local == 'editable' else 'a virtual'} "
                     f"source ({local} = {where!s})",
                     local_source=True,
-                    position=i,
+                    position=t.position,
                 )
             )
             continue
@@ -85,7 +75,7 @@ def parse_uv_lock(text: str, path: Path) -> Lock:
                 header=header,
                 index=index,
                 unsupported=unsupported,
-                position=i,
+                position=t.position,
                 entries=listed,
                 lines=lines,
                 span=span,
