@@ -151,7 +151,9 @@ def main() -> int:
         print(f"{tool:10}{r['cold']:>9.2f}s{r['warm']:>9.2f}s")
     cold_ratio = results["safe-pip"]["cold"] / results["pip"]["cold"]
     warm_ratio = results["safe-pip"]["warm"] / results["pip"]["warm"]
-    print(f"{'ratio':10}{cold_ratio:>9.2f}x{warm_ratio:>9.2f}x   (target: warm <= 1.30x)")
+    # issue 10's targets: <= 1.3x on a zero-latency loopback index, <= 1.2x with 20 ms
+    target = 1.3 if opts.latency == 0 else 1.2
+    print(f"{'ratio':10}{cold_ratio:>9.2f}x{warm_ratio:>9.2f}x   (target: warm <= {target:.2f}x)")
     return 0
 
 
