@@ -289,3 +289,52 @@ def test_refs_and_file_names_with_at_signs_parse_exactly(
     assert res.verified, res.reason
     assert res.identity is not None
     assert res.identity.workflow_filepath == "ci.yml"
+
+
+# The verifier's messages embed data: bytes reprs of hashes, base64 checkpoints. CI once read
+# "...J2sCTThf..." inside a checkpoint signature as "SCT" and reported a tampered inclusion
+# proof as invalid-sct. The reason code comes from the message's words, never its data.
+_PROOF_MSG = (
+    "invalid log entry: inclusion proof contains invalid root hash: expected log_index=529 "
+    "root_hash=b'\\x99q$\\xe8' tree_size=530 hashes=[b'I\\xec]'] checkpoint=Checkpoint("
+    "envelope='rekor.sigstore.test - 1627\\n530\\nmXEk6KRg\\n\\n— rekor.sigstore.test "
+    "4eMlEDBFAiEAzOsMG3EXdhH/bB9reSzeN2+ZP/mktNEiH/J2sCTThfYCID1hIYO4Frl8qBIDqgH7zmruv5h9je"
+    "\\n'), calculated 7507743a3fa9"
+)
+
+
+@pytest.mark.parametrize(
+    ("msg", "code"),
+    [
+        (_PROOF_MSG, "invalid-tlog-entry"),
+        ("SCT verify failed: signature mismatch", "invalid-sct"),
+        ("failed to verify SCT on signing certificate: bad", "invalid-sct"),
+        ("CTFE keys not found in trusted root", "invalid-sct"),
+        ("SET: invalid inclusion promise: missing", "invalid-tlog-set"),
+        ("invalid log entry: SET: invalid inclusion promise: keyring: x", "invalid-tlog-set"),
+        ("checkpoint: invalid signature: x", "invalid-tlog-entry"),
+        ("DSSE: invalid signature", "bad-signature"),
+        ("Signature is invalid for input", "bad-signature"),
+        ("not enough sources of verified time", "invalid-time"),
+        ("Invalid Timestamp Response", "invalid-time"),
+        ("failed to build certificate chain: no issuer", "untrusted-certificate-chain"),
+        ("something else: data='sct set time signature rekor'", "verification-failed"),
+    ],
+)
+def test_reason_code_comes_from_words_not_data(msg: str, code: str) -> None:
+    from safe_pip.provenance.attestation import _classify
+
+    assert _classify(msg) == code
+
+
+def test_reason_code_ignores_any_base64_in_data() -> None:
+    import base64
+    import random
+
+    from safe_pip.provenance.attestation import _classify
+
+    rng = random.Random(740)
+    for _ in range(2000):
+        blob = base64.b64encode(rng.randbytes(72)).decode()
+        msg = _PROOF_MSG.replace("4eMlEDBFAiEA", blob)
+        assert _classify(msg) == "invalid-tlog-entry", blob

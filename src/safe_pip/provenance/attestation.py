@@ -178,20 +178,34 @@ def parse_provenance(data: bytes) -> list[_Parsed]:
     return out
 
 
+# Reason codes for the Sigstore verifier's messages, most specific first. A message is
+# "context: detail: detail ...", and details embed data (hashes as bytes reprs, base64
+# checkpoints, certificate fields) that can spell any word: "...J2sCTThf..." once made an
+# inclusion-proof failure an "invalid-sct". So only the message's words are read (up to its
+# first data marker: "=", a quote, a bracket, a bytes literal), and words match whole.
+_REASON_RULES: tuple[tuple[re.Pattern[str], str], ...] = (
+    (
+        re.compile(r"\bcertificate chain\b|\bfulcio certificates not found\b"),
+        "untrusted-certificate-chain",
+    ),
+    (re.compile(r"\bsct\b|\bctfe\b"), "invalid-sct"),
+    (re.compile(r"\bset:|\binclusion promise\b"), "invalid-tlog-set"),
+    (
+        re.compile(r"\binclusion proof\b|\bcheckpoint\b|\brekor\b|\blog entry\b"),
+        "invalid-tlog-entry",
+    ),
+    (re.compile(r"\bsignatures?\b"), "bad-signature"),
+    (re.compile(r"\btime"), "invalid-time"),
+)
+_DATA_MARKER = re.compile(r"[=\'\"(\[{<]|\bb'")
+
+
 def _classify(msg: str) -> str:
-    low = msg.lower()
-    if "certificate chain" in low or "fulcio certificates not found" in low:
-        return "untrusted-certificate-chain"
-    if "sct" in low or "ctfe" in low:
-        return "invalid-sct"
-    if "set:" in low or "inclusion promise" in low:
-        return "invalid-tlog-set"
-    if "inclusion proof" in low or "checkpoint" in low or "rekor" in low or "log entry" in low:
-        return "invalid-tlog-entry"
-    if "signature" in low:
-        return "bad-signature"
-    if "time" in low:
-        return "invalid-time"
+    """The reason code for a verifier message, read from its words, never its data."""
+    words = _DATA_MARKER.split(msg.lower(), maxsplit=1)[0]
+    for pattern, code in _REASON_RULES:
+        if pattern.search(words):
+            return code
     return "verification-failed"
 
 
