@@ -143,6 +143,32 @@ def test_each_problem_fails_with_its_own_reason_and_line(
     assert "4 refused" in out
 
 
+def test_the_lock_face_runs_from_python_without_the_cli(
+    index: IndexServer, workdir: Path, trust_root: Path
+) -> None:
+    """``run_verify`` takes typed options (no argparse) and returns the run the command
+    renders: the same outcomes as ``safe-pip verify``."""
+    from safe_pip.lock.run import LockRunOptions, run_verify
+    from safe_pip.options import RunOptions
+
+    lock, _ = _bad_lock(index, workdir)
+    result = run_verify(
+        LockRunOptions(
+            locks=(str(lock),),
+            progress=False,
+            common=RunOptions(trust_root=str(trust_root)),
+        )
+    )
+    assert result.exit_code == 1
+    bad = {o.package.name: o.code for r in result.reports for o in r.outcomes if o.status != "ok"}
+    assert bad == {
+        "hijacked": "refused-unexpected-publisher",
+        "nosig": "refused-unsigned",
+        "tampered": "refused-invalid-attestation",
+        "badhash": "hash-mismatch",
+    }
+
+
 def test_sarif_validates_and_points_at_lock_lines(
     index: IndexServer, workdir: Path, trust_root: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

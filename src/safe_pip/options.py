@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import argparse
 import os
+from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -18,7 +20,31 @@ if TYPE_CHECKING:
     from safe_pip.store import HistoryStore
 
 
-def trust_from_args(args: argparse.Namespace) -> TrustConfig:
+@dataclass(frozen=True)
+class RunOptions:
+    """What every run is told about its trust root, policy and history (``--offline``,
+    ``--policy``, ``--home``, ...: ``cli/_common.py`` adds them to a command and builds this)."""
+
+    offline: bool = False  # no network at all; implies the embedded root
+    embedded_root: bool = False
+    staging: bool = False
+    trust_root: str | None = None
+    policy: str | None = None
+    home: str | None = None
+    history: str | None = None
+    no_index_history: bool = False
+    #: replaces the policy's min-release-age for this run: a duration, or the text as typed
+    #: (install reads its own options without argparse; the text is parsed when the policy is
+    #: loaded, so a bad value is reported the way every other error of the run is)
+    min_release_age: timedelta | str | None = None
+
+
+#: A run's options: typed, or (commands not moved to RunOptions yet) the parsed namespace,
+#: read with getattr.
+Options = RunOptions | argparse.Namespace
+
+
+def trust_from_args(args: Options) -> TrustConfig:
     from safe_pip.provenance.trust import TrustConfig
 
     return TrustConfig.from_options(
@@ -28,7 +54,7 @@ def trust_from_args(args: argparse.Namespace) -> TrustConfig:
     )
 
 
-def policy_from_args(args: argparse.Namespace) -> Policy:
+def policy_from_args(args: Options) -> Policy:
     from safe_pip.policy.file import load_policy
 
     explicit = getattr(args, "policy", None)
@@ -47,12 +73,12 @@ def policy_from_args(args: argparse.Namespace) -> Policy:
     return policy.with_min_release_age(age)
 
 
-def store_path(args: argparse.Namespace) -> Path | None:
+def store_path(args: Options) -> Path | None:
     home = getattr(args, "home", None) or os.environ.get("SAFE_PIP_HOME")
     return Path(home) / "history.sqlite3" if home else None
 
 
-def open_store(args: argparse.Namespace, *, readonly: bool = False) -> HistoryStore:
+def open_store(args: Options, *, readonly: bool = False) -> HistoryStore:
     from safe_pip.store import ENV_HISTORY, open_history
 
     location = getattr(args, "history", None)
@@ -76,7 +102,7 @@ def named_provenance_index(explicit: str | None) -> str | None:
 
 
 def make_checker(
-    args: argparse.Namespace,
+    args: Options,
     *,
     store: HistoryStore | None,
     provenance_index: str | None = None,

@@ -5,6 +5,10 @@ from __future__ import annotations
 
 import argparse
 from datetime import timedelta
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from safe_pip.options import RunOptions
 
 
 def add_trust_options(parser: argparse.ArgumentParser) -> None:
@@ -81,4 +85,22 @@ def add_history_option(parser: argparse.ArgumentParser | argparse._ArgumentGroup
         help="the history database: postgresql://USER@HOST/DB (shared by a team; needs "
         "safe-pip[postgres]), sqlite:///PATH or a file path (default: $SAFE_PIP_HISTORY, else "
         "history.sqlite3 in --home)",
+    )
+
+
+def run_options(args: argparse.Namespace) -> RunOptions:
+    """The trust, policy and history options of a parsed command line, typed (an option the
+    command does not have takes its default)."""
+    from safe_pip.options import RunOptions
+
+    return RunOptions(
+        offline=bool(getattr(args, "offline", False)),
+        embedded_root=bool(getattr(args, "embedded_root", False)),
+        staging=bool(getattr(args, "staging", False)),
+        trust_root=getattr(args, "trust_root", None),
+        policy=getattr(args, "policy", None),
+        home=getattr(args, "home", None),
+        history=getattr(args, "history", None),
+        no_index_history=bool(getattr(args, "no_index_history", False)),
+        min_release_age=getattr(args, "min_release_age", None),
     )

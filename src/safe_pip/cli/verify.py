@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from safe_pip.cli._common import add_policy_options, add_trust_options
+from safe_pip.cli._common import add_policy_options, add_trust_options, run_options
 from safe_pip.errors import ConfigError
 
 DESCRIPTION = """\
@@ -111,97 +111,27 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import os
-
-    from safe_pip.lock.read import lock_index, lock_paths, read_locks
-    from safe_pip.options import (
-        named_provenance_index,
-        open_store,
-        policy_from_args,
-        trust_from_args,
-    )
-    from safe_pip.output.terminal import ProgressLine
-    from safe_pip.sources import detect_format
-
-    if args.jobs < 1:
-        raise ConfigError("--jobs must be at least 1")
-    if args.evidence and args.save_evidence:
-        raise ConfigError("--evidence (read) and --save-evidence (write) cannot be combined")
-    if args.evidence and args.download:
-        raise ConfigError("--evidence verifies without network; --download needs it")
-    if args.evidence:
-        args.offline = True  # the evidence run uses no network at all (and no TUF refresh)
-    paths = lock_paths(args.locks, args.write_identities)
-    if args.write_identities and detect_format(Path(args.write_identities)) != "pylock":
-        raise ConfigError(
-            f"--write-identities writes PEP 751 pylock.toml files, not {args.write_identities}"
-        )
-
-    locks = read_locks(paths)
-
-    offline_evidence = Path(args.evidence) if args.evidence else None
-    home = getattr(args, "home", None) or os.environ.get("SAFE_PIP_HOME")
-    index_url = args.index_url
-    main_index = index_url or lock_index(locks)
-
+    from safe_pip.lock.report import render, render_text
+    from safe_pip.lock.run import LockRunOptions, run_verify
     from safe_pip.output.terminal import Style
 
     style = Style.for_stream(sys.stdout) if not args.output else Style()
-    store = open_store(args, readonly=True)
-    try:
-        policy = policy_from_args(args)
-        trust = trust_from_args(args)
-        from safe_pip.check import PYPI_SIMPLE
-        from safe_pip.lock.checker import LockChecker
-        from safe_pip.lock.outcome import VerifyOptions
-        from safe_pip.lock.provenance_cache import ProvenanceCache, default_cache_dir
-        from safe_pip.lock.run import verify_locks
-        from safe_pip.lock.verified_cache import VerifiedBundles, cache_dir
-        from safe_pip.lock.write import write_identities
-
-        cache = None
-        verified = None
-        if not args.no_cache and offline_evidence is None:  # --offline reads the cache too
-            cache = ProvenanceCache(default_cache_dir(home))
-            # bundles that verified before (permanent facts); the index, history, policy and
-            # clock are read again by every run
-            verified = VerifiedBundles(cache_dir(home), trust)
-        checker = LockChecker(
-            cache=cache,
-            verified=verified,
-            trust=trust,
-            policy=policy,
-            store=store,
-            jobs=args.jobs,
-            provenance_index=None
-            if offline_evidence
-            else (named_provenance_index(args.provenance_index) or main_index or PYPI_SIMPLE),
-            index_history=not args.no_index_history,  # with --evidence: the bundle's
-            offline=bool(args.offline),
-        )
-        opts = VerifyOptions(
-            index_url=index_url,
+    quiet = args.quiet or (args.format != "text" and not args.output)
+    result = run_verify(
+        LockRunOptions(
+            locks=tuple(args.locks),
+            write_identities=args.write_identities,
+            index_url=args.index_url,
+            provenance_index=args.provenance_index,
             download=args.download,
-            evidence=offline_evidence,
-            save_evidence=Path(args.save_evidence) if args.save_evidence else None,
-            cache_dir=cache.root if cache else None,
+            save_evidence=args.save_evidence,
+            evidence=args.evidence,
+            no_cache=args.no_cache,
             jobs=args.jobs,
+            progress=not quiet,
+            common=run_options(args),
         )
-        quiet = args.quiet or (args.format != "text" and not args.output)
-        progress = ProgressLine("verifying", quiet=quiet)
-        pages = ProgressLine("reading index pages", quiet=quiet)
-        result = verify_locks(locks, checker, opts, progress=progress, page_progress=pages)
-    finally:
-        store.close()
-
-    if args.write_identities:
-        target = Path(args.write_identities)
-        for report in result.reports:
-            if report.lock.path.resolve() == target.resolve():
-                result.written[str(target)] = write_identities(target, report)
-
-    from safe_pip.lock.report import render, render_text
-
+    )
     text = render(result, args.format, verbose=args.verbose, quiet=args.quiet, style=style)
     summary = render_text(result, quiet=True).splitlines()[-1]  # the summary line only
     _emit(args, text, summary)

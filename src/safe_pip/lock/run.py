@@ -28,13 +28,20 @@ Provenance is cached by file digest under ``$SAFE_PIP_HOME/cache/provenance`` (o
 that verified is stored; every use re-verifies it; absence and verdicts are never cached).
 ``--save-evidence DIR`` keeps each file's provenance and the trusted root used;
 ``--evidence DIR`` later verifies from that directory with no network at all.
+
+:func:`run_verify` is the whole ``safe-pip verify`` run from its typed options
+(:class:`LockRunOptions`): which locks, the checker with its caches, :func:`verify_locks`, and
+``--write-identities``; the command only renders the :class:`VerifyRun` it returns.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import os
 import tempfile
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from packaging.utils import canonicalize_name
@@ -44,7 +51,112 @@ from safe_pip.lock.decide import apply_lock_identities, sdist_refusal
 from safe_pip.lock.evidence import Evidence, trusted_root_bytes
 from safe_pip.lock.locate import Progress, plan
 from safe_pip.lock.outcome import FileOutcome, LockReport, VerifyOptions, VerifyRun
+from safe_pip.options import RunOptions
 from safe_pip.sources.model import Lock
+
+
+@dataclass(frozen=True)
+class LockRunOptions:
+    """What a ``safe-pip verify`` run is asked to do (its command line, typed)."""
+
+    locks: tuple[str, ...] = ()  # none: the first default lock file here (lock/read.py)
+    write_identities: str | None = None  # a pylock.toml to fill attestation-identities of
+    index_url: str | None = None  # overrides the locks' index
+    provenance_index: str | None = None
+    download: bool = False
+    save_evidence: str | None = None
+    evidence: str | None = None  # verify from saved evidence, with no network (offline)
+    no_cache: bool = False
+    jobs: int = 16
+    progress: bool = True  # progress lines on stderr
+    common: RunOptions = field(default_factory=RunOptions)
+
+
+def run_verify(options: LockRunOptions) -> VerifyRun:
+    """Verify the locks ``options`` names (and fill ``--write-identities``). Raises
+    ConfigError for usage errors and unreadable locks; every problem of a file is an outcome."""
+    from safe_pip.check import PYPI_SIMPLE
+    from safe_pip.errors import ConfigError
+    from safe_pip.lock.provenance_cache import ProvenanceCache, default_cache_dir
+    from safe_pip.lock.read import lock_index, lock_paths, read_locks
+    from safe_pip.lock.verified_cache import VerifiedBundles, cache_dir
+    from safe_pip.lock.write import write_identities
+    from safe_pip.options import (
+        named_provenance_index,
+        open_store,
+        policy_from_args,
+        trust_from_args,
+    )
+    from safe_pip.output.terminal import ProgressLine
+    from safe_pip.sources import detect_format
+
+    common = options.common
+    if options.jobs < 1:
+        raise ConfigError("--jobs must be at least 1")
+    if options.evidence and options.save_evidence:
+        raise ConfigError("--evidence (read) and --save-evidence (write) cannot be combined")
+    if options.evidence and options.download:
+        raise ConfigError("--evidence verifies without network; --download needs it")
+    if options.evidence:
+        # the evidence run uses no network at all (and no TUF refresh)
+        common = dataclasses.replace(common, offline=True)
+    paths = lock_paths(options.locks, options.write_identities)
+    if options.write_identities and detect_format(Path(options.write_identities)) != "pylock":
+        raise ConfigError(
+            f"--write-identities writes PEP 751 pylock.toml files, not {options.write_identities}"
+        )
+
+    locks = read_locks(paths)
+
+    offline_evidence = Path(options.evidence) if options.evidence else None
+    home = common.home or os.environ.get("SAFE_PIP_HOME")
+    main_index = options.index_url or lock_index(locks)
+
+    store = open_store(common, readonly=True)
+    try:
+        policy = policy_from_args(common)
+        trust = trust_from_args(common)
+        cache = None
+        verified = None
+        if not options.no_cache and offline_evidence is None:  # --offline reads the cache too
+            cache = ProvenanceCache(default_cache_dir(home))
+            # bundles that verified before (permanent facts); the index, history, policy and
+            # clock are read again by every run
+            verified = VerifiedBundles(cache_dir(home), trust)
+        checker = LockChecker(
+            cache=cache,
+            verified=verified,
+            trust=trust,
+            policy=policy,
+            store=store,
+            jobs=options.jobs,
+            provenance_index=None
+            if offline_evidence
+            else (named_provenance_index(options.provenance_index) or main_index or PYPI_SIMPLE),
+            index_history=not common.no_index_history,  # with --evidence: the bundle's
+            offline=common.offline,
+        )
+        opts = VerifyOptions(
+            index_url=options.index_url,
+            download=options.download,
+            evidence=offline_evidence,
+            save_evidence=Path(options.save_evidence) if options.save_evidence else None,
+            cache_dir=cache.root if cache else None,
+            jobs=options.jobs,
+        )
+        quiet = not options.progress
+        progress = ProgressLine("verifying", quiet=quiet)
+        pages = ProgressLine("reading index pages", quiet=quiet)
+        result = verify_locks(locks, checker, opts, progress=progress, page_progress=pages)
+    finally:
+        store.close()
+
+    if options.write_identities:
+        target = Path(options.write_identities)
+        for report in result.reports:
+            if report.lock.path.resolve() == target.resolve():
+                result.written[str(target)] = write_identities(target, report)
+    return result
 
 
 def verify_locks(
