@@ -99,3 +99,33 @@ def test_learn_reports_invalid_provenance(
         assert "alpha-1.0-py3-none-any.whl" in captured.err
         assert "does not verify" in captured.err
         assert not policy.exists() or "alpha" not in policy.read_text()
+
+
+def test_the_learn_face_runs_from_python_without_the_cli(
+    sigstore: TestSigstore, trust_root: Path, workdir: Path
+) -> None:
+    """``learn_into_policy`` takes typed options (no argparse): ``dry_run`` writes nothing,
+    and without it the publisher is written to the policy the options name."""
+    from safe_pip.learn.run import LearnOptions, learn_into_policy
+
+    policy = workdir / "safe-pip.toml"
+    with IndexServer(workdir / "index") as server:
+        Publisher(sigstore, server, workdir / "build").wheel("alpha", "1.0")
+        req = workdir / "r.txt"
+        req.write_text("alpha==1.0\n")
+        options = LearnOptions(
+            requirements=str(req),
+            index_url=server.index_url,
+            policy=str(policy),
+            trust_root=str(trust_root),
+            dry_run=True,
+        )
+        result = learn_into_policy(options)
+        assert list(result.added) == ["alpha"]
+        assert result.exit_code == 0
+        assert not policy.exists()
+        from dataclasses import replace
+
+        result = learn_into_policy(replace(options, dry_run=False))
+        assert list(result.added) == ["alpha"]
+        assert 'repository = "acme/alpha"' in policy.read_text()

@@ -149,14 +149,13 @@ def test_the_lock_face_runs_from_python_without_the_cli(
     """``run_verify`` takes typed options (no argparse) and returns the run the command
     renders: the same outcomes as ``safe-pip verify``."""
     from safe_pip.lock.run import LockRunOptions, run_verify
-    from safe_pip.options import RunOptions
 
     lock, _ = _bad_lock(index, workdir)
     result = run_verify(
         LockRunOptions(
             locks=(str(lock),),
             progress=False,
-            common=RunOptions(trust_root=str(trust_root)),
+            trust_root=str(trust_root),
         )
     )
     assert result.exit_code == 1

@@ -1,12 +1,14 @@
-"""A run's options (the parsed command line, else the environment) turned into what the run
-needs: the trust root, the policy, the history store, the provenance index, the Checker.
+"""A run's options (:class:`RunOptions`, from the command line, else the environment) turned into
+what the run needs: the trust root, the policy, the history store, the provenance index, the
+Checker.
 
-The faces (install, verify, serve, learn) and the CLI build these the same way from here;
-heavy modules are imported only when called, so ``safe-pip --help`` stays fast."""
+The faces (install, verify, serve, learn) and the CLI build these the same way from here; each
+face's own options extend :class:`RunOptions` (``install.args.InstallOptions``,
+``lock.run.LockRunOptions``, ``learn.run.LearnOptions``). Heavy modules are imported only when
+called, so ``safe-pip --help`` stays fast."""
 
 from __future__ import annotations
 
-import argparse
 import os
 from dataclasses import dataclass
 from datetime import timedelta
@@ -23,7 +25,8 @@ if TYPE_CHECKING:
 @dataclass(frozen=True)
 class RunOptions:
     """What every run is told about its trust root, policy and history (``--offline``,
-    ``--policy``, ``--home``, ...: ``cli/_common.py`` adds them to a command and builds this)."""
+    ``--policy``, ``--home``, ...: ``cli/_common.py`` adds them to a command and reads them back,
+    :func:`safe_pip.cli._common.run_fields`). A face's options extend it."""
 
     offline: bool = False  # no network at all; implies the embedded root
     embedded_root: bool = False
@@ -39,27 +42,21 @@ class RunOptions:
     min_release_age: timedelta | str | None = None
 
 
-#: A run's options: typed, or (commands not moved to RunOptions yet) the parsed namespace,
-#: read with getattr.
-Options = RunOptions | argparse.Namespace
-
-
-def trust_from_args(args: Options) -> TrustConfig:
+def trust_from_args(args: RunOptions) -> TrustConfig:
     from safe_pip.provenance.trust import TrustConfig
 
     return TrustConfig.from_options(
-        offline=bool(getattr(args, "offline", False) or getattr(args, "embedded_root", False)),
-        staging=bool(getattr(args, "staging", False)),
-        trust_root=getattr(args, "trust_root", None),
+        offline=args.offline or args.embedded_root,
+        staging=args.staging,
+        trust_root=args.trust_root,
     )
 
 
-def policy_from_args(args: Options) -> Policy:
+def policy_from_args(args: RunOptions) -> Policy:
     from safe_pip.policy.file import load_policy
 
-    explicit = getattr(args, "policy", None)
-    policy = load_policy(Path(explicit) if explicit else None)
-    age = getattr(args, "min_release_age", None)
+    policy = load_policy(Path(args.policy) if args.policy else None)
+    age = args.min_release_age
     if isinstance(age, str):  # install splits its own options without argparse types
         from safe_pip.errors import ConfigError
         from safe_pip.policy.age import parse_duration
@@ -73,16 +70,16 @@ def policy_from_args(args: Options) -> Policy:
     return policy.with_min_release_age(age)
 
 
-def store_path(args: Options) -> Path | None:
-    home = getattr(args, "home", None) or os.environ.get("SAFE_PIP_HOME")
+def store_path(args: RunOptions) -> Path | None:
+    home = args.home or os.environ.get("SAFE_PIP_HOME")
     return Path(home) / "history.sqlite3" if home else None
 
 
-def open_store(args: Options, *, readonly: bool = False) -> HistoryStore:
+def open_store(args: RunOptions, *, readonly: bool = False) -> HistoryStore:
     from safe_pip.store import ENV_HISTORY, open_history
 
-    location = getattr(args, "history", None)
-    if location is None and not getattr(args, "home", None):
+    location = args.history
+    if location is None and not args.home:
         location = os.environ.get(ENV_HISTORY) or None
     if location is None:
         path = store_path(args)
@@ -102,7 +99,7 @@ def named_provenance_index(explicit: str | None) -> str | None:
 
 
 def make_checker(
-    args: Options,
+    args: RunOptions,
     *,
     store: HistoryStore | None,
     provenance_index: str | None = None,
@@ -116,6 +113,6 @@ def make_checker(
         store=store,
         jobs=jobs or default_jobs(),
         provenance_index=named_provenance_index(provenance_index),
-        index_history=not getattr(args, "no_index_history", False),
-        offline=bool(getattr(args, "offline", False)),
+        index_history=not args.no_index_history,
+        offline=args.offline,
     )

@@ -294,20 +294,12 @@ def test_metadata_direct_url_dependency_refused_by_serve(attack: Attack, tmp_pat
     import urllib.error
     import urllib.request
 
-    from safe_pip.options import make_checker, open_store
+    from safe_pip.options import RunOptions, make_checker, open_store
     from safe_pip.serve import start_server
 
     attack.env.pub.wheel("lure", "1.0", requires=[f"evil @ {attack.sdist_url}"])
-    import argparse
 
-    own = argparse.Namespace(
-        trust_root=str(attack.env.trust_root),
-        staging=False,
-        offline=False,
-        policy=None,
-        home=None,
-        no_index_history=False,
-    )
+    own = RunOptions(trust_root=str(attack.env.trust_root))
     store = open_store(own)
     try:
         checker = make_checker(own, store=store, provenance_index=attack.env.server.index_url)
@@ -515,18 +507,9 @@ def test_a_wheel_whose_metadata_disagrees_with_its_name_is_refused(
 
 def _resolving_index(env: Env) -> tuple[Any, Any]:
     """(store, checker) as ``safe-pip install`` builds them, for a resolving index."""
-    import argparse
+    from safe_pip.options import RunOptions, make_checker, open_store
 
-    from safe_pip.options import make_checker, open_store
-
-    own = argparse.Namespace(
-        trust_root=str(env.trust_root),
-        staging=False,
-        offline=False,
-        policy=None,
-        home=None,
-        no_index_history=False,
-    )
+    own = RunOptions(trust_root=str(env.trust_root))
     store = open_store(own)
     return store, make_checker(own, store=store, provenance_index=env.server.index_url)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 from datetime import timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypedDict
 
 if TYPE_CHECKING:
     from safe_pip.options import RunOptions
@@ -88,12 +88,25 @@ def add_history_option(parser: argparse.ArgumentParser | argparse._ArgumentGroup
     )
 
 
-def run_options(args: argparse.Namespace) -> RunOptions:
-    """The trust, policy and history options of a parsed command line, typed (an option the
-    command does not have takes its default)."""
-    from safe_pip.options import RunOptions
+class RunFields(TypedDict):
+    """The fields of :class:`safe_pip.options.RunOptions`, read from a parsed command line: a
+    face's options are ``FaceOptions(**run_fields(args), ...)``."""
 
-    return RunOptions(
+    offline: bool
+    embedded_root: bool
+    staging: bool
+    trust_root: str | None
+    policy: str | None
+    home: str | None
+    history: str | None
+    no_index_history: bool
+    min_release_age: timedelta | None
+
+
+def run_fields(args: argparse.Namespace) -> RunFields:
+    """The trust, policy and history options of a parsed command line (an option the command
+    does not have takes its default)."""
+    return RunFields(
         offline=bool(getattr(args, "offline", False)),
         embedded_root=bool(getattr(args, "embedded_root", False)),
         staging=bool(getattr(args, "staging", False)),
@@ -104,3 +117,10 @@ def run_options(args: argparse.Namespace) -> RunOptions:
         no_index_history=bool(getattr(args, "no_index_history", False)),
         min_release_age=getattr(args, "min_release_age", None),
     )
+
+
+def run_options(args: argparse.Namespace) -> RunOptions:
+    """:func:`run_fields` as a :class:`safe_pip.options.RunOptions`."""
+    from safe_pip.options import RunOptions
+
+    return RunOptions(**run_fields(args))

@@ -87,11 +87,23 @@ def register(
 
 
 def run_learn(args: argparse.Namespace) -> int:
-    from safe_pip.learn.run import learn_into_policy
+    from safe_pip.cli._common import run_fields
+    from safe_pip.learn.run import LearnOptions, learn_into_policy
     from safe_pip.output.render import dump_json
     from safe_pip.text import clean
 
-    result = learn_into_policy(args)
+    result = learn_into_policy(
+        LearnOptions(
+            requirements=args.requirements,
+            pyproject=args.pyproject,
+            pylock=args.pylock,
+            python=args.python,
+            index_url=args.index_url,
+            dry_run=args.dry_run,
+            accept_contradictions=args.accept_contradictions,
+            **run_fields(args),
+        )
+    )
     doc, pfile, learned = result.doc, result.pfile, result.learned
     added, withheld, proposed, problems = (
         result.added,

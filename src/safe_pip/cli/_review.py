@@ -110,6 +110,7 @@ def _ask_reason(out: TextIO) -> str:
 def run_review(args: argparse.Namespace) -> int:
     from packaging.utils import canonicalize_name
 
+    from safe_pip.cli._common import run_options
     from safe_pip.learn.proposals import ProposalFile, already_in_policy, proposals_path
     from safe_pip.learn.review import Decision, record_decisions
     from safe_pip.output.render import dump_json
@@ -174,7 +175,7 @@ def run_review(args: argparse.Namespace) -> int:
                     "--accept-all/--reject-all --reason TEXT"
                 ) from None
 
-    accepted = record_decisions(args, doc, pfile, decisions, today)
+    accepted = record_decisions(run_options(args), doc, pfile, decisions, today)
     for p, verb, _reason in decisions:
         print(f"{verb}ed {clean(p.summary(), limit=300)}")
     pfile.save()

@@ -129,9 +129,10 @@ def _usage(parser: argparse.ArgumentParser) -> int:
 
 
 def _open(args: argparse.Namespace, *, readonly: bool) -> HistoryStore:
+    from safe_pip.cli._common import run_options
     from safe_pip.options import open_store
 
-    return open_store(args, readonly=readonly)
+    return open_store(run_options(args), readonly=readonly)
 
 
 def _clean(text: object) -> str:

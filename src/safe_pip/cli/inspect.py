@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from safe_pip.cli._common import add_policy_options, add_trust_options
+from safe_pip.cli._common import add_policy_options, add_trust_options, run_options
 from safe_pip.errors import EXIT_COULD_NOT_CHECK, EXIT_OK, EXIT_REFUSED, ConfigError
 
 if TYPE_CHECKING:
@@ -74,9 +74,10 @@ def run(args: argparse.Namespace) -> int:
     if args.provenance and not is_file:
         raise ConfigError("--provenance goes with a local file TARGET")
 
-    store = open_store(args, readonly=not args.record)
+    options = run_options(args)
+    store = open_store(options, readonly=not args.record)
     try:
-        checker = make_checker(args, store=store, provenance_index=index_url)
+        checker = make_checker(options, store=store, provenance_index=index_url)
         verdicts: list[Verdict]
         if is_file:
             ref = local_ref(target_path, args.provenance, index_url)

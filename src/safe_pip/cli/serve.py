@@ -135,6 +135,7 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from safe_pip.check import PYPI_SIMPLE
+    from safe_pip.cli._common import run_options
     from safe_pip.options import make_checker, open_store
     from safe_pip.serve import EventLog, RunningServer, VerifyingIndex, make_server
     from safe_pip.serve.server import DEFAULT_PAGE_TTL, Mode
@@ -178,11 +179,14 @@ def run(args: argparse.Namespace) -> int:
             fix="use a short time such as 60 (the default); 0 reads the page on every file request",
         )
 
-    store = open_store(args)
+    options = run_options(args)
+    store = open_store(options)
     log: EventLog | None = None
     index: VerifyingIndex | None = None
     try:
-        checker = make_checker(args, store=store, provenance_index=provenance_index, jobs=args.jobs)
+        checker = make_checker(
+            options, store=store, provenance_index=provenance_index, jobs=args.jobs
+        )
         try:
             log = EventLog(
                 json_path=Path(args.log_json) if args.log_json else None,

@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from safe_pip.cli._common import add_policy_options, add_trust_options, run_options
+from safe_pip.cli._common import add_policy_options, add_trust_options, run_fields
 from safe_pip.errors import ConfigError
 
 DESCRIPTION = """\
@@ -129,7 +129,7 @@ def run(args: argparse.Namespace) -> int:
             no_cache=args.no_cache,
             jobs=args.jobs,
             progress=not quiet,
-            common=run_options(args),
+            **run_fields(args),
         )
     )
     text = render(result, args.format, verbose=args.verbose, quiet=args.quiet, style=style)

@@ -3,7 +3,6 @@ the verified bytes."""
 
 from __future__ import annotations
 
-import argparse
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
@@ -16,7 +15,7 @@ from safe_pip.errors import (
 from safe_pip.models import Action, ReasonCode, Verdict
 
 if TYPE_CHECKING:
-    from safe_pip.install.args import PipArgs
+    from safe_pip.install.args import InstallOptions, PipArgs
     from safe_pip.serve import RunningServer
     from safe_pip.sources.pip_report import ReportItem
 
@@ -197,7 +196,7 @@ def _install(
     wheelhouse: Path,
     work: Path,
     outcome: Outcome,
-    own: argparse.Namespace,
+    own: InstallOptions,
     out: TextIO,
     err: TextIO,
     *,

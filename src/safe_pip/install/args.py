@@ -1,16 +1,32 @@
-"""The arguments of ``safe-pip install``: safe-pip's own options and pip's, read as pip's
-optparse reads them and sorted into what each pip call gets."""
+"""The arguments of ``safe-pip install``: safe-pip's own options (:class:`InstallOptions`) and
+pip's (:class:`PipArgs`), read as pip's optparse reads them and sorted into what each pip call
+gets."""
 
 from __future__ import annotations
 
-import argparse
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from safe_pip.errors import ConfigError
+from safe_pip.options import RunOptions
 from safe_pip.sources.pip_options import match_abbrev
 
-#: safe-pip's own options that take a value / are flags (pip never sees them).
+
+@dataclass(frozen=True)
+class InstallOptions(RunOptions):
+    """safe-pip's own options of an install run (pip never sees them): the trust, policy and
+    history options every run has (``--min-release-age`` as typed: parsed with the policy),
+    and install's own."""
+
+    json: bool = False  # the JSON report on stdout (pip's output goes to stderr)
+    report: str | None = None  # the JSON report written to this file
+    provenance_index: str | None = None
+    allow_unverifiable_sources: bool = False
+    help: bool = False  # -h / --help: the command prints its help, nothing runs
+
+
+#: safe-pip's own options that take a value / are flags (pip never sees them): option ->
+#: :class:`InstallOptions` field.
 OWN_VALUE = {
     "--policy": "policy",
     "--trust-root": "trust_root",
@@ -339,17 +355,14 @@ def _takes_value(name: str) -> bool:
     return name in OWN_VALUE or name in PIP_VALUE_LONG
 
 
-def split_argv(argv: Sequence[str]) -> tuple[argparse.Namespace, PipArgs]:
+def split_argv(argv: Sequence[str]) -> tuple[InstallOptions, PipArgs]:
     """Separate safe-pip's own options from pip's, and sort pip's. Raises ConfigError.
 
     Options are read as pip's optparse reads them (abbreviated long options, combined short
     options, attached values) and handed to pip in canonical form, so what safe-pip checks
     is exactly what pip does; an unknown or ambiguous option is refused."""
-    own = argparse.Namespace(
-        help=False,
-        **dict.fromkeys(OWN_VALUE.values()),
-        **dict.fromkeys(OWN_FLAGS.values(), False),
-    )
+    values: dict[str, str] = {}  # InstallOptions field -> value (the last given wins)
+    flags: set[str] = set()  # InstallOptions fields given
     pip = PipArgs()
     tokens = list(argv)
     i = 0
@@ -373,10 +386,10 @@ def split_argv(argv: Sequence[str]) -> tuple[argparse.Namespace, PipArgs]:
             tok, _ALL_LONG, PIP_SHORT, _takes_value, where="safe-pip install"
         ):
             if name == "--help":
-                own.help = True
+                flags.add("help")
                 continue
             if name in OWN_FLAGS:
-                setattr(own, OWN_FLAGS[name], True)
+                flags.add(OWN_FLAGS[name])
                 continue
             if name in OWN_VALUE or name in PIP_VALUE_LONG:
                 if inline is None:
@@ -385,11 +398,27 @@ def split_argv(argv: Sequence[str]) -> tuple[argparse.Namespace, PipArgs]:
                     inline = tokens[i]
                     i += 1
                 if name in OWN_VALUE:
-                    setattr(own, OWN_VALUE[name], inline)
+                    values[OWN_VALUE[name]] = inline
                 else:
                     _pip_value(pip, name, inline, [name, inline])
                 continue
             _pip_flag(pip, name, name)
+    own = InstallOptions(
+        policy=values.get("policy"),
+        trust_root=values.get("trust_root"),
+        home=values.get("home"),
+        history=values.get("history"),
+        report=values.get("report"),
+        provenance_index=values.get("provenance_index"),
+        min_release_age=values.get("min_release_age"),
+        offline="offline" in flags,
+        embedded_root="embedded_root" in flags,
+        staging="staging" in flags,
+        json="json" in flags,
+        no_index_history="no_index_history" in flags,
+        allow_unverifiable_sources="allow_unverifiable_sources" in flags,
+        help="help" in flags,
+    )
     return own, pip
 
 

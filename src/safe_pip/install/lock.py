@@ -11,7 +11,6 @@ read the lock.
 
 from __future__ import annotations
 
-import argparse
 import re
 from collections.abc import Sequence
 from pathlib import Path
@@ -23,7 +22,7 @@ from safe_pip.install.resolve import DeadProxy, sealed_env, start_verifying_inde
 from safe_pip.install.sources import unique_indexes
 
 if TYPE_CHECKING:
-    from safe_pip.install.args import PipArgs
+    from safe_pip.install.args import InstallOptions, PipArgs
     from safe_pip.install.report import Outcome
     from safe_pip.sources import Lock
     from safe_pip.store import HistoryStore
@@ -77,7 +76,7 @@ def lock_indexes(locks: Sequence[Lock], pip: PipArgs) -> list[str]:
 
 
 def install_lock(
-    own: argparse.Namespace,
+    own: InstallOptions,
     pip: PipArgs,
     lock_paths: Sequence[Path],
     store: HistoryStore,
@@ -107,7 +106,7 @@ def install_lock(
         store=store,
         provenance_index=own.provenance_index or upstreams[0] or PYPI_SIMPLE,
         index_history=not own.no_index_history,
-        offline=bool(getattr(own, "offline", False)),  # no network at all
+        offline=own.offline,  # no network at all
     )
     quiet = pip.quiet > 0
     opts = VerifyOptions(
@@ -115,7 +114,7 @@ def install_lock(
         download=True,
         jobs=checker.jobs,
     )
-    progress = ProgressLine("safe-pip: verifying the lock", quiet=quiet or bool(own.json))
+    progress = ProgressLine("safe-pip: verifying the lock", quiet=quiet or own.json)
     result = verify_locks(locks, checker, opts, progress=progress)
     outcome.verdicts = [o.verdict for o in result.outcomes if o.verdict is not None]
     code = result.exit_code

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import os
 from collections.abc import Sequence
@@ -19,7 +18,7 @@ from safe_pip.errors import (
 from safe_pip.models import Action, ReasonCode, Verdict
 
 if TYPE_CHECKING:
-    from safe_pip.install.args import PipArgs
+    from safe_pip.install.args import InstallOptions, PipArgs
     from safe_pip.sources.pip_report import ReportItem
 
 from safe_pip.install.args import PipArgs
@@ -105,9 +104,7 @@ def report_doc(outcome: Outcome, pip: PipArgs) -> dict[str, Any]:
     }
 
 
-def _emit(
-    own: argparse.Namespace, pip: PipArgs, outcome: Outcome, out: TextIO, err: TextIO
-) -> None:
+def _emit(own: InstallOptions, pip: PipArgs, outcome: Outcome, out: TextIO, err: TextIO) -> None:
     from safe_pip.output.render import dump_json
     from safe_pip.text import clean
 
@@ -132,7 +129,7 @@ def _emit(
         dump_json(doc, out)
 
 
-def _check_report_path(own: argparse.Namespace) -> None:
+def _check_report_path(own: InstallOptions) -> None:
     """--report FILE must be writable before anything runs (not after pip installed)."""
     if not own.report:
         return

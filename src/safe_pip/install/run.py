@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import os
 import tempfile
@@ -44,11 +43,11 @@ from safe_pip.models import Action, ReasonCode
 
 if TYPE_CHECKING:
     from safe_pip.check import Checker
-    from safe_pip.install.args import PipArgs
+    from safe_pip.install.args import InstallOptions, PipArgs
     from safe_pip.lock.verified_cache import VerifiedBundles
 
 
-def run_install(own: argparse.Namespace, pip: PipArgs, *, out: TextIO, err: TextIO) -> int:
+def run_install(own: InstallOptions, pip: PipArgs, *, out: TextIO, err: TextIO) -> int:
     """The whole command. Returns the exit code; raises SafePipError for usage errors."""
     _check_report_path(own)
     outcome = Outcome()
@@ -69,9 +68,7 @@ def run_install(own: argparse.Namespace, pip: PipArgs, *, out: TextIO, err: Text
     return code
 
 
-def _run(
-    own: argparse.Namespace, pip: PipArgs, outcome: Outcome, *, err: TextIO, out: TextIO
-) -> int:
+def _run(own: InstallOptions, pip: PipArgs, outcome: Outcome, *, err: TextIO, out: TextIO) -> int:
     from safe_pip.options import make_checker, open_store
     from safe_pip.text import clean
 
@@ -85,7 +82,7 @@ def _run(
         )
     # Everything pip would read is read here first; unverifiable forms stop the run (exit 2)
     # before any pip starts.
-    reading = read_requirements(pip, allow_unverifiable=bool(own.allow_unverifiable_sources))
+    reading = read_requirements(pip, allow_unverifiable=own.allow_unverifiable_sources)
     if reading.locks:
         return _run_lock(own, pip, outcome, reading, err=err, out=out)
     upstreams = run_indexes(pip, reading.sources)
@@ -127,7 +124,7 @@ def _run(
                     if early is not None:
                         stack.callback(early.cancel)  # whatever happens next
                 warm = _warm_up(checker)  # imports and trust root load meanwhile
-                cache = file_cache_dir(getattr(own, "home", None))
+                cache = file_cache_dir(own.home)
                 indexes = stack.enter_context(
                     start_verifying_indexes(
                         checker, upstreams, verbose=pip.verbose > 0, err=err, file_cache=cache
@@ -158,7 +155,7 @@ def _run(
 
 
 def _run_lock(
-    own: argparse.Namespace,
+    own: InstallOptions,
     pip: PipArgs,
     outcome: Outcome,
     reading: Reading,
@@ -185,7 +182,7 @@ def _run_lock(
 
 
 def _verify_and_install(
-    own: argparse.Namespace,
+    own: InstallOptions,
     pip: PipArgs,
     outcome: Outcome,
     checker: Checker,
@@ -233,17 +230,17 @@ def _verify_and_install(
         return EXIT_OK
     wheelhouse = work / "wheelhouse"
     wheelhouse.mkdir(mode=0o700)
-    progress = ProgressLine("safe-pip: verifying", quiet=quiet or bool(own.json))
+    progress = ProgressLine("safe-pip: verifying", quiet=quiet or own.json)
     verdicts = check_items(
         checker,
         items,
         wheelhouse,
         indexes,
-        allow_unverifiable=bool(own.allow_unverifiable_sources),
+        allow_unverifiable=own.allow_unverifiable_sources,
         progress=progress,
         sdist_builds=sdist_builds,
         sdist_blocker=blocker,
-        file_cache=file_cache_dir(getattr(own, "home", None)),
+        file_cache=file_cache_dir(own.home),
     )
     outcome.verdicts = verdicts
     code = _exit_for(verdicts)
@@ -302,12 +299,12 @@ def _verify_and_install(
     )
 
 
-def verified_bundles(own: argparse.Namespace, checker: Checker) -> VerifiedBundles:
+def verified_bundles(own: InstallOptions, checker: Checker) -> VerifiedBundles:
     """The bundles that verified before, kept as ``safe-pip verify`` keeps them (permanent
     facts only, under the user's private cache; every verdict is still decided afresh)."""
     from safe_pip.lock.verified_cache import VerifiedBundles, cache_dir
 
-    home = getattr(own, "home", None) or os.environ.get("SAFE_PIP_HOME")
+    home = own.home or os.environ.get("SAFE_PIP_HOME")
     return VerifiedBundles(cache_dir(home), checker.trust)
 
 

@@ -3,7 +3,6 @@ the bytes learn saw remembered, every decision in the audit log, decided proposa
 
 from __future__ import annotations
 
-import argparse
 from dataclasses import replace
 from datetime import date, datetime, timezone
 from typing import TYPE_CHECKING
@@ -11,6 +10,7 @@ from typing import TYPE_CHECKING
 from safe_pip.learn.proposals import Proposal, ProposalFile, already_in_policy, apply
 
 if TYPE_CHECKING:
+    from safe_pip.options import RunOptions
     from safe_pip.policy.edit import PolicyDocument
 
 #: (proposal, "accept" | "reject", reason)
@@ -18,7 +18,7 @@ Decision = tuple[Proposal, str, str]
 
 
 def record_decisions(
-    args: argparse.Namespace,
+    args: RunOptions,
     doc: PolicyDocument,
     pfile: ProposalFile,
     decisions: list[Decision],

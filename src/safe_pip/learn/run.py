@@ -23,7 +23,6 @@ by the policy are not made again.
 
 from __future__ import annotations
 
-import argparse
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -33,11 +32,27 @@ from safe_pip.errors import EXIT_COULD_NOT_CHECK, EXIT_OK, EXIT_REFUSED
 from safe_pip.learn.propose import proposals_for
 from safe_pip.learn.used import used_projects
 from safe_pip.learn.window import Learned, learn
+from safe_pip.options import RunOptions
 
 if TYPE_CHECKING:
     from safe_pip.learn.proposals import Proposal, ProposalFile
     from safe_pip.models import PublisherIdentity
     from safe_pip.policy.edit import PolicyDocument
+
+
+@dataclass(frozen=True)
+class LearnOptions(RunOptions):
+    """What ``allow learn`` is asked to learn from (one of requirements, pyproject, pylock,
+    python; none: the active virtualenv, as ``--environment``) and how; with the trust, policy
+    and history options every run has."""
+
+    requirements: str | None = None  # resolved with pip, as install resolves
+    pyproject: str | None = None  # its [project] dependencies, resolved
+    pylock: str | None = None  # read as locked
+    python: str | None = None  # the distributions installed for this interpreter
+    index_url: str | None = None  # default PyPI
+    dry_run: bool = False  # write nothing
+    accept_contradictions: bool = False  # write publishers that contradict the history too
 
 
 @dataclass
@@ -66,7 +81,7 @@ class LearnRun:
         return EXIT_OK
 
 
-def learn_into_policy(args: argparse.Namespace) -> LearnRun:
+def learn_into_policy(args: LearnOptions) -> LearnRun:
     """Learn what ``args`` names; write single publishers into the policy and everything that
     needs a human into the proposals file (neither with ``args.dry_run``)."""
     from safe_pip.check import PYPI_SIMPLE

@@ -3,15 +3,19 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from safe_pip.errors import ConfigError, CouldNotCheckError
 from safe_pip.learn.proposals import Dependency
+
+if TYPE_CHECKING:
+    from safe_pip.learn.run import LearnOptions
+    from safe_pip.options import RunOptions
 
 
 @dataclass(frozen=True)
@@ -23,7 +27,7 @@ class Used:
     dependency: Dependency = "unknown"
 
 
-def _resolve(argv: list[str], index_url: str, what: str, args: argparse.Namespace) -> list[Used]:
+def _resolve(argv: list[str], index_url: str, what: str, args: RunOptions) -> list[Used]:
     """Resolve as ``install`` does (its requirement reading, pip through in-process verifying
     indexes behind a dead proxy, wheels only, so no package code runs) with a learning policy:
     unsigned files and any publisher pass (that is what is being learned), a file whose
@@ -211,7 +215,7 @@ def _from_python(python: str) -> list[Used]:
     )
 
 
-def used_projects(args: argparse.Namespace, index_url: str) -> list[Used]:
+def used_projects(args: LearnOptions, index_url: str) -> list[Used]:
     import os
 
     if args.requirements:

@@ -3,7 +3,6 @@ each release proved, unsigned files, and where they contradict the history."""
 
 from __future__ import annotations
 
-import argparse
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
@@ -14,6 +13,7 @@ if TYPE_CHECKING:
     from safe_pip.check import Checker
     from safe_pip.models import FileRef, PublisherIdentity, Verdict
     from safe_pip.net import ProjectPage
+    from safe_pip.options import RunOptions
 
 
 @dataclass
@@ -59,7 +59,7 @@ def learn(
     projects: list[Used],
     *,
     index_url: str,
-    args: argparse.Namespace,
+    args: RunOptions,
     depth: int = 5,
 ) -> list[Learned]:
     """Verify each project's release in use (pinned, else the latest) and its ``depth`` most

@@ -41,7 +41,7 @@ import os
 import tempfile
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from packaging.utils import canonicalize_name
@@ -56,8 +56,9 @@ from safe_pip.sources.model import Lock
 
 
 @dataclass(frozen=True)
-class LockRunOptions:
-    """What a ``safe-pip verify`` run is asked to do (its command line, typed)."""
+class LockRunOptions(RunOptions):
+    """What a ``safe-pip verify`` run is asked to do (its command line, typed): the trust,
+    policy and history options every run has, and the lock run's own."""
 
     locks: tuple[str, ...] = ()  # none: the first default lock file here (lock/read.py)
     write_identities: str | None = None  # a pylock.toml to fill attestation-identities of
@@ -69,7 +70,6 @@ class LockRunOptions:
     no_cache: bool = False
     jobs: int = 16
     progress: bool = True  # progress lines on stderr
-    common: RunOptions = field(default_factory=RunOptions)
 
 
 def run_verify(options: LockRunOptions) -> VerifyRun:
@@ -90,7 +90,6 @@ def run_verify(options: LockRunOptions) -> VerifyRun:
     from safe_pip.output.terminal import ProgressLine
     from safe_pip.sources import detect_format
 
-    common = options.common
     if options.jobs < 1:
         raise ConfigError("--jobs must be at least 1")
     if options.evidence and options.save_evidence:
@@ -99,7 +98,7 @@ def run_verify(options: LockRunOptions) -> VerifyRun:
         raise ConfigError("--evidence verifies without network; --download needs it")
     if options.evidence:
         # the evidence run uses no network at all (and no TUF refresh)
-        common = dataclasses.replace(common, offline=True)
+        options = dataclasses.replace(options, offline=True)
     paths = lock_paths(options.locks, options.write_identities)
     if options.write_identities and detect_format(Path(options.write_identities)) != "pylock":
         raise ConfigError(
@@ -109,13 +108,13 @@ def run_verify(options: LockRunOptions) -> VerifyRun:
     locks = read_locks(paths)
 
     offline_evidence = Path(options.evidence) if options.evidence else None
-    home = common.home or os.environ.get("SAFE_PIP_HOME")
+    home = options.home or os.environ.get("SAFE_PIP_HOME")
     main_index = options.index_url or lock_index(locks)
 
-    store = open_store(common, readonly=True)
+    store = open_store(options, readonly=True)
     try:
-        policy = policy_from_args(common)
-        trust = trust_from_args(common)
+        policy = policy_from_args(options)
+        trust = trust_from_args(options)
         cache = None
         verified = None
         if not options.no_cache and offline_evidence is None:  # --offline reads the cache too
@@ -133,8 +132,8 @@ def run_verify(options: LockRunOptions) -> VerifyRun:
             provenance_index=None
             if offline_evidence
             else (named_provenance_index(options.provenance_index) or main_index or PYPI_SIMPLE),
-            index_history=not common.no_index_history,  # with --evidence: the bundle's
-            offline=common.offline,
+            index_history=not options.no_index_history,  # with --evidence: the bundle's
+            offline=options.offline,
         )
         opts = VerifyOptions(
             index_url=options.index_url,
