@@ -41,6 +41,7 @@ from safe_pip.text import clean
 if TYPE_CHECKING:
     from safe_pip.lock.verified_cache import VerifiedBundles
     from safe_pip.net import Http, ProjectPage
+    from safe_pip.net.pagecache import PageCache
     from safe_pip.policy.file import Policy
     from safe_pip.policy.history import HistoryRecord, ProjectHistory
     from safe_pip.store import HistoryStore
@@ -112,6 +113,9 @@ class Checker:
         #: Bundles that verified before, by (trust root, file name, sha256, provenance bytes):
         #: permanent facts only, every verdict is still decided from them (install, verify).
         self.verified: VerifiedBundles | None = None
+        #: Index pages kept between runs (verify): each page is still asked for every run, with
+        #: a conditional request; a 304 reuses the kept parsed page (docs/adr/0014).
+        self.pages: PageCache | None = None
         self._history_lock = threading.Lock()
         self._history_cache: dict[tuple[str, str | None, str | None], ProjectHistory] = {}
         #: project pages by (index, name): each is fetched and parsed once per run
@@ -150,7 +154,7 @@ class Checker:
             cached = self._pages.get(key)
             if cached is None:
                 try:
-                    cached = SimpleIndex(self.http, index).project(name)
+                    cached = SimpleIndex(self.http, index, pages=self.pages).project(name)
                     self.serials.observe_page(index, cached)
                 except Exception as exc:  # remembered and re-raised: never read twice
                     cached = exc

@@ -51,6 +51,8 @@ import zipfile
 import zlib
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
+from email.message import Message
+from email.utils import formatdate, parsedate_to_datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import TracebackType
@@ -396,6 +398,14 @@ class IndexServer:
         #: enough for safe-pip's default minimum release age unless a test says otherwise.
         self.upload_times: dict[str, datetime] = {}
         self.default_upload_age = LAB_RELEASE_AGE
+        #: Project pages carry an ``ETag`` (a digest of the representation) and a
+        #: ``Last-Modified`` (when that representation was first served; a later change gets a
+        #: later second), and a matching ``If-None-Match`` (else ``If-Modified-Since``) is
+        #: answered 304 without a body, as PyPI does. Off: neither header, never a 304.
+        self.validators = True
+        #: (path, status) of every project-page answer, to see the 304s
+        self.page_answers: list[tuple[str, int]] = []
+        self._modified: dict[tuple[str, str], tuple[str, int]] = {}
         self._serial = 0
         self._lock = threading.Lock()
         self._digests: dict[tuple[str, int, int], tuple[int, str]] = {}
@@ -687,6 +697,22 @@ class IndexServer:
             ]
         ).encode()
 
+    def page_validators(self, path: str, reply: _Reply) -> tuple[str, str]:
+        """(ETag, Last-Modified) of a page representation: the tag is a digest of the body and
+        content type; the date is when this body was first served at ``path`` (a changed body
+        is dated at least a second after the one before, so the two never share a date)."""
+        digest = hashlib.sha256(reply.content_type.encode() + b"\0" + reply.body).hexdigest()
+        etag = f'"{digest[:32]}"'
+        with self._lock:
+            key = (path, reply.content_type)
+            seen = self._modified.get(key)
+            if seen is None or seen[0] != etag:
+                stamp = int(time.time())
+                if seen is not None:
+                    stamp = max(stamp, seen[1] + 1)
+                seen = self._modified[key] = (etag, stamp)
+        return etag, formatdate(seen[1], usegmt=True)
+
     def _log(self, path: str) -> None:
         with self._lock:
             self.requests_log.append(path)
@@ -776,6 +802,32 @@ def _route(server: IndexServer, raw_path: str, accept: str | None) -> _Reply:
     return _Reply(404, b"Not Found\n")
 
 
+def _conditional(server: IndexServer, path: str, reply: _Reply, headers: Message) -> _Reply:
+    """A project page's answer with its validators, or 304 when the request's condition holds
+    (RFC 9110 13.1: If-None-Match decides when sent, else If-Modified-Since)."""
+    if not server.validators:
+        return reply
+    etag, modified = server.page_validators(path, reply)
+    reply.headers.update({"ETag": etag, "Last-Modified": modified})
+    not_modified = False
+    none_match = headers.get("If-None-Match")
+    since = headers.get("If-Modified-Since")
+    if none_match is not None:
+        tags = [t.strip().removeprefix("W/") for t in none_match.split(",")]
+        not_modified = etag in tags or "*" in tags
+    elif since is not None:
+        try:
+            not_modified = parsedate_to_datetime(since) >= parsedate_to_datetime(modified)
+        except (TypeError, ValueError):
+            not_modified = False
+    with server._lock:
+        server.page_answers.append((path, 304 if not_modified else 200))
+    if not not_modified:
+        return reply
+    keep = ("ETag", "Last-Modified", "Vary", "X-PyPI-Last-Serial")
+    return _Reply(304, b"", reply.content_type, {k: reply.headers[k] for k in keep})
+
+
 def _make_handler(server: IndexServer) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -799,6 +851,8 @@ def _make_handler(server: IndexServer) -> type[BaseHTTPRequestHandler]:
             if server.latency:
                 time.sleep(server.latency)
             reply = _route(server, self.path, self.headers.get("Accept"))
+            if reply.status == 200 and "X-PyPI-Last-Serial" in reply.headers:
+                reply = _conditional(server, path, reply, self.headers)
             fault = server._take_fault(path)
             try:
                 if fault is None:
@@ -810,8 +864,9 @@ def _make_handler(server: IndexServer) -> type[BaseHTTPRequestHandler]:
 
         def _send(self, reply: _Reply, *, head: bool) -> None:
             self.send_response(reply.status)
-            self.send_header("Content-Type", reply.content_type)
-            self.send_header("Content-Length", str(len(reply.body)))
+            if reply.status != 304:  # a 304 has no body and describes none
+                self.send_header("Content-Type", reply.content_type)
+                self.send_header("Content-Length", str(len(reply.body)))
             for k, v in reply.headers.items():
                 self.send_header(k, v)
             self.end_headers()

@@ -4,10 +4,15 @@ Absolute URLs of the recorded origin (``https://pypi.org``, ``https://files.pyth
 are rewritten to the replay server, so every request stays on 127.0.0.1. Files and provenance
 are served from a table given by the test (real files from fixtures/realworld). ``latency``
 delays every answer (the benchmark's 20 ms), and each request is counted per path.
+
+Pages carry an ``ETag`` (a digest of the body sent) as PyPI's do, and a request whose
+``If-None-Match`` names it is answered ``304 Not Modified`` without a body (``validators=False``
+serves neither); ``not_modified`` counts those answers per path.
 """
 
 from __future__ import annotations
 
+import hashlib
 import threading
 import time
 from collections import Counter
@@ -28,11 +33,14 @@ class Replay:
         *,
         files: Mapping[str, bytes] | None = None,
         latency: float = 0.0,
+        validators: bool = True,
     ) -> None:
         self.pages = dict(pages)  # normalized project name -> page
         self.files = dict(files or {})  # URL path -> body (dists, provenance)
         self.latency = latency
+        self.validators = validators
         self.hits: Counter[str] = Counter()
+        self.not_modified: Counter[str] = Counter()
         self._lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
 
@@ -70,17 +78,30 @@ class Replay:
                 if replay.latency:
                     time.sleep(replay.latency)
                 status, ctype, body = 404, "text/plain", b""
+                etag = None
                 parts = path.strip("/").split("/")
                 if len(parts) == 2 and parts[0] == "simple" and parts[1] in replay.pages:
                     page = replay.pages[parts[1]]
                     status, ctype, body = 200, page.content_type, replay.rewrite(page.body)
                     ctype = page.headers.get("Content-Type", ctype)
+                    if replay.validators:
+                        etag = '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
                 elif path in replay.files:
                     status, body = 200, replay.files[path]
                     ctype = "application/json" if "/integrity/" in path else "binary/octet-stream"
+                asked = [t.strip() for t in self.headers.get("If-None-Match", "").split(",")]
+                if etag is not None and etag in asked:
+                    with replay._lock:
+                        replay.not_modified[path] += 1
+                    self.send_response(304)
+                    self.send_header("ETag", etag)
+                    self.end_headers()
+                    return
                 self.send_response(status)
                 self.send_header("Content-Type", ctype)
                 self.send_header("Content-Length", str(len(body)))
+                if etag is not None:
+                    self.send_header("ETag", etag)
                 self.end_headers()
                 self.wfile.write(body)
 

@@ -96,9 +96,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument(
         "--no-cache",
         action="store_true",
-        help="verify everything again: neither the provenance cache nor the cache of bundles "
-        "that verified before is read or written (the index, history and policy are read by "
-        "every run anyway)",
+        help="verify everything again: neither the provenance cache, the cache of bundles "
+        "that verified before nor the kept index pages are read or written (the index, "
+        "history and policy are read by every run anyway; a kept page only lets the index "
+        "answer 304 Not Modified)",
     )
     p.add_argument(
         "-j", "--jobs", type=int, default=16, metavar="N", help="parallel requests (default 16)"

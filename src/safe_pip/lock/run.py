@@ -81,6 +81,8 @@ def run_verify(options: LockRunOptions) -> VerifyRun:
     from safe_pip.lock.read import lock_index, lock_paths, read_locks
     from safe_pip.lock.verified_cache import VerifiedBundles, cache_dir
     from safe_pip.lock.write import write_identities
+    from safe_pip.net.pagecache import PageCache
+    from safe_pip.net.pagecache import cache_dir as pages_dir
     from safe_pip.options import (
         named_provenance_index,
         open_store,
@@ -135,6 +137,9 @@ def run_verify(options: LockRunOptions) -> VerifyRun:
             index_history=not options.no_index_history,  # with --evidence: the bundle's
             offline=options.offline,
         )
+        if not options.no_cache and not options.offline:
+            # index pages, still asked for every run (conditional requests: a 304 reuses one)
+            checker.pages = PageCache(pages_dir(home), checker.http.limits)
         opts = VerifyOptions(
             index_url=options.index_url,
             download=options.download,

@@ -379,11 +379,19 @@ class Http:
 
     # -- public API ----------------------------------------------------------------------------
 
-    def get_bytes(self, url: str, *, max_bytes: int, accept: str | None = None) -> Response:
+    def get_bytes(
+        self,
+        url: str,
+        *,
+        max_bytes: int,
+        accept: str | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> Response:
         """GET ``url`` and return the whole (decoded) body, at most ``max_bytes`` of it.
+        ``headers`` are sent as well (a conditional request's ``If-None-Match``, ...).
 
-        Any status is returned (callers decide what 404 or 403 means) after retries of 5xx.
-        Raises :class:`NetworkError` subclasses for everything that is not an HTTP answer.
+        Any status is returned (callers decide what 404, 403 or 304 means) after retries of
+        5xx. Raises :class:`NetworkError` subclasses for everything that is not an HTTP answer.
         """
         if url.startswith("file:"):
             return self._get_file(url, max_bytes=max_bytes)
@@ -392,11 +400,13 @@ class Http:
         def reset() -> None:
             buf.clear()
 
-        headers = {"Accept": accept} if accept else {}
+        sent = dict(headers or {})
+        if accept:
+            sent["Accept"] = accept
         deadline = time.monotonic() + self.limits.total_deadline
         return self._fetch(
             url,
-            headers=headers,
+            headers=sent,
             max_bytes=max_bytes,
             deadline=deadline,
             decode=True,

@@ -14,7 +14,7 @@ import html.parser
 import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, unquote, urljoin, urlsplit, urlunsplit
 
 from packaging.utils import (
@@ -40,6 +40,9 @@ from safe_pip.net.session import (
     check_url,
     redact,
 )
+
+if TYPE_CHECKING:
+    from safe_pip.net.pagecache import PageCache
 
 JSON_V1 = "application/vnd.pypi.simple.v1+json"
 HTML_V1 = "application/vnd.pypi.simple.v1+html"
@@ -234,11 +237,13 @@ def _json_serial(value: object, what: str) -> int | None:
 class SimpleIndex:
     """A simple-repository client for one index URL."""
 
-    def __init__(self, http: Http, index_url: str) -> None:
+    def __init__(self, http: Http, index_url: str, *, pages: PageCache | None = None) -> None:
         if not index_url.endswith("/"):
             index_url += "/"
         self.http = http
         self.index_url = index_url
+        #: pages kept between runs: :meth:`project` asks with a conditional request
+        self.pages = pages
         self._local_root: Path | None = None
         if index_url.startswith("file:"):
             root = _file_path(index_url)
@@ -262,18 +267,38 @@ class SimpleIndex:
 
     def project(self, name: str) -> ProjectPage:
         """Fetch and parse the project's page. Raises :class:`ProjectNotFound` on 404 and other
-        :class:`NetworkError` subclasses when the page cannot be had or trusted."""
-        return self.fetch_page(name)[0]
+        :class:`NetworkError` subclasses when the page cannot be had or trusted.
 
-    def fetch_page(self, name: str) -> tuple[ProjectPage, Response | None]:
-        """Like :meth:`project`, also returning the raw (capped) response the page was parsed
-        from, for callers that re-serve it (None for ``file://`` indexes)."""
+        With ``pages``, the index is asked every time, conditionally on the kept page when
+        there is one: a 304 for it reuses its parsed form, a 200 replaces it, a 304 that
+        confirms nothing is asked again without condition (:mod:`safe_pip.net.pagecache`)."""
+        if self.pages is None or self._local_root is not None:
+            return self.fetch_page(name)[0]
+        pages = self.pages
         norm = canonicalize_name(name)
-        if self._local_root is not None:
-            return self._local_project(norm), None
         url = self.project_url(norm)
+        kept = pages.get(self.index_url, url)
+        conditions = kept.conditions() if kept is not None else {}
+        resp = self._get_page(url, conditions)
+        if resp.status == 304:
+            page = pages.revalidated(kept, resp, norm)
+            if page is not None:
+                return page
+            resp = self._get_page(url, {})  # a 304 that confirms no kept page: ask again
+        self._check_status(norm, resp)
+        page = pages.unchanged(kept, resp, norm)
+        if page is None:
+            page = self.parse_page(norm, resp)
+            pages.put(self.index_url, url, resp, page)
+        return page
+
+    def _get_page(self, url: str, headers: dict[str, str]) -> Response:
         limits = self.http.limits
-        resp = self.http.get_bytes(url, max_bytes=limits.max_page_bytes, accept=SIMPLE_ACCEPT)
+        return self.http.get_bytes(
+            url, max_bytes=limits.max_page_bytes, accept=SIMPLE_ACCEPT, headers=headers
+        )
+
+    def _check_status(self, norm: str, resp: Response) -> None:
         if resp.status == 404:
             raise ProjectNotFound(
                 f"{norm} was not found on {redact(self.index_url)} (HTTP 404)",
@@ -286,6 +311,15 @@ class SimpleIndex:
                 status=resp.status,
                 fix="the index is unavailable or refused the request; retry later",
             )
+
+    def fetch_page(self, name: str) -> tuple[ProjectPage, Response | None]:
+        """Like :meth:`project`, also returning the raw (capped) response the page was parsed
+        from, for callers that re-serve it (None for ``file://`` indexes)."""
+        norm = canonicalize_name(name)
+        if self._local_root is not None:
+            return self._local_project(norm), None
+        resp = self._get_page(self.project_url(norm), {})
+        self._check_status(norm, resp)
         return self.parse_page(norm, resp), resp
 
     def parse_page(self, name: str, resp: Response) -> ProjectPage:
