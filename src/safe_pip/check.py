@@ -18,7 +18,7 @@ import threading
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -417,16 +417,26 @@ class Checker:
         page = self._history_page(name, index)
         if page is None:
             return ProjectHistory(name, ())
-        from safe_pip.policy.rules import too_new_by_upload_time
+        from safe_pip.policy.rules import smallest_min_age, too_new_by_upload_time
 
         by_version: dict[Version, list[FileRef]] = {}
+        # a page lists many files per version (wheels per platform): each version string is
+        # parsed, and its smallest minimum age found, once
+        versions: dict[str, tuple[Version | None, tuple[timedelta, str]]] = {}
         for f in page.files:
-            v = _version(f.version)
+            known = versions.get(f.version)
+            if known is None:
+                age = smallest_min_age(self.policy, f.project, f.version)
+                known = versions[f.version] = (_version(f.version), age)
+            v, age = known
             # Yanked releases count: they were still published by their publisher, and
             # yanking the attested ones must not wipe the pattern a new publisher breaks.
             # Files the index's upload-time already shows too new to install are not read
             # (never verified, as everywhere else): they join the window once old enough.
-            if v is None or too_new_by_upload_time(f, self.policy, self.now) is not None:
+            if (
+                v is None
+                or too_new_by_upload_time(f, self.policy, self.now, min_age=age) is not None
+            ):
                 continue
             by_version.setdefault(v, []).append(f)
         picks = [(str(v), by_version[v]) for v in _most_recent(by_version, depth)]

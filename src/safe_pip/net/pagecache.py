@@ -362,6 +362,20 @@ def _decode(doc: Any, name: str, index_url: str) -> ProjectPage | None:
         return None
     if not isinstance(rows, list):
         return None
+    # Every file shares the page's fields: each FileRef starts as a copy of one built by the
+    # dataclass (every field and default), and takes its own fields from its row. Building
+    # tens of thousands through the frozen dataclass's __init__ was most of a reused page's
+    # cost; the parser-code digest covers models.py, so a changed FileRef reads no old entry.
+    template = FileRef(
+        project=name,
+        version="",
+        filename="",
+        index=index_url,
+        project_status=status,
+        project_status_reason=reason,
+        index_serves_provenance=serves,
+    ).__dict__
+    new = object.__new__
     files = []
     for row in rows:
         version, filename, url, sha256, provenance, yanked, uploaded, size = row
@@ -376,23 +390,18 @@ def _decode(doc: Any, name: str, index_url: str) -> ProjectPage | None:
             and (size is None or type(size) is int)
         ):
             return None
-        files.append(
-            FileRef(
-                project=name,
-                version=version,
-                filename=filename,
-                url=url,
-                sha256=sha256,
-                index=index_url,
-                provenance_url=provenance,
-                yanked=yanked,
-                upload_time=uploaded,
-                size=size,
-                project_status=status,
-                project_status_reason=reason,
-                index_serves_provenance=serves,
-            )
-        )
+        ref = new(FileRef)
+        fields = ref.__dict__
+        fields.update(template)
+        fields["version"] = version
+        fields["filename"] = filename
+        fields["url"] = url
+        fields["sha256"] = sha256
+        fields["provenance_url"] = provenance
+        fields["yanked"] = yanked
+        fields["upload_time"] = uploaded
+        fields["size"] = size
+        files.append(ref)
     return ProjectPage(
         name,
         tuple(files),

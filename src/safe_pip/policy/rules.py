@@ -1139,22 +1139,38 @@ def _only_noted(verdict: Verdict) -> bool:
     return verdict.code in ALLOWED_CODES and bool(verdict.build_changes)
 
 
-def too_new_by_upload_time(ref: FileRef, policy: Policy, now: datetime) -> AgeCheck | None:
+def smallest_min_age(policy: Policy, project: str, version: str) -> tuple[timedelta, str]:
+    """The smallest minimum release age any rule could give a file of ``project`` at
+    ``version`` (e.g. an [[unsigned]] entry covering that version), and the setting that
+    gave it: what :func:`too_new_by_upload_time` compares with."""
+    ages = [policy.min_release_age_for(project)]
+    for exc in policy.unsigned_for(project):
+        if exc.min_release_age is not None and _version_in(exc, version):
+            ages.append(policy.min_release_age_for(project, exc))
+    return min(ages, key=lambda a: a[0])
+
+
+def too_new_by_upload_time(
+    ref: FileRef,
+    policy: Policy,
+    now: datetime,
+    *,
+    min_age: tuple[timedelta, str] | None = None,
+) -> AgeCheck | None:
     """The age check of ``ref`` by the index's ``upload-time`` alone, when that already shows
     it too new: a page may leave such a file out before verifying anything, so the resolver
     picks an older release. Lenient on purpose (the smallest minimum any rule could give the
     file, e.g. an [[unsigned]] entry covering its version): this only omits files, it never
     allows one; the verified file is still decided by :func:`decide`, whose age comes from the
-    transparency log for an attested file. None when the file may be listed."""
-    ages = [policy.min_release_age_for(ref.project)]
-    for exc in policy.unsigned_for(ref.project):
-        if exc.min_release_age is not None and _version_in(exc, ref.version):
-            ages.append(policy.min_release_age_for(ref.project, exc))
-    min_age, rule = min(ages, key=lambda a: a[0])
-    release = unsigned_release_time(ref.upload_time)
-    if release.time is None or min_age <= timedelta(0):
+    transparency log for an attested file. None when the file may be listed. ``min_age``:
+    :func:`smallest_min_age` of the file's project and version, when the caller has it."""
+    age, rule = min_age or smallest_min_age(policy, ref.project, ref.version)
+    if age <= timedelta(0):
         return None
-    check = check_age(release, min_age, rule, now)
+    release = unsigned_release_time(ref.upload_time)
+    if release.time is None:
+        return None
+    check = check_age(release, age, rule, now)
     return check if check.too_new else None
 
 
