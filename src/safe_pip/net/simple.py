@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import html.parser
 import re
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, unquote, urljoin, urlsplit, urlunsplit
@@ -129,6 +129,16 @@ def _join(base: str, url: str, what: str) -> str:
     return joined
 
 
+def _join_without_fragment(base: str, url: str, what: str) -> str:
+    """``_strip_fragment(_join(base, url, what))[0]``, splitting the URL once."""
+    try:
+        parts = urlsplit(urljoin(base, url))
+        parts.port  # noqa: B018 - raises ValueError on a bad port
+    except ValueError:
+        raise MalformedResponse(f"{what}: invalid URL {url[:200]!r}") from None
+    return urlunsplit((parts.scheme, parts.netloc, parts.path, parts.query, ""))
+
+
 def _filename_of(url: str) -> str:
     return unquote(urlsplit(url).path.rsplit("/", 1)[-1])
 
@@ -194,19 +204,17 @@ def _html_status(parser: _AnchorParser, what: str) -> tuple[str | None, str | No
     return status, (reason if status is not None else None)
 
 
-def _with_status(
-    files: list[FileRef], status: str | None, reason: str | None, serves: bool | None = None
-) -> list[FileRef]:
-    if status is None and serves is None:
-        return files
-    if status is None:
-        return [replace(f, index_serves_provenance=serves) for f in files]
-    return [
-        replace(
-            f, project_status=status, project_status_reason=reason, index_serves_provenance=serves
-        )
-        for f in files
-    ]
+@dataclass(frozen=True)
+class _PageFields:
+    """What every FileRef of a page carries from the page: its PEP 792 status and reason, and
+    whether its index serves PEP 740 provenance at all."""
+
+    status: str | None = None
+    reason: str | None = None
+    serves: bool | None = None
+
+
+_NO_PAGE_FIELDS = _PageFields()
 
 
 def _serves_provenance(api_version: str | None, any_key: bool) -> bool:
@@ -356,14 +364,16 @@ class SimpleIndex:
                 f"{what}: {len(raw_files)} files, over the limit of {limits.max_files_per_page}"
             )
         serial = _json_serial(meta.get("_last-serial"), what)
-        files: list[FileRef] = []
-        for entry in raw_files:
-            ref = self._json_file(norm, entry, resp.url, what)
-            if ref is not None:
-                files.append(ref)
+        status, reason = _json_status(data, what)
         serves = _serves_provenance(
             api_version, any(isinstance(e, dict) and "provenance" in e for e in raw_files)
         )
+        shared = _PageFields(status, reason, serves)
+        files: list[FileRef] = []
+        for entry in raw_files:
+            ref = self._json_file(norm, entry, resp.url, what, shared)
+            if ref is not None:
+                files.append(ref)
         versions = data.get("versions")
         if versions is None:
             version_list = _versions_of(files)
@@ -373,13 +383,13 @@ class SimpleIndex:
             raise MalformedResponse(f"{what}: 'versions' must be a list of strings")
         if serial is None:
             serial = _header_serial(resp)
-        status, reason = _json_status(data, what)
-        files = _with_status(files, status, reason, serves)
         return ProjectPage(
             norm, tuple(files), version_list, serial, resp.url, api_version, status, reason, serves
         )
 
-    def _json_file(self, norm: NormalizedName, entry: Any, base: str, what: str) -> FileRef | None:
+    def _json_file(
+        self, norm: NormalizedName, entry: Any, base: str, what: str, shared: _PageFields
+    ) -> FileRef | None:
         if not isinstance(entry, dict):
             raise MalformedResponse(f"{what}: a file entry is not an object")
         filename, url = entry.get("filename"), entry.get("url")
@@ -415,6 +425,7 @@ class SimpleIndex:
             provenance=provenance,
             upload_time=upload_time,
             size=size,
+            shared=shared,
         )
 
     def _make_ref(
@@ -430,6 +441,7 @@ class SimpleIndex:
         provenance: str | None,
         upload_time: str | None,
         size: int | None,
+        shared: _PageFields | None = None,
     ) -> FileRef | None:
         parsed = parse_filename(filename)
         if parsed is None or parsed[0] != norm:
@@ -437,7 +449,8 @@ class SimpleIndex:
         digest = sha256.lower() if isinstance(sha256, str) else None
         if digest is not None and not _SHA256.match(digest):
             digest = None  # the file's real bytes decide anyway
-        file_url, _frag = _strip_fragment(_join(base, url, what))
+        file_url = _join_without_fragment(base, url, what)
+        shared = shared or _NO_PAGE_FIELDS
         return FileRef(
             project=norm,
             version=parsed[1],
@@ -449,6 +462,9 @@ class SimpleIndex:
             yanked=yanked,
             upload_time=upload_time,
             size=size,
+            project_status=shared.status,
+            project_status_reason=shared.reason,
+            index_serves_provenance=shared.serves,
         )
 
     # -- HTML (PEP 503) ------------------------------------------------------------------------
@@ -469,6 +485,11 @@ class SimpleIndex:
             ) from None
         api_version = _check_api_version(parser.repository_version, what)
         base = _join(resp.url, parser.base, what) if parser.base else resp.url
+        status, reason = _html_status(parser, what)
+        serves = _serves_provenance(
+            api_version, any("data-provenance" in attrs for attrs in parser.anchors)
+        )
+        shared = _PageFields(status, reason, serves)
         files: list[FileRef] = []
         for attrs in parser.anchors:
             href = attrs.get("href")
@@ -496,14 +517,10 @@ class SimpleIndex:
                 provenance=attrs.get("data-provenance") or None,
                 upload_time=None,
                 size=None,
+                shared=shared,
             )
             if ref is not None:
                 files.append(ref)
-        status, reason = _html_status(parser, what)
-        serves = _serves_provenance(
-            api_version, any("data-provenance" in attrs for attrs in parser.anchors)
-        )
-        files = _with_status(files, status, reason, serves)
         return ProjectPage(
             norm,
             tuple(files),
