@@ -94,11 +94,11 @@ def _verifier_code() -> str:
 
 
 def _private(st: os.stat_result) -> bool:
-    """Owned by this user and writable by no one else (a stored result is a verdict)."""
-    import stat
+    """Owned by this user and writable by no one else (a stored result is a verdict); the
+    same rule as the kept index pages'."""
+    from safe_pip.net.pagecache import private
 
-    owner = not hasattr(os, "getuid") or st.st_uid == os.getuid()
-    return owner and not st.st_mode & (stat.S_IWGRP | stat.S_IWOTH)
+    return private(st)
 
 
 def _to_json(result: VerificationResult) -> dict[str, Any]:
