@@ -22,8 +22,11 @@ conditional page requests, docs/adr/0014), each with its own empty $SAFE_PIP_HOM
 Targets: new < 10 s (issue 15, ratio old/new printed); unchanged repeat < 0.5 s (ratio
 before/after printed). The machine's load average is printed before and after.
 
+Each kind of run is made ``--rounds`` times (default 3; a fresh home for each ``new``), this
+checkout's and ``--before``'s interleaved, and the median is shown (the machine is shared).
+
 Run: python benchmarks/bench_realworld.py [--latency 0.02] [--baseline REF] [--before REF]
-     [--skip-old] [--skip-before]
+     [--rounds 3] [--skip-old] [--skip-before]
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ import argparse
 import json
 import os
 import re
+import statistics
 import subprocess
 import sys
 import tarfile
@@ -117,6 +121,7 @@ def main() -> int:
     ap.add_argument("--latency", type=float, default=0.02)
     ap.add_argument("--baseline", default=BASELINE, help="git ref of the pre-issue-15 code")
     ap.add_argument("--before", default=BEFORE, help="git ref of the code before 304 reuse")
+    ap.add_argument("--rounds", type=int, default=3, help="runs of each kind (median shown)")
     ap.add_argument("--skip-old", action="store_true", help="do not run the --baseline code")
     ap.add_argument("--skip-before", action="store_true", help="do not run the --before code")
     args = ap.parse_args()
@@ -133,27 +138,35 @@ def main() -> int:
     print(
         f"lock: {LOCK.relative_to(ROOT)}: {len(projects)} projects, {lock.file_count} files; "
         f"{sum(len(p.body) for p in pages.values()) / 1e6:.1f} MB of real pages; "
-        f"latency {args.latency * 1000:.0f} ms per request; changed page: {largest}"
+        f"latency {args.latency * 1000:.0f} ms per request; changed page: {largest}; "
+        f"median of {args.rounds} runs of each kind, this checkout and --before interleaved"
     )
     print(f"load average before: {_load()}")
     rows: list[tuple[str, float, int, str]] = []
     flags = ("--embedded-root",)
     with tempfile.TemporaryDirectory(prefix="safe-pip-bench-") as tmp:
         work = Path(tmp)
-        sources = [("", ROOT / "src")]
+        codes = [("", ROOT / "src")]
         if not args.skip_before:
-            sources.append(("before ", _baseline_src(args.before, work / "before")))
-        for label, src in sources:
-            normalized = {k: _int_serial(v) for k, v in pages.items()}
-            home = work / f"home-{label.strip() or 'new'}"
-            with Replay(normalized, latency=args.latency).running() as replay:
-                rows.append((f"{label}new", *_run(src, replay.index_url, home, *flags)))
-                rows.append((f"{label}repeat", *_run(src, replay.index_url, home, *flags)))
-                replay.pages[largest] = _next_serial(replay.pages[largest])
-                rows.append((f"{label}changed", *_run(src, replay.index_url, home, *flags)))
+            codes.append(("before ", _baseline_src(args.before, work / "before")))
+        normalized = {k: _int_serial(v) for k, v in pages.items()}
+        runs: dict[str, list[tuple[float, int, str]]] = {}
+        with Replay(normalized, latency=args.latency).running() as replay:
+            for kind in ("new", "repeat", "changed"):
+                for n in range(args.rounds):
+                    for label, src in codes:
+                        home = work / f"home-{label.strip() or 'after'}"
+                        if kind == "new":
+                            home = work / f"home-{label.strip() or 'after'}-{n}"
+                        if kind == "changed":  # changed since this code's last run
+                            replay.pages[largest] = _next_serial(replay.pages[largest])
+                        result = _run(src, replay.index_url, home, *flags)
+                        runs.setdefault(f"{label}{kind}", []).append(result)
+        for name, results in runs.items():
+            secs = statistics.median(r[0] for r in results)
+            rows.append((name, secs, results[-1][1], results[-1][2]))
         if not args.skip_old:
             old_src = _baseline_src(args.baseline, work / "old")
-            normalized = {k: _int_serial(v) for k, v in pages.items()}
             with Replay(normalized, latency=args.latency).running() as replay:
                 # the old code's --offline selected the embedded root (it still used the network)
                 old_home = work / "home-old"
