@@ -150,10 +150,6 @@ class PageCache:
     def __init__(self, root: Path, limits: Limits) -> None:
         self.root = root
         self.limits = limits
-        #: pages answered 304 and reused / 200 with the kept body reused / parsed and kept
-        self.not_modified = 0
-        self.same_body = 0
-        self.stored = 0
 
     # -- reading -------------------------------------------------------------------------------
 
@@ -228,10 +224,7 @@ class PageCache:
         serial = _serial_header(resp)
         if serial and serial != kept.serial_header:
             return None
-        page = self.page(kept, name)
-        if page is not None:
-            self.not_modified += 1
-        return page
+        return self.page(kept, name)
 
     def unchanged(self, kept: Kept | None, resp: Response, name: str) -> ProjectPage | None:
         """The kept page when the 200 ``resp`` carries exactly the kept body (same sha256, URL,
@@ -248,7 +241,6 @@ class PageCache:
         page = self.page(kept, name)
         if page is None:
             return None
-        self.same_body += 1
         etag, modified = (
             _validator(resp.headers.get("ETag")),
             _validator(resp.headers.get("Last-Modified")),
@@ -276,7 +268,6 @@ class PageCache:
             return
         payload = json.dumps(_encode(page), separators=(",", ":")).encode()
         self._write(index_url, url, resp, payload)
-        self.stored += 1
 
     def _write(self, index_url: str, url: str, resp: Response, payload: bytes) -> None:
         key = _key(index_url, url)
