@@ -311,6 +311,23 @@ def test_a_304_is_matched_against_the_kept_validators(tmp_path: Path) -> None:
     assert cache.revalidated(kept, answer(ETag='"v1"'), "beta") is None  # another project
 
 
+def test_a_page_kept_with_a_date_only_is_asked_if_modified_since(tmp_path: Path) -> None:
+    index = "http://127.0.0.1:1/simple/"
+    url = index + "alpha/"
+    cache = PageCache(tmp_path / "pages", Limits())
+    date = "Mon, 30 Nov 2026 00:00:00 GMT"
+    resp = _page_response(url, **{"Last-Modified": date})
+    page = simple.SimpleIndex(Http(), index).parse_page("alpha", resp)
+    cache.put(index, url, resp, page)
+    kept = cache.get(index, url)
+    assert kept is not None
+    assert kept.conditions() == {"If-Modified-Since": date}
+    assert cache.revalidated(kept, Response(304, {}, b"", url), "alpha") == page
+    assert cache.revalidated(kept, Response(304, {"Last-Modified": date}, b"", url), "alpha")
+    # a tag the kept page never had confirms nothing
+    assert cache.revalidated(kept, Response(304, {"ETag": '"x"'}, b"", url), "alpha") is None
+
+
 @pytest.mark.parametrize(
     "name",
     ["mirror-pydantic-core-json", "pypi-sampleproject-1.4-json", "pypi-sampleproject-1.4-html"],
