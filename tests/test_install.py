@@ -427,21 +427,23 @@ def test_unreachable_index_is_could_not_check_naming_its_host(
     found no wheel" (exit 2)."""
     import socket
 
-    with socket.socket() as closed:  # a port nothing listens on
+    # a port nothing listens on, kept bound (never listening) for the whole run: nothing else,
+    # not even the run's own verifying index, can be given it meanwhile
+    with socket.socket() as closed:
         closed.bind(("127.0.0.1", 0))
         port = closed.getsockname()[1]
-    rc = main(
-        [
-            "install",
-            "--trust-root",
-            str(trust_root),
-            "-i",
-            f"http://127.0.0.1:{port}/simple/",
-            "--target",
-            str(target),
-            "app",
-        ]
-    )
+        rc = main(
+            [
+                "install",
+                "--trust-root",
+                str(trust_root),
+                "-i",
+                f"http://127.0.0.1:{port}/simple/",
+                "--target",
+                str(target),
+                "app",
+            ]
+        )
     _out, err = capfd.readouterr()
     assert rc == 3, err
     assert "could not check: the index 127.0.0.1 could not be read" in err

@@ -8,6 +8,7 @@ import dataclasses
 import gzip
 import hashlib
 import json
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -380,7 +381,8 @@ def test_provenance_errors_are_could_not_check(
 @pytest.mark.parametrize(
     ("fault", "error", "message"),
     [
-        (Fault(delay=1.5), DeadlineExceeded, "no answer within"),
+        # an answer far later than the deadline: a slow machine never sees it in time
+        (Fault(delay=30), DeadlineExceeded, "no answer within"),
         (Fault(status=200, body=b"x" * (65 << 10)), ResponseTooLarge, "limit"),
         (Fault(status=200, endless=True), ResponseTooLarge, "limit"),
         (Fault(status=200, gzip_bomb=64 << 20), ResponseTooLarge, "once decompressed"),
@@ -419,7 +421,9 @@ def test_hostile_provenance(
     t0 = time.monotonic()
     with pytest.raises(error, match=message) as info:
         fetch_provenance(http, ref_for(server))
-    assert time.monotonic() - t0 < FAST.total_deadline + 1
+    # bounded by the deadline (an endless or late answer would hold it for ever), with room
+    # for a loaded machine
+    assert time.monotonic() - t0 < FAST.total_deadline + 5
     assert "demo-pkg 1.0" in str(info.value)
 
 
@@ -526,15 +530,15 @@ def test_drip_hits_the_total_deadline(server: IndexServer) -> None:
     t0 = time.monotonic()
     with pytest.raises(DeadlineExceeded, match="deadline"):
         Http(limits).get_bytes(server.url + "/slow", max_bytes=1 << 20)
-    assert 1.0 <= time.monotonic() - t0 < 1.5
+    # the whole body takes 50 s; the deadline cuts it at 1 s (the rest: a loaded machine)
+    assert 1.0 <= time.monotonic() - t0 < 1.0 + 5
 
 
 def test_endless_body_stops_at_the_cap(server: IndexServer, http: Http) -> None:
     server.faults["/big"] = Fault(status=200, endless=True)
-    t0 = time.monotonic()
+    # stopped at the cap, not at the deadline (that would be DeadlineExceeded)
     with pytest.raises(ResponseTooLarge, match="over the 204800-byte limit"):
         http.get_bytes(server.url + "/big", max_bytes=200 << 10)
-    assert time.monotonic() - t0 < 0.5
     assert server.hits("/big") == 1  # too large is not retried
 
 
@@ -559,13 +563,16 @@ def test_declared_length_over_cap_is_refused_before_reading(
         http.get_bytes(server.url + "/big", max_bytes=1 << 20)
 
 
-def test_connection_refused_is_retried_then_could_not_check(tmp_path: Path) -> None:
-    with IndexServer(tmp_path / "r") as srv:
-        dead = srv.url
-    t0 = time.monotonic()
-    with pytest.raises(ConnectionFailed, match="Connection refused"):
-        Http(Limits(retry_backoff=0.05)).get_bytes(dead + "/x", max_bytes=10)
-    assert time.monotonic() - t0 >= 0.05 + 0.1  # two retries with backoff
+def test_connection_refused_is_retried_then_could_not_check() -> None:
+    # a port bound but never listening, for the whole test: connections to it are refused and
+    # nothing else on the machine can be given it meanwhile
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{closed.getsockname()[1]}"
+        t0 = time.monotonic()
+        with pytest.raises(ConnectionFailed, match="Connection refused"):
+            Http(Limits(retry_backoff=0.05)).get_bytes(dead + "/x", max_bytes=10)
+        assert time.monotonic() - t0 >= 0.05 + 0.1  # two retries with backoff
 
 
 def test_truncated_body_is_retried(server: IndexServer, http: Http) -> None:

@@ -8,7 +8,7 @@ import contextlib
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from urllib.parse import urljoin
 
@@ -172,10 +172,31 @@ def test_idle_and_slow_clients_do_not_stop_others(env: Env) -> None:
             started = time.monotonic()
             for _ in range(5):
                 assert get(srv.index_url + "alpha/").status == 200
-            assert time.monotonic() - started < 5
+            # a server whose workers idle clients held would answer none of them (60 s
+            # channel timeout); a loaded machine may well take some seconds
+            assert time.monotonic() - started < 20
         finally:
             for s in socks:
                 s.close()
+
+
+def _wait_until(condition: Callable[[], bool], what: str, timeout: float = 60) -> None:
+    """Poll ``condition`` until it holds (a loaded machine may take its time; never a fixed
+    sleep that hopes it happened)."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"waited {timeout} s in vain until {what}")
+        time.sleep(0.01)
+
+
+def _refuses_connections(url: str) -> bool:
+    host, port = url.removeprefix("http://").rsplit(":", 1)
+    try:
+        socket.create_connection((host, int(port)), timeout=5).close()
+    except ConnectionRefusedError:
+        return True
+    return False
 
 
 def test_graceful_shutdown_finishes_in_flight_download_and_refuses_new(env: Env) -> None:
@@ -183,8 +204,10 @@ def test_graceful_shutdown_finishes_in_flight_download_and_refuses_new(env: Env)
     with env.serve() as srv:
         doc = get(srv.index_url + "alpha/", accept=JSON_V1).json()
         file_url = urljoin(srv.index_url + "alpha/", doc["files"][0]["url"])
-        # upstream sends the file slowly: the download is in flight when shutdown starts
-        env.upstream.faults[f"/files/alpha/{whl.name}"] = Fault(delay=1.5)
+        # upstream holds the file back: the download stays in flight until the test says
+        upstream_path = f"/files/alpha/{whl.name}"
+        release = threading.Event()
+        env.upstream.faults[upstream_path] = Fault(hold=release)
         result: dict[str, object] = {}
 
         def download() -> None:
@@ -192,16 +215,17 @@ def test_graceful_shutdown_finishes_in_flight_download_and_refuses_new(env: Env)
             result["status"], result["body"] = reply.status, reply.body
 
         t = threading.Thread(target=download)
-        t.start()
-        time.sleep(0.5)
         stopper = threading.Thread(target=srv.stop)
-        stopper.start()
-        time.sleep(0.3)
-        host, port = srv.url.removeprefix("http://").rsplit(":", 1)
-        with pytest.raises(ConnectionRefusedError):  # no longer accepting
-            socket.create_connection((host, int(port)), timeout=2)
-        t.join(10)
-        stopper.join(10)
+        t.start()
+        try:
+            # serve is reading the file from upstream: the download is in flight
+            _wait_until(lambda: env.upstream.hits(upstream_path) >= 1, "the download started")
+            stopper.start()
+            _wait_until(lambda: _refuses_connections(srv.url), "serve stopped accepting")
+        finally:
+            release.set()
+        t.join(60)
+        stopper.join(60)
         assert result["status"] == 200
         assert result["body"] == whl.read_bytes()
 
@@ -213,7 +237,8 @@ def test_shutdown_waits_no_longer_than_its_timeout(env: Env, tmp_path: Path) -> 
 
     env.pub.wheel("alpha", "1.0")
     checker = make_checker(env.trust_root, tmp_path / "h2", env.upstream.index_url)
-    env.upstream.faults["/simple/alpha/"] = Fault(delay=5)
+    release = threading.Event()  # upstream never answers while serve shuts down
+    env.upstream.faults["/simple/alpha/"] = Fault(hold=release)
     srv = start_server(
         checker, env.upstream.index_url, limits=ServerLimits(shutdown_timeout=0.5), log=env.log
     )
@@ -224,10 +249,16 @@ def test_shutdown_waits_no_longer_than_its_timeout(env: Env, tmp_path: Path) -> 
 
     t = threading.Thread(target=slow_request, daemon=True)
     t.start()
-    time.sleep(0.3)
-    started = time.monotonic()
-    srv.stop()
-    assert time.monotonic() - started < 4
+    try:
+        _wait_until(lambda: env.upstream.hits("/simple/alpha/") >= 1, "the request is in flight")
+        started = time.monotonic()
+        srv.stop()
+        elapsed = time.monotonic() - started
+    finally:
+        release.set()
+    # 0.5 s of drain and the close; a stop that waited for the request would take 20 s (its
+    # own 10 s waits twice) before the held answer came
+    assert elapsed < 8
     assert checker.store is not None
     checker.store.close()
 

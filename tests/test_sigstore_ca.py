@@ -300,12 +300,13 @@ def test_instances_do_not_trust_each_other(ts: TestSigstore, other: TestSigstore
 
 
 def test_attestation_speed(ts: TestSigstore) -> None:
-    """Generating an attestation must stay in the millisecond range (median of 20)."""
+    """Generating an attestation must stay in the millisecond range (median of 20). CPU time
+    of this thread, not wall time: other processes on a loaded machine do not count."""
     samples = []
     for _ in range(20):
-        start = time.perf_counter()
+        start = time.thread_time()
         ts.attest(WHEEL, DIGEST, GH)
-        samples.append(time.perf_counter() - start)
+        samples.append(time.thread_time() - start)
     assert sorted(samples)[10] < 0.05
 
 

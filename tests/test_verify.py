@@ -97,6 +97,24 @@ def test_sigstore_bundle_form_is_accepted(sigstore: TestSigstore, trust_root: Pa
     assert res.verified, res.reason
 
 
+def _bundle_dict(sigstore: TestSigstore) -> dict[str, Any]:
+    doc: dict[str, Any] = json.loads(sigstore.attest(FILENAME, SHA, GH).to_bundle().to_json())
+    return doc
+
+
+def test_a_bundle_without_a_dsse_envelope_is_named_so(
+    sigstore: TestSigstore, trust_root: Path
+) -> None:
+    doc = _bundle_dict(sigstore)
+    del doc["dsseEnvelope"]
+    doc["messageSignature"] = {
+        "messageDigest": {"algorithm": "SHA2_256", "digest": "q" * 43 + "="},
+        "signature": "c2ln",
+    }
+    res = _verify(sigstore, trust_root, doc)
+    assert (res.status, res.reason_code) == (VerifyStatus.INVALID, "not-a-dsse-bundle")
+
+
 def test_gitlab_and_google_identities(sigstore: TestSigstore, trust_root: Path) -> None:
     gl = GitLabIdentity(repository="group/sub/demo", workflow_filepath="ci/release.yml")
     res = _verify(sigstore, trust_root, _att(sigstore, identity=gl))

@@ -185,7 +185,8 @@ def test_slow_drip_hits_the_total_deadline(env: Env) -> None:
     start = time.monotonic()
     with pytest.raises(DeadlineExceeded, match="deadline"):
         SimpleIndex(http, env.server.index_url).project("alpha")
-    assert time.monotonic() - start < 1.5 + 1.0
+    # the dripped page takes half a minute; the deadline cuts it (the rest: a loaded machine)
+    assert time.monotonic() - start < 1.5 + 5
 
 
 def test_slow_drip_provenance_is_could_not_check(env: Env) -> None:
@@ -196,7 +197,8 @@ def test_slow_drip_provenance_is_could_not_check(env: Env) -> None:
     page = SimpleIndex(checker.http, env.server.index_url).project("alpha")
     start = time.monotonic()
     [verdict] = checker.check(list(page.files), download_dir=env.workdir / "dl")
-    assert time.monotonic() - start < 1.0 + 1.5
+    # the dripped provenance takes minutes; the deadline cuts it (the rest: a loaded machine)
+    assert time.monotonic() - start < 1.0 + 5
     assert verdict.action is Action.REFUSE
     assert verdict.code is ReasonCode.COULD_NOT_CHECK
     assert "deadline" in verdict.reason
@@ -204,12 +206,12 @@ def test_slow_drip_provenance_is_could_not_check(env: Env) -> None:
 
 def test_silent_server_hits_the_read_timeout(env: Env) -> None:
     env.pub.wheel("alpha", "1.0")
-    env.server.faults["/simple/alpha/"] = Fault(delay=3.0)
+    env.server.faults["/simple/alpha/"] = Fault(delay=60)  # never answers in time
     http = Http(Limits(read_timeout=0.5, total_deadline=5.0, retries=0))
     start = time.monotonic()
     with pytest.raises(DeadlineExceeded):
         SimpleIndex(http, env.server.index_url).project("alpha")
-    assert time.monotonic() - start < 2.0
+    assert time.monotonic() - start < 4.0  # the read timeout (0.5 s), before the total deadline
 
 
 def test_endless_page_memory_is_bounded(env: Env) -> None:

@@ -1,4 +1,5 @@
-"""Hypothesis settings for the property suite: modest example counts, no deadline."""
+"""Hypothesis settings for the property suite: modest example counts, no deadline, the same
+examples every run (see tests/conftest.py)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ settings.register_profile(
     "safe-pip",
     max_examples=60,
     deadline=None,
+    derandomize=True,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
 )
 settings.load_profile("safe-pip")

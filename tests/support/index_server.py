@@ -96,6 +96,8 @@ class Fault:
     - ``headers``: extra / replacement response headers.
     - ``content_type``: replace the Content-Type.
     - ``delay``: seconds to sleep before sending the status line.
+    - ``hold``: wait until this event is set (at most a minute) before sending the status line:
+      a response that stays in flight exactly as long as a test needs, whatever the load.
     - ``drip``: seconds to sleep between body bytes (slow loris); Content-Length is honest.
     - ``endless``: stream zero bytes forever (no Content-Length) until the client goes away.
     - ``redirect``: send ``status`` (default 302) with this Location and an empty body.
@@ -110,6 +112,7 @@ class Fault:
     headers: dict[str, str] = field(default_factory=dict)
     content_type: str | None = None
     delay: float = 0.0
+    hold: threading.Event | None = None
     drip: float | None = None
     endless: bool = False
     redirect: str | None = None
@@ -876,6 +879,8 @@ def _make_handler(server: IndexServer) -> type[BaseHTTPRequestHandler]:
         def _send_fault(self, reply: _Reply, fault: Fault, *, head: bool) -> None:
             if fault.delay:
                 time.sleep(fault.delay)
+            if fault.hold is not None:
+                fault.hold.wait(60)
             if fault.redirect is not None:
                 self.send_response(fault.status or 302)
                 self.send_header("Location", fault.redirect)
