@@ -193,3 +193,82 @@ def test_another_root_file_verifies_again(
     code, _out, _err = _run(argv, capsys)
     assert code != 0
     assert asked
+
+
+# -- the verified-run cache of whole reports (before ADR 0012) in the same directory ------------
+
+
+def _old_run_entry(path: Path, key: str) -> Path:
+    """What the verified-run cache wrote (json.dump of the stored run), private to this user."""
+    doc = {
+        "schema": "safe-pip-verified/1",
+        "key": key,
+        "exit_code": 0,
+        "report": "r",
+        "summary": "s",
+    }
+    path.write_text(json.dumps(doc))
+    path.chmod(0o600)
+    return path
+
+
+def test_a_verify_run_removes_the_old_run_reports(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    page = recorded_page("pypi-sampleproject-1.4-json")
+    home = tmp_path / "home"
+    entries = home / "cache" / "verified"
+    entries.mkdir(parents=True)
+    entries.chmod(0o700)
+    old = _old_run_entry(entries / f"{'a' * 64}.json", "a" * 64)
+    with Replay({"sampleproject": page}, files=_real_provenance()).running() as replay:
+        lock = _pylock(tmp_path, replay.index_url, _sample_files(page))
+        argv = ["verify", str(lock), "--embedded-root", "--home", str(home), "--format", "json"]
+        code, _out, err = _run(argv, capsys)
+    assert code == 0, err
+    assert not old.exists()
+    assert sorted(entries.glob("*.json"))  # the run's own entries
+
+
+def test_only_old_run_reports_safe_pip_owns_are_removed(tmp_path: Path, trust_root: Path) -> None:
+    from safe_pip.lock.verified_cache import VerifiedBundles, sweep_old_entries
+    from safe_pip.models import PublisherIdentity, VerificationResult, VerifyStatus
+    from safe_pip.provenance.trust import TrustConfig
+
+    trust = TrustConfig.from_options(trust_root=trust_root)
+    root = tmp_path / "v"
+    ident = PublisherIdentity(kind="GitHub", repository="acme/x", workflow="release.yml")
+
+    def result(version: str) -> VerificationResult:
+        return VerificationResult(
+            f"x-{version}-py3-none-any.whl", "ab" * 32, VerifyStatus.VERIFIED, "ok", identity=ident
+        )
+
+    VerifiedBundles(root, trust).put(b"{}", result("1"))  # a current entry
+    [current] = root.glob("*.json")
+    old = _old_run_entry(root / f"{'1' * 64}.json", "1" * 64)
+    outside = _old_run_entry(tmp_path / "outside.json", "2" * 64)
+    link = root / f"{'2' * 64}.json"
+    link.symlink_to(outside)  # named as an entry, pointing out of the directory
+    odd = _old_run_entry(root / "notes.json", "3" * 64)  # not named as an entry
+    (root / f"{'4' * 64}.json").mkdir()
+    fifo = root / f"{'5' * 64}.json"
+    os.mkfifo(fifo, 0o600)
+    kept = [current, link, odd, root / f"{'4' * 64}.json", fifo]
+    if os.geteuid() == 0:  # CI runs as root: a file another user owns
+        theirs = _old_run_entry(root / f"{'6' * 64}.json", "6" * 64)
+        os.chown(theirs, 65534, 65534)
+        kept.append(theirs)
+
+    root.chmod(0o777)  # a directory others can write: nothing in it is touched
+    assert sweep_old_entries(root) == 0
+    assert old.exists()
+    root.chmod(0o700)
+
+    VerifiedBundles(root, trust).put(b"{}", result("2"))  # a run that stores a bundle
+    assert not old.exists()
+    assert all(os.path.lexists(p) for p in kept)
+    assert outside.exists()
+    assert VerifiedBundles(root, trust).get("x-1-py3-none-any.whl", "ab" * 32, b"{}") is not None
+    assert sweep_old_entries(tmp_path / "missing") == 0
+    assert sweep_old_entries(link) == 0  # a link is no directory to sweep

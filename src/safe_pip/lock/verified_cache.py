@@ -21,6 +21,11 @@ the provenance bytes' sha256. Only VERIFIED results are stored. An entry that ca
 is too large, of another schema, names another key, does not read back as a result, or that
 another user owns or could write (the file or its directory) is ignored: the bundle is
 verified again. ``--no-cache`` neither reads nor writes it.
+
+The same directory once held whole passing reports (schema ``safe-pip-verified/1``, up to
+64 MiB each, never read since ADR 0012's change): a run that stores a bundle removes those
+(:func:`sweep_old_entries`): only regular files this user owns, named as entries, in the
+private directory, that begin as such a report; never through a symbolic link.
 """
 
 from __future__ import annotations
@@ -29,6 +34,8 @@ import contextlib
 import hashlib
 import json
 import os
+import re
+import stat
 import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -41,6 +48,10 @@ if TYPE_CHECKING:
 
 SCHEMA = "safe-pip-verified-bundle/1"
 MAX_ENTRY_BYTES = 256 * 1024
+#: How an entry of the verified-run cache (whole reports, before ADR 0012) begins: json.dump
+#: of {"schema": "safe-pip-verified/1", "key": ...}.
+_OLD_RUN_ENTRY = b'{"schema": "safe-pip-verified/1", "key": "'
+_ENTRY_NAME = re.compile(r"^[0-9a-f]{64}\.json$")
 
 
 def cache_dir(home: str | None) -> Path:
@@ -153,6 +164,63 @@ def _from_json(doc: Any) -> VerificationResult | None:
         return None
 
 
+def sweep_old_entries(root: Path) -> int:
+    """Remove the entries of the verified-run cache (whole reports, before ADR 0012) from
+    ``root``; returns how many. Only when ``root`` is a directory (not a link) that this user
+    owns and no one else can write; only regular files this user owns, named as entries
+    (``<sha256>.json``), that begin as such a report. Names are opened and removed relative to
+    the directory, never through a symbolic link (``O_NOFOLLOW``). Anything else, and any
+    error, is left alone: nothing here is needed, so nothing here fails a run."""
+    if not (
+        hasattr(os, "O_NOFOLLOW")
+        and os.open in os.supports_dir_fd
+        and os.stat in os.supports_dir_fd
+        and os.unlink in os.supports_dir_fd
+        and os.scandir in os.supports_fd
+    ):
+        return 0  # without them a name could be followed out of the directory
+    removed = 0
+    try:
+        dfd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+    except OSError:
+        return 0
+    try:
+        if not _private(os.fstat(dfd)):
+            return 0  # another user could have put files here: none of them is touched
+        with os.scandir(dfd) as it:
+            names = [e.name for e in it if _ENTRY_NAME.match(e.name)]
+        for name in names:
+            with contextlib.suppress(OSError):
+                if _is_old_run_entry(dfd, name):
+                    os.unlink(name, dir_fd=dfd)
+                    removed += 1
+    except OSError:
+        pass
+    finally:
+        os.close(dfd)
+    return removed
+
+
+def _is_old_run_entry(dfd: int, name: str) -> bool:
+    seen = os.stat(name, dir_fd=dfd, follow_symlinks=False)
+    if not stat.S_ISREG(seen.st_mode) or not _private(seen):
+        return False  # a link, a directory, a FIFO, a device: never opened
+    fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK, dir_fd=dfd)
+    try:
+        st = os.fstat(fd)
+        if (st.st_dev, st.st_ino) != (seen.st_dev, seen.st_ino) or not _private(st):
+            return False  # replaced meanwhile
+        head = b""
+        while len(head) < len(_OLD_RUN_ENTRY):
+            chunk = os.read(fd, len(_OLD_RUN_ENTRY) - len(head))
+            if not chunk:
+                break
+            head += chunk
+        return head == _OLD_RUN_ENTRY
+    finally:
+        os.close(fd)
+
+
 class VerifiedBundles:
     """Verified bundles by (trust root, file name, file sha256, provenance bytes)."""
 
@@ -161,6 +229,7 @@ class VerifiedBundles:
         self.trust = trust
         self._trust_digest: str | None = None
         self.hits = 0
+        self._swept = False
 
     def _key(
         self, filename: str, sha256: str, provenance: bytes, trust_digest: str | None = None
@@ -221,6 +290,9 @@ class VerifiedBundles:
         doc = _to_json(result)
         if key is None or _from_json(doc) != result:
             return  # only what reads back as the very same result
+        if not self._swept:  # once per run that stores something (a warm run stores nothing)
+            self._swept = True
+            sweep_old_entries(self.root)
         with contextlib.suppress(OSError):
             self.root.mkdir(mode=0o700, parents=True, exist_ok=True)
             fd, tmp = tempfile.mkstemp(prefix=".verified.", suffix=".tmp", dir=self.root)
