@@ -1,6 +1,7 @@
 """``safe-pip hook``: plain pip and uv go through serve, with no other source left, and
 ``uninstall`` puts the configuration back byte for byte. Real pip in a fresh virtual environment
-and real uv, with HOME / XDG directories of their own (never the machine's user config)."""
+and real uv, with HOME / XDG directories of their own (never the machine's user config; for
+--global the machine's /etc is relocated into them, and the real one is checked unchanged)."""
 
 from __future__ import annotations
 
@@ -303,6 +304,93 @@ def test_hook_user_real_uv_and_pip_user_config_restored(world: World, fresh_venv
     assert not uv_toml.exists()
 
 
+# pip reads no other /etc: for --global the machine's directory is relocated (in the hook's
+# process only) into a directory pip and uv read at the same, global, level: $XDG_CONFIG_DIRS.
+_RELOCATED_GLOBAL = """\
+import sys
+from pathlib import Path
+
+import safe_pip.hook as hook
+
+root = Path(sys.argv[1])
+hook.SYSTEM_CONFIG_DIR = root / "xdg" / "pip"
+targets = [t.path for t in hook.plan("global").targets]
+if not all(p.is_relative_to(root) for p in targets):
+    sys.exit(f"refusing to run: the hook would write {targets}")
+from safe_pip.cli import main
+
+sys.exit(main(sys.argv[2:]))
+"""
+
+
+@pytest.mark.slow
+def test_hook_global_real_pip_and_uv_sync_then_uninstall_restores(
+    world: World, fresh_venv: Path
+) -> None:
+    machine = {p: p.read_bytes() if p.exists() else None for p in _MACHINE_FILES}
+    system_pip = world.tmp / "xdg" / "pip" / "pip.conf"
+    system_uv = world.tmp / "xdg" / "uv" / "uv.toml"
+    system_uv.parent.mkdir(parents=True)
+    uv_before = b"# the machine's uv settings\nnative-tls = false\n"
+    system_uv.write_bytes(uv_before)
+
+    def hook(*args: str) -> subprocess.CompletedProcess[str]:
+        return world.run(sys.executable, "-c", _RELOCATED_GLOBAL, str(world.tmp), "hook", *args)
+
+    install = ("install", "--global", "--index-url", world.serve.index_url)
+    # the user's pip.conf (a higher level) adds the attacker's sources: refused, nothing written
+    r = hook(*install)
+    assert r.returncode == 2, r.stdout + r.stderr
+    assert "extra-index-url" in r.stderr
+    assert not system_pip.exists()
+    assert system_uv.read_bytes() == uv_before
+    world.user_pip.unlink()
+
+    r = hook(*install)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert world.serve.index_url in system_pip.read_text()
+    py = str(fresh_venv / "bin" / "python")
+    try:
+        r = world.run(py, "-m", "pip", "install", "alpha")
+        assert r.returncode != 0
+        assert "refused-unexpected-publisher" in r.stdout + r.stderr
+        r = world.run(py, "-m", "pip", "install", "alpha==1.0")
+        assert r.returncode == 0, r.stdout + r.stderr
+        assert _installed(fresh_venv) == ["alpha-1.0.dist-info"]
+    finally:
+        world.run(py, "-m", "pip", "uninstall", "-y", "alpha")
+
+    # uv sync of a project resolves and installs through serve (the system uv.toml)
+    project = world.tmp / "project"
+    project.mkdir()
+    pyproject = '[project]\nname = "app"\nversion = "0"\ndependencies = ["{}"]\n'
+    (project / "pyproject.toml").write_text(pyproject.format("alpha"))
+    sync = (str(UV), "sync", "--project", str(project), "--python", sys.executable)
+    r = world.run(*sync)
+    assert r.returncode != 0
+    assert "refused-unexpected-publisher" in r.stdout + r.stderr
+    (project / "pyproject.toml").write_text(pyproject.format("alpha==1.0"))
+    r = world.run(*sync)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert list(project.glob(".venv/lib/python*/site-packages/alpha-1.0.dist-info"))
+    assert world.serve.index_url in (project / "uv.lock").read_text()
+    assert any(e["event"] == "served" for e in world.log.events)
+
+    r = hook("status", "--global", "--python", py)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "other sources that remain: none" in r.stdout
+
+    r = hook("uninstall", "--global")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert not system_pip.exists()  # there was none before
+    assert system_uv.read_bytes() == uv_before
+    assert not list(system_uv.parent.glob("*.safe-pip-hook.json"))
+    assert {p: p.read_bytes() if p.exists() else None for p in _MACHINE_FILES} == machine
+
+
+_MACHINE_FILES = (Path("/etc/pip.conf"), Path("/etc/uv/uv.toml"), Path("/etc/xdg/pip/pip.conf"))
+
+
 @pytest.mark.slow
 def test_hook_refuses_sources_it_cannot_switch_off_and_status_names_them(
     world: World, fresh_venv: Path
@@ -350,8 +438,15 @@ def test_hook_uninstall_refuses_over_later_edits(world: World) -> None:
     assert r.returncode == 0
 
 
-def test_hook_rejects_plain_http_to_another_host(tmp_path: Path) -> None:
+def test_hook_rejects_plain_http_to_another_host(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from safe_pip.cli import main
 
+    # a home of its own: were the URL taken, the user's real pip.conf must not be the one edited
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / ".config"))
+    monkeypatch.setenv("XDG_CONFIG_DIRS", str(tmp_path / "xdg"))
     code = main(["hook", "install", "--user", "--index-url", "http://10.0.0.7:8740/simple/"])
     assert code == 2
+    assert not (tmp_path / ".config").exists()

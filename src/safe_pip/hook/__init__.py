@@ -67,6 +67,12 @@ UV_ENV = (
 )
 
 
+#: The machine's configuration directory (Linux, BSD): pip reads ``pip.conf`` there last of the
+#: global level, uv its ``uv/uv.toml`` when no ``$XDG_CONFIG_DIRS`` one exists. Tests relocate
+#: it; nothing else changes it.
+SYSTEM_CONFIG_DIR = Path("/etc")
+
+
 class HookError(SafePipError):
     """The hook cannot be installed or removed as asked (exit 2)."""
 
@@ -145,7 +151,7 @@ def pip_files(scope: Scope, env: Mapping[str, str], venv: Path | None = None) ->
         return [Path(env.get("PROGRAMDATA") or r"C:\ProgramData") / "pip" / name]
     if sys.platform == "darwin":
         return [Path("/Library/Application Support/pip") / name]
-    return [d / "pip" / name for d in _xdg_config_dirs(env)] + [Path("/etc") / name]
+    return [d / "pip" / name for d in _xdg_config_dirs(env)] + [SYSTEM_CONFIG_DIR / name]
 
 
 def uv_file(scope: Scope, env: Mapping[str, str]) -> Path | None:
@@ -161,7 +167,7 @@ def uv_file(scope: Scope, env: Mapping[str, str]) -> Path | None:
     for d in _xdg_config_dirs(env):  # uv reads the first system file found, XDG first
         if (d / "uv" / "uv.toml").is_file():
             return d / "uv" / "uv.toml"
-    return Path("/etc/uv/uv.toml")
+    return SYSTEM_CONFIG_DIR / "uv" / "uv.toml"
 
 
 def venv_python(venv: Path) -> Path:
