@@ -196,6 +196,8 @@ def _refuses_connections(url: str) -> bool:
         socket.create_connection((host, int(port)), timeout=5).close()
     except ConnectionRefusedError:
         return True
+    except OSError:  # reset: it waited in the backlog while the listener closed; ask again
+        return False
     return False
 
 
