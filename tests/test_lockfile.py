@@ -483,3 +483,31 @@ def test_lock_identity_table_carries_the_certificate_ids(tmp_path: Path) -> None
     assert [(i.repository_id, i.repository_owner_id) for i in alpha.identities] == [
         ("9999", "9998")
     ]
+
+
+def test_requirements_options_read_as_pip_reads_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """pip's optparse forms in a requirements lock: attached short values (``-rsub.txt``,
+    ``-ihttps://...``), abbreviated per-requirement options, ``${VAR}`` in an index URL
+    (expanded as pip would here); a requirement naming ``${VAR}`` is refused: pip expands it
+    from the environment it installs in, which verify cannot see."""
+    monkeypatch.setenv("SAFE_PIP_TEST_TOKEN", "t0k")
+    (tmp_path / "sub.txt").write_text(f"beta==2.0 --has sha256:{SHA_C}\n")
+    req = tmp_path / "requirements.txt"
+    req.write_text(
+        "-ihttps://u:${SAFE_PIP_TEST_TOKEN}@idx.example/simple\n"
+        "-rsub.txt\n"
+        f"alpha==1.0 --hash=sha256:{SHA_A} \\\n"
+        f"    --ha=sha384:{'e' * 96}\n"
+    )
+    lock = read_lock(req)
+    assert lock.index == "https://u:t0k@idx.example/simple"
+    by_name = {p.name: p for p in lock.packages}
+    assert (by_name["beta"].hashes, by_name["beta"].other_hashes) == ((SHA_C,), ())
+    assert (by_name["alpha"].hashes, by_name["alpha"].other_hashes) == ((SHA_A,), ("sha384",))
+    assert by_name["alpha"].line == 3
+
+    req.write_text(f"alpha==1.0 --hash=sha256:{SHA_A} ${{SAFE_PIP_TEST_TOKEN}}\n")
+    with pytest.raises(ConfigError, match="environment variable"):
+        read_lock(req)

@@ -857,3 +857,96 @@ def test_summaries_split_verified_unsigned_allowed_and_refused(
     props = {p.get("name"): p.get("value") for p in root.iter("property")}
     assert props["safe-pip.verified"] == str(n_good)
     assert props["safe-pip.unsigned_allowed"] == "1"
+
+
+# -- a requirements lock is read as pip reads it (the forms pip takes that verify must see) ----
+
+
+def _pip_download(req: Path, links: Path, dest: Path) -> list[str]:
+    """What real pip takes from ``req`` (offline, from ``links`` only): the file names."""
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if not k.upper().startswith("PIP_")}
+    env.update(PIP_CONFIG_FILE=os.devnull, PIP_DISABLE_PIP_VERSION_CHECK="1", PIP_NO_INPUT="1")
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--no-index",
+            "--find-links",
+            str(links),
+            "--no-deps",
+            "--dest",
+            str(dest),
+            "-r",
+            str(req),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return sorted(p.name for p in dest.iterdir())
+
+
+def test_requirements_lock_is_read_as_pip_reads_it(
+    index: IndexServer,
+    workdir: Path,
+    trust_root: Path,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+) -> None:
+    """Two forms real pip reads in a hashed requirements file that verify read otherwise, so
+    a file pip installs went unverified (exit 0): an abbreviated ``--ha=sha512:...`` (pip's
+    optparse takes any unambiguous prefix: a second hash pip accepts the other bytes by), and
+    a PEP 263 ``coding: utf-7`` line (pip decodes the file with it: ``+AAo-`` is a line break,
+    so a requirement hidden in a comment is one pip installs). Each fails at its line now."""
+    import shutil
+
+    pkg02 = index.dists("pkg02")[0]
+    pkg01 = index.dists("pkg01")[0]
+    nosig = index.dists("nosig")[0]
+    other = build_wheel(tmp_path / "other", "pkg01", "1.0", tag="py311-none-any")
+    links = tmp_path / "links"
+    links.mkdir()
+    for path in (pkg02.path, nosig.path, other):
+        shutil.copy(path, links / path.name)
+
+    # 1. --ha=sha512: pip takes the unverified wheel by its sha512
+    abbrev = workdir / "abbrev.txt"
+    abbrev.write_text(
+        f"--index-url {index.index_url}\n"
+        f"pkg01==1.0 --hash=sha256:{sha256_file(pkg01.path)} --ha=sha512:{_sha512(other)}\n"
+    )
+    assert _pip_download(abbrev, links, tmp_path / "dl1") == [other.name]
+    code, out, err = _run([str(abbrev), "--format", "json"], capsys, trust_root)
+    assert code == 1, out + err
+    bad = [f for f in _files(json.loads(out)) if f["status"] != "ok"]
+    assert [(f["package"], f["code"], f["line"]) for f in bad] == [
+        ("pkg01", "unverifiable-hash", 2)
+    ]
+    assert "sha512" in bad[0]["reason"]
+
+    # 2. coding: utf-7: the line pip reads after '+AAo-' is an unsigned file
+    utf7 = workdir / "utf7.txt"
+    utf7.write_bytes(
+        (
+            "# -*- coding: utf-7 -*-\n"
+            f"--index-url {index.index_url}\n"
+            f"pkg02==1.0 --hash=sha256:{sha256_file(pkg02.path)}\n"
+            f"# reviewed +AAo-nosig==1.0 --hash=sha256:{sha256_file(nosig.path)}\n"
+        ).encode("ascii")
+    )
+    assert _pip_download(utf7, links, tmp_path / "dl2") == sorted([pkg02.filename, nosig.filename])
+    code, out, err = _run([str(utf7), "--format", "json"], capsys, trust_root)
+    assert code == 1, out + err
+    bad = [f for f in _files(json.loads(out)) if f["status"] != "ok"]
+    assert [(f["package"], f["filename"], f["code"]) for f in bad] == [
+        ("nosig", nosig.filename, "refused-unsigned")
+    ]

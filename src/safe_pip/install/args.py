@@ -4,12 +4,12 @@ gets."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from safe_pip.errors import ConfigError
 from safe_pip.options import RunOptions
-from safe_pip.sources.pip_options import match_abbrev
+from safe_pip.sources.pip_options import split_options
 
 
 @dataclass(frozen=True)
@@ -303,47 +303,6 @@ class PipArgs:
         if primary is None:
             return []
         return [primary, *self.extra_index_urls]
-
-
-def split_options(
-    token: str,
-    long_names: Mapping[str, str],
-    short_names: Mapping[str, str],
-    takes_value: Callable[[str], bool],
-    *,
-    where: str,
-) -> list[tuple[str, str | None]]:
-    """One option token read the way optparse reads it: ``[(canonical name, inline value)]``.
-
-    ``--name[=value]`` with ``--name`` any unambiguous prefix of a spelling in ``long_names``
-    (spelling -> canonical name); ``-abc`` combined short options from ``short_names``, where
-    a value-taking one ends the group and takes the rest of the token as its value
-    (``-Ui URL`` -> ``-U``, ``-i`` (value from the next argument); ``-iURL`` -> ``-i URL``).
-    An inline value of None means the value (if the option takes one) is the next argument.
-    Raises ConfigError for unknown / ambiguous options and a value given to a flag."""
-    if token.startswith("--"):
-        opt, eq, value = token.partition("=")
-        name = long_names[match_abbrev(opt, long_names, where=where)]
-        if eq and not takes_value(name):
-            raise ConfigError(f"{where}: option {name} takes no value (given {token})")
-        return [(name, value if eq else None)]
-    out: list[tuple[str, str | None]] = []
-    for pos in range(1, len(token)):
-        short = "-" + token[pos]
-        if short not in short_names:
-            raise ConfigError(
-                f"{where}: unknown option {short}"
-                + (f" in {token}" if len(token) > 2 else "")
-                + " (safe-pip refuses options it cannot classify rather than pass them to pip)",
-                fix="check the spelling (safe-pip install --help, pip install --help)",
-            )
-        name = short_names[short]
-        if takes_value(name):
-            rest = token[pos + 1 :]
-            out.append((name, rest if rest else None))  # optparse keeps a leading '=' too
-            break
-        out.append((name, None))
-    return out
 
 
 #: every long spelling safe-pip install knows (its own and pip's) -> canonical name. safe-pip's

@@ -18,9 +18,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from safe_pip.errors import ConfigError
-from safe_pip.install.args import split_options
 from safe_pip.install.piprun import pip_env
-from safe_pip.sources.pip_options import FILE_FLAGS, FILE_LONG, FILE_SHORT
+from safe_pip.sources.pip_options import (
+    decode_requirement_file,
+    requirement_file_lines,
+    requirement_line_options,
+)
 
 if TYPE_CHECKING:
     from safe_pip.install.args import PipArgs
@@ -39,27 +42,6 @@ _FILE_SOURCE_OPTIONS = {
 _FILE_NESTED = ("--requirement", "--constraint")
 
 
-#: as pip's req_file: comments, ${VAR} references, byte order marks, PEP 263 coding lines
-_COMMENT = re.compile(r"(^|\s+)#.*$")
-
-
-_ENV_VAR = re.compile(r"(?P<var>\$\{(?P<name>[A-Z0-9_]+)\})")
-
-
-_PEP263 = re.compile(rb"coding[:=]\s*([-\w.]+)")
-
-
-_BOMS = (
-    (b"\xef\xbb\xbf", "utf-8"),
-    (b"\xff\xfe\x00\x00", "utf-32"),
-    (b"\x00\x00\xfe\xff", "utf-32-be"),
-    (b"\xff\xfe\x00\x00", "utf-32-le"),
-    (b"\xff\xfe", "utf-16"),
-    (b"\xfe\xff", "utf-16-be"),
-    (b"\xff\xfe", "utf-16-le"),
-)
-
-
 @dataclass(frozen=True)
 class FileSource:
     """An index option found inside a requirement or constraints file."""
@@ -67,101 +49,6 @@ class FileSource:
     path: str
     option: str  # canonical long name
     value: str | None
-
-
-def _decode_requirement_file(data: bytes) -> str:
-    """The text pip reads from a requirement file's bytes (pip's ``_decode_req_file``)."""
-    for bom, encoding in _BOMS:
-        if data.startswith(bom):
-            return data[len(bom) :].decode(encoding, errors="replace")
-    for line in data.split(b"\n")[:2]:
-        if line[0:1] == b"#":
-            m = _PEP263.search(line)
-            if m is not None:
-                try:
-                    return data.decode(m.group(1).decode("ascii"), errors="replace")
-                except LookupError:
-                    break
-    return data.decode("utf-8", errors="replace")
-
-
-def requirement_file_lines(text: str) -> list[tuple[int, str]]:
-    """(line number, logical line) as pip's req_file preprocesses a file: backslash
-    continuations joined, comments dropped, blank lines skipped, ``${VAR}`` expanded from the
-    environment pip runs with."""
-    joined: list[tuple[int, str]] = []
-    pending: list[str] = []
-    first = 0
-    for number, line in enumerate(text.splitlines(), start=1):
-        if not line.endswith("\\") or _COMMENT.match(line):
-            if _COMMENT.match(line):
-                line = " " + line
-            if pending:
-                pending.append(line)
-                joined.append((first, "".join(pending)))
-                pending = []
-            else:
-                joined.append((number, line))
-        else:
-            if not pending:
-                first = number
-            pending.append(line.strip("\\"))
-    if pending:
-        joined.append((first, "".join(pending)))
-    env = pip_env()
-    out: list[tuple[int, str]] = []
-    for number, line in joined:
-        line = _COMMENT.sub("", line).strip()
-        if not line:
-            continue
-        for ref, name in _ENV_VAR.findall(line):
-            value = env.get(name)
-            if value:
-                line = line.replace(ref, value)
-        out.append((number, line))
-    return out
-
-
-def requirement_line_options(line: str, *, where: str) -> tuple[str, list[tuple[str, str]]]:
-    """(requirement part, [(canonical option, value or "")]) of one logical line, read as pip
-    reads it (``break_args_options``, ``shlex.split``, optparse over the file's option set).
-    Raises ConfigError for an option pip's file parser would not take or that safe-pip cannot
-    classify (unknown, ambiguous prefix, missing value)."""
-    import shlex
-
-    words = line.split(" ")
-    args: list[str] = []
-    for word in words:
-        if word.startswith("-"):
-            break
-        args.append(word)
-    options_str = " ".join(words[len(args) :])
-    try:
-        tokens = shlex.split(options_str)
-    except ValueError as exc:
-        raise ConfigError(f"{where}: cannot split the options {options_str!r}: {exc}") from exc
-    found: list[tuple[str, str]] = []
-    i = 0
-    while i < len(tokens):
-        tok = tokens[i]
-        i += 1
-        if tok == "--":
-            break  # optparse: the rest are arguments
-        if not tok.startswith("-") or tok == "-":
-            continue  # optparse collects it as an argument; pip ignores those
-        for name, inline in split_options(
-            tok, FILE_LONG, FILE_SHORT, lambda n: n not in FILE_FLAGS, where=where
-        ):
-            if name in FILE_FLAGS:
-                found.append((name, ""))
-                continue
-            if inline is None:
-                if i >= len(tokens):
-                    raise ConfigError(f"{where}: option {name} needs a value (given {tok})")
-                inline = tokens[i]
-                i += 1
-            found.append((name, inline))
-    return " ".join(args), found
 
 
 # -- reading every requirement before pip runs -------------------------------------------------
@@ -398,7 +285,7 @@ def _read_file(
         ) from None
     out.files.append(str(path))
     dest = out.constraints if constraint else out.requirements
-    for number, line in requirement_file_lines(_decode_requirement_file(data)):
+    for number, line in requirement_file_lines(decode_requirement_file(data), pip_env()):
         where = f"{kind} {path} line {number}"
         args, options = requirement_line_options(line, where=where)
         editable = [v for name, v in options if name == "--editable"]

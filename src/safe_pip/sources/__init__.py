@@ -61,6 +61,12 @@ def read_lock(path: Path, fmt: LockFormat | None = None) -> Lock:
     except OSError as exc:
         raise ConfigError(f"cannot read lockfile {path}: {exc.strerror or exc}") from exc
     fmt = fmt or detect_format(path)
+    if fmt == "requirements":
+        from safe_pip.sources.pip_options import decode_requirement_file
+        from safe_pip.sources.requirements import parse_requirements
+
+        # decoded as pip decodes it: a PEP 263 coding line (utf-7 makes '+AAo-' a line break)
+        return parse_requirements(decode_requirement_file(raw), path)
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -81,6 +87,4 @@ def read_lock(path: Path, fmt: LockFormat | None = None) -> Lock:
         from safe_pip.sources.package_files_lock import parse_pdm_lock
 
         return parse_pdm_lock(text, path)
-    from safe_pip.sources.requirements import parse_requirements
-
-    return parse_requirements(text, path)
+    raise AssertionError(fmt)  # pragma: no cover - detect_format names no other

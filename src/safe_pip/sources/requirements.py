@@ -3,13 +3,14 @@
 
 Such a file names hashes, not files: :mod:`safe_pip.lock.locate` finds, on the index, the files
 of each pinned version whose sha256 the requirement lists. ``-r``/``--requirement`` includes
-are followed; ``-i``/``--index-url`` sets the index; other global options are ignored.
+are followed; ``-i``/``--index-url`` sets the index; other global options are ignored. The file
+is read as pip reads it (:mod:`safe_pip.sources.pip_options`, the reader ``safe-pip install``
+uses): its PEP 263 coding line or byte order mark, continuations and comments, options as
+pip's optparse takes them (``--ha=`` is ``--hash=``).
 """
 
 from __future__ import annotations
 
-import re
-import shlex
 from pathlib import Path
 
 from safe_pip.errors import ConfigError
@@ -19,49 +20,25 @@ from safe_pip.sources.model import (
     generated_by_uv_export,
     normalize_sha256,
 )
-from safe_pip.sources.pip_options import FILE_LONG, match_abbrev
+from safe_pip.sources.pip_options import (
+    ENV_VAR,
+    decode_requirement_file,
+    requirement_file_lines,
+    requirement_line_options,
+)
 
-_COMMENT = re.compile(r"(^|\s+)#.*$")
-_HASH_OPT = re.compile(r"--hash[=\s]+(\S+)")
-#: Global options that take a value (so the value is not read as a requirement).
-_VALUE_OPTS = {
-    "-i",
-    "--index-url",
-    "--extra-index-url",
-    "-f",
-    "--find-links",
-    "--trusted-host",
-    "-c",
-    "--constraint",
-    "-r",
-    "--requirement",
-    "--no-binary",
-    "--only-binary",
-    "--use-feature",
-    "--config-settings",
-}
 _MAX_DEPTH = 10
 
 
-def _logical_lines(text: str) -> list[tuple[int, str]]:
-    """(first physical line number, joined text) with comments stripped and ``\\`` joined."""
-    out: list[tuple[int, str]] = []
-    buf = ""
-    start = 0
-    for n, raw in enumerate(text.splitlines(), start=1):
-        line = _COMMENT.sub("", raw)
-        if not buf:
-            start = n
-        if line.endswith("\\"):
-            buf += line[:-1] + " "
-            continue
-        buf += line
-        if buf.strip():
-            out.append((start, buf.strip()))
-        buf = ""
-    if buf.strip():
-        out.append((start, buf.strip()))
-    return out
+def _expand(value: str) -> str:
+    """An option's value with ``${VAR}`` replaced as pip would in this environment (an index
+    URL holding credentials)."""
+    import os
+
+    for ref, name in ENV_VAR.findall(value):
+        if os.environ.get(name):
+            value = value.replace(ref, os.environ[name])
+    return value
 
 
 def parse_requirements(
@@ -74,52 +51,52 @@ def parse_requirements(
     index: str | None = None
     extra: list[str] = []
     packages: list[LockedPackage] = []
-    for lineno, line in _logical_lines(text):
+    # read as pip reads it (the reader install uses): continuations, comments, pip's optparse
+    # (abbreviations such as --ha=, combined short options); ${VAR} kept as written here
+    for lineno, line in requirement_file_lines(text, None):
         where = f"{path}:{lineno}"
-        if line.startswith("-"):
-            try:
-                words = shlex.split(line)
-            except ValueError as exc:
-                raise ConfigError(f"{where}: cannot parse options: {exc}") from exc
-            opt, _, inline = words[0].partition("=")
-            if opt.startswith("--"):
-                # pip's optparse takes any unambiguous prefix (--requirem, --edit): read as
-                # pip does (pip's own option table, shared with install)
-                opt = FILE_LONG[match_abbrev(opt, FILE_LONG, where=where)]
-            value = inline or (words[1] if len(words) > 1 else "")
-            if opt in ("-e", "--editable"):
-                packages.append(
-                    LockedPackage(
-                        name=value or line,
-                        version="",
-                        line=lineno,
-                        unsupported="an editable install",
-                        position=len(packages),
-                    )
+        args, options = requirement_line_options(line, where=where)
+        editable = [value for name, value in options if name == "--editable"]
+        if editable:
+            packages.append(
+                LockedPackage(
+                    name=editable[0] or line,
+                    version="",
+                    line=lineno,
+                    unsupported="an editable install",
+                    position=len(packages),
                 )
-            elif opt in ("-i", "--index-url"):
-                index = value
-            elif opt == "--extra-index-url":
-                extra.append(value)
-            elif opt in ("-r", "--requirement"):
-                sub = (path.parent / value).resolve()
-                if _depth >= _MAX_DEPTH or sub in seen:
-                    raise ConfigError(f"{where}: -r {value}: include cycle or nesting too deep")
-                try:
-                    sub_text = sub.read_text(encoding="utf-8")
-                except OSError as exc:
-                    raise ConfigError(f"{where}: cannot read {value}: {exc.strerror}") from exc
-                sub_lock = parse_requirements(sub_text, sub, _depth + 1, seen)
-                packages.extend(sub_lock.packages)
-                index = index or sub_lock.index
-                extra.extend(sub_lock.extra_indexes)
-            elif opt not in _VALUE_OPTS and not opt.startswith("--"):
-                raise ConfigError(f"{where}: unknown option {opt}")
+            )
             continue
-        hashes_raw = _HASH_OPT.findall(line)
-        req_text = _HASH_OPT.sub("", line).strip()
-        if " --" in f" {req_text}":
-            req_text = req_text.split(" --", 1)[0].strip()  # other per-requirement options
+        if not args:
+            for name, value in options:
+                value = _expand(value)
+                if name == "--index-url":
+                    index = value
+                elif name == "--extra-index-url":
+                    extra.append(value)
+                elif name == "--requirement":
+                    sub = (path.parent / value).resolve()
+                    if _depth >= _MAX_DEPTH or sub in seen:
+                        raise ConfigError(f"{where}: -r {value}: include cycle or nesting too deep")
+                    try:
+                        sub_text = decode_requirement_file(sub.read_bytes())
+                    except OSError as exc:
+                        raise ConfigError(f"{where}: cannot read {value}: {exc.strerror}") from exc
+                    sub_lock = parse_requirements(sub_text, sub, _depth + 1, seen)
+                    packages.extend(sub_lock.packages)
+                    index = index or sub_lock.index
+                    extra.extend(sub_lock.extra_indexes)
+            continue
+        if ENV_VAR.search(line):
+            raise ConfigError(
+                f"{where}: the requirement {line!r} names an environment variable, which pip "
+                "replaces from the environment it installs in: what it installs cannot be "
+                "checked here",
+                fix="write the requirement and its --hash options out in full",
+            )
+        hashes_raw = [value for name, value in options if name == "--hash"]
+        req_text = args.strip()
         try:
             req = Requirement(req_text)
         except InvalidRequirement as exc:
