@@ -450,3 +450,38 @@ def test_hook_rejects_plain_http_to_another_host(
     code = main(["hook", "install", "--user", "--index-url", "http://10.0.0.7:8740/simple/"])
     assert code == 2
     assert not (tmp_path / ".config").exists()
+
+
+@pytest.mark.slow
+def test_hook_switches_off_every_spelling_pip_reads_as_a_source(
+    world: World, fresh_venv: Path
+) -> None:
+    """pip's ``--index-url`` is also spelled ``--pypi-url`` (``pypi-url`` in a pip.conf,
+    ``PIP_PYPI_URL``): left in place after the hook's own ``index-url`` in the same section, it
+    won, so real pip took the attacker's unsigned alpha 3.0 while ``status`` said no source
+    remained. The hook removes it as it removes ``index-url``; the variable is refused."""
+    py = str(fresh_venv / "bin" / "python")
+    dest = world.tmp / "dl"
+    world.user_pip.write_text(
+        f"[global]\ntimeout = 30\n[download]\nPYPI_URL = {world.evil.index_url}\n"
+    )
+    before = world.user_pip.read_bytes()
+    r = world.safe_pip("install", "--user", "--index-url", world.serve.index_url)
+    assert r.returncode == 0, r.stdout + r.stderr
+    try:
+        r = world.run(py, "-m", "pip", "download", "--no-deps", "-d", str(dest), "alpha==3.0")
+        assert r.returncode != 0, r.stdout  # not found through serve
+        assert not dest.exists() or not list(dest.iterdir())
+        assert world.evil.hits("/simple/alpha/") == 0
+        r = world.safe_pip("status", "--user", "--python", py, "--json")
+        assert json.loads(r.stdout)["remaining_sources"] == []
+    finally:
+        assert world.safe_pip("uninstall", "--user").returncode == 0
+    assert world.user_pip.read_bytes() == before
+
+    # the variable overrides every file: install refuses it, naming it
+    world.user_pip.write_text("[global]\ntimeout = 30\n")
+    world.env["PIP_PYPI_URL"] = world.evil.index_url
+    r = world.safe_pip("install", "--user", "--index-url", world.serve.index_url)
+    assert r.returncode == 2, r.stdout + r.stderr
+    assert "PIP_PYPI_URL" in r.stderr

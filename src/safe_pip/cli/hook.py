@@ -19,8 +19,9 @@ Point pip and uv at a safe-pip serve, with no other package source left:
 Scopes: --user (default: your pip.conf and uv.toml), --venv PATH (that environment's pip.conf;
 uv has no per-environment configuration), --global (the machine's; usually needs root).
 
-install writes index-url and switches off extra-index-url, find-links and no-index in pip's
-file for the scope, which overrides every lower level; uv gets the server as its default index.
+install writes index-url and switches off pypi-url, extra-index-url, find-links and no-index in
+pip's file for the scope, which overrides every lower level; uv gets the server as its default
+index.
 It refuses while a source it cannot switch off remains: a higher pip level, a PIP_* / UV_*
 variable, another uv level (uv adds up indexes across levels). --force writes anyway.
 

@@ -40,13 +40,15 @@ SCOPES: tuple[Scope, ...] = ("user", "venv", "global")
 MANIFEST_SUFFIX = ".safe-pip-hook.json"
 MARK = "safe-pip hook"
 
-#: pip options that add or remove a place pip takes packages from.
-PIP_SOURCE_KEYS = ("index-url", "extra-index-url", "find-links", "no-index")
+#: pip options that add or remove a place pip takes packages from (``pypi-url`` is pip's other
+#: spelling of ``--index-url``: the later of the two in a section wins, so it is a source too).
+PIP_SOURCE_KEYS = ("index-url", "pypi-url", "extra-index-url", "find-links", "no-index")
 #: pip's [global] and the commands that take index options.
 PIP_SECTIONS = ("global", "install", "download", "wheel", "lock", "index")
 #: environment variables that give pip a source, or stop it reading our file.
 PIP_ENV = (
     "PIP_INDEX_URL",
+    "PIP_PYPI_URL",
     "PIP_EXTRA_INDEX_URL",
     "PIP_FIND_LINKS",
     "PIP_NO_INDEX",
