@@ -485,3 +485,36 @@ def test_hook_switches_off_every_spelling_pip_reads_as_a_source(
     r = world.safe_pip("install", "--user", "--index-url", world.serve.index_url)
     assert r.returncode == 2, r.stdout + r.stderr
     assert "PIP_PYPI_URL" in r.stderr
+
+
+@pytest.mark.slow
+def test_hook_switches_off_uvs_pytorch_index(world: World) -> None:
+    """uv's ``torch-backend`` (``[pip]`` of a uv.toml, ``UV_TORCH_BACKEND``) sends every
+    PyTorch-ecosystem package to download.pytorch.org instead of the configured index: with
+    it left in place, real uv asked that host for torch while the hook said nothing remained.
+    The hook removes it from the uv.toml it edits and refuses the variable. (A dead proxy
+    stands in for the network: nothing leaves the machine.)"""
+    uv_toml = world.home / ".config" / "uv" / "uv.toml"
+    uv_toml.parent.mkdir(parents=True, exist_ok=True)
+    uv_toml.write_text('[pip]\ntorch-backend = "cpu"\ncompile-bytecode = true\n')
+    before = uv_toml.read_bytes()
+    world.env["HTTPS_PROXY"] = world.env["HTTP_PROXY"] = "http://127.0.0.1:9"
+    world.env["UV_HTTP_RETRIES"] = "0"
+    r = world.safe_pip("install", "--user", "--index-url", world.serve.index_url)
+    assert r.returncode == 0, r.stdout + r.stderr
+    try:
+        assert "torch-backend" not in uv_toml.read_text()
+        r = world.run(str(UV), "pip", "install", "--dry-run", "--python", sys.executable, "torch")
+        assert r.returncode != 0
+        assert "pytorch.org" not in r.stdout + r.stderr
+        assert world.upstream.hits("/simple/torch/") > 0  # asked through serve
+    finally:
+        assert world.safe_pip("uninstall", "--user").returncode == 0
+    assert uv_toml.read_bytes() == before
+
+    # the variable overrides every file: install refuses it, naming it
+    uv_toml.unlink()
+    world.env["UV_TORCH_BACKEND"] = "auto"
+    r = world.safe_pip("install", "--user", "--index-url", world.serve.index_url)
+    assert r.returncode == 2, r.stdout + r.stderr
+    assert "UV_TORCH_BACKEND" in r.stderr

@@ -55,8 +55,16 @@ PIP_ENV = (
     "PIP_CONFIG_FILE",
     "PIP_ISOLATED",
 )
-#: uv settings (top level and in [pip]) that add a source.
-UV_SOURCE_KEYS = ("index", "index-url", "extra-index-url", "find-links", "no-index")
+#: uv settings (top level and in [pip]) that add a source (``torch-backend``: uv takes every
+#: PyTorch-ecosystem package from download.pytorch.org instead of the configured index).
+UV_SOURCE_KEYS = (
+    "index",
+    "index-url",
+    "extra-index-url",
+    "find-links",
+    "no-index",
+    "torch-backend",
+)
 UV_ENV = (
     "UV_INDEX",
     "UV_DEFAULT_INDEX",
@@ -64,6 +72,7 @@ UV_ENV = (
     "UV_EXTRA_INDEX_URL",
     "UV_FIND_LINKS",
     "UV_NO_INDEX",
+    "UV_TORCH_BACKEND",
     "UV_CONFIG_FILE",
     "UV_NO_CONFIG",
 )
