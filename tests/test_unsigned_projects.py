@@ -166,3 +166,29 @@ def test_unsigned_project_entries_are_validated(
     (workdir / "safe-pip.toml").write_text(text)
     assert main(["allow", "list"]) == 2
     assert message in capsys.readouterr().err
+
+
+def test_unsigned_file_added_to_an_attested_release_does_not_hide_it_from_index_history(
+    lab: tuple[IndexServer, Publisher],
+    trust_root: Path,
+    workdir: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The index history reads one file per earlier release. It took the first wheel by name,
+    so a stolen upload token that added an unsigned ``gamma-2.0-py2.py3-none-any.whl`` (sorting
+    before the attested ``...-py3-none-any.whl``) to release 2.0 made 2.0 read as unsigned on
+    first sight: the project looked never attested, and the token's unsigned 2.1 passed
+    through ``[[unsigned-project]]`` on a fresh machine (CI). A file the index lists with
+    provenance is read first now: 2.0 stays attested and 2.1 is a downgrade."""
+    server, pub = lab
+    pub.wheel("gamma", "1.0", signed=False)
+    pub.wheel("gamma", "2.0")  # the project starts attesting
+    pub.wheel("gamma", "2.0", signed=False, tag="py2.py3-none-any")  # the token's extra file
+    pub.wheel("gamma", "2.1", signed=False)
+    names = sorted(d.filename for d in server.dists("gamma") if d.version == "2.0")
+    assert names == ["gamma-2.0-py2.py3-none-any.whl", "gamma-2.0-py3-none-any.whl"]
+    monkeypatch.setenv("SAFE_PIP_HOME", str(workdir / "fresh-home"))
+    (workdir / "fresh-home").mkdir(mode=0o700)
+    code, doc = _inspect(capsys, trust_root, server, "gamma==2.1")
+    assert (code, doc["code"]) == (1, "refused-attestation-downgrade"), doc["reason"]

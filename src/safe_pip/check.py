@@ -446,13 +446,17 @@ class Checker:
         self, name: str, releases: Sequence[tuple[str, Sequence[FileRef]]], index: str
     ) -> tuple[HistoryRecord, ...]:
         """The history records of earlier releases: ONE provenance read per release (its
-        publisher is what counts; a wheel preferred), the releases read in parallel. Order
-        is kept; a release whose provenance does not verify is left out; the first release
-        that cannot be read raises (could not check)."""
+        publisher is what counts; a file the index lists with provenance first, then a
+        wheel), the releases read in parallel. Order is kept; a release whose provenance does
+        not verify is left out; the first release that cannot be read raises (could not
+        check). A release is attested when any of its files is: an unsigned file added to an
+        attested release later (a stolen upload token) must not make it read as unsigned."""
+
+        def preference(f: FileRef) -> tuple[bool, bool, str]:
+            return (not f.provenance_url, not f.filename.endswith(".whl"), f.filename)
+
         picks = [
-            (version, sorted(files, key=lambda f: (not f.filename.endswith(".whl"), f.filename))[0])
-            for version, files in releases
-            if files
+            (version, sorted(files, key=preference)[0]) for version, files in releases if files
         ]
 
         def read(pick: tuple[str, FileRef]) -> HistoryRecord | None:
