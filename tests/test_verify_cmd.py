@@ -6,6 +6,7 @@ import base64
 import difflib
 import hashlib
 import json
+import os
 import socket
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
@@ -950,3 +951,76 @@ def test_requirements_lock_is_read_as_pip_reads_it(
     assert [(f["package"], f["filename"], f["code"]) for f in bad] == [
         ("nosig", nosig.filename, "refused-unsigned")
     ]
+
+
+def test_requirements_lock_constraints_files_are_verified(
+    sigstore: TestSigstore,
+    workdir: Path,
+    trust_root: Path,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+) -> None:
+    """A hashed pin in a ``-c`` constraints file is a file pip installs: pip 26 takes the
+    hash of a dependency from the constraint (the requirement itself names only ``app``), so
+    ``app``'s dependency ``nosig`` went in unverified while verify, which skipped ``-c``,
+    passed. Constraints with hashes are verified like requirements now; unhashed ones only
+    narrow what pip may pick and are left alone."""
+    import subprocess
+    import sys
+
+    with IndexServer(tmp_path / "cidx") as server:
+        pub = Publisher(sigstore, server, tmp_path / "cbuild")
+        app = pub.wheel("app", "1.0", requires=["nosig"])
+        nosig = pub.wheel("nosig", "1.0", signed=False)
+        constraints = workdir / "constraints.txt"
+        constraints.write_text(f"nosig==1.0 --hash=sha256:{sha256_file(nosig)}\nunrelated==2.0\n")
+        req = workdir / "requirements.txt"
+        req.write_text(
+            f"--index-url {server.index_url}\n-c constraints.txt\n"
+            f"app==1.0 --hash=sha256:{sha256_file(app)}\n"
+        )
+        env = {k: v for k, v in os.environ.items() if not k.upper().startswith("PIP_")}
+        env.update(PIP_CONFIG_FILE=os.devnull, PIP_DISABLE_PIP_VERSION_CHECK="1")
+        proc = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "download",
+                "--no-cache-dir",
+                "-d",
+                str(tmp_path / "dl"),
+                "-r",
+                str(req),
+            ],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=300,
+            check=False,
+        )
+        pip_major = int(
+            subprocess.run(
+                [sys.executable, "-m", "pip", "--version"],
+                capture_output=True,
+                text=True,
+                env=env,
+                timeout=120,
+                check=True,
+            )
+            .stdout.split()[1]
+            .split(".")[0]
+        )
+        if pip_major >= 26:  # older pip refuses the dependency's hash from a constraint
+            assert proc.returncode == 0, proc.stdout + proc.stderr
+            assert nosig.name in {p.name for p in (tmp_path / "dl").iterdir()}
+
+        code, out, err = _run([str(req), "--format", "json"], capsys, trust_root)
+        assert code == 1, out + err
+        files = _files(json.loads(out))
+        assert {(f["package"], f["status"]) for f in files} == {
+            ("app", "ok"),
+            ("nosig", "fail"),
+        }
+        bad = next(f for f in files if f["package"] == "nosig")
+        assert bad["code"] == "refused-unsigned"

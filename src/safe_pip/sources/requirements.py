@@ -42,8 +42,18 @@ def _expand(value: str) -> str:
 
 
 def parse_requirements(
-    text: str, path: Path, _depth: int = 0, _seen: set[Path] | None = None
+    text: str,
+    path: Path,
+    _depth: int = 0,
+    _seen: set[Path] | None = None,
+    *,
+    constraint: bool = False,
 ) -> Lock:
+    """The lock a requirements file (``constraint``: a ``-c`` constraints file) makes.
+
+    pip installs a dependency pinned with ``--hash`` in a constraints file (pip 26 takes the
+    hash from the constraint), so such entries are files to verify as well; a constraint
+    without a hash only narrows what pip may pick and is left out."""
     from packaging.requirements import InvalidRequirement, Requirement
 
     seen = _seen if _seen is not None else set()
@@ -75,19 +85,38 @@ def parse_requirements(
                     index = value
                 elif name == "--extra-index-url":
                     extra.append(value)
-                elif name == "--requirement":
+                elif name in ("--requirement", "--constraint"):
+                    flag = "-r" if name == "--requirement" else "-c"
                     sub = (path.parent / value).resolve()
                     if _depth >= _MAX_DEPTH or sub in seen:
-                        raise ConfigError(f"{where}: -r {value}: include cycle or nesting too deep")
+                        raise ConfigError(
+                            f"{where}: {flag} {value}: include cycle or nesting too deep"
+                        )
                     try:
                         sub_text = decode_requirement_file(sub.read_bytes())
                     except OSError as exc:
-                        raise ConfigError(f"{where}: cannot read {value}: {exc.strerror}") from exc
-                    sub_lock = parse_requirements(sub_text, sub, _depth + 1, seen)
+                        raise ConfigError(
+                            f"{where}: cannot read {value}: {exc.strerror}",
+                            fix="give nested files as local paths (relative to this file)",
+                        ) from exc
+                    sub_lock = parse_requirements(
+                        sub_text,
+                        sub,
+                        _depth + 1,
+                        seen,
+                        constraint=constraint or name == "--constraint",
+                    )
                     packages.extend(sub_lock.packages)
                     index = index or sub_lock.index
                     extra.extend(sub_lock.extra_indexes)
             continue
+        if constraint and not any(name == "--hash" for name, _v in options):
+            # a name and specifier only narrows what pip may pick: it installs nothing itself
+            try:
+                if not Requirement(args.strip()).url and not ENV_VAR.search(line):
+                    continue
+            except InvalidRequirement:
+                pass  # read below as any requirement is (a path, a URL: refused there)
         if ENV_VAR.search(line):
             raise ConfigError(
                 f"{where}: the requirement {line!r} names an environment variable, which pip "
