@@ -511,3 +511,21 @@ def test_requirements_options_read_as_pip_reads_them(
     req.write_text(f"alpha==1.0 --hash=sha256:{SHA_A} ${{SAFE_PIP_TEST_TOKEN}}\n")
     with pytest.raises(ConfigError, match="environment variable"):
         read_lock(req)
+
+
+def test_requirements_constraints_shared_by_two_files_are_read_once_each(tmp_path: Path) -> None:
+    """A constraints file two requirement files share (a diamond, as pip allows) is no cycle;
+    a real cycle is still refused."""
+    (tmp_path / "constraints.txt").write_text(f"beta==2.0 --hash=sha256:{SHA_C}\nzeta==1\n")
+    (tmp_path / "base.txt").write_text(f"-c constraints.txt\nalpha==1.0 --hash=sha256:{SHA_A}\n")
+    req = tmp_path / "dev.txt"
+    req.write_text("-r base.txt\n-c constraints.txt\n")
+    lock = read_lock(req)
+    assert [(p.name, p.hashes) for p in lock.packages] == [
+        ("beta", (SHA_C,)),
+        ("alpha", (SHA_A,)),
+        ("beta", (SHA_C,)),
+    ]
+    (tmp_path / "constraints.txt").write_text("-r dev.txt\n")
+    with pytest.raises(ConfigError, match="cycle"):
+        read_lock(req)

@@ -45,7 +45,7 @@ def parse_requirements(
     text: str,
     path: Path,
     _depth: int = 0,
-    _seen: set[Path] | None = None,
+    _seen: frozenset[Path] = frozenset(),
     *,
     constraint: bool = False,
 ) -> Lock:
@@ -56,8 +56,7 @@ def parse_requirements(
     without a hash only narrows what pip may pick and is left out."""
     from packaging.requirements import InvalidRequirement, Requirement
 
-    seen = _seen if _seen is not None else set()
-    seen.add(path.resolve())
+    seen = _seen | {path.resolve()}  # the files including this one: a cycle, not a diamond
     index: str | None = None
     extra: list[str] = []
     packages: list[LockedPackage] = []
