@@ -8,6 +8,8 @@ import hashlib
 import json
 import os
 import socket
+import subprocess
+import sys
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from pathlib import Path
@@ -863,34 +865,32 @@ def test_summaries_split_verified_unsigned_allowed_and_refused(
 # -- a requirements lock is read as pip reads it (the forms pip takes that verify must see) ----
 
 
-def _pip_download(req: Path, links: Path, dest: Path) -> list[str]:
-    """What real pip takes from ``req`` (offline, from ``links`` only): the file names."""
-    import os
-    import subprocess
-    import sys
-
+def _pip(*args: str) -> subprocess.CompletedProcess[str]:
+    """Real pip (this interpreter's), isolated from pip's configuration."""
     env = {k: v for k, v in os.environ.items() if not k.upper().startswith("PIP_")}
     env.update(PIP_CONFIG_FILE=os.devnull, PIP_DISABLE_PIP_VERSION_CHECK="1", PIP_NO_INPUT="1")
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "download",
-            "--no-index",
-            "--find-links",
-            str(links),
-            "--no-deps",
-            "--dest",
-            str(dest),
-            "-r",
-            str(req),
-        ],
+    return subprocess.run(
+        [sys.executable, "-m", "pip", *args],
         capture_output=True,
         text=True,
         env=env,
         timeout=300,
         check=False,
+    )
+
+
+def _pip_download(req: Path, links: Path, dest: Path) -> list[str]:
+    """What real pip takes from ``req`` (offline, from ``links`` only): the file names."""
+    proc = _pip(
+        "download",
+        "--no-index",
+        "--find-links",
+        str(links),
+        "--no-deps",
+        "--dest",
+        str(dest),
+        "-r",
+        str(req),
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     return sorted(p.name for p in dest.iterdir())
@@ -965,8 +965,6 @@ def test_requirements_lock_constraints_files_are_verified(
     ``app``'s dependency ``nosig`` went in unverified while verify, which skipped ``-c``,
     passed. Constraints with hashes are verified like requirements now; unhashed ones only
     narrow what pip may pick and are left alone."""
-    import subprocess
-    import sys
 
     with IndexServer(tmp_path / "cidx") as server:
         pub = Publisher(sigstore, server, tmp_path / "cbuild")
@@ -979,38 +977,8 @@ def test_requirements_lock_constraints_files_are_verified(
             f"--index-url {server.index_url}\n-c constraints.txt\n"
             f"app==1.0 --hash=sha256:{sha256_file(app)}\n"
         )
-        env = {k: v for k, v in os.environ.items() if not k.upper().startswith("PIP_")}
-        env.update(PIP_CONFIG_FILE=os.devnull, PIP_DISABLE_PIP_VERSION_CHECK="1")
-        proc = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "pip",
-                "download",
-                "--no-cache-dir",
-                "-d",
-                str(tmp_path / "dl"),
-                "-r",
-                str(req),
-            ],
-            capture_output=True,
-            text=True,
-            env=env,
-            timeout=300,
-            check=False,
-        )
-        pip_major = int(
-            subprocess.run(
-                [sys.executable, "-m", "pip", "--version"],
-                capture_output=True,
-                text=True,
-                env=env,
-                timeout=120,
-                check=True,
-            )
-            .stdout.split()[1]
-            .split(".")[0]
-        )
+        proc = _pip("download", "--no-cache-dir", "-d", str(tmp_path / "dl"), "-r", str(req))
+        pip_major = int(_pip("--version").stdout.split()[1].split(".")[0])
         if pip_major >= 26:  # older pip refuses the dependency's hash from a constraint
             assert proc.returncode == 0, proc.stdout + proc.stderr
             assert nosig.name in {p.name for p in (tmp_path / "dl").iterdir()}
