@@ -264,6 +264,9 @@ class ReasonCode(str, enum.Enum):
     # a wheel that is not a valid wheel of the project and version it claims (not one
     # .dist-info, METADATA naming another project or version): installers skip or misread it
     REFUSED_INVALID_WHEEL = "refused-invalid-wheel"
+    # install: the bytes the index sent do not hash to the sha256 it lists and the
+    # provenance attests (a file swapped after signing, or altered on the way)
+    REFUSED_HASH_MISMATCH = "refused-hash-mismatch"
 
 
 #: PyPI's per-release provenance states (warehouse ``Release.provenance_status``), shown as

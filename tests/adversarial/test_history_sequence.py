@@ -138,6 +138,47 @@ def test_pooled_index_history_install_refuses_the_attackers_second_release(
     assert db_snapshot() == []
 
 
+@pytest.mark.parametrize("how", ["flag", "depth-0"])
+def test_a_publisher_change_on_one_page_is_refused_without_index_history(
+    env: Env, tmp_path: Path, how: str
+) -> None:
+    """acme's 1.0.0, then 2.0.0 by another publisher, both genuinely signed, on one page:
+    ``install`` without the index's history window (``--no-index-history``, or
+    ``index-history-depth = 0``) still judges the page pip read as one sequence, so 2.0.0 is
+    refused-publisher-change, not trusted on first use (the lazy index decided only the file
+    pip asked for). Nothing installed, nothing recorded."""
+    env.pub.wheel("alpha", "1.0.0", identity=ACME, published=T0)
+    env.pub.wheel("alpha", "2.0.0", identity=EVIL, published=T0 + DAY)
+    extra = ["--no-index-history"]
+    if how == "depth-0":
+        policy = tmp_path / "safe-pip.toml"
+        policy.write_text("[defaults]\nindex-history-depth = 0\n", encoding="utf-8")
+        extra = ["--policy", str(policy)]
+    run = install(env, tmp_path / "t", *extra, "alpha", "--json")
+    assert run.code == 1, run.text
+    files = run.json()["files"]
+    assert [(f["version"], f["code"]) for f in files] == [("2.0.0", "refused-publisher-change")], (
+        run.text
+    )
+    assert "alpha 2.0.0" in files[0]["reason"], files[0]  # where the publisher changed
+    assert "GitHub acme/alpha @ release.yml before" in files[0]["reason"], files[0]
+    assert not (tmp_path / "t" / "alpha").exists()
+    assert db_snapshot() == []
+
+
+def test_one_publisher_on_the_page_installs_without_index_history(env: Env, tmp_path: Path) -> None:
+    """The same page with one publisher: ``--no-index-history`` installs the newest on first
+    use (the page's releases decided together do not refuse a continuous sequence)."""
+    env.pub.wheel("alpha", "1.0.0", identity=ACME, published=T0)
+    env.pub.wheel("alpha", "2.0.0", identity=ACME, published=T0 + DAY)
+    run = install(env, tmp_path / "t", "--no-index-history", "alpha", "--json")
+    assert run.code == 0, run.text
+    assert [(f["version"], f["code"]) for f in run.json()["files"]] == [
+        ("2.0.0", "verified-first-use")
+    ], run.text
+    assert (tmp_path / "t" / "alpha").is_dir()
+
+
 def test_pooled_index_history_verify_refuses(env: Env) -> None:
     _pooled(env)
     (wheel,) = [d.path for d in env.server.dists("alpha") if d.version == "1.2.0"]

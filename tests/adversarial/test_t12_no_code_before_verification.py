@@ -933,3 +933,65 @@ def test_a_file_decided_ahead_that_could_not_be_checked_is_checked_again(attack:
     assert run.code == 0, run.text
     assert all(f["verdict"] == "allow" for f in run.json()["files"]), run.text
     assert (env.workdir / "target" / "dep").is_dir()
+
+
+@pytest.mark.parametrize("what", ["provenance", "wheel"])
+def test_a_could_not_check_file_alone_is_the_same_one_report(attack: Attack, what: str) -> None:
+    """The only problem of a run is a file that could not be checked (its provenance, or its
+    bytes, answer 503 upstream): the report is the one refusals get, not a generic "the
+    index could not be read": the table names the project, the file, the index host and the
+    reason with a fix; --json lists the file as could-not-check; exit 3 (could not check);
+    nothing is installed."""
+    from urllib.parse import urlsplit
+
+    env = attack.env
+    zee = env.pub.wheel("zee", "1.0")
+    env.pub.wheel("app", "1.0", requires=["zee"])
+    url = (
+        env.server.provenance_url("zee", zee.name)
+        if what == "provenance"
+        else env.server.file_url("zee", zee.name)
+    )
+    env.server.faults[urlsplit(url).path] = Fault(status=503)
+    run = attack.install("app", "--json")
+    attack.assert_refused(run, codes=(3,))
+    doc = run.json()
+    assert doc["exit_code"] == 3, doc
+    unchecked = [f for f in doc["files"] if f["verdict"] == "refuse"]
+    assert [(f["project"], f["filename"], f["code"]) for f in unchecked] == [
+        ("zee", zee.name, "could-not-check")
+    ], doc
+    assert "127.0.0.1" in unchecked[0]["reason"] and "503" in unchecked[0]["reason"], doc
+    assert unchecked[0]["fix"].startswith("retry"), doc
+    assert doc["summary"]["could_not_check"] == 1, doc
+    assert doc["message"] == "the verifying index could not check a file pip needed", doc
+    text = attack.install("app")
+    attack.assert_refused(text, "zee 1.0", zee.name, "could-not-check", "127.0.0.1", codes=(3,))
+    assert "fix: retry" in text.text, text.text
+    assert "the verifying index could not check a file pip needed" in text.text, text.text
+    assert "nothing was installed" in text.text
+    assert not any((env.workdir / "target").iterdir())
+
+
+def test_bytes_that_do_not_match_the_attested_hash_are_refused(attack: Attack) -> None:
+    """The index lists (and the provenance attests) one sha256 for ``zee``'s wheel and sends
+    other bytes: refused as refused-hash-mismatch (exit 1), not "could not check" (a 502
+    from the verifying index). The wheel gets a stand-in, so pip's resolution goes on and an
+    unsigned dependency elsewhere in the tree is named in the same report."""
+    from urllib.parse import urlsplit
+
+    env = attack.env
+    zee = env.pub.wheel("zee", "1.0")
+    env.pub.wheel("xee", "1.0", signed=False)
+    env.pub.wheel("app", "1.0", requires=["zee", "xee"])
+    path = urlsplit(env.server.file_url("zee", zee.name)).path
+    env.server.faults[path] = Fault(body=bytes(len(zee.read_bytes())))  # same size, other bytes
+    run = attack.install("app", "--json")
+    attack.assert_refused(run, codes=(1,))
+    files = {f["project"]: f for f in run.json()["files"] if f["verdict"] == "refuse"}
+    assert sorted(files) == ["xee", "zee"], run.text
+    assert files["zee"]["code"] == "refused-hash-mismatch", files["zee"]
+    assert "do not hash to the sha256" in files["zee"]["reason"], files["zee"]
+    assert files["xee"]["code"] == "refused-unsigned"
+    assert run.json()["exit_code"] == 1
+    assert not any((env.workdir / "target").iterdir())

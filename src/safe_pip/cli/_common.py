@@ -57,7 +57,8 @@ def add_policy_options(parser: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--no-index-history",
         action="store_true",
-        help="on first sight of a project, do not read its earlier releases' provenance",
+        help="on first sight of a project, do not read its most recently published releases "
+        "as history (install still judges the page it resolves from as one sequence)",
     )
     g.add_argument(
         "--min-release-age",

@@ -393,19 +393,26 @@ def resolve_failed(
                 v = apply_index_confusion(v, v.project, listed, checker.policy)
             noted.append(v)
         refused = noted
+    # the files pip asked for that could not be checked (or whose bytes proved a refusal),
+    # named beside the refusals; alone, they are the same one report (exit 3)
+    refused += indexes.unchecked(refused)
     if refused:
-        # the files pip asked for that could not be checked, named beside the refusals
-        refused += indexes.unchecked(refused)
         # A refused file (a dependency, a wheel whose metadata needs a direct URL, an sdist's
-        # build dependency) was answered 403 and pip stopped.
+        # build dependency) was answered 403, or a file could not be checked (5xx), and pip
+        # stopped.
         outcome.verdicts = refused
         outcome.pip_exit_code = proc.returncode
         if text and refused[0].code.value not in text:
             err.write(text if text.endswith("\n") else text + "\n")
         err.write(refusal_table(refused) + "\n")
-        outcome.message = "the verifying index refused a file pip needed"
+        code = _exit_for(refused)
+        outcome.message = (
+            "the verifying index refused a file pip needed"
+            if code == EXIT_REFUSED
+            else "the verifying index could not check a file pip needed"
+        )
         err.write(f"safe-pip: {outcome.message}; nothing was installed.\n")
-        return _exit_for(refused)
+        return code
     err.write(text if text.endswith("\n") or not text else text + "\n")
     outcome.pip_exit_code = proc.returncode
     failed = indexes.failures()

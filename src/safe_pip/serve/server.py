@@ -68,11 +68,17 @@ DEFAULT_PAGE_TTL = 60.0  # seconds a file link is answered from its project's la
 class ServeError(Exception):
     """An answer other than 200: the status, a one-line reason and (optionally) a fix."""
 
-    def __init__(self, status: int, reason: str, *, fix: str | None = None) -> None:
+    def __init__(
+        self, status: int, reason: str, *, fix: str | None = None, verdict: Verdict | None = None
+    ) -> None:
         super().__init__(reason)
         self.status = status
         self.reason = reason
         self.fix = fix
+        #: What this failure means for the file, for an installer's report, where known: a
+        #: refusal its bytes proved (not the attested ones, not a valid wheel), or the
+        #: could-not-check decision with its own reason (provenance or history unreadable).
+        self.verdict = verdict
 
     def body(self) -> bytes:
         """The text/plain answer, sanitised like every other output (threat T22): its
@@ -825,6 +831,8 @@ class VerifyingIndex:
             except InvalidVersion:
                 return None
 
+        if self._page_decides():
+            return  # a file is decided with its page's releases (_decide_with_page), not alone
         versions = [v for e in entries if not e.ref.yanked and (v := version(e)) is not None]
         if not versions:
             return
@@ -845,7 +853,10 @@ class VerifyingIndex:
     def _decide_pending(self, entry: Entry) -> Entry:
         """The decision for a pending entry: the one started ahead, else (also when that one
         could not check the file: the installer's own request tries once more, and only its
-        failure counts) made now."""
+        failure counts) made now. Without the index's history window
+        (:meth:`_page_decides`), with the releases of its page (:meth:`_decide_with_page`)."""
+        if self._page_decides():
+            return self._decide_with_page(entry)
         with self._lock:
             ahead = self._deciding.pop((entry.ref.filename, entry.sha256), None)
         if ahead is not None:
@@ -858,6 +869,90 @@ class VerifyingIndex:
             except Exception:  # noqa: S110 - decided again below, where errors are handled
                 pass
         return self._decide_one(entry.ref, entry.requires_python)
+
+    def _page_decides(self) -> bool:
+        """Lazy, and the index's history window is not read (``--no-index-history``, or
+        ``index-history-depth = 0``): a file decided alone would be "first use" even when its
+        own page changes publisher (acme's 1.0, then an attacker's 2.0, both signed), where
+        the eager index refuses it (one served page is one decision, ADR 0012). So a pending
+        file is decided with its page's releases."""
+        return self.lazy and (
+            not self.checker.index_history or self.checker.policy.defaults.index_history_depth <= 0
+        )
+
+    def _decide_with_page(self, entry: Entry) -> Entry:
+        """``entry`` (pending) decided together with one file of every other release its
+        project's last page read listed (a wheel preferred; not those left out as too new):
+        one decision, the page's releases placed in the project's sequence at their own
+        publication times, so a publisher change anywhere on the page refuses every file
+        allowed on first use (as the eager index's page). Each decision is cached (a later
+        request reuses them). When another release of the page cannot be checked, the
+        sequence cannot be judged: ``entry`` is could-not-check (fail closed). A project with
+        an attested record in this machine's history is judged by that history alone."""
+        norm = canonicalize_name(entry.ref.project)
+        try:
+            if self.checker.history_for(norm, index=self.upstream.index_url).was_attested():
+                return self._decide_one(entry.ref, entry.requires_python)
+        except SafePipError:
+            pass  # decide() meets it again and says could not check
+        key = (entry.ref.filename, entry.sha256)
+        with self._project_lock(norm):
+            with self._lock:
+                state = self._pages.get(norm)
+                listed = sorted(state.listed) if state is not None else []
+                known = [
+                    hit
+                    for k in listed
+                    if (hit := self._pending.get(k) or self._cache.get(k)) is not None
+                    and hit.verdict.code is not ReasonCode.REFUSED_TOO_NEW
+                ]
+            picks: dict[str, Entry] = {}
+            for e in sorted(
+                known, key=lambda e: (not e.ref.filename.endswith(".whl"), e.ref.filename)
+            ):
+                picks.setdefault(e.ref.version, e)
+            picks[entry.ref.version] = entry
+            group = list(picks.values())
+            gen = self._policy_gen
+            futures = {
+                id(e): self._pool.submit(self._verify, e.ref, e.requires_python)
+                for e in group
+                if e.pending
+            }
+            decided = [futures[id(e)].result() if id(e) in futures else e for e in group]
+            mine = decided[group.index(entry)]
+            other = next((e for e in decided if e.transient and e is not mine), None)
+            if mine.transient or other is not None:
+                if not mine.transient:
+                    assert other is not None
+                    mine = replace(
+                        mine,
+                        verdict=_refuse(
+                            mine.ref,
+                            mine.sha256,
+                            ReasonCode.COULD_NOT_CHECK,
+                            f"{other.ref.filename}, another release on {norm}'s page, could not "
+                            f"be checked ({other.verdict.reason}), so the page's publisher "
+                            "sequence cannot be judged without the index's history",
+                            fix="retry later; the upstream index or its provenance is unavailable",
+                        ),
+                        provenance=None,
+                        transient=True,
+                    )
+                self._log_decision(mine)
+                return mine
+            settled = self._one_decision(decided)
+            with self._lock:
+                if gen == self._policy_gen:
+                    for e in settled:
+                        k = (e.ref.filename, e.sha256)
+                        self._pending.pop(k, None)
+                        self._cache[k] = e
+                        self._cached_keys.setdefault(norm, set()).add(k)
+            for e, was in zip(settled, group, strict=True):
+                if was.pending or e.verdict is not was.verdict:
+                    self._log_decision(e)
+            return next(e for e in settled if (e.ref.filename, e.sha256) == key)
 
     def _decide_one(
         self, ref: FileRef, requires_python: str | None, *, ahead: bool = False
@@ -1035,6 +1130,7 @@ class VerifyingIndex:
                 503,
                 f"could not check {filename} of {norm}: {hit.verdict.reason}",
                 fix="retry later; the upstream index or its provenance is unavailable",
+                verdict=hit.verdict,
             )
         if hit is None or canonicalize_name(hit.ref.project) != norm:
             raise ServeError(
@@ -1152,6 +1248,7 @@ class VerifyingIndex:
                 f"{ref.filename}: the bytes upstream sent do not match the attested sha256 "
                 f"{entry.sha256} ({exc.message}); refusing to serve them",
                 fix="the file changed upstream after it was signed, or was altered in transit",
+                verdict=hash_mismatch_verdict(entry.verdict, exc.message),
             ) from None
         except NetworkError as exc:
             shutil.rmtree(workdir, ignore_errors=True)
@@ -1306,6 +1403,7 @@ class VerifyingIndex:
                 502,
                 f"{entry.ref.filename}: {exc}; refusing to serve it",
                 fix="the file is not a valid wheel",
+                verdict=invalid_wheel_verdict(entry.verdict, str(exc)),
             ) from None
         if not found:
             return
@@ -1340,18 +1438,9 @@ class VerifyingIndex:
             raise ServeError(404, f"no core metadata for {filename}")
         version = wheel_version(filename, project)
         if entry.allowed:
-            dest, cached = self._download(entry)
-            try:
-                body, refused = self._wheel_metadata(entry, dest, project, version)
-                if refused is None:
-                    self._commit(entry)
-                    if not cached:
-                        self._to_cache(entry, dest)
-                    self._read_ahead(body)
-                    return CoreMetadata(body, entry.verdict, stand_in=False)
-            finally:
-                shutil.rmtree(dest.parent, ignore_errors=True)
-            entry = self._replace_verdict(entry, refused)
+            entry, body = self._verified_metadata(entry, project, version)
+            if body is not None:
+                return CoreMetadata(body, entry.verdict, stand_in=False)
         with self._lock:
             self._stand_ins.setdefault((filename, entry.sha256), entry.verdict)
         return CoreMetadata(stand_in_metadata(project, version), entry.verdict, stand_in=True)
@@ -1421,9 +1510,11 @@ class VerifyingIndex:
             return list(self._stand_ins.values())
 
     def note_unchecked(self, project: str, sha256: str, filename: str, error: ServeError) -> None:
-        """Keep ``filename`` as could-not-check when the installer's request for it (the file,
-        or its ``.metadata``) was answered ``error`` with a 5xx: the report names it beside the
-        refusals (:meth:`unchecked`). Only for a file this index listed (``core_metadata``)."""
+        """Keep what the installer's request for ``filename`` (the file, or its ``.metadata``)
+        answered with a 5xx ``error`` means, for the report (:meth:`unchecked`): the refusal
+        the failure proves (its bytes are not the attested ones, or not a valid wheel: its
+        cached verdict becomes that refusal), else could-not-check naming the index's host
+        and the reason. Only for a file this index listed (``core_metadata``)."""
         from safe_pip.net import redact
 
         if not self.core_metadata or error.status < 500:
@@ -1431,29 +1522,64 @@ class VerifyingIndex:
         key = (filename, sha256.lower())
         with self._lock:
             hit = self._cache.get(key) or self._pending.get(key)
-            if hit is None or key in self._stand_ins:
+            if hit is None or key in self._stand_ins or key in self._unchecked:
                 return
             try:
                 host = urlsplit(self.upstream_url).hostname or redact(self.upstream_url)
             except ValueError:
                 host = redact(self.upstream_url)
-            self._unchecked.setdefault(
-                key,
-                _refuse(
+            refused = (
+                error.verdict
+                if error.verdict
+                and error.verdict.action is Action.REFUSE
+                and error.verdict.code is not ReasonCode.COULD_NOT_CHECK
+                else None
+            )
+            if refused is not None:
+                verdict = refused
+            else:
+                why = error.verdict.reason if error.verdict is not None else error.reason
+                verdict = _refuse(
                     hit.ref,
                     key[1],
                     ReasonCode.COULD_NOT_CHECK,
-                    f"could not be checked through the index {host} (HTTP {error.status}): "
-                    f"{error.reason}",
+                    f"not checked through the index {host} (HTTP {error.status}): {why}",
                     fix=error.fix or "retry later; check the index URL and your network",
-                ),
-            )
+                )
+            self._unchecked[key] = verdict
+        if refused is not None:
+            self._replace_verdict(hit, refused)
 
     def unchecked(self) -> list[Verdict]:
-        """The files the installer asked for that could not be checked (:meth:`note_unchecked`),
-        in request order."""
+        """The files the installer asked for that could not be checked, or were refused for
+        what their bytes showed (:meth:`note_unchecked`), in request order."""
         with self._lock:
             return list(self._unchecked.values())
+
+    def _verified_metadata(
+        self, entry: Entry, project: str, version: Version
+    ) -> tuple[Entry, bytes | None]:
+        """(entry, METADATA) of an allowed wheel, read from its verified bytes (kept in the
+        file cache); else (the entry refused, None): its bytes are not the attested ones
+        (refused-hash-mismatch), not a valid wheel of ``project`` ``version``, or its
+        METADATA requires a direct URL. Other failures raise ServeError (could not check)."""
+        try:
+            dest, cached = self._download(entry)
+        except ServeError as err:
+            if err.verdict is None or err.verdict.code is ReasonCode.COULD_NOT_CHECK:
+                raise
+            return self._replace_verdict(entry, err.verdict), None
+        try:
+            body, refused = self._wheel_metadata(entry, dest, project, version)
+            if refused is None:
+                self._commit(entry)
+                if not cached:
+                    self._to_cache(entry, dest)
+                self._read_ahead(body)
+                return entry, body
+        finally:
+            shutil.rmtree(dest.parent, ignore_errors=True)
+        return self._replace_verdict(entry, refused), None
 
     def _wheel_metadata(
         self, entry: Entry, path: Path, project: str, version: Version
@@ -1588,6 +1714,27 @@ def read_core_metadata(path: Path, project: str, version: Version) -> bytes:
     if not same:
         raise ValueError(f"its METADATA gives the version {versions!r}, not {str(version)!r}")
     return data
+
+
+def hash_mismatch_verdict(verdict: Verdict, why: str) -> Verdict:
+    """``verdict`` turned into refused-hash-mismatch: the bytes upstream sent for the file do
+    not hash to the sha256 its page lists and its provenance attests (``why``)."""
+    return replace(
+        verdict,
+        action=Action.REFUSE,
+        code=ReasonCode.REFUSED_HASH_MISMATCH,
+        reason=(
+            f"the bytes the index sent for {verdict.filename} do not hash to the sha256 it "
+            f"lists and the provenance attests ({clean(why, limit=300)}); they were not "
+            f"served (the file as listed: {verdict.reason})"
+        ),
+        rule="attested sha256",
+        fix=(
+            "find out why the index serves other bytes than it lists (a mirror or proxy "
+            "altering files, or a file replaced upstream) before installing it; a retry "
+            "fetches the file again"
+        ),
+    )
 
 
 def invalid_wheel_verdict(verdict: Verdict, why: str) -> Verdict:
