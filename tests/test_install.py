@@ -684,3 +684,33 @@ def test_offline_install_reads_nothing_from_the_index(
     assert index.requests_log[seen:] == []  # not one request reached the index
     assert tree_digest(target) == before
     assert "--offline" in err
+
+
+def test_one_run_reads_each_upstream_page_and_file_once(
+    sigstore: TestSigstore, trust_root: Path, tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """One install run reads each upstream project page once: the verifying index's read of
+    a page feeds both the page pip gets and the project's index history (it was read twice),
+    and each provenance and wheel once. Nothing is kept across runs: a second run reads
+    every page again (a page can change between runs)."""
+    from collections import Counter
+
+    with IndexServer(tmp_path / "index") as server:
+        pub = Publisher(sigstore, server, tmp_path / "build")
+        pub.wheel("app", "1.0", requires=["lib-a", "lib-b"])
+        pub.wheel("lib-a", "1.0", requires=["lib-c"])
+        pub.wheel("lib-a", "0.9")
+        pub.wheel("lib-b", "1.0")
+        pub.wheel("lib-c", "1.0")
+        for run in (1, 2):
+            seen = len(server.requests_log)
+            rc = main([*base_args(server, trust_root, tmp_path / f"t{run}"), "app"])
+            assert rc == 0, capfd.readouterr().err
+            hits = Counter(server.requests_log[seen:])
+            pages = {p: n for p, n in hits.items() if p.startswith("/simple/")}
+            assert pages == {f"/simple/{p}/": 1 for p in ("app", "lib-a", "lib-b", "lib-c")}, (
+                run,
+                hits,
+            )
+            assert all(n == 1 for n in hits.values()), (run, hits)
+    capfd.readouterr()

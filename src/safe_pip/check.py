@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import os
 import threading
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
@@ -50,6 +51,9 @@ PYPI_SIMPLE = "https://pypi.org/simple/"
 
 #: Parallel provenance reads of one project's earlier releases (index history on first sight).
 HISTORY_READERS = 8
+#: How many provenance answers a checker keeps (:meth:`Checker.fetch_provenance`): a run
+#: reads far fewer; a long-running serve forgets the oldest.
+PROVENANCE_KEPT = 4096
 
 #: VerificationResult.reason_code of a file whose index serves no provenance at all (a mirror).
 NO_PROVENANCE_SERVED = "no-provenance-served"
@@ -127,6 +131,12 @@ class Checker:
         self._record_cache: dict[
             tuple[str, str, str], HistoryRecord | CouldNotCheckError | None
         ] = {}
+        #: provenance read in this checker's life (a run; a serve process), by where it was
+        #: read and the file's sha256, so the index history and the decision of a file read it
+        #: once: answers only (a failure is read again), at most PROVENANCE_KEPT, oldest first
+        #: out. Never written anywhere: the next run reads it again.
+        self._provenance: OrderedDict[tuple[str, str, str, str], bytes | None] = OrderedDict()
+        self._provenance_locks: dict[tuple[str, str, str, str], threading.Lock] = {}
 
     # -- plumbing -----------------------------------------------------------------------------
 
@@ -163,6 +173,17 @@ class Checker:
             raise cached
         return cached
 
+    def offer_page(self, index: str, page: ProjectPage) -> None:
+        """Take ``page``, read from ``index`` by another reader of this run (the verifying
+        index, for the page it serves), as this checker's read of it: the project's index
+        history is then read from the very page served, not fetched a second time. The caller
+        observed its serial (threat T21)."""
+        key = (index, str(canonicalize_name(page.name)))
+        with self._history_lock:
+            lock = self._page_locks.setdefault(key, threading.Lock())
+        with lock:
+            self._pages[key] = page
+
     def verify_provenance(
         self, filename: str, sha256: str, provenance: bytes
     ) -> VerificationResult:
@@ -198,14 +219,32 @@ class Checker:
                 fix="save evidence online (`safe-pip verify LOCK --save-evidence DIR`) and verify "
                 "with --evidence DIR, or run without --offline",
             )
-        if ref.provenance_url:
-            return fetch_provenance(self.http, ref)
-        index = ref.index
-        if index and _is_pypi(index):
-            return fetch_provenance(self.http, ref)
-        if self.provenance_index is None:
+        direct = bool(ref.provenance_url) or bool(ref.index and _is_pypi(ref.index))
+        if not direct and self.provenance_index is None:
             return None
-        return self._provenance_from_index(ref, self.provenance_index)
+        key = (
+            ref.provenance_url or "",
+            ref.index or self.provenance_index or "",
+            ref.filename,
+            (ref.sha256 or "").lower(),
+        )
+        with self._history_lock:
+            lock = self._provenance_locks.setdefault(key, threading.Lock())
+        with lock:  # parallel readers of one provenance (history, decision) wait for one read
+            with self._history_lock:
+                if key in self._provenance:
+                    return self._provenance[key]
+            if direct:
+                got = fetch_provenance(self.http, ref)
+            else:
+                assert self.provenance_index is not None
+                got = self._provenance_from_index(ref, self.provenance_index)
+            with self._history_lock:
+                self._provenance[key] = got
+                while len(self._provenance) > PROVENANCE_KEPT:
+                    old, _ = self._provenance.popitem(last=False)
+                    self._provenance_locks.pop(old, None)
+        return got
 
     def _provenance_from_index(self, ref: FileRef, index_url: str) -> bytes | None:
         from safe_pip.net import fetch_provenance

@@ -672,13 +672,15 @@ class VerifyingIndex:
             raise ServeError(status, reason, fix=fix) from None
 
     def _warm_history(self, norm: str, page: ProjectPage) -> None:
-        """Load the project's known-good history once, before any of its files is decided:
-        one sequence for the whole page (each file is placed in it at its own publication
-        time by decide()). First drop every cached verdict of the project when its history
-        in the store changed since they were decided (this server recorded a file, another
-        run recorded one, or someone forgot the project)."""
-        del page
+        """Load the project's known-good history once, before any of its files is decided,
+        its index window read from ``page`` (not fetched again): one sequence for the whole
+        page (each file is placed in it at its own publication time by decide()). First drop
+        every cached verdict of the project when its history in the store changed since they
+        were decided (this server recorded a file, another run recorded one, or someone
+        forgot the project)."""
         self._sync_history(norm)
+        # the history's window is read from this very page (one read per page and run)
+        self.checker.offer_page(self.upstream.index_url, page)
         # An error here is met again by decide() for each file, which refuses (could not check).
         with contextlib.suppress(SafePipError):
             self.checker.history_for(norm, index=self.upstream.index_url)
