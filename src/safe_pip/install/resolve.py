@@ -190,9 +190,12 @@ def start_verifying_indexes(
     verbose: bool,
     err: TextIO,
     file_cache: Path | None = None,
+    page_sequence: bool = True,
 ) -> VerifyingIndexes:
     """One verifying index (block mode, lazy, 127.0.0.1, ephemeral port) per upstream;
-    ``file_cache``: verified files by sha256, kept across runs (re-hashed on every use)."""
+    ``file_cache``: verified files by sha256, kept across runs (re-hashed on every use);
+    ``page_sequence``: without the index's history window, a file is decided with its
+    page's releases (ADR 0012; off only where no history is judged)."""
     from safe_pip.errors import CouldNotCheckError
     from safe_pip.serve import EventLog, start_server
 
@@ -216,6 +219,7 @@ def start_verifying_indexes(
                     watch_policy=False,  # one run, one policy (read at its start)
                 )
             )
+            out.servers[-1].index.page_sequence = page_sequence
     except OSError as exc:
         out.stop()
         raise CouldNotCheckError(

@@ -77,7 +77,11 @@ def _resolve(argv: list[str], index_url: str, what: str, args: RunOptions) -> li
         proxy = DeadProxy()
         stack.callback(proxy.close)
         indexes = stack.enter_context(
-            start_verifying_indexes(checker, upstreams, verbose=False, err=sys.stderr)
+            # learning judges no history (store=None): each file's own publisher is learned
+            # and compared with the history afterwards
+            start_verifying_indexes(
+                checker, upstreams, verbose=False, err=sys.stderr, page_sequence=False
+            )
         )
         requirements, constraints = write_requirement_files(reading, work)
         report = work / "pip-report.json"

@@ -412,6 +412,9 @@ class VerifyingIndex:
         #: The files the installer asked for (wheel, ``.metadata``) that could not be checked
         #: (answered 5xx), by (filename, sha256), in request order (``core_metadata`` only).
         self._unchecked: dict[tuple[str, str], Verdict] = {}
+        #: Lazy, without the index's history window: decide a file with its page's releases
+        #: (:meth:`_page_decides`). Off only where no history is judged (``allow learn``).
+        self.page_sequence = True
         self._pending: dict[tuple[str, str], Entry] = {}  # lazy: listed, not decided yet
         self._deciding: dict[tuple[str, str], Future[Entry]] = {}  # lazy: decided ahead
         self._pool = ThreadPoolExecutor(
@@ -878,8 +881,13 @@ class VerifyingIndex:
         own page changes publisher (acme's 1.0, then an attacker's 2.0, both signed), where
         the eager index refuses it (one served page is one decision, ADR 0012). So a pending
         file is decided with its page's releases."""
-        return self.lazy and (
-            not self.checker.index_history or self.checker.policy.defaults.index_history_depth <= 0
+        return (
+            self.lazy
+            and self.page_sequence
+            and (
+                not self.checker.index_history
+                or self.checker.policy.defaults.index_history_depth <= 0
+            )
         )
 
     def _decide_with_page(self, entry: Entry) -> Entry:
