@@ -202,3 +202,32 @@ def test_abbreviated_find_links_blocks_sdist_builds(
     assert code == 2, out + err
     assert "--find-links" in err
     assert "nothing was run" in err
+
+
+def test_a_command_imports_no_other_commands_module() -> None:
+    """Start-up: ``safe-pip install ...`` builds the parser of ``install`` alone (the other
+    commands' modules are not imported); an unknown command still lists every command."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from safe_pip.cli import main\n"
+        "rc = main(['install', '--help'])\n"
+        "others = sorted(m for m in sys.modules if m.startswith('safe_pip.cli.') and "
+        "m.split('.')[2] in ('verify', 'serve', 'inspect', 'allow', 'history', 'hook'))\n"
+        "print('RESULT', rc, others)\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert "RESULT 0 []" in proc.stdout, proc.stdout + proc.stderr
+    proc = subprocess.run(
+        [sys.executable, "-m", "safe_pip", "instal"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert proc.returncode == 2, proc.stderr
+    assert "'install', 'verify', 'serve', 'inspect', 'allow', 'history'" in proc.stderr

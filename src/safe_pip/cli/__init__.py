@@ -38,7 +38,10 @@ def _command_modules() -> list[str]:
     return ordered + sorted(n for n in names if n not in _ORDER)
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The parser of every command; with ``command`` (the first argument, when it names a
+    command), of that command alone: the other commands' modules are not even imported (a
+    start-up cost of every run)."""
     parser = argparse.ArgumentParser(
         prog="safe-pip",
         description=(
@@ -51,7 +54,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"safe-pip {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name in _command_modules():
+    names = _command_modules()
+    for name in [command] if command in names else names:
         module = importlib.import_module(f"safe_pip.cli.{name}")
         module.register(sub)
     return parser
@@ -60,7 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``safe-pip`` command. Returns the exit code."""
     args_list = list(sys.argv[1:] if argv is None else argv)
-    parser = build_parser()
+    parser = build_parser(args_list[0] if args_list else None)
     try:
         args = parser.parse_args(args_list)
     except SystemExit as exc:  # argparse: --help (0) or a usage error (2)

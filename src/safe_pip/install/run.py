@@ -309,18 +309,28 @@ def verified_bundles(own: InstallOptions, checker: Checker) -> VerifiedBundles:
 
 
 def _warm_up(checker: Checker) -> threading.Thread:
-    """Load the heavy parts (sigstore, the verifier for the trust root, requests) in the
-    background while pip resolves: the main thread only waits on pip then. Errors are left
-    for the real call to raise."""
+    """Load the heavy parts (requests, the policy rules; sigstore and the verifier for the
+    trust root when bundles will likely need verifying) in the background while pip
+    resolves: the main thread only waits on pip then. Errors are left for the real call to
+    raise.
+
+    sigstore is loaded ahead only when no verified bundle is kept yet (a first run): once
+    bundles are kept, a run mostly verifies none (every verdict is still decided afresh), and
+    importing sigstore (about a third of a second of one core, holding the interpreter lock
+    while the verifying index answers pip) was pure cost; a bundle that does need verifying
+    loads it then."""
+    warm_verifier = checker.verified is None or not checker.verified.any_kept()
 
     def work() -> None:
         try:
             import safe_pip.net
             import safe_pip.policy.rules
-            import safe_pip.provenance.attestation  # noqa: F401
-            from safe_pip.provenance.trust import load_verifier
 
-            load_verifier(checker.trust)
+            if warm_verifier:
+                import safe_pip.provenance.attestation  # noqa: F401
+                from safe_pip.provenance.trust import load_verifier
+
+                load_verifier(checker.trust)
         except Exception:  # noqa: S110 - the same call in the pipeline reports it properly
             pass
 

@@ -250,6 +250,15 @@ class VerifiedBundles:
         ]
         return _sha(json.dumps(parts).encode())
 
+    def any_kept(self) -> bool:
+        """Whether any bundle is kept (a hint for loading the verifier ahead; never a
+        verdict)."""
+        try:
+            with os.scandir(self.root) as entries:
+                return any(e.name.endswith(".json") for e in entries)
+        except OSError:
+            return False
+
     def get(self, filename: str, sha256: str, provenance: bytes) -> VerificationResult | None:
         """The stored VERIFIED result of this bundle for this file, or None."""
         key = self._key(filename, sha256, provenance)
