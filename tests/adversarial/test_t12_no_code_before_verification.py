@@ -836,6 +836,23 @@ def test_refusals_on_two_indexes_are_reported_in_one_run(attack: Attack, tmp_pat
     assert not any((env.workdir / "target").iterdir())
 
 
+def _unavailable_zee(attack: Attack, what: str, app_requires: list[str]) -> Path:
+    """``zee`` 1.0 (signed) whose provenance or wheel answers 503 upstream, and ``app`` 1.0
+    requiring ``app_requires``; returns zee's wheel."""
+    from urllib.parse import urlsplit
+
+    env = attack.env
+    zee: Path = env.pub.wheel("zee", "1.0")
+    env.pub.wheel("app", "1.0", requires=app_requires)
+    url = (
+        env.server.provenance_url("zee", zee.name)
+        if what == "provenance"
+        else env.server.file_url("zee", zee.name)
+    )
+    env.server.faults[urlsplit(url).path] = Fault(status=503)
+    return zee
+
+
 @pytest.mark.parametrize("what", ["provenance", "wheel"])
 def test_a_could_not_check_file_is_reported_beside_the_refusals(attack: Attack, what: str) -> None:
     """One wheel refused (unsigned) and another that could not be checked in the same run
@@ -843,18 +860,9 @@ def test_a_could_not_check_file_is_reported_beside_the_refusals(attack: Attack, 
     refused file with its reason code and the could-not-check file with the index host and
     the reason; exit 1 (refused wins over could-not-check); --json lists both; nothing is
     installed and the could-not-check file is never allowed."""
-    from urllib.parse import urlsplit
-
     env = attack.env
     env.pub.wheel("xee", "1.0", signed=False)
-    zee = env.pub.wheel("zee", "1.0")
-    env.pub.wheel("app", "1.0", requires=["xee", "zee"])
-    url = (
-        env.server.provenance_url("zee", zee.name)
-        if what == "provenance"
-        else env.server.file_url("zee", zee.name)
-    )
-    env.server.faults[urlsplit(url).path] = Fault(status=503)
+    _unavailable_zee(attack, what, ["xee", "zee"])
     run = attack.install("app", "--json")
     attack.assert_refused(run, codes=(1,))
     files = {f["project"]: f for f in run.json()["files"] if f["verdict"] == "refuse"}
@@ -942,17 +950,8 @@ def test_a_could_not_check_file_alone_is_the_same_one_report(attack: Attack, wha
     index could not be read": the table names the project, the file, the index host and the
     reason with a fix; --json lists the file as could-not-check; exit 3 (could not check);
     nothing is installed."""
-    from urllib.parse import urlsplit
-
     env = attack.env
-    zee = env.pub.wheel("zee", "1.0")
-    env.pub.wheel("app", "1.0", requires=["zee"])
-    url = (
-        env.server.provenance_url("zee", zee.name)
-        if what == "provenance"
-        else env.server.file_url("zee", zee.name)
-    )
-    env.server.faults[urlsplit(url).path] = Fault(status=503)
+    zee = _unavailable_zee(attack, what, ["zee"])
     run = attack.install("app", "--json")
     attack.assert_refused(run, codes=(3,))
     doc = run.json()
