@@ -992,3 +992,12 @@ def test_requirements_lock_constraints_files_are_verified(
         }
         bad = next(f for f in files if f["package"] == "nosig")
         assert bad["code"] == "refused-unsigned"
+        # reported at its own file and line, in every format
+        assert (bad["lock"], bad["file"], bad["line"]) == (str(req), str(constraints), 1)
+        code, out, _ = _run([str(req), "--format", "sarif"], capsys, trust_root)
+        (result,) = json.loads(out)["runs"][0]["results"]
+        location = result["locations"][0]["physicalLocation"]
+        assert location["artifactLocation"]["uri"].endswith("constraints.txt")
+        assert location["region"]["startLine"] == 1
+        code, out, _ = _run([str(req), "--format", "text"], capsys, trust_root)
+        assert "constraints.txt:1" in out

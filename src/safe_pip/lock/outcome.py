@@ -51,10 +51,17 @@ class FileOutcome:
         v = self.verdict
         return bool(v and v.verification and v.verification.verified)
 
+    @property
+    def file(self) -> Path:
+        """The file ``line`` is a line of: the lock, or the file nested in it (-r / -c) that
+        names the entry."""
+        return self.package.source or self.lock
+
     def to_json(self) -> dict[str, Any]:
         res = self.verdict.verification if self.verdict else None
         return {
             "lock": str(self.lock),
+            "file": str(self.file),
             "line": self.line,
             "package": self.package.name,
             "version": self.package.version,

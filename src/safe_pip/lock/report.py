@@ -185,7 +185,7 @@ def _row(o: FileOutcome) -> Row:
         fix=o.fix if o.status in ("fail", "error") else "",
         identity=o.identity,
         expected=o.expected,
-        where=f"{_rel(o.lock)}:{o.line}",
+        where=f"{_rel(o.file)}:{o.line}",
         details=verdict_details(o.verdict) if o.verdict is not None else (),
     )
 
@@ -353,7 +353,7 @@ def to_sarif(run: VerifyRun) -> dict[str, Any]:
                     {
                         "physicalLocation": {
                             "artifactLocation": {
-                                "uri": _rel(o.lock),
+                                "uri": _rel(o.file),
                                 "uriBaseId": "%SRCROOT%",
                             },
                             "region": {"startLine": max(1, o.line)},
@@ -439,13 +439,13 @@ def render_junit(run: VerifyRun) -> str:
                 {
                     "classname": clean(f"{_rel(r.lock.path)}.{o.package.name}"),
                     "name": clean(o.filename or f"{o.package.name} {o.package.version}"),
-                    "file": clean(_rel(r.lock.path)),
+                    "file": clean(_rel(o.file)),
                     "line": str(o.line),
                     "time": "0",
                 },
             )
             message = clean(o.reason, limit=1000)
-            body = [f"{_rel(o.lock)}:{o.line}: {o.code}: {o.reason}"]
+            body = [f"{_rel(o.file)}:{o.line}: {o.code}: {o.reason}"]
             if o.identity is not None:
                 body.append(f"identity seen: {o.identity.describe_with_ids()}")
             if o.expected:

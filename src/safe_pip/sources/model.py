@@ -56,6 +56,9 @@ class LockedPackage:
     local_source: bool = False
     position: int = 0  # the entry's ordinal in the lock (pylock: index into [[packages]])
     marker: str | None = None
+    #: The file the entry is written in when it is not the lock itself (a requirements file
+    #: nested with -r / -c): ``line`` is a line of that file.
+    source: Path | None = None
 
 
 @dataclass(frozen=True)

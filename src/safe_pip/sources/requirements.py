@@ -11,6 +11,7 @@ pip's optparse takes them (``--ha=`` is ``--hash=``).
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 from safe_pip.errors import ConfigError
@@ -105,7 +106,10 @@ def parse_requirements(
                         seen,
                         constraint=constraint or name == "--constraint",
                     )
-                    packages.extend(sub_lock.packages)
+                    packages.extend(
+                        p if p.source is not None else replace(p, source=sub)
+                        for p in sub_lock.packages
+                    )
                     index = index or sub_lock.index
                     extra.extend(sub_lock.extra_indexes)
             continue
