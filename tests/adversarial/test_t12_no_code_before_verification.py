@@ -995,3 +995,25 @@ def test_bytes_that_do_not_match_the_attested_hash_are_refused(attack: Attack) -
     assert files["xee"]["code"] == "refused-unsigned"
     assert run.json()["exit_code"] == 1
     assert not any((env.workdir / "target").iterdir())
+
+
+def test_a_page_that_could_not_be_read_is_named_in_the_json(attack: Attack) -> None:
+    """``zee``'s upstream page answers 503 (no file of it is known, so none can be listed):
+    exit 3, the message names the index host and the project with a fix, and --json says
+    which page could not be read (``could_not_read``: index, host, project, reason, fix)."""
+    env = attack.env
+    env.pub.wheel("zee", "1.0")
+    env.pub.wheel("app", "1.0", requires=["zee"])
+    env.server.faults["/simple/zee/"] = Fault(status=503)
+    run = attack.install("app", "--json")
+    attack.assert_refused(run, "the index 127.0.0.1 could not be read", "zee", codes=(3,))
+    doc = run.json()
+    assert doc["exit_code"] == 3, doc
+    assert doc["files"] == [], doc
+    (page,) = doc["could_not_read"]
+    assert page["project"] == "zee", page
+    assert page["host"] == "127.0.0.1", page
+    assert page["index"] == env.server.index_url, page
+    assert "503" in page["reason"], page
+    assert page["fix"], page
+    assert "fix: check the index URL and your network, then retry" in run.err

@@ -39,6 +39,9 @@ class Outcome:
     sdist_builds: bool = False
     #: files the verifying index left out as younger than the minimum release age
     too_new: list[dict[str, str]] = field(default_factory=list)
+    #: upstream reads that failed (index, host, project, reason, fix) when that is why pip
+    #: could not resolve: no file to name (a page could not be read)
+    could_not_read: list[dict[str, str]] = field(default_factory=list)
 
 
 def _exit_for(verdicts: Sequence[Verdict]) -> int:
@@ -101,6 +104,7 @@ def report_doc(outcome: Outcome, pip: PipArgs) -> dict[str, Any]:
         "pip_exit_code": outcome.pip_exit_code,
         "message": outcome.message,
         "left_out_too_new": outcome.too_new,
+        "could_not_read": outcome.could_not_read,
     }
 
 

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, TextIO
+from typing import TYPE_CHECKING, NamedTuple, TextIO
 
 from safe_pip.errors import (
     EXIT_CONFIG,
@@ -69,6 +69,15 @@ class DeadProxy:
         self._sock.close()
 
 
+class IndexFailure(NamedTuple):
+    """An upstream read of a verifying index that failed (pip was answered 5xx)."""
+
+    upstream: str
+    reason: str
+    fix: str
+    project: str
+
+
 @dataclass
 class VerifyingIndexes:
     """The verifying indexes of one run: ``servers[i]`` fronts ``upstreams[i]``."""
@@ -93,15 +102,16 @@ class VerifyingIndexes:
             u for u, s in zip(self.upstreams, self.servers, strict=True) if s.index.listed(project)
         ]
 
-    def failures(self, project: str | None = None) -> list[tuple[str, str, str]]:
-        """(upstream, reason, fix) of every upstream read that failed (pip was answered 5xx
-        and, for an extra index, would have skipped it), optionally for one project. A read
-        ahead of pip that failed is none: only pip's own request for it counts (read again)."""
+    def failures(self, project: str | None = None) -> list[IndexFailure]:
+        """(upstream, reason, fix, project) of every upstream read that failed (pip was
+        answered 5xx and, for an extra index, would have skipped it), optionally for one
+        project. A read ahead of pip that failed is none: only pip's own request for it counts
+        (read again)."""
         from packaging.utils import canonicalize_name
 
         from safe_pip.store.serials import stale_error
 
-        out: list[tuple[str, str, str]] = []
+        out: list[IndexFailure] = []
         want = canonicalize_name(project) if project else None
         for upstream, server in zip(self.upstreams, self.servers, strict=True):
             for e in list(server.index.log.events):
@@ -117,10 +127,11 @@ class VerifyingIndexes:
                         int(e.get("serial") or 0),
                         int(e.get("previous_serial") or 0),
                     )
-                    out.append((upstream, exc.message, exc.fix or ""))
+                    out.append(IndexFailure(upstream, exc.message, exc.fix or "", name))
                     continue
                 reason = str(e.get("reason") or e.get("event"))
-                out.append((upstream, reason, "check the index URL and your network, then retry"))
+                fix = "check the index URL and your network, then retry"
+                out.append(IndexFailure(upstream, reason, fix, name))
         return out
 
     def too_new(self) -> list[dict[str, str]]:
@@ -421,7 +432,8 @@ def resolve_failed(
     outcome.pip_exit_code = proc.returncode
     failed = indexes.failures()
     if failed:
-        upstream, reason, fix = failed[0]
+        outcome.could_not_read = _could_not_read(failed)
+        upstream, reason, fix, _project = failed[0]
         outcome.message = (
             f"could not check: the index {clean(_host(upstream))} could not be read "
             f"({clean(reason, limit=400)})"
@@ -471,6 +483,26 @@ def resolve_failed(
         outcome.message = f"pip could not resolve the requirements (exit {proc.returncode})"
     err.write(f"safe-pip: {outcome.message}; nothing was installed.\n")
     return EXIT_CONFIG
+
+
+def _could_not_read(failed: Sequence[IndexFailure]) -> list[dict[str, str]]:
+    """The failed upstream reads for the JSON report: one entry per index and project (a
+    page, or a file the index could not read for it), first reason and fix."""
+    from safe_pip.net import redact
+
+    out: dict[tuple[str, str], dict[str, str]] = {}
+    for f in failed:
+        out.setdefault(
+            (f.upstream, f.project),
+            {
+                "index": redact(f.upstream),
+                "host": _host(f.upstream),
+                "project": f.project,
+                "reason": f.reason,
+                "fix": f.fix,
+            },
+        )
+    return list(out.values())
 
 
 def _too_new_for(requirement: str, left_out: list[dict[str, str]]) -> list[dict[str, str]]:
