@@ -1001,3 +1001,37 @@ def test_requirements_lock_constraints_files_are_verified(
         assert location["region"]["startLine"] == 1
         code, out, _ = _run([str(req), "--format", "text"], capsys, trust_root)
         assert "constraints.txt:1" in out
+
+
+def test_requirements_lock_that_switches_off_hash_checking_is_refused(
+    sigstore: TestSigstore,
+    workdir: Path,
+    trust_root: Path,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+) -> None:
+    """``--no-require-hashes`` in a lock (pip 26.2+) lets pip install every dependency the lock
+    does not list, with no hash: ``app``'s dependency ``nosig`` went in unverified while
+    verify, which checks what the lock lists, passed. Such a lock is exit 2, at its line."""
+    with IndexServer(tmp_path / "nidx") as server:
+        pub = Publisher(sigstore, server, tmp_path / "nbuild")
+        app = pub.wheel("app", "1.0", requires=["nosig"])
+        nosig = pub.wheel("nosig", "1.0", signed=False)
+        req = workdir / "requirements.txt"
+        req.write_text(
+            f"--index-url {server.index_url}\n--no-require-hashes\n"
+            f"app==1.0 --hash=sha256:{sha256_file(app)}\n"
+        )
+        version = _pip("--version").stdout.split()[1].split(".")
+        if (int(version[0]), int(version[1])) >= (26, 2):  # the option is pip 26.2's
+            proc = _pip("download", "--no-cache-dir", "-d", str(tmp_path / "dl"), "-r", str(req))
+            assert proc.returncode == 0, proc.stdout + proc.stderr
+            assert nosig.name in {p.name for p in (tmp_path / "dl").iterdir()}
+
+        code, out, err = _run([str(req)], capsys, trust_root)
+        assert code == 2, out + err
+        assert f"{req}:2" in err
+        assert "--no-require-hashes" in err
+        assert "remove" in err
+        req.write_text(req.read_text().replace("--no-require-hashes\n", ""))
+        assert _run([str(req)], capsys, trust_root)[0] == 0

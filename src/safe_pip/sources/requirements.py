@@ -81,6 +81,15 @@ def parse_requirements(
         if not args:
             for name, value in options:
                 value = _expand(value)
+                if name == "--no-require-hashes":
+                    raise ConfigError(
+                        f"{where}: --no-require-hashes: pip (26.2+) then installs every "
+                        "dependency this lock does not list, with no hash, so what it installs "
+                        "is more than what safe-pip can verify here",
+                        fix="remove --no-require-hashes and lock every dependency with its "
+                        "--hash (pip-compile --generate-hashes, uv pip compile "
+                        "--generate-hashes): pip then refuses a dependency the lock does not pin",
+                    )
                 if name == "--index-url":
                     index = value
                 elif name == "--extra-index-url":
