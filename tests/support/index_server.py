@@ -409,6 +409,11 @@ class IndexServer:
         #: (path, status) of every project-page answer, to see the 304s
         self.page_answers: list[tuple[str, int]] = []
         self._modified: dict[tuple[str, str], tuple[str, int]] = {}
+        #: PEP 658/714 core metadata per wheel filename: pages advertise it (JSON
+        #: ``core-metadata`` and ``dist-info-metadata`` with its sha256, HTML
+        #: ``data-core-metadata`` / ``data-dist-info-metadata``) and ``<file URL>.metadata``
+        #: answers these bytes, whatever the wheel itself holds (an index that lies about it).
+        self.core_metadata: dict[str, bytes] = {}
         self._serial = 0
         self._lock = threading.Lock()
         self._digests: dict[tuple[str, int, int], tuple[int, str]] = {}
@@ -594,6 +599,11 @@ class IndexServer:
                     "_version": dist.version,
                 }
             )
+            meta = self.core_metadata.get(dist.filename)
+            if meta is not None:
+                meta_hash: dict[str, str] = {"sha256": hashlib.sha256(meta).hexdigest()}
+                entries[-1]["core-metadata"] = meta_hash
+                entries[-1]["dist-info-metadata"] = meta_hash
         return entries
 
     def _digest(self, path: Path) -> tuple[int, str]:
@@ -673,6 +683,10 @@ class IndexServer:
             prov = f.get("provenance")
             if prov:
                 attrs.append(f'data-provenance="{html.escape(str(prov))}"')
+            meta = f.get("core-metadata")
+            if isinstance(meta, dict):
+                value = html.escape(f"sha256={meta['sha256']}")
+                attrs.append(f'data-core-metadata="{value}" data-dist-info-metadata="{value}"')
             lines.append(f"    <a {' '.join(attrs)}>{html.escape(str(f['filename']))}</a><br />")
         lines += ["  </body>", "</html>", ""]
         return "\n".join(lines).encode()
@@ -767,6 +781,10 @@ def _route(server: IndexServer, raw_path: str, accept: str | None) -> _Reply:
         return _Reply(200, server.project_html(norm), ctype + "; charset=utf-8", headers)
     if len(parts) == 4 and parts[1] in ("files", "provenance"):
         project, filename = parts[2], parts[3]
+        if parts[1] == "files" and filename.endswith(".metadata"):
+            meta = server.core_metadata.get(filename[: -len(".metadata")])
+            if meta is not None:
+                return _Reply(200, meta, "application/octet-stream")
         if "/" in filename or filename.startswith(".") or filename.endswith(_SIDECARS):
             return _Reply(404, b"Not Found\n")
         fpath = server.root / canonicalize_name(project) / filename

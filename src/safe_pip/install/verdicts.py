@@ -118,7 +118,9 @@ def check_items(
     than one index, a project whose page listed files on several of them (as pip saw them)
     is refused as index confusion unless the policy pins it (ADR 0005). ``sdist_builds``:
     sdists are verified (and later built) instead of refused."""
-    from safe_pip.check import direct_url_requirements, direct_url_verdict
+    from packaging.utils import canonicalize_name
+
+    from safe_pip.sources.wheel import check_wheel, is_wheel_name
 
     policy = checker.policy
     allow_sdist = bool(policy.defaults.allow_sdist)
@@ -177,15 +179,18 @@ def check_items(
             )
     for pos, verdict in [*decided.items(), *zip(rest, checked, strict=True)]:
         item = items[pos]
-        if verdict.allowed and item.filename and item.filename.endswith(".whl"):
-            # pip got this wheel from the verifying index, which refuses direct-URL metadata
-            # before pip reads it; checked again on the bytes that will be installed.
-            try:
-                found = direct_url_requirements(wheelhouse / item.filename)
-            except ValueError:
-                found = []  # unreadable: pip's install fails on it; nothing runs
-            if found:
-                verdict = direct_url_verdict(verdict, found)
+        if verdict.allowed and item.filename and is_wheel_name(item.filename):
+            # pip got this wheel from the verifying index, which refuses an invalid wheel and
+            # direct-URL metadata before pip reads it; the same check again on the bytes
+            # that will be installed.
+            _body, refused = check_wheel(
+                verdict,
+                wheelhouse / item.filename,
+                item.filename,
+                canonicalize_name(item.project),
+            )
+            if refused is not None:
+                verdict = refused
         if pos in confused:
             verdict = apply_index_confusion(verdict, item.project, confused[pos], policy)
         verdicts[pos] = verdict

@@ -44,6 +44,7 @@ from packaging.utils import canonicalize_name
 from safe_pip.errors import NetworkError, SafePipError
 from safe_pip.models import Action, FileRef, ReasonCode, Verdict, VerifyStatus
 from safe_pip.policy.rules import too_new_by_upload_time
+from safe_pip.sources.wheel import is_wheel_name
 from safe_pip.text import clean
 
 if TYPE_CHECKING:
@@ -1195,6 +1196,7 @@ class VerifyingIndex:
             403,
             f"{v.filename} refused [{v.code.value}]: {v.reason}",
             fix=v.fix or None,
+            verdict=v,
         )
 
     def fetch(self, entry: Entry) -> Path:
@@ -1320,10 +1322,12 @@ class VerifyingIndex:
             pass
 
     def _check_metadata_or_drop(self, entry: Entry, dest: Path, workdir: Path) -> None:
-        """The last checks before bytes are served: a wheel's metadata (no direct URL
-        dependency), then the history write the verdict depends on (``_commit``)."""
+        """The last checks before bytes are served: a wheel's own metadata
+        (:func:`safe_pip.sources.wheel.check_wheel`: a valid wheel of its project and version,
+        no direct URL dependency), then the history write the verdict depends on
+        (``_commit``)."""
         try:
-            if entry.ref.filename.endswith(".whl"):
+            if is_wheel_name(entry.ref.filename):
                 self._check_metadata(entry, dest)
             self._commit(entry)
         except BaseException:
@@ -1401,30 +1405,17 @@ class VerifyingIndex:
         self.checker.forget_cached_history(norm)
 
     def _check_metadata(self, entry: Entry, path: Path) -> None:
-        """Refuse (403, refused-direct-url-dependency) a wheel whose metadata requires a direct
-        URL: the installer would fetch, and for an sdist or source tree build, that URL with
-        nothing verified. The verdict replaces the cached one, so the refusal is reported."""
-        from safe_pip.check import direct_url_requirements, direct_url_verdict
-
-        try:
-            found = direct_url_requirements(path)
-        except ValueError as exc:
-            raise ServeError(
-                502,
-                f"{entry.ref.filename}: {exc}; refusing to serve it",
-                fix="the file is not a valid wheel",
-                verdict=invalid_wheel_verdict(entry.verdict, str(exc)),
-            ) from None
-        if not found:
+        """Refuse (403) a wheel that is not a valid wheel of its project and version
+        (refused-invalid-wheel: the installer would skip it and quietly take another version)
+        or whose metadata requires a direct URL (refused-direct-url-dependency: the installer
+        would fetch, and for an sdist or source tree build, that URL with nothing verified):
+        the same check as for ``.metadata`` (:meth:`_wheel_metadata`). The verdict replaces
+        the cached one, so the refusal is reported and kept."""
+        _body, refused = self._wheel_metadata(entry, path)
+        if refused is None:
             return
-        refused = replace(entry, verdict=direct_url_verdict(entry.verdict, found))
-        key = (entry.ref.filename, entry.sha256)
-        with self._lock:
-            if key in self._cache:
-                self._cache[key] = refused
-        self._log_decision(refused)
-        denied = self.refusal(refused)
-        assert denied is not None  # a direct-URL verdict is always a refusal
+        denied = self.refusal(self._replace_verdict(entry, refused))
+        assert denied is not None  # check_wheel's verdicts are refusals
         raise denied
 
     def metadata(self, entry: Entry) -> CoreMetadata:
@@ -1580,7 +1571,7 @@ class VerifyingIndex:
                 raise
             return self._replace_verdict(entry, err.verdict), None
         try:
-            body, refused = self._wheel_metadata(entry, dest, project, version)
+            body, refused = self._wheel_metadata(entry, dest)
             if refused is None:
                 self._commit(entry)
                 if not cached:
@@ -1591,20 +1582,14 @@ class VerifyingIndex:
             shutil.rmtree(dest.parent, ignore_errors=True)
         return self._replace_verdict(entry, refused), None
 
-    def _wheel_metadata(
-        self, entry: Entry, path: Path, project: str, version: Version
-    ) -> tuple[bytes, Verdict | None]:
-        """The METADATA of the verified wheel at ``path``, or the refusal it earns."""
-        from safe_pip.check import direct_url_requirements, direct_url_verdict
+    def _wheel_metadata(self, entry: Entry, path: Path) -> tuple[bytes, Verdict | None]:
+        """The METADATA of the verified wheel at ``path``, or the refusal it earns: one check
+        for a file request and a ``.metadata`` request alike (and for ``safe-pip install``'s
+        wheelhouse), :func:`safe_pip.sources.wheel.check_wheel`."""
+        from safe_pip.sources.wheel import check_wheel
 
-        try:
-            body = read_core_metadata(path, project, version)
-            found = direct_url_requirements(path)
-        except ValueError as exc:
-            return b"", invalid_wheel_verdict(entry.verdict, str(exc))
-        if found:
-            return b"", direct_url_verdict(entry.verdict, found)
-        return body, None
+        project = canonicalize_name(entry.ref.project)
+        return check_wheel(entry.verdict, path, entry.ref.filename, project)
 
     def _replace_verdict(self, entry: Entry, verdict: Verdict) -> Entry:
         """``entry`` refused with ``verdict``: replaces the cached entry and is logged."""
@@ -1637,10 +1622,6 @@ class VerifyingIndex:
         )
 
 
-#: The largest METADATA served from a wheel (bytes, decompressed), as ``check`` reads them.
-MAX_CORE_METADATA_BYTES = 4 * 1024 * 1024
-
-
 @dataclass(frozen=True)
 class CoreMetadata:
     """The answer to ``<wheel>.metadata``: the body and the wheel's verdict."""
@@ -1653,77 +1634,18 @@ class CoreMetadata:
 def wheel_version(filename: str, project: str) -> Version:
     """The version of a wheel of ``project`` named ``filename`` (404 when the name is not a
     valid wheel filename of that project: no metadata is served for it)."""
-    from packaging.utils import InvalidWheelFilename, parse_wheel_filename
+    from safe_pip.sources.wheel import wheel_version as parse
 
     try:
-        name, version, _build, _tags = parse_wheel_filename(filename)
-    except InvalidWheelFilename:
-        raise ServeError(404, f"{filename} is not a valid wheel filename") from None
-    if canonicalize_name(name) != project:
-        raise ServeError(404, f"{filename} is not a wheel of {project}")
-    return version
+        return parse(filename, project)
+    except ValueError as exc:
+        raise ServeError(404, str(exc)) from None
 
 
 def stand_in_metadata(project: str, version: Version) -> bytes:
     """The core metadata served for a refused wheel: built from the page's project name and
     the validated filename's version only (both can hold no newline), nothing of the file."""
     return f"Metadata-Version: 2.1\nName: {project}\nVersion: {version}\n\n".encode()
-
-
-def read_core_metadata(path: Path, project: str, version: Version) -> bytes:
-    """The bytes of the one ``<name>-<version>.dist-info/METADATA`` of the wheel at ``path``,
-    checked the way an installer relies on them: exactly one top-level ``.dist-info``
-    directory, named for ``project``; one METADATA entry, at most 4 MiB, UTF-8; exactly one
-    ``Name`` (``project``) and one ``Version`` (``version``). Raises ValueError saying what
-    is wrong. Reads the zip only: no code of the wheel runs."""
-    import email.parser
-    import zipfile
-
-    from packaging.version import InvalidVersion
-    from packaging.version import Version as _Version
-
-    try:
-        with zipfile.ZipFile(path) as zf:
-            names = zf.namelist()
-            infos = sorted(
-                {
-                    n.split("/", 1)[0]
-                    for n in names
-                    if n.split("/", 1)[0].lower().endswith(".dist-info")
-                }
-            )
-            if len(infos) != 1:
-                raise ValueError(
-                    f"it has {len(infos)} top-level .dist-info directories (a wheel has one)"
-                )
-            info = infos[0]
-            if canonicalize_name(info[: -len(".dist-info")].rsplit("-", 1)[0]) != project:
-                raise ValueError(f"its metadata directory {info} is not named for {project}")
-            member = f"{info}/METADATA"
-            if names.count(member) != 1:
-                raise ValueError(f"it has {names.count(member)} {member} entries (needs one)")
-            with zf.open(member) as fh:
-                data = fh.read(MAX_CORE_METADATA_BYTES + 1)
-    except (OSError, zipfile.BadZipFile, RuntimeError, NotImplementedError, EOFError) as exc:
-        raise ValueError(f"its metadata cannot be read ({exc})") from None
-    if len(data) > MAX_CORE_METADATA_BYTES:
-        raise ValueError(f"its {member} is larger than 4 MiB")
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError:
-        raise ValueError(f"its {member} is not UTF-8") from None
-    msg = email.parser.Parser().parsestr(text, headersonly=True)
-    names_given = [str(v).strip() for v in msg.get_all("Name") or []]
-    if len(names_given) != 1 or canonicalize_name(names_given[0]) != project:
-        raise ValueError(f"its METADATA names the project {names_given!r}, not {project!r}")
-    versions = [str(v).strip() for v in msg.get_all("Version") or []]
-    try:
-        same = len(versions) == 1 and _Version(versions[0]) == version
-    except InvalidVersion:
-        same = False
-    if not same:
-        raise ValueError(f"its METADATA gives the version {versions!r}, not {str(version)!r}")
-    return data
 
 
 def hash_mismatch_verdict(verdict: Verdict, why: str) -> Verdict:
@@ -1743,26 +1665,6 @@ def hash_mismatch_verdict(verdict: Verdict, why: str) -> Verdict:
             "find out why the index serves other bytes than it lists (a mirror or proxy "
             "altering files, or a file replaced upstream) before installing it; a retry "
             "fetches the file again"
-        ),
-    )
-
-
-def invalid_wheel_verdict(verdict: Verdict, why: str) -> Verdict:
-    """``verdict`` turned into refused-invalid-wheel: the file is not a valid wheel of the
-    project and version its name and the page claim (``why``)."""
-    return replace(
-        verdict,
-        action=Action.REFUSE,
-        code=ReasonCode.REFUSED_INVALID_WHEEL,
-        reason=(
-            f"not a valid wheel of {verdict.project} {verdict.version}: {clean(why, limit=300)};"
-            " an installer would skip it and quietly take another version, or install "
-            f"metadata that does not match its name (the file itself: {verdict.reason})"
-        ),
-        rule="wheel metadata",
-        fix=(
-            f"ask the publisher of {verdict.project} to publish a valid wheel; pin another "
-            "version meanwhile"
         ),
     )
 
