@@ -251,7 +251,17 @@ class Checker:
 
         if _is_pypi(index_url):
             return fetch_provenance(self.http, replace(ref, index=index_url, provenance_url=None))
-        page = self.project_page(index_url, ref.project)  # once per run, not once per file
+        from safe_pip.net import ProjectNotFound
+
+        try:
+            page = self.project_page(index_url, ref.project)  # once per run, not once per file
+        except ProjectNotFound:
+            # The provenance index has no such project (404), so no provenance for this file:
+            # the same answer as its page listing the project without the file, and as index
+            # history reads the 404 (_history_page). Never could-not-check: no retry changes
+            # it, and whether a file of a project only on another index is allowed must not
+            # depend on whether the provenance index happens to list anything for the name.
+            return None
         if page.serves_provenance is False:
             with self._history_lock:
                 self._serves_none.add(index_url)
