@@ -98,3 +98,74 @@ def test_an_unsigned_file_the_provenance_index_does_not_know_is_judged_as_unsign
     assert refused == [("0.9", "refused-attestation-downgrade")], run.text
     assert "could-not-check" not in run.text, run.text
     assert not (two.env.workdir / "target" / "yee").exists()
+
+
+def test_every_request_order_gives_the_same_answers(two: Two, tmp_path: Path) -> None:
+    """The verifying indexes of one install run (one checker, both indexes in front of their
+    upstreams, the provenance index named) asked in every order for yee's page on both indexes
+    and for both wheels' ``.metadata``: each request gets the same answer in every order (the
+    signed 1.0's own METADATA; a stand-in for the refused 0.9, a refusal, never a 503)."""
+    import hashlib
+    import itertools
+    import urllib.error
+    import urllib.request
+
+    from safe_pip.check import Checker
+    from safe_pip.serve import RunningServer, start_server
+    from test_serve import make_checker
+
+    env = two.env
+    wheels = {v: two.extra.root / "yee" / f"yee-{v}-py3-none-any.whl" for v in ("0.9", "1.0")}
+    sha = {v: hashlib.sha256(p.read_bytes()).hexdigest() for v, p in wheels.items()}
+
+    def get(url: str) -> str:
+        try:
+            body = urllib.request.urlopen(url, timeout=60).read()
+        except urllib.error.HTTPError as exc:
+            return f"HTTP {exc.code}"
+        if not url.endswith(".metadata"):
+            return "page"
+        return "own" if b"Summary: Tiny test distribution" in body else body.decode()
+
+    def start(checker: Checker, upstream: str) -> RunningServer:
+        return start_server(
+            checker,
+            upstream,
+            mode="block",
+            lazy=True,
+            record=False,
+            core_metadata=True,
+            read_ahead=True,
+            watch_policy=False,
+        )
+
+    answers: dict[str, set[str]] = {}
+    steps = ("first-page", "extra-page", "meta-0.9", "meta-1.0")
+    for n, order in enumerate(itertools.permutations(steps)):
+        checker = make_checker(
+            env.trust_root, tmp_path / f"home{n}", two.provenance.index_url, None
+        )
+        try:
+            with (
+                start(checker, env.server.index_url) as first,
+                start(checker, two.extra.index_url) as extra,
+            ):
+                urls = {
+                    "first-page": f"{first.index_url}yee/",
+                    "extra-page": f"{extra.index_url}yee/",
+                    **{
+                        f"meta-{v}": f"{extra.url}/files/yee/{sha[v]}/{p.name}.metadata"
+                        for v, p in wheels.items()
+                    },
+                }
+                for step in order:
+                    answers.setdefault(step, set()).add(get(urls[step]))
+        finally:
+            assert checker.store is not None
+            checker.store.close()
+    assert answers == {
+        "first-page": {"HTTP 404"},
+        "extra-page": {"page"},
+        "meta-0.9": {"Metadata-Version: 2.1\nName: yee\nVersion: 0.9\n\n"},  # a stand-in
+        "meta-1.0": {"own"},
+    }, answers
