@@ -518,3 +518,43 @@ def test_hook_switches_off_uvs_pytorch_index(world: World) -> None:
     r = world.safe_pip("install", "--user", "--index-url", world.serve.index_url)
     assert r.returncode == 2, r.stdout + r.stderr
     assert "UV_TORCH_BACKEND" in r.stderr
+
+
+@pytest.mark.slow
+def test_hook_status_names_a_projects_uv_sources(world: World) -> None:
+    """A project's ``[tool.uv.sources]`` (a git, URL or path source per package) takes the
+    package from there, not from the hooked serve: real ``uv sync`` installed the attacker's
+    unsigned alpha 3.0 by URL while ``status`` in the project listed no source that remains. No
+    configuration can switch it off; status names it now."""
+    r = world.safe_pip("install", "--user", "--index-url", world.serve.index_url)
+    assert r.returncode == 0, r.stdout + r.stderr
+    try:
+        project = world.tmp / "project"
+        project.mkdir()
+        wheel = "alpha-3.0-py3-none-any.whl"
+        (project / "pyproject.toml").write_text(
+            '[project]\nname = "app"\nversion = "0"\ndependencies = ["alpha"]\n'
+            f'[tool.uv.sources]\nalpha = {{ url = "{world.evil.file_url("alpha", wheel)}" }}\n'
+        )
+
+        def run(*args: str) -> subprocess.CompletedProcess[str]:
+            return subprocess.run(
+                list(args),
+                capture_output=True,
+                text=True,
+                env=world.env,
+                cwd=project,
+                timeout=300,
+                check=False,
+            )
+
+        r = run(str(UV), "sync", "--python", sys.executable)
+        assert r.returncode == 0, r.stdout + r.stderr  # uv took it around serve
+        assert list(project.glob(".venv/lib/python*/site-packages/alpha-3.0.dist-info"))
+        r = run(sys.executable, "-m", "safe_pip", "hook", "status", "--user", "--json")
+        # (the exit code speaks for pip, which this source does not reach)
+        remaining = json.loads(r.stdout)["remaining_sources"]
+        assert [(s["tool"], s["key"]) for s in remaining] == [("uv", "sources")]
+        assert wheel in remaining[0]["value"]
+    finally:
+        assert world.safe_pip("uninstall", "--user").returncode == 0

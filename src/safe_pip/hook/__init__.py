@@ -56,7 +56,8 @@ PIP_ENV = (
     "PIP_ISOLATED",
 )
 #: uv settings (top level and in [pip]) that add a source (``torch-backend``: uv takes every
-#: PyTorch-ecosystem package from download.pytorch.org instead of the configured index).
+#: PyTorch-ecosystem package from download.pytorch.org instead of the configured index;
+#: ``sources``: a project's ``[tool.uv.sources]``, a git, URL or path source per package).
 UV_SOURCE_KEYS = (
     "index",
     "index-url",
@@ -64,6 +65,7 @@ UV_SOURCE_KEYS = (
     "find-links",
     "no-index",
     "torch-backend",
+    "sources",
 )
 UV_ENV = (
     "UV_INDEX",
