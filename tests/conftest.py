@@ -16,15 +16,21 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import settings
+from hypothesis import HealthCheck, settings
 
 from support.postgres import PostgresServer, find_bindir
 from support.sigstore_ca import TestSigstore
 
 # Property tests draw the same examples on every run (seeded from each test): CI runs once, and
-# a rare example that fails must fail here first, not flake there. Loaded before any test module
-# is imported, so @settings on a test inherits it.
-settings.register_profile("safe-pip-deterministic", derandomize=True)
+# a rare example that fails must fail here first, not flake there. Nor does the machine's load
+# decide: no per-example deadline, no "data generation too slow" health check. Loaded before any
+# test module is imported, so @settings on a test inherits it.
+settings.register_profile(
+    "safe-pip-deterministic",
+    derandomize=True,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
 settings.load_profile("safe-pip-deterministic")
 
 _LOOPBACK_NAMES = {"localhost", "localhost.localdomain", "ip6-localhost", ""}
