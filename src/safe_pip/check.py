@@ -453,7 +453,9 @@ class Checker:
         """Verify the provenance of the project's ``index-history-depth`` most recently
         published releases on the index (by the index's upload-time; by version where the
         page gives none), one file per release, each placed in the sequence at its
-        attestation's transparency-log time (else its upload-time).
+        attestation's transparency-log time (else its upload-time), plus the anchor: the most
+        recent release uploaded longer ago than ``index-history-anchor-age`` (ADR 0012
+        "Anchor"), so a burst of new releases cannot push the earlier publisher out.
 
         A release whose provenance does not verify proves nothing either way and is left
         out; one that cannot be fetched makes the history unreadable (could not check).
@@ -488,7 +490,18 @@ class Checker:
             ):
                 continue
             by_version.setdefault(v, []).append(f)
-        picks = [(str(v), by_version[v]) for v in _most_recent(by_version, depth)]
+        recent = _most_recent(by_version, depth)
+        anchor_age = self.policy.defaults.index_history_anchor_age
+        anchor = _anchor(by_version, self.now - anchor_age) if anchor_age > timedelta(0) else None
+        if anchor is not None:
+            version, old_files = anchor
+            # ADR 0012 "Anchor": the window also holds the most recent release uploaded before
+            # the anchor age, read from its files uploaded then (a file added to that release
+            # later, e.g. by whoever took the project over, is not what anchors it)
+            by_version[version] = old_files
+            if version not in recent:
+                recent.append(version)
+        picks = [(str(v), by_version[v]) for v in recent]
         return ProjectHistory(name, self._read_releases(name, picks, index))
 
     def _read_releases(
@@ -909,6 +922,28 @@ def _most_recent(by_version: dict[Version, list[FileRef]], depth: int) -> list[V
     if len(times) == len(by_version):
         return sorted(by_version, key=lambda v: (times[v], v), reverse=True)[:depth]
     return sorted(by_version, reverse=True)[:depth]
+
+
+def _anchor(
+    by_version: dict[Version, list[FileRef]], before: datetime
+) -> tuple[Version, list[FileRef]] | None:
+    """The index-history window's anchor (ADR 0012 "Anchor"): the most recently published
+    release whose files uploaded before ``before`` (by the index's upload-time) include one
+    listed with provenance, else the most recently published such release at all, with those
+    files only. None when no release was uploaded before then; a release whose files carry
+    no upload-time (a PEP 503 page) cannot be anchored."""
+    old: dict[Version, tuple[datetime, list[FileRef]]] = {}
+    for v, files in by_version.items():
+        dated = [(t, f) for f, t in ((f, _upload_time(f)) for f in files) if t is not None]
+        kept = [f for t, f in dated if t < before]
+        if kept:
+            old[v] = (min(t for t, _ in dated), kept)
+    if not old:
+        return None
+    signed = [v for v, (_, files) in old.items() if any(f.provenance_url for f in files)]
+    pool = signed or list(old)
+    best = max(pool, key=lambda v: (old[v][0], v))
+    return best, old[best][1]
 
 
 def _upload_time(f: FileRef) -> datetime | None:

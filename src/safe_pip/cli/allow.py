@@ -268,6 +268,7 @@ def policy_to_json(policy: Policy, today: date) -> dict[str, Any]:
             "on-attestation-downgrade": d.on_attestation_downgrade,
             "allow-sdist": d.allow_sdist,
             "index-history-depth": d.index_history_depth,
+            "index-history-anchor-age": format_duration(d.index_history_anchor_age),
             "min-release-age": format_duration(d.min_release_age),
             "on-unknown-release-age": d.on_unknown_release_age,
             "on-build-context-change": d.on_build_context_change,
@@ -348,6 +349,7 @@ def run_list(args: argparse.Namespace) -> int:
         f"on-publisher-change={d.on_publisher_change} "
         f"on-attestation-downgrade={d.on_attestation_downgrade} "
         f"allow-sdist={str(d.allow_sdist).lower()} index-history-depth={d.index_history_depth} "
+        f"index-history-anchor-age={format_duration(d.index_history_anchor_age)} "
         f"min-release-age={format_duration(d.min_release_age)} "
         f"on-unknown-release-age={d.on_unknown_release_age} "
         f"on-build-context-change={d.on_build_context_change}"
@@ -534,7 +536,8 @@ def _register_defaults(
         "Values: true/false for require-attestation, trust-on-first-use, allow-sdist; "
         "error/warn for on-publisher-change, on-attestation-downgrade, on-unknown-release-age; "
         "an integer 0-100 for index-history-depth; days or hours (3d, 36h, 0) for "
-        "min-release-age. Without KEY=VALUE, print the current defaults.",
+        "min-release-age and index-history-anchor-age. Without KEY=VALUE, print the current "
+        "defaults.",
     )
     p.add_argument("settings", metavar="KEY=VALUE", nargs="*", help="defaults to set")
     p.set_defaults(func=run_defaults)
@@ -576,6 +579,7 @@ def run_defaults(args: argparse.Namespace) -> int:
             ("on-attestation-downgrade", d.on_attestation_downgrade),
             ("allow-sdist", d.allow_sdist),
             ("index-history-depth", d.index_history_depth),
+            ("index-history-anchor-age", format_duration(d.index_history_anchor_age)),
             ("min-release-age", format_duration(d.min_release_age)),
             ("on-unknown-release-age", d.on_unknown_release_age),
         ):

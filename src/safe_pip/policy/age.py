@@ -29,6 +29,9 @@ from typing import Literal
 
 #: The built-in minimum release age (see the module docstring for the reasoning).
 DEFAULT_MIN_RELEASE_AGE = timedelta(days=3)
+#: ``index-history-anchor-age`` (ADR 0012 "Anchor"): the index-history window also holds the
+#: most recent release uploaded longer ago than this
+DEFAULT_INDEX_HISTORY_ANCHOR_AGE = timedelta(days=30)
 #: Longer than this is surely a typo (a year).
 MAX_MIN_RELEASE_AGE = timedelta(days=366)
 

@@ -32,7 +32,12 @@ from packaging.utils import canonicalize_name
 
 from safe_pip.errors import ConfigError
 from safe_pip.models import GITHUB, GITLAB, GOOGLE, PublisherIdentity
-from safe_pip.policy.age import DEFAULT_MIN_RELEASE_AGE, format_duration, parse_duration
+from safe_pip.policy.age import (
+    DEFAULT_INDEX_HISTORY_ANCHOR_AGE,
+    DEFAULT_MIN_RELEASE_AGE,
+    format_duration,
+    parse_duration,
+)
 
 POLICY_FILENAME = "safe-pip.toml"
 PYPROJECT_FILENAME = "pyproject.toml"
@@ -55,6 +60,10 @@ class Defaults:
     on_attestation_downgrade: OnChange = "error"
     allow_sdist: bool = False
     index_history_depth: int = 5  # how many earlier releases to read on first sight
+    # ADR 0012 "Anchor": the window also holds the most recent release published (by the
+    # index's upload-time) longer ago than this, so a burst of new releases cannot push every
+    # release of the earlier publisher out of it; 0 disables
+    index_history_anchor_age: timedelta = DEFAULT_INDEX_HISTORY_ANCHOR_AGE
     # docs/policy.md "Release age": files younger than this are refused-too-new
     min_release_age: timedelta = DEFAULT_MIN_RELEASE_AGE
     on_unknown_release_age: OnChange = "error"  # a file whose age nobody vouches for
@@ -543,6 +552,7 @@ DEFAULT_KEYS: dict[str, str] = {
     "on-attestation-downgrade": "on_attestation_downgrade",
     "allow-sdist": "allow_sdist",
     "index-history-depth": "index_history_depth",
+    "index-history-anchor-age": "index_history_anchor_age",
     "min-release-age": "min_release_age",
     "on-unknown-release-age": "on_unknown_release_age",
     "on-build-context-change": "on_build_context_change",
@@ -560,11 +570,12 @@ _CHANGE_DEFAULTS = {
     "on-unknown-release-age",
     "on-build-context-change",
 }
+_DURATION_DEFAULTS = {"min-release-age", "index-history-anchor-age"}
 #: How each [defaults] key is written on the command line (``allow defaults KEY=VALUE``).
 DEFAULT_KINDS: dict[str, str] = {
     k: "bool"
     if k in _BOOL_DEFAULTS
-    else ("choice" if k in _CHANGE_DEFAULTS else ("duration" if k == "min-release-age" else "int"))
+    else ("choice" if k in _CHANGE_DEFAULTS else ("duration" if k in _DURATION_DEFAULTS else "int"))
     for k in DEFAULT_KEYS
 }
 MAX_INDEX_HISTORY_DEPTH = 100
@@ -644,8 +655,8 @@ def _parse_defaults(raw: object, err: _Errors) -> Defaults:
                 "defaults",
                 key,
             )
-        elif key == "min-release-age":
-            value = _release_age(value, "defaults.min-release-age", err, ("defaults", key))
+        elif key in _DURATION_DEFAULTS:
+            value = _release_age(value, f"defaults.{key}", err, ("defaults", key))
         values[DEFAULT_KEYS[key]] = value
     return Defaults(**values)
 
