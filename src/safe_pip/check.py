@@ -508,14 +508,21 @@ class Checker:
         self, name: str, releases: Sequence[tuple[str, Sequence[FileRef]]], index: str
     ) -> tuple[HistoryRecord, ...]:
         """The history records of earlier releases: ONE provenance read per release (its
-        publisher is what counts; a file the index lists with provenance first, then a
-        wheel), the releases read in parallel. Order is kept; a release whose provenance does
-        not verify is left out; the first release that cannot be read raises (could not
-        check). A release is attested when any of its files is: an unsigned file added to an
-        attested release later (a stolen upload token) must not make it read as unsigned."""
+        publisher is what counts; a file the index lists with provenance first, the one it
+        says was uploaded first among those, then a wheel), the releases read in parallel.
+        Order is kept; a release whose provenance does not verify is left out; the first
+        release that cannot be read raises (could not check). A release is attested when any
+        of its files is: an unsigned file added to an attested release later (a stolen upload
+        token) must not make it read as unsigned. And a release is read through its EARLIEST
+        upload: a publisher who took the project over and added a signed wheel whose name
+        sorts first (``py2.py3``) to each earlier release must not make those releases read
+        as theirs (the window would then be one continuous new publisher). The index sets
+        upload-time; an uploader cannot back-date it. A file without one comes last."""
+        from safe_pip.policy.age import parse_upload_time
 
-        def preference(f: FileRef) -> tuple[bool, bool, str]:
-            return (not f.provenance_url, not f.filename.endswith(".whl"), f.filename)
+        def preference(f: FileRef) -> tuple[bool, datetime, bool, str]:
+            uploaded = parse_upload_time(f.upload_time) or _NO_UPLOAD_TIME
+            return (not f.provenance_url, uploaded, not f.filename.endswith(".whl"), f.filename)
 
         picks = [
             (version, sorted(files, key=preference)[0]) for version, files in releases if files
@@ -886,6 +893,10 @@ def _could_not_check(
         identity=result.identity,
         fix=fix,
     )
+
+
+# sorts after every real upload-time (a file whose index gives none is read last)
+_NO_UPLOAD_TIME = datetime.max.replace(tzinfo=timezone.utc)
 
 
 def _history_unreadable(

@@ -164,3 +164,36 @@ def test_the_real_cli_verify_refuses_the_burst(env: Env) -> None:
     )
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert '"refused-publisher-change"' in proc.stdout, proc.stdout + proc.stderr
+
+
+@pytest.mark.parametrize("anchor_age", [None, "0"], ids=["anchor-default-30d", "anchor-off"])
+def test_signed_wheels_added_to_earlier_releases_do_not_take_them_over(
+    env: Env, anchor_age: str | None
+) -> None:
+    """A young project (every release within the anchor age, so no anchor helps): acme's
+    1.0-1.3 (20-17 days ago). Whoever takes it over adds a wheel signed by their own
+    publisher to each of them, named to sort first (``py2.py3-none-any``), and publishes 1.4.
+    Each earlier release is read through its earliest upload (acme's), so 1.4 is a change
+    (refused-publisher-change). Read through the first file by name, the window was the
+    attacker's five times over: verified-known, exit 0."""
+    now = datetime.now(timezone.utc)
+    for i in range(4):
+        when = now - timedelta(days=20 - i)
+        env.pub.wheel("alpha", f"1.{i}", identity=ACME, signed_at=when, uploaded_at=when)
+    takeover = now - timedelta(days=7)
+    for i in range(4):
+        env.pub.wheel(
+            "alpha",
+            f"1.{i}",
+            identity=EVIL,
+            signed_at=takeover,
+            uploaded_at=takeover,
+            tag="py2.py3-none-any",
+        )
+    wheel = env.pub.wheel("alpha", "1.4", identity=EVIL, signed_at=takeover, uploaded_at=takeover)
+    lock = env.workdir / "pylock.toml"
+    lock.write_text(pylock(env.server, "alpha", "1.4", [wheel]), encoding="utf-8")
+    run, files = verify(env, lock, *_policy(env, anchor_age))
+    assert [f["code"] for f in files] == ["refused-publisher-change"], run.out + run.err
+    assert run.code == 1, run.out + run.err
+    assert "GitHub acme/alpha" in str(files[0]["reason"]), files[0]["reason"]
