@@ -197,3 +197,18 @@ def test_signed_wheels_added_to_earlier_releases_do_not_take_them_over(
     assert [f["code"] for f in files] == ["refused-publisher-change"], run.out + run.err
     assert run.code == 1, run.out + run.err
     assert "GitHub acme/alpha" in str(files[0]["reason"]), files[0]["reason"]
+
+
+def test_allow_learn_withholds_the_burst(env: Env) -> None:
+    """``allow learn`` writes a project with one publisher straight into the policy. Its own
+    listing reads the releases before the one in use by version, but what it writes is
+    checked against the checker's history, the anchor included: the burst is a contradiction,
+    withheld (exit 1), and the attacker's publisher is not written."""
+    _burst(env, ACME, EVIL, first_age=60)
+    req = env.workdir / "requirements.txt"
+    req.write_text("alpha==1.6\n", encoding="utf-8")
+    policy = env.workdir / "learned.toml"
+    run = env.cli("allow", "learn", "-r", str(req), *env.args(), "--policy", str(policy))
+    assert run.code == 1, run.text
+    assert "contradicts history alpha" in run.err, run.err
+    assert not policy.exists() or "evil/alpha" not in policy.read_text(encoding="utf-8")
