@@ -518,10 +518,9 @@ class Checker:
         sorts first (``py2.py3``) to each earlier release must not make those releases read
         as theirs (the window would then be one continuous new publisher). The index sets
         upload-time; an uploader cannot back-date it. A file without one comes last."""
-        from safe_pip.policy.age import parse_upload_time
 
         def preference(f: FileRef) -> tuple[bool, datetime, bool, str]:
-            uploaded = parse_upload_time(f.upload_time) or _NO_UPLOAD_TIME
+            uploaded = _upload_time(f) or _NO_UPLOAD_TIME
             return (not f.provenance_url, uploaded, not f.filename.endswith(".whl"), f.filename)
 
         picks = [
