@@ -106,6 +106,24 @@ def _duplicated_metadata(wheel: Path) -> None:
             zf.writestr("inv-2.0.dist-info/METADATA", b"Name: inv\nVersion: 1.0\n")
 
 
+def _broken_deflate(wheel: Path) -> None:
+    """Store the METADATA deflated and break its deflate stream (zipfile raises zlib.error,
+    which is no OSError or BadZipFile: the check once let it escape as an error)."""
+    with zipfile.ZipFile(wheel) as zf:
+        members = [(info, zf.read(info)) for info in zf.infolist()]
+    with zipfile.ZipFile(wheel, "w") as zf:
+        for info, data in members:
+            info.compress_type = zipfile.ZIP_DEFLATED
+            zf.writestr(info, data + (b"Summary: x\n" * 200 if info.filename == _META else b""))
+    raw = bytearray(wheel.read_bytes())
+    with zipfile.ZipFile(wheel) as zf:
+        info = zf.getinfo(_META)
+    start = info.header_offset + 30 + len(info.filename.encode()) + len(info.extra)
+    for i in range(start + 2, start + 12):
+        raw[i] ^= 0xFF
+    wheel.write_bytes(bytes(raw))
+
+
 _META = "inv-2.0.dist-info/METADATA"
 
 #: How a signed wheel's METADATA (or .dist-info) can disagree with its name ``inv-2.0``.
@@ -126,6 +144,7 @@ _INVALID: dict[str, dict[str, bytes | None]] = {
     "huge": {_META: _HUGE},
     "not-utf8": {_META: b"Name: inv\nVersion: 2.0\nSummary: \xff\xfe\n"},
     "duplicated": {},  # see _duplicated_metadata
+    "broken-deflate": {},  # see _broken_deflate
 }
 
 
@@ -142,6 +161,8 @@ def test_pip_behind_serve_never_takes_another_version_for_an_invalid_wheel(
     wheel = build_wheel(lab.tmp / "evil-build", "inv", "2.0")
     if case == "duplicated":
         _duplicated_metadata(wheel)
+    elif case == "broken-deflate":
+        _broken_deflate(wheel)
     else:
         _rewrite_wheel(wheel, _INVALID[case])
     lab.upload_signed(wheel, "inv")

@@ -257,7 +257,7 @@ def _requires_python(path: Path) -> str | None:
                     msg = email.parser.Parser().parsestr(text, headersonly=True)
                     value = msg.get("Requires-Python")
                     return str(value) if value else None
-    except (zipfile.BadZipFile, OSError, KeyError):
+    except (zipfile.BadZipFile, zlib.error, OSError, KeyError):
         return None
     return None
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import email.parser
 import zipfile
+import zlib
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -47,7 +48,16 @@ __all__ = [
 #: The largest METADATA read from a wheel (bytes, decompressed); a wheel's is a few kB.
 MAX_CORE_METADATA_BYTES = 4 * 1024 * 1024
 
-_ZIP_ERRORS = (OSError, zipfile.BadZipFile, RuntimeError, NotImplementedError, EOFError)
+# what zipfile raises on a damaged archive: a broken deflate stream is zlib.error, which is
+# no OSError (a signed wheel can carry one: its signer made it)
+_ZIP_ERRORS = (
+    OSError,
+    zipfile.BadZipFile,
+    zlib.error,
+    RuntimeError,
+    NotImplementedError,
+    EOFError,
+)
 
 
 def is_wheel_name(filename: str) -> bool:
